@@ -1,0 +1,79 @@
+"""dwi_toolkit: diffusion-weighted MRI of the lumbar nerve roots (L1–S1).
+
+Load DWI from DICOM or NIfTI, fit ADC (and IVIM/DTI), place nerve-root ROIs, compare the
+symptomatic with the asymptomatic side, and report.
+
+Units: b-values in s/mm², diffusivities in mm²/s (displayed as ×10⁻³ mm²/s), world coordinates
+in RAS+ mm, affines 4×4 voxel → RAS+ mm.
+
+The names below are imported lazily, so ``import dwi_toolkit`` stays fast and never pulls in
+matplotlib, pydicom or dipy.
+
+Examples
+--------
+>>> import dwi_toolkit as dt
+>>> dt.__version__
+'0.1.0'
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from ._version import __version__
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+#: Public name -> module that defines it (imported on first access).
+_LAZY = {
+    # core
+    "DWISeries": "dwi_toolkit.core.image",
+    "ParameterMap": "dwi_toolkit.core.image",
+    # io
+    "load_dwi": "dwi_toolkit.io.loading",
+    "save_dwi": "dwi_toolkit.io.nifti",
+    "save_map": "dwi_toolkit.io.nifti",
+    "load_map": "dwi_toolkit.io.nifti",
+    "find_dwi_series": "dwi_toolkit.io.dicom",
+    "load_scanner_adc": "dwi_toolkit.io.dicom",
+    "load_rois": "dwi_toolkit.io.rois",
+    "load_clinical": "dwi_toolkit.io.clinical",
+    # models
+    "fit_adc": "dwi_toolkit.models.adc",
+    "ADCFit": "dwi_toolkit.models.adc",
+    "AdcModel": "dwi_toolkit.models.adc",
+    "fit_ivim": "dwi_toolkit.models.ivim",
+    "IVIMFit": "dwi_toolkit.models.ivim",
+    "fit_dti": "dwi_toolkit.models.dti",
+    "DTIFit": "dwi_toolkit.models.dti",
+    # roi
+    "RootROI": "dwi_toolkit.roi.model",
+    "RoiSet": "dwi_toolkit.roi.model",
+    "mirror_roi": "dwi_toolkit.roi.mirror",
+    # analysis
+    "roi_stats": "dwi_toolkit.analysis.roi_stats",
+    "compare_sides": "dwi_toolkit.analysis.compare",
+    # clinical
+    "assess_indication": "dwi_toolkit.clinical.indication",
+    "assess_entrapment": "dwi_toolkit.clinical.entrapment",
+    # reporting
+    "Report": "dwi_toolkit.reporting.report",
+}
+
+__all__ = ["__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'dwi_toolkit' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

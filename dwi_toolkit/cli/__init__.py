@@ -1,0 +1,1 @@
+"""The ``dwi-toolkit`` command line: a thin layer over the public API."""

@@ -1,0 +1,1 @@
+"""One module per ``dwi-toolkit`` subcommand, each with ``add_parser(subparsers, add_common)``."""

@@ -1,0 +1,73 @@
+"""``dwi-toolkit info PATH``: describe a DWI series without patient identifiers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+
+def add_parser(sub, add_common) -> None:
+    p = sub.add_parser(
+        "info",
+        help="describe a DWI series (shape, voxel size, orientation, b-values, shells)",
+        description="Describe a DWI series: shape, voxel size, orientation, b-values/shells and "
+        "directions per shell. Never prints patient identifiers.",
+    )
+    p.add_argument("path", help="NIfTI file (with .bval/.bvec beside it), DICOM file or folder")
+    p.add_argument("--bvals", help="b-value file when not beside the NIfTI")
+    p.add_argument("--bvecs", help="b-vector file when not beside the NIfTI")
+    p.add_argument("--series-uid", help="DICOM: which series to describe when several are present")
+    p.add_argument("--b0-threshold", type=float, default=50.0, help="s/mm^2 (default 50)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_common(p)
+    p.set_defaults(func=run)
+
+
+def describe(series) -> dict:
+    """Facts about a series as a JSON-ready dict (no patient identifiers)."""
+    shells = []
+    for sh in series.shells:
+        vecs = series.bvecs[list(sh.indices)]
+        dirs = {tuple(np.round(v, 3)) for v in vecs if np.linalg.norm(v) > 0}
+        shells.append({"bval": round(sh.bval, 3), "n_volumes": sh.n_volumes, "n_directions": len(dirs)})
+    meta = series.meta
+    return {
+        "shape": list(series.shape),
+        "voxel_size_mm": [round(float(v), 4) for v in series.voxel_sizes],
+        "orientation": series.orientation,
+        "slice_orientation": series.slice_orientation,
+        "dtype": str(series.data.dtype),
+        "bvals": [round(float(b), 4) for b in series.bvals],
+        "b0_threshold": series.b0_threshold,
+        "shells": shells,
+        "affine": np.round(series.affine, 4).tolist(),
+        **{k: meta[k] for k in ("Manufacturer", "ManufacturersModelName", "MagneticFieldStrength",
+                                 "SeriesDescription", "EchoTime", "RepetitionTime",
+                                 "PhaseEncodingDirection", "PatientPosition") if k in meta},
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...io.loading import load_dwi
+
+    series = load_dwi(args.path, bvals=args.bvals, bvecs=args.bvecs, series_uid=args.series_uid,
+                      b0_threshold=args.b0_threshold)
+    facts = describe(series)
+    if args.json:
+        print(json.dumps(facts, indent=2))
+        return 0
+    print(f"path:         {args.path}")
+    print(f"shape:        {tuple(facts['shape'])} (X, Y, Z, volumes)")
+    print(f"voxel size:   {' x '.join(f'{v:g}' for v in facts['voxel_size_mm'])} mm")
+    print(f"orientation:  {facts['orientation']} ({facts['slice_orientation']} slices)")
+    print(f"b0 threshold: {facts['b0_threshold']:g} s/mm^2")
+    print("shells:       b (s/mm^2)  volumes  directions")
+    for sh in facts["shells"]:
+        print(f"              {sh['bval']:>10g}  {sh['n_volumes']:>7d}  {sh['n_directions']:>10d}")
+    for key in ("Manufacturer", "ManufacturersModelName", "MagneticFieldStrength", "SeriesDescription",
+                "EchoTime", "RepetitionTime", "PhaseEncodingDirection", "PatientPosition"):
+        if key in facts:
+            print(f"{key + ':':<14}{facts[key]}")
+    return 0

@@ -1,0 +1,1 @@
+"""Containers and pure array math: no files, no plots, no logging configuration."""

@@ -1,0 +1,60 @@
+"""Pure functions on DWI signal arrays: b0 averaging and direction (trace) averaging.
+
+The direction-averaged ("trace") image of a shell is the **geometric** mean of its volumes, as
+scanners store it (TRACEW); its log-signal is the arithmetic mean of the directional log-signals,
+so the trace ADC equals the mean of the directional ADCs (clinical-reference §1.1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["geometric_mean", "mean_b0"]
+
+
+def geometric_mean(data: ArrayLike, indices, *, axis: int = -1) -> NDArray[np.floating]:
+    """Geometric mean of the volumes `indices` along `axis`.
+
+    Non-positive samples make the result NaN for that voxel (their logarithm is undefined).
+
+    Parameters
+    ----------
+    data : array_like of shape (..., N)
+        Signal.
+    indices : sequence of int
+        Volumes to average.
+    axis : int, optional
+        Volume axis.
+
+    Returns
+    -------
+    ndarray of shape data.shape without `axis`, float32 for float32/integer input, else float64.
+
+    Examples
+    --------
+    >>> float(geometric_mean(np.array([[1.0, 4.0]]), [0, 1])[0])
+    2.0
+    """
+    arr = np.asarray(data)
+    idx = list(indices)
+    dtype = np.float64 if arr.dtype == np.float64 else np.float32
+    sub = np.take(arr, idx, axis=axis).astype(dtype, copy=False)
+    if len(idx) == 1:
+        return np.squeeze(sub, axis=axis).astype(dtype, copy=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(np.where(sub > 0, sub, np.nan))
+        return np.exp(logs.mean(axis=axis))
+
+
+def mean_b0(data: ArrayLike, b0: ArrayLike, *, axis: int = -1) -> NDArray[np.floating]:
+    """Arithmetic mean of the b=0 volumes.
+
+    Parameters
+    ----------
+    data : array_like of shape (..., N)
+    b0 : array_like of bool, shape (N,)
+        Mask of b=0 volumes (see :func:`dwi_toolkit.core.gradients.b0_mask`).
+    """
+    arr = np.asarray(data)
+    return np.take(arr, np.flatnonzero(b0), axis=axis).astype(np.float32).mean(axis=axis)

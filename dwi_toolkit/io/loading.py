@@ -1,0 +1,93 @@
+"""One entry point for loading a DWI series from any supported input."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..core.gradients import DEFAULT_B0_THRESHOLD
+from ..core.image import DWISeries
+from ..errors import InputDataError
+from .nifti import load_nifti_dwi
+
+__all__ = ["load_dwi", "is_nifti", "looks_like_dicom"]
+
+
+def is_nifti(path: str | os.PathLike) -> bool:
+    """True if `path` has a ``.nii`` or ``.nii.gz`` extension."""
+    name = Path(path).name.lower()
+    return name.endswith(".nii") or name.endswith(".nii.gz")
+
+
+def looks_like_dicom(path: str | os.PathLike) -> bool:
+    """True if `path` is a DICOM Part-10 file (``DICM`` at byte 128), plain or gzip-compressed."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(132)
+            if head[:2] == b"\x1f\x8b":
+                with gzip.open(p, "rb") as gz:
+                    head = gz.read(132)
+    except (OSError, EOFError):
+        return False
+    return len(head) >= 132 and head[128:132] == b"DICM"
+
+
+def load_dwi(
+    path: str | os.PathLike,
+    *,
+    bvals: str | os.PathLike | np.ndarray | None = None,
+    bvecs: str | os.PathLike | np.ndarray | None = None,
+    sidecar: str | os.PathLike | None = None,
+    series_uid: str | None = None,
+    b0_threshold: float = DEFAULT_B0_THRESHOLD,
+    keep_phi: bool = False,
+) -> DWISeries:
+    """Load a DWI series from NIfTI (+ ``.bval``/``.bvec``, BIDS sidecar) or DICOM.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``.nii``/``.nii.gz`` file, a DICOM file, or a folder of DICOM files (any depth).
+    bvals, bvecs : path-like or array, optional
+        NIfTI only: gradient files or arrays when they are not beside the image.
+    sidecar : path-like, optional
+        NIfTI only: BIDS JSON sidecar when it is not ``<stem>.json``.
+    series_uid : str, optional
+        DICOM only: which series to load when a folder holds several raw DWI series.
+    b0_threshold : float, optional
+        s/mm²; volumes at or below count as b=0 (default 50).
+    keep_phi : bool, optional
+        DICOM only: keep patient identifiers in ``meta`` (off by default).
+
+    Returns
+    -------
+    DWISeries
+        ``data`` (X, Y, Z, N), ``affine`` voxel → RAS+ mm, ``bvals`` s/mm², ``bvecs`` (N, 3) in
+        the image frame (FSL convention), de-identified ``meta``.
+
+    Raises
+    ------
+    InputDataError
+        The path does not exist or is not a supported format.
+    GradientError
+        Gradients missing or inconsistent with the data.
+    DicomError
+        A DICOM series cannot be assembled.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputDataError(f"no such file or folder: {p}")
+    if p.is_file() and is_nifti(p):
+        return load_nifti_dwi(p, bvals=bvals, bvecs=bvecs, sidecar=sidecar, b0_threshold=b0_threshold)
+    if p.is_dir() or looks_like_dicom(p):
+        from .dicom import load_dicom_dwi  # pydicom is imported only when DICOM is read
+
+        return load_dicom_dwi(p, series_uid=series_uid, b0_threshold=b0_threshold, keep_phi=keep_phi)
+    raise InputDataError(
+        f"{p} is neither NIfTI (.nii/.nii.gz) nor DICOM; dwi_toolkit reads NIfTI with .bval/.bvec "
+        "files, DICOM files and folders of DICOM files."
+    )
