@@ -37,7 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 sample-data: $(STAMP)
-	$(BIN)/python -m dwi_toolkit.sample_data.generate sample_data
+	$(BIN)/python -m dwi_toolkit.sample_data sample_data
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache build *.egg-info
