@@ -194,17 +194,20 @@ def adc_loglinear(
         raise FitError(f"unknown log-linear method {method!r}; use 'ols' or 'wls'.")
     # R² of the fit of ln S (weighted for WLS)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        pred = icpt[None, :] + slope[None, :] * bb.astype(dtype)[:, None]
         if m == 2:
             r2 = np.ones_like(slope)
         elif method == "wls":
+            pred = icpt[None, :] + slope[None, :] * bb.astype(dtype)[:, None]
             nn = np.ones(m) if n is None else np.asarray(n, dtype=np.float64)
             w = np.exp(2.0 * pred) * nn.astype(dtype)[:, None]
             ybar = (w * y).sum(axis=0) / w.sum(axis=0)
             r2 = 1 - (w * (y - pred) ** 2).sum(axis=0) / (w * (y - ybar) ** 2).sum(axis=0)
         else:
+            # OLS: R² = SS_reg / SS_tot with SS_reg = slope² Σ(b − b̄)² and
+            # SS_tot = Σ y² − M ȳ² (one pass over y instead of forming residuals)
             ybar = y.mean(axis=0)
-            r2 = 1 - ((y - pred) ** 2).sum(axis=0) / ((y - ybar) ** 2).sum(axis=0)
+            ss_tot = np.einsum("mv,mv->v", y, y) - m * ybar * ybar
+            r2 = slope * slope * np.asarray(sbb, dtype=dtype) / ss_tot
     return icpt, -slope, r2
 
 
@@ -592,12 +595,14 @@ class AdcModel:
             st[(st == OK) & (a < 0)] = NEGATIVE
             if nc is not None:
                 st[(st == OK) & nc] = NOT_CONVERGED
-            good_mask = st == OK
+            bad = st != OK
             with np.errstate(over="ignore"):
                 s0_blk = np.exp(ln0)
-            adc[idx] = np.where(good_mask, a, np.nan)
-            s0[idx] = np.where(good_mask, s0_blk, np.nan)
-            r2[idx] = np.where(good_mask, q, np.nan)
+            for out, val in ((adc, a), (s0, s0_blk), (r2, q)):
+                view = out[idx]
+                view[...] = val
+                view[bad] = np.nan
+                out[idx] = view  # a no-op for slices (views), needed for index arrays (copies)
             status[idx] = st
         counts = {STATUS_CODES[k]: int(v) for k, v in enumerate(np.bincount(status, minlength=5)) if v}
         failed = {k: v for k, v in counts.items() if k not in (STATUS_CODES[OK], STATUS_CODES[MASKED])}
