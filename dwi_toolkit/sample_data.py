@@ -27,7 +27,8 @@ from .io._atomic import atomic_path, atomic_write_text
 from .io.nifti import save_dwi
 from .phantom import TISSUES, LumbarPhantom, make_lumbar_phantom
 
-__all__ = ["SAMPLE_SUBJECT", "make_sample_phantom", "write_subject", "generate", "checksums"]
+__all__ = ["SAMPLE_SUBJECT", "make_sample_phantom", "write_subject", "generate", "checksums", "COHORT",
+           "generate_cohort"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,11 +120,149 @@ def generate(out_dir: str | os.PathLike) -> Path:
     return out
 
 
+# ------------------------------------------------------------------------------ sample cohort
+#: The sample cohort: folder name → (altered roots, storage, clinical facts or None, note).
+#: ``broken`` subjects are written without their .bval/.bvec files (the run must report them).
+COHORT = {
+    "sub-01": ({("L5", "left"): 1.65e-3}, "nifti",
+               {"radicular_side": "left", "suspected_levels": ["L5"], "pain_duration_weeks": 10,
+                "conservative_treatment_weeks": 8, "surgery_considered": True},
+               "left L5 root altered; symptoms left L5"),
+    "sub-02": ({("S1", "right"): 1.70e-3}, "dicom",
+               {"radicular_side": "right", "suspected_levels": ["S1"], "pain_duration_weeks": 14,
+                "conservative_treatment_weeks": 12, "surgery_considered": True},
+               "right S1 root altered; DICOM; symptoms right S1"),
+    "sub-03": ({}, "nifti",
+               {"radicular_side": "left", "suspected_levels": ["L4"], "pain_duration_weeks": 2,
+                "conservative_treatment_weeks": 0, "surgery_considered": False},
+               "symmetric control (no root altered); early, mild symptoms"),
+    "sub-04": ({("L4", "left"): 1.60e-3}, "dicom",
+               {"radicular_side": "left", "suspected_levels": ["L5"], "pain_duration_weeks": 9,
+                "conservative_treatment_weeks": 7, "surgery_considered": True},
+               "left L4 root altered but L5 suspected clinically; DICOM"),
+    "sub-05": ({("L5", "right"): 1.65e-3}, "broken", None,
+               "deliberately broken: NIfTI without .bval/.bvec (missing b-values)"),
+}
+COHORT_SHAPE = (64, 48, 36)
+COHORT_VOXEL = (2.25, 2.4, 5.4)
+
+
+def _clinical_doc(subject: str, facts: dict) -> dict:
+    """A clinical.json document (schema of docs/clinical.md, field names of clinical-reference §3.10-3.11)."""
+    doc = {
+        "schema": "dwi_toolkit.clinical", "schema_version": "1.0", "subject_id": subject, "age": 45,
+        "sex": "M", "pain_duration_weeks": 10, "conservative_treatment_weeks": 8, "radicular_pain": True,
+        "radicular_side": "left", "suspected_levels": ["L5"], "referred_pain": True,
+        "suspected_condition": "disc_herniation", "red_flags": [], "cauda_equina_signs": [],
+        "surgery_considered": True, "prior_lumbar_surgery": False, "new_or_progressive_symptoms": False,
+        "prior_lumbar_mri_months_ago": None, "clinical_change_since_prior_mri": None, "setting": "public",
+        "prescriber_specialty": "neurosurgery",
+    }
+    doc.update(facts)
+    return doc
+
+
+def _write_rois(phantom: LumbarPhantom, folder: Path, subject: str) -> Path:
+    """ROIs of the subject: ``rois.json`` (ganglion spheres, RAS+ mm) when the ROI tools are
+    installed, else a ``<subject>_roots_dseg.nii.gz`` label map with ``L5_left_ganglion``-style names."""
+    try:
+        from .io.rois import save_rois
+        from .roi.sample import sample_rois
+    except ImportError:
+        save_rois = sample_rois = None
+    if save_rois is not None and sample_rois is not None:
+        return save_rois(sample_rois(phantom), folder / "rois.json",
+                         reference=(phantom.series.spatial_shape, phantom.series.affine))
+    from .phantom import SEGMENT_BOUNDS
+
+    segs = list(SEGMENT_BOUNDS)
+    lab = np.zeros(phantom.root_labels.shape, np.int16)
+    names = []
+    for key, (lev, side) in sorted(phantom.root_table.items()):
+        for j, seg in enumerate(segs):
+            idx = len(names) + 1
+            lab[(phantom.root_labels == key) & (phantom.segment_labels == j + 1)] = idx
+            names.append(f"{lev}_{side}_{seg}")
+    path = folder / f"{subject}_roots_dseg.nii.gz"
+    _save_nifti(lab, phantom.series.affine, path, "root segments")
+    atomic_write_text(folder / f"{subject}_roots_dseg.tsv",
+                      "index\tname\n" + "".join(f"{i}\t{n}\n" for i, n in enumerate(names, start=1)))
+    return path
+
+
+def generate_cohort(
+    out_dir: str | os.PathLike,
+    *,
+    subjects: dict | None = None,
+    shape: tuple[int, int, int] = COHORT_SHAPE,
+    voxel_size: tuple[float, float, float] = COHORT_VOXEL,
+    dicom: bool = True,
+    seed: int = SAMPLE_SEED,
+) -> dict[str, dict]:
+    """Write the small synthetic sample cohort (a folder of subject folders) under `out_dir`.
+
+    Each subject folder holds its DWI (NIfTI + .bval/.bvec/.json under ``dwi/``, or classic DICOM
+    under ``dicom/`` written by :func:`dwi_toolkit.io.dicom_write.write_dicom_series`), its ROIs
+    (``rois.json``, or a root label map when the ROI tools are absent) and ``clinical.json``. The
+    truth (altered roots and their ADC) is in ``out_dir/cohort_truth.json``, outside every subject
+    folder. About 2 MB per subject with the default grid.
+
+    Parameters
+    ----------
+    subjects : dict, optional
+        Like :data:`COHORT` (the default): folder → (altered, storage, clinical facts, note) with
+        storage ``"nifti"``, ``"dicom"`` or ``"broken"``.
+    shape, voxel_size : optional
+        Grid of every subject (voxel size in mm).
+    dicom : bool, optional
+        Write ``"dicom"`` subjects as DICOM (else as NIfTI).
+    seed : int, optional
+        Noise seed of the first subject (the others add their index).
+
+    Returns
+    -------
+    dict
+        Folder → facts (storage, altered roots, note), also written to ``cohort_truth.json``.
+    """
+    from .io.dicom_write import write_dicom_series
+
+    out = Path(out_dir)
+    truth = {}
+    for i, (name, (altered, storage, clinical, note)) in enumerate((subjects or COHORT).items()):
+        ph = make_lumbar_phantom(shape=shape, voxel_size=voxel_size, altered=dict(altered), seed=seed + i,
+                                 snr=40.0)
+        folder = out / name
+        s = ph.series
+        data16 = np.clip(np.rint(s.data), 0, np.iinfo(np.int16).max).astype(np.int16)
+        if storage == "dicom" and dicom:
+            write_dicom_series(s.replace(data=data16), folder / "dicom", study_seed=f"cohort-{name}",
+                               description="synthetic lumbar DWI")
+        else:
+            paths = save_dwi(s.replace(data=data16, meta=dict(s.meta)), folder / "dwi" / f"{name}_dwi.nii.gz")
+            if storage == "broken":
+                paths["bval"].unlink()
+                paths["bvec"].unlink()
+        _write_rois(ph, folder, name)
+        if clinical is not None:
+            atomic_write_text(folder / "clinical.json", json.dumps(_clinical_doc(name, clinical), indent=2) + "\n")
+        truth[name] = {"storage": storage if (storage != "dicom" or dicom) else "nifti", "note": note,
+                       "altered": [{"level": lv, "side": sd, "adc_mm2_s": v} for (lv, sd), v in altered.items()],
+                       "root_adc_mm2_s": {f"{lv}_{sd}": a for (lv, sd), a in ph.root_adc.items()}}
+    atomic_write_text(out / "cohort_truth.json", json.dumps(truth, indent=2) + "\n")
+    logger.info("sample cohort (%d subjects) written to %s", len(truth), out)
+    return truth
+
+
 def main(argv=None) -> int:  # pragma: no cover - thin wrapper
     parser = argparse.ArgumentParser(description="Regenerate dwi_toolkit's synthetic sample data.")
     parser.add_argument("out_dir", nargs="?", default="sample_data")
+    parser.add_argument("--cohort", action="store_true",
+                        help="write the sample cohort (folder of subject folders) instead of sample_data")
     args = parser.parse_args(argv)
-    generate(args.out_dir)
+    if args.cohort:
+        generate_cohort(args.out_dir)
+    else:
+        generate(args.out_dir)
     return 0
 
 

@@ -1,0 +1,8 @@
+"""Per-subject and batch runs over the public API (layer L6).
+
+- :mod:`~dwi_toolkit.pipeline.spec` — declarative pipeline definitions (TOML), validated up front.
+- :mod:`~dwi_toolkit.pipeline.steps` — the registry of named steps (thin adapters over the API).
+- :mod:`~dwi_toolkit.pipeline.layout` — finding subjects (folder of subject folders, BIDS).
+- :mod:`~dwi_toolkit.pipeline.runner` — running subjects locally or on Dask, resumably.
+- :mod:`~dwi_toolkit.pipeline.cohort` — the cohort summary (CSV, indication shares, figure, index).
+"""

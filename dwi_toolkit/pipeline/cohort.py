@@ -1,0 +1,270 @@
+"""Cohort summary of a pipeline output folder: tables, indication shares, figure, HTML index.
+
+:func:`build_cohort` reads ``manifest.json`` and each finished subject's outputs
+(``report/report.json``, or the ROI statistics CSV of pipelines without a report) and writes,
+atomically, into ``OUTDIR/group/``:
+
+- ``cohort_roi_stats.csv`` — one row per subject × level × side × segment × parameter.
+- ``cohort_side_comparison.csv`` — one row per subject × level × segment × parameter with the
+  §2.8 indices (from the reports; for report-less pipelines the left/right asymmetry index
+  ``100·(L − R)/((L + R)/2)`` computed from the ROI means).
+- ``cohort_subjects.csv`` — one row per subject: status, reason, indication class, decisive rules,
+  entrapment class per level.
+- ``cohort_summary.json`` — counts, indication class shares (like Kovacs 2013, §3.8) and the
+  side-difference values per level.
+- ``side_differences.png`` — their distribution per level.
+
+and ``OUTDIR/index.html``, a self-contained page linking every subject's ``report.html``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+
+__all__ = ["CohortSummary", "build_cohort", "indication_shares"]
+
+logger = logging.getLogger(__name__)
+
+GROUP = "group"
+ROI_COLUMNS = ["subject", "session", "level", "side", "segment", "parameter", "unit", "n_voxels", "n_excluded",
+               "volume_mm3", "mean", "median", "sd", "iqr", "p5", "p95"]
+
+
+@dataclass
+class CohortSummary:
+    """What :func:`build_cohort` found and wrote."""
+
+    out_dir: Path
+    roi_rows: list[dict[str, Any]] = field(default_factory=list)
+    comparison_rows: list[dict[str, Any]] = field(default_factory=list)
+    subject_rows: list[dict[str, Any]] = field(default_factory=list)
+    indication: dict[str, Any] = field(default_factory=dict)
+    side_differences: dict[str, list[float]] = field(default_factory=dict)
+    side_difference_measure: str = ""
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def index(self) -> Path:
+        return self.files["index.html"]
+
+
+def indication_shares(classes: Sequence[str | None]) -> dict[str, Any]:
+    """Counts and shares (% of assessed subjects) of the indication classes.
+
+    Examples
+    --------
+    >>> d = indication_shares(["appropriate", "appropriate", "inappropriate", None])
+    >>> d["counts"]["appropriate"], round(d["shares_pct"]["appropriate"], 1), d["n_not_assessed"]
+    (2, 66.7, 1)
+    """
+    names = ("appropriate", "uncertain", "inappropriate")
+    assessed = [c for c in classes if c in names]
+    n = len(assessed)
+    counts = {c: assessed.count(c) for c in names}
+    return {"counts": counts, "n_assessed": n, "n_not_assessed": len(classes) - n,
+            "shares_pct": {c: (100.0 * counts[c] / n if n else None) for c in names},
+            "source": "rule set v1, clinical-reference.md §3.10; presentation as Kovacs 2013 (§3.8)"}
+
+
+def _num(x: Any) -> float | None:
+    if isinstance(x, dict) and "value" in x:
+        x = x["value"]
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _csv_text(rows: list[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    cols = list(columns) if columns else []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if v is None else ";".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
+                    for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _indication_class(ind: Any) -> str | None:
+    if not isinstance(ind, dict):
+        return None
+    for k in ("classification", "class", "category"):
+        if isinstance(ind.get(k), str):
+            return ind[k]
+    return None
+
+
+def _lr_asymmetry(roi_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Left/right asymmetry index per subject × level × segment × parameter from ROI means."""
+    by: dict[tuple, dict[str, float]] = {}
+    for r in roi_rows:
+        m = _num(r.get("mean"))
+        if m is None:
+            continue
+        k = (r["subject"], r.get("session"), r.get("level"), r.get("segment"), r.get("parameter"), r.get("unit"))
+        by.setdefault(k, {})[str(r.get("side"))] = m
+    out = []
+    for (subj, ses, lev, seg, par, unit), sides in by.items():
+        if "left" in sides and "right" in sides and sides["left"] + sides["right"] != 0:
+            lft, rgt = sides["left"], sides["right"]
+            out.append({"subject": subj, "session": ses, "level": lev, "segment": seg, "parameter": par,
+                        "unit": unit, "value_left": lft, "value_right": rgt, "difference": lft - rgt,
+                        "lr_asymmetry_index_pct": 100.0 * (lft - rgt) / ((lft + rgt) / 2.0),
+                        "source": "roi_stats means (no report)"})
+    return out
+
+
+def build_cohort(out_dir: str | os.PathLike, *, figure: bool = True) -> CohortSummary:
+    """Summarise every subject of a pipeline output folder (see the module docstring).
+
+    Parameters
+    ----------
+    out_dir : path-like
+        A folder written by :func:`dwi_toolkit.pipeline.runner.run_pipeline`.
+    figure : bool, optional
+        Draw the side-difference figure.
+
+    Returns
+    -------
+    CohortSummary
+    """
+    from ..io._atomic import atomic_write_bytes, atomic_write_text
+    from .runner import read_manifest
+
+    out = Path(out_dir)
+    manifest = read_manifest(out)
+    summary = CohortSummary(out_dir=out)
+    classes: list[str | None] = []
+    for key, entry in sorted(manifest.get("subjects", {}).items()):
+        status = entry.get("status")
+        subj, ses = entry.get("label", key), entry.get("session")
+        products = entry.get("products", {}) or {}
+        sdir = out / entry.get("output", key)
+        row: dict[str, Any] = {"key": key, "subject": subj, "session": ses, "status": status,
+                               "reason": entry.get("reason") or entry.get("error") or "",
+                               "duration_s": entry.get("duration_s"), "indication": None,
+                               "decisive_rules": None, "entrapment": None, "report": None}
+        if status != "done":
+            summary.subject_rows.append(row)
+            continue
+        doc = None
+        if "report_json" in products and (sdir / products["report_json"]).is_file():
+            try:
+                doc = json.loads((sdir / products["report_json"]).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as err:
+                logger.warning("%s: cannot read report.json (%s)", key, err)
+        if "report_html" in products:
+            row["report"] = f"{entry.get('output', key)}/{products['report_html']}"
+        elif "adc_summary" in products:
+            row["report"] = f"{entry.get('output', key)}/{products['adc_summary']}"
+            row["report_label"] = "ADC summary"
+        rois: list[dict[str, Any]] = []
+        if doc is not None and isinstance(doc.get("roi_stats"), dict):
+            rois = list(doc["roi_stats"].get("rows", []))
+        elif "roi_stats_csv" in products and (sdir / products["roi_stats_csv"]).is_file():
+            rois = _read_csv(sdir / products["roi_stats_csv"])
+        for r in rois:
+            summary.roi_rows.append({"subject": subj, "session": ses, **{k: v for k, v in r.items() if k != "values"}})
+        if doc is not None:
+            cmp = doc.get("side_comparison") or {}
+            for r in cmp.get("rows", []):
+                summary.comparison_rows.append({"subject": subj, "session": ses, **r})
+            ind = doc.get("indication")
+            row["indication"] = _indication_class(ind)
+            if isinstance(ind, dict):
+                row["decisive_rules"] = ind.get("decisive_rules")
+            ent = doc.get("entrapment") or {}
+            lv = [f"{x.get('level')} {x.get('segment', '')}: {x.get('classification')}".replace("  ", " ")
+                  for x in ent.get("levels", []) if isinstance(x, dict)]
+            row["entrapment"] = "; ".join(lv) or None
+        classes.append(row["indication"])
+        summary.subject_rows.append(row)
+
+    if not summary.comparison_rows and summary.roi_rows:
+        summary.comparison_rows = _lr_asymmetry(summary.roi_rows)
+    summary.indication = indication_shares(classes)
+
+    # side-difference distribution per level: rel_diff_pct when the symptomatic side is known,
+    # else the (absolute) asymmetry index, else the left/right index from ROI means
+    for measure in ("rel_diff_pct", "abs_asymmetry_index_pct", "lr_asymmetry_index_pct"):
+        vals: dict[str, list[float]] = {}
+        for r in summary.comparison_rows:
+            if str(r.get("parameter", "adc")).lower() != "adc":
+                continue
+            v = _num(r.get(measure))
+            if v is not None:
+                vals.setdefault(str(r.get("level")), []).append(v)
+        if vals:
+            summary.side_differences, summary.side_difference_measure = vals, measure
+            break
+
+    grp = out / GROUP
+    files = summary.files
+    files["cohort_roi_stats.csv"] = atomic_write_text(grp / "cohort_roi_stats.csv",
+                                                      _csv_text(summary.roi_rows, ROI_COLUMNS))
+    files["cohort_side_comparison.csv"] = atomic_write_text(grp / "cohort_side_comparison.csv",
+                                                            _csv_text(summary.comparison_rows, ["subject", "session"]))
+    files["cohort_subjects.csv"] = atomic_write_text(
+        grp / "cohort_subjects.csv",
+        _csv_text([{k: v for k, v in r.items() if k != "report_label"} for r in summary.subject_rows]))
+    labels = {
+        "rel_diff_pct": "rel_diff_pct: symptomatic vs contralateral ADC (%)",
+        "abs_asymmetry_index_pct": "abs_asymmetry_index_pct of ADC (%), symptomatic side unknown",
+        "lr_asymmetry_index_pct": "ADC asymmetry index left vs right (%)",
+    }
+    caption = (f"{labels.get(summary.side_difference_measure, '')} per level across subjects (all segments); "
+               "indices as in clinical-reference.md §2.8. Box: quartiles; points: subjects.")
+    png = None
+    if figure and summary.side_differences:
+        from ..reporting.cohort import figure_png, side_difference_figure
+
+        fig = side_difference_figure(summary.side_differences, ylabel=labels[summary.side_difference_measure],
+                                     title="Side differences of ADC per level")
+        png = figure_png(fig)
+        files["side_differences.png"] = atomic_write_bytes(grp / "side_differences.png", png)
+    doc = {
+        "schema": "dwi_toolkit.cohort/1",
+        "software": {"name": "dwi_toolkit", "version": __version__},
+        "pipeline": manifest.get("pipeline", {}),
+        "subjects": {s: sum(1 for r in summary.subject_rows if r["status"] == s)
+                     for s in ("done", "failed")},
+        "indication": summary.indication,
+        "side_differences": {"measure": summary.side_difference_measure, "unit": "%",
+                             "values_by_level": summary.side_differences},
+    }
+    files["cohort_summary.json"] = atomic_write_text(grp / "cohort_summary.json", json.dumps(doc, indent=2) + "\n")
+
+    from ..reporting.cohort import cohort_index_html
+
+    pipe = manifest.get("pipeline", {})
+    page = cohort_index_html(
+        title=f"dwi_toolkit cohort summary — {manifest.get('dataset', {}).get('name', out.name)}",
+        subjects=summary.subject_rows, indication_summary=summary.indication, figure_png_bytes=png,
+        figure_caption=caption,
+        meta={"dwi_toolkit": __version__, "pipeline": pipe.get("name", "?"),
+              "pipeline hash": str(pipe.get("hash", ""))[:12], "subjects": len(summary.subject_rows)},
+        files=[(name, f"{GROUP}/{name}") for name in files if name != "index.html"],
+    )
+    files["index.html"] = atomic_write_text(out / "index.html", page)
+    logger.info("cohort summary written to %s", out / "index.html")
+    return summary

@@ -1,0 +1,603 @@
+"""Run a pipeline over every subject of a study: serially, in a local process pool, or on Dask.
+
+Guarantees (see ``docs/pipeline.md``):
+
+- **Inputs are never modified**; the output folder may not lie inside the input (except a BIDS
+  dataset's ``derivatives/``).
+- **No half-written subject.** Each subject is computed in a temporary folder beside its final
+  place (:func:`dwi_toolkit.io._atomic.atomic_dir`) and renamed into place only when every step
+  succeeded. Temporary folders left by a killed run are removed at the next start.
+- **Resumable.** Each finished subject carries ``provenance.json`` (pipeline hash, input
+  SHA-256); a re-run skips subjects whose inputs and pipeline are unchanged (``force=True`` redoes
+  them) and runs the rest, so an interrupted run is completed by running it again. Failed
+  subjects are always retried.
+- **One bad subject never stops the others.** Exceptions are caught at the per-subject boundary
+  only, recorded with their reason in ``manifest.json`` and their traceback in
+  ``logs/<subject>.log``. ``KeyboardInterrupt``/``SystemExit`` are not caught: they stop the run
+  (finished subjects stay finished).
+- **Bounded memory.** Workers take one subject at a time, at most ``2 × workers`` subjects are in
+  flight, and the ADC fit works in chunks; the parent only holds file paths and small results.
+
+Progress is reported through an optional callback (the library draws nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import re
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..errors import PipelineError
+from .layout import Dataset, Subject, discover, input_checksums
+from .spec import PipelineSpec, import_plugins, load_pipeline, spec_from_dict
+
+__all__ = [
+    "MANIFEST",
+    "PROVENANCE",
+    "ProgressEvent",
+    "SubjectResult",
+    "RunResult",
+    "PlannedSubject",
+    "run_pipeline",
+    "execute_subject",
+    "read_manifest",
+]
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+PROVENANCE = "provenance.json"
+MANIFEST_SCHEMA = "dwi_toolkit.manifest/1"
+PROVENANCE_SCHEMA = "dwi_toolkit.subject-provenance/1"
+LOCK = ".dwi_toolkit.lock"
+BIDS_VERSION = "1.9.0"
+_STALE_TMP = re.compile(r"^\.(sub|ses)-[A-Za-z0-9]+\.")
+
+
+def _utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# ------------------------------------------------------------------------------ data types
+@dataclass(frozen=True)
+class ProgressEvent:
+    """What the runner reports to a progress callback.
+
+    ``kind`` is ``"start"`` (the plan is known: `total` subjects, `n_skip` skipped), ``"subject"``
+    (a subject finished: `key`, `status`, `message`; `completed` counts finished ones), or
+    ``"step"`` (serial runs only: step `message` of subject `key` started).
+    """
+
+    kind: str
+    total: int
+    completed: int = 0
+    key: str | None = None
+    status: str | None = None
+    message: str = ""
+    n_skip: int = 0
+
+
+@dataclass
+class SubjectResult:
+    """Outcome of one subject: ``status`` is ``done``, ``skipped`` or ``failed``."""
+
+    key: str
+    status: str
+    label: str = ""
+    session: str | None = None
+    source: str = ""
+    duration_s: float = 0.0
+    error: str | None = None
+    error_type: str | None = None
+    traceback: str | None = None
+    products: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, dict] = field(default_factory=dict)
+    steps: list[dict] = field(default_factory=list)
+    pipeline_hash: str = ""
+    output: str = ""
+    finished_utc: str = ""
+    reason: str = ""
+
+    def to_manifest(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("traceback")
+        d.pop("key")
+        return d
+
+
+@dataclass(frozen=True)
+class PlannedSubject:
+    """A subject and what the run will do with it (``run`` or ``skip``) and why."""
+
+    subject: Subject
+    action: str
+    reason: str
+    inputs: dict[str, dict]
+
+
+@dataclass
+class RunResult:
+    """Everything a run did (returned by :func:`run_pipeline`)."""
+
+    out_dir: Path
+    pipeline: PipelineSpec
+    dataset: Dataset
+    plan: list[PlannedSubject]
+    results: list[SubjectResult] = field(default_factory=list)
+    dry_run: bool = False
+    duration_s: float = 0.0
+    cohort: Any = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        c = {"done": 0, "skipped": 0, "failed": 0}
+        for r in self.results:
+            c[r.status] = c.get(r.status, 0) + 1
+        return c
+
+    @property
+    def failed(self) -> list[SubjectResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when no subject failed, 1 otherwise."""
+        return 1 if self.failed else 0
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.out_dir / MANIFEST
+
+
+@dataclass(frozen=True)
+class _Task:
+    subject: Subject
+    spec: dict[str, Any]
+    spec_hash: str
+    out_root: str
+    inputs: dict[str, dict]
+    source: str
+
+
+# ------------------------------------------------------------------------------ one subject
+def execute_subject(task: _Task, progress: Callable[[str], None] | None = None) -> SubjectResult:
+    """Run every step for one subject into a temporary folder, then move it into place.
+
+    This is the per-subject boundary: any :class:`Exception` from a step becomes a ``failed``
+    result with its reason and traceback; ``KeyboardInterrupt``/``SystemExit`` propagate (the
+    temporary folder is removed either way). Runs in the worker process.
+    """
+    from ..io._atomic import atomic_dir
+    from .steps import STEPS, SubjectContext
+
+    s = task.subject
+    t0 = time.perf_counter()
+    res = SubjectResult(key=s.key, status="failed", label=s.label, session=s.session, source=s.source,
+                        inputs=task.inputs, pipeline_hash=task.spec_hash, output=s.out_relpath)
+    current = "setup"
+    try:
+        import_plugins(task.spec.get("plugins", []))
+        spec = spec_from_dict(task.spec, source=task.source)
+        if spec.hash != task.spec_hash:
+            raise PipelineError(
+                f"this worker runs dwi_toolkit {__version__}, whose pipeline hash differs from the "
+                "submitting process's; install the same dwi_toolkit version everywhere."
+            )
+        started = _utc()
+        target = Path(task.out_root) / s.out_relpath
+        with atomic_dir(target) as tmp:
+            ctx = SubjectContext(subject=s, out_dir=Path(tmp), progress=progress)
+            for st in spec.steps:
+                current = st.id
+                if progress is not None:
+                    progress(st.id)
+                ts = time.perf_counter()
+                STEPS[st.step].func(ctx, **st.params)
+                res.steps.append({"id": st.id, "step": st.step, "duration_s": round(time.perf_counter() - ts, 4)})
+            res.products = dict(ctx.products)
+            res.duration_s = round(time.perf_counter() - t0, 4)
+            res.finished_utc = _utc()
+            prov = {
+                "schema": PROVENANCE_SCHEMA,
+                "subject": s.label, "session": s.session, "source": s.source,
+                "status": "done",
+                "software": {"name": "dwi_toolkit", "version": __version__,
+                             "python": platform.python_version()},
+                "pipeline": {"name": spec.name, "source": spec.source, "hash": spec.hash,
+                             "config": spec.to_dict()},
+                "inputs": task.inputs,
+                "steps": res.steps,
+                "products": res.products,
+                "started_utc": started, "finished_utc": res.finished_utc,
+                "duration_s": res.duration_s,
+            }
+            (Path(tmp) / PROVENANCE).write_text(json.dumps(prov, indent=2) + "\n", encoding="utf-8")
+        res.status = "done"
+    except Exception as err:  # the per-subject boundary: one bad subject must not stop the others
+        res.status = "failed"
+        res.error_type = type(err).__name__
+        res.error = f"{err}"
+        res.reason = f"{current}: {type(err).__name__}: {err}"
+        res.traceback = traceback.format_exc()
+        res.duration_s = round(time.perf_counter() - t0, 4)
+        res.finished_utc = _utc()
+    return res
+
+
+def _worker_init(plugins: Sequence[str], threads: int | None) -> None:  # pragma: no cover - in workers
+    if threads:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+            os.environ.setdefault(var, str(threads))
+    import_plugins(list(plugins))
+
+
+# ------------------------------------------------------------------------------ executors
+def _serial(tasks: list[_Task], progress: Callable[[ProgressEvent], None] | None, total: int,
+            done0: int) -> Iterator[SubjectResult]:
+    for i, t in enumerate(tasks):
+        cb = None
+        if progress is not None:
+            def cb(step: str, key: str = t.subject.key, n: int = done0 + i) -> None:
+                progress(ProgressEvent("step", total, n, key, None, step))
+        yield execute_subject(t, cb)
+
+
+def _pool(tasks: list[_Task], jobs: int, plugins: Sequence[str]) -> Iterator[SubjectResult]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")  # no inherited locks/threads; same on every OS
+    ex = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
+                             initargs=(tuple(plugins), 1))
+    pending: set = set()
+    queue = list(reversed(tasks))
+    try:
+        while queue or pending:
+            while queue and len(pending) < 2 * jobs:
+                pending.add(ex.submit(execute_subject, queue.pop()))
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                yield f.result()  # re-raises KeyboardInterrupt/SystemExit from a worker
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _dask(tasks: list[_Task], scheduler: Any) -> Iterator[SubjectResult]:
+    try:
+        from distributed import Client, as_completed
+    except ImportError as err:
+        raise PipelineError(
+            "--scheduler needs Dask distributed: pip install 'dwi_toolkit[dask]' (dask[distributed])."
+        ) from err
+    own = not isinstance(scheduler, Client)
+    try:
+        client = Client(scheduler, set_as_default=False, timeout="30s") if own else scheduler
+    except (OSError, TimeoutError) as err:
+        raise PipelineError(f"cannot connect to the Dask scheduler at {scheduler!r}: {err}") from err
+    try:
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        queue = list(reversed(tasks))
+        ac = as_completed()
+        for _ in range(min(len(queue), 2 * n_workers)):
+            t = queue.pop()
+            ac.add(client.submit(execute_subject, t, pure=False, key=f"dwi_toolkit-{t.subject.key}-{time.time_ns()}"))
+        for fut in ac:
+            res = fut.result()
+            fut.release()
+            if queue:
+                t = queue.pop()
+                ac.add(client.submit(execute_subject, t, pure=False,
+                                     key=f"dwi_toolkit-{t.subject.key}-{time.time_ns()}"))
+            yield res
+    finally:
+        if own:
+            client.close()
+
+
+# ------------------------------------------------------------------------------ manifest etc.
+def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """The run manifest of an output folder (an empty skeleton when there is none)."""
+    p = Path(out_dir) / MANIFEST
+    if p.is_file():
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+            if isinstance(doc, dict) and doc.get("schema") == MANIFEST_SCHEMA:
+                return doc
+            logger.warning("%s is not a dwi_toolkit manifest; starting a new one", p)
+        except (OSError, ValueError) as err:
+            logger.warning("cannot read %s (%s); starting a new one", p, err)
+    return {"schema": MANIFEST_SCHEMA, "subjects": {}, "runs": []}
+
+
+def _write_manifest(out_dir: Path, doc: dict[str, Any]) -> None:
+    from ..io._atomic import atomic_write_text
+
+    atomic_write_text(out_dir / MANIFEST, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+
+
+def _read_provenance(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("schema") == PROVENANCE_SCHEMA else None
+
+
+def _is_inside(child: Path, parent: Path) -> bool:
+    try:
+        child.resolve().relative_to(parent.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+class _Lock:
+    """An exclusive lock file in the output folder (one run at a time per output folder)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / LOCK
+        self.held = False
+
+    def __enter__(self) -> _Lock:
+        me = f"{os.getpid()} {socket.gethostname()}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    pid_s, host = self.path.read_text().split()[:2]
+                    alive = host != socket.gethostname() or _pid_alive(int(pid_s))
+                except (OSError, ValueError):
+                    alive = False
+                if alive:
+                    raise PipelineError(
+                        f"another dwi-toolkit run (pid {pid_s} on {host}) is writing to {self.path.parent}; "
+                        f"wait for it, or delete {self.path} if that run is gone."
+                    ) from None
+                logger.info("removing stale lock %s", self.path)
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(me + "\n")
+            self.held = True
+            return self
+        raise PipelineError(f"cannot take the lock {self.path}")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_temp(out_dir: Path) -> None:
+    """Temporary subject folders a killed run left behind (we hold the lock, so none is live)."""
+    import shutil
+
+    for base in [out_dir, *[p for p in out_dir.glob("sub-*") if p.is_dir()]]:
+        for p in base.iterdir():
+            if p.is_dir() and _STALE_TMP.match(p.name):
+                logger.info("removing incomplete output %s left by an interrupted run", p)
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def _dataset_description(spec: PipelineSpec, dataset: Dataset) -> dict[str, Any]:
+    return {
+        "Name": f"dwi_toolkit '{spec.name}' outputs for {dataset.name}",
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "dwi_toolkit", "Version": __version__,
+                         "Description": f"pipeline '{spec.name}' ({spec.source}), hash {spec.hash[:12]}"}],
+        "SourceDatasets": [{"URL": f"file:{dataset.name}"}],
+    }
+
+
+# ------------------------------------------------------------------------------ planning
+def _plan(dataset: Dataset, spec: PipelineSpec, out_dir: Path, force: bool) -> list[PlannedSubject]:
+    subjects = list(dataset.subjects)
+    with ThreadPoolExecutor(max_workers=min(4, len(subjects))) as ex:
+        sums = list(ex.map(input_checksums, subjects))
+    plan = []
+    for s, inputs in zip(subjects, sums):
+        prov = _read_provenance(out_dir / s.out_relpath / PROVENANCE)
+        if force:
+            action, reason = "run", "--force"
+        elif prov is None:
+            action, reason = "run", "no finished output"
+        elif prov.get("pipeline", {}).get("hash") != spec.hash:
+            action, reason = "run", "pipeline or dwi_toolkit version changed"
+        elif prov.get("inputs") != inputs:
+            action, reason = "run", "inputs changed"
+        else:
+            action, reason = "skip", "inputs and pipeline unchanged"
+        plan.append(PlannedSubject(s, action, reason, inputs))
+    return plan
+
+
+def run_pipeline(
+    input_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    pipeline: str | os.PathLike | PipelineSpec = "default",
+    jobs: int = 1,
+    scheduler: Any = None,
+    force: bool = False,
+    dry_run: bool = False,
+    participant_labels: Sequence[str] | None = None,
+    derivatives: Sequence[str | os.PathLike] = (),
+    progress: Callable[[ProgressEvent], None] | None = None,
+    cohort: bool = True,
+) -> RunResult:
+    """Run a pipeline on every subject found under `input_path`, writing into `out_dir`.
+
+    Parameters
+    ----------
+    input_path : path-like
+        A folder of subject folders or a BIDS dataset (:func:`dwi_toolkit.pipeline.layout.discover`).
+    out_dir : path-like
+        Output folder (BIDS-derivatives layout); created. Must not lie inside `input_path`
+        (a BIDS dataset's ``derivatives/`` excepted).
+    pipeline : str, path-like or PipelineSpec, optional
+        Built-in name (``default``, ``adc-only``, ``high-b``) or a TOML file.
+    jobs : int, optional
+        Local worker processes (1 = in this process; 0 = one per CPU).
+    scheduler : str or distributed.Client, optional
+        Dask scheduler address (``tcp://host:8786``) or client; overrides `jobs`.
+    force : bool, optional
+        Redo subjects whose outputs are up to date.
+    dry_run : bool, optional
+        Only plan: validate, discover and decide run/skip; write nothing.
+    participant_labels : sequence of str, optional
+        Only these subjects.
+    derivatives : sequence of path-like, optional
+        BIDS: extra folders with ROIs / clinical.json.
+    progress : callable, optional
+        Called with a :class:`ProgressEvent` at the start, after each subject, and (serial runs)
+        at each step.
+    cohort : bool, optional
+        Build the cohort summary (:func:`dwi_toolkit.pipeline.cohort.build_cohort`) at the end.
+
+    Returns
+    -------
+    RunResult
+        ``exit_code`` is 1 when any subject failed.
+
+    Raises
+    ------
+    PipelineError
+        Invalid pipeline, input or output folder (before any work starts).
+    """
+    t0 = time.perf_counter()
+    spec = load_pipeline(pipeline)
+    spec.check_available()
+    src = Path(input_path)
+    out = Path(out_dir)
+    if src.is_dir() and _is_inside(out, src):
+        if not ((src / "dataset_description.json").is_file() and _is_inside(out, src / "derivatives")):
+            raise PipelineError(
+                f"the output folder {out} lies inside the input {src}; inputs are never modified, so "
+                "choose an output folder outside it (BIDS datasets: under derivatives/)."
+            )
+    if out.exists() and not out.is_dir():
+        raise PipelineError(f"output path {out} exists and is not a folder.")
+    if jobs < 0:
+        raise PipelineError(f"jobs must be >= 0, got {jobs}.")
+    jobs = jobs or (os.cpu_count() or 1)
+    dataset = discover(src, participant_labels=participant_labels, derivatives=derivatives)
+    plan = _plan(dataset, spec, out, force)
+    result = RunResult(out_dir=out, pipeline=spec, dataset=dataset, plan=plan, dry_run=dry_run)
+    if dry_run:
+        result.duration_s = time.perf_counter() - t0
+        return result
+
+    from ..io._atomic import atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    with _Lock(out):
+        _remove_stale_temp(out)
+        atomic_write_text(out / "dataset_description.json",
+                          json.dumps(_dataset_description(spec, dataset), indent=2) + "\n")
+        atomic_write_text(out / "pipeline.toml", spec.to_toml())
+        manifest = read_manifest(out)
+        manifest.update({
+            "schema": MANIFEST_SCHEMA,
+            "software": {"name": "dwi_toolkit", "version": __version__, "python": platform.python_version()},
+            "dataset": {"kind": dataset.kind, "name": dataset.name},
+            "pipeline": {"name": spec.name, "source": spec.source, "hash": spec.hash, "config": "pipeline.toml"},
+        })
+        run_rec = {"started_utc": _utc(), "finished_utc": None, "status": "running", "pipeline_hash": spec.hash,
+                   "jobs": None if scheduler is not None else jobs,
+                   "scheduler": None if scheduler is None else str(getattr(scheduler, "scheduler_address", scheduler)),
+                   "argv": [os.path.basename(sys.argv[0])], "counts": {}}
+        manifest.setdefault("runs", []).append(run_rec)
+        manifest["runs"] = manifest["runs"][-50:]
+        subjects_doc = manifest.setdefault("subjects", {})
+        total = len(plan)
+        n_skip = 0
+        for p in plan:
+            if p.action == "skip":
+                n_skip += 1
+                prev = subjects_doc.get(p.subject.key, {})
+                prov = _read_provenance(out / p.subject.out_relpath / PROVENANCE) or {}
+                r = SubjectResult(
+                    key=p.subject.key, status="skipped", label=p.subject.label, session=p.subject.session,
+                    source=p.subject.source, inputs=p.inputs, pipeline_hash=spec.hash,
+                    output=p.subject.out_relpath, products=prov.get("products", prev.get("products", {})),
+                    duration_s=prov.get("duration_s", 0.0), finished_utc=prov.get("finished_utc", ""),
+                    steps=prov.get("steps", []), reason=p.reason)
+                result.results.append(r)
+                subjects_doc[p.subject.key] = {**r.to_manifest(), "status": "done", "reason": ""}
+        if progress is not None:
+            progress(ProgressEvent("start", total, n_skip, n_skip=n_skip))
+        tasks = [_Task(p.subject, spec.to_dict(), spec.hash, str(out), p.inputs, spec.source)
+                 for p in plan if p.action == "run"]
+        if scheduler is not None:
+            it = _dask(tasks, scheduler)
+        elif jobs > 1 and len(tasks) > 1:
+            it = _pool(tasks, min(jobs, len(tasks)), spec.plugins)
+        else:
+            it = _serial(tasks, progress, total, n_skip)
+        completed = n_skip
+        last_write = 0.0
+        try:
+            for r in it:
+                completed += 1
+                log = out / "logs" / f"{r.key}.log"
+                if r.status == "failed":
+                    atomic_write_text(log, f"subject {r.key} ({r.source}) failed at {r.finished_utc}\n"
+                                      f"dwi_toolkit {__version__}, pipeline {spec.name} {spec.hash}\n\n"
+                                      f"{r.traceback}")
+                    logger.warning("%s failed: %s", r.key, r.reason)
+                else:
+                    log.unlink(missing_ok=True)
+                    logger.info("%s done in %.1f s", r.key, r.duration_s)
+                entry = r.to_manifest()
+                if r.status == "failed":
+                    entry["log"] = f"logs/{r.key}.log"
+                subjects_doc[r.key] = entry
+                result.results.append(r)
+                if time.monotonic() - last_write > 1.0:
+                    _write_manifest(out, manifest)
+                    last_write = time.monotonic()
+                if progress is not None:
+                    progress(ProgressEvent("subject", total, completed, r.key, r.status,
+                                           r.reason if r.status == "failed" else f"{r.duration_s:.1f} s",
+                                           n_skip=n_skip))
+            run_rec["status"] = "completed"
+        except BaseException:
+            run_rec["status"] = "interrupted"
+            raise
+        finally:
+            run_rec["finished_utc"] = _utc()
+            run_rec["counts"] = result.counts
+            _write_manifest(out, manifest)
+        if cohort and any(r.status in ("done", "skipped") for r in result.results):
+            from .cohort import build_cohort
+
+            try:
+                result.cohort = build_cohort(out)
+            except (OSError, ValueError) as err:
+                logger.warning("cohort summary not written: %s", err)
+    result.duration_s = time.perf_counter() - t0
+    return result

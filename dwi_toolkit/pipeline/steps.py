@@ -1,0 +1,438 @@
+"""Registry of named pipeline steps: thin adapters over the public API.
+
+A step is a function ``func(ctx, **params)`` that reads what earlier steps left in
+``ctx.data`` (e.g. ``"series"``, ``"fit"``), calls the public API, stores its results back and
+writes files into ``ctx.out_dir`` (the subject's temporary output folder), recording each file
+with :meth:`SubjectContext.add_product`. Each step declares its parameters (type, default,
+allowed values), what it ``requires`` and ``provides`` in ``ctx.data`` and which modules it
+needs, so a pipeline file is validated completely before any work starts.
+
+Built-in steps
+--------------
+``load``       DWI series (:func:`~dwi_toolkit.io.loading.load_dwi`) → ``series``
+``adc``        ADC fit (:func:`~dwi_toolkit.models.adc.fit_adc`), NIfTI maps → ``fit``
+``roi_stats``  ROI statistics (:func:`~dwi_toolkit.analysis.roi_stats.roi_stats`) → ``rois``, ``stats``
+``compare``    side comparison (:func:`~dwi_toolkit.analysis.compare.compare_sides`) → ``comparison``
+``assess``     indication + entrapment assessments → ``indication``, ``entrapment``
+``report``     the subject report (report.json, CSV, report.html) → ``report``
+``analyze``    all of the above in one call of :func:`dwi_toolkit.pipeline.analyze.run_analysis`
+
+New models (IVIM, DTI) are added with :func:`register_step` (in this module, or in a plugin
+module named in the pipeline's ``plugins`` list)::
+
+    @register_step("ivim", requires=("series",), provides=("ivim",),
+                   modules=("dwi_toolkit.models.ivim",),
+                   params={"method": Param(str, "segmented", choices=("segmented", "full"))})
+    def ivim_step(ctx, *, method):
+        from ..models.ivim import fit_ivim
+        ctx.data["ivim"] = fit_ivim(ctx.data["series"], method=method)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputDataError, PipelineError, RoiError
+
+__all__ = ["Param", "StepDef", "SubjectContext", "STEPS", "register_step", "get_step"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Param:
+    """Declaration of one step parameter.
+
+    ``types`` may be one type or a tuple; a ``float`` parameter also accepts integers. A default
+    of ``None`` means "not set" (TOML has no null: leave the key out).
+    """
+
+    types: Any
+    default: Any = None
+    choices: tuple | None = None
+    min: float | None = None
+    max: float | None = None
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.types, tuple):
+            object.__setattr__(self, "types", (self.types,))
+
+
+@dataclass(frozen=True)
+class StepDef:
+    """A registered step: its function and declarations."""
+
+    name: str
+    func: Callable[..., Any]
+    params: dict[str, Param]
+    requires: tuple[str, ...] = ()
+    provides: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+    check: Callable[[dict[str, Any]], str | None] | None = None
+    doc: str = ""
+
+    def missing_modules(self) -> list[str]:
+        """Modules this step needs that cannot be imported here."""
+        out = []
+        for m in self.modules:
+            try:
+                found = importlib.util.find_spec(m) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                out.append(m)
+        return out
+
+
+@dataclass
+class SubjectContext:
+    """What one subject's steps share.
+
+    Attributes
+    ----------
+    subject : Subject
+        Where the inputs are (:class:`dwi_toolkit.pipeline.layout.Subject`).
+    out_dir : Path
+        The subject's *temporary* output folder; it is moved into place when every step is done.
+    data : dict
+        Objects handed from step to step (``series``, ``fit``, ``stats`` ...).
+    products : dict
+        Name → path relative to `out_dir` of each file written (recorded in the manifest).
+    progress : callable, optional
+        ``progress(message)`` for progress within long steps.
+    """
+
+    subject: Any
+    out_dir: Path
+    data: dict[str, Any] = field(default_factory=dict)
+    products: dict[str, str] = field(default_factory=dict)
+    progress: Callable[[str], None] | None = None
+
+    @property
+    def prefix(self) -> str:
+        """BIDS entity prefix of output file names, e.g. ``sub-01_ses-1``."""
+        return self.subject.prefix
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the output folder (parent folders are created)."""
+        p = self.out_dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def add_product(self, name: str, path: str | Path) -> None:
+        """Record an output file (absolute or relative to `out_dir`)."""
+        p = Path(path)
+        self.products[name] = (p.relative_to(self.out_dir) if p.is_absolute() else p).as_posix()
+
+
+#: Registered steps by name.
+STEPS: dict[str, StepDef] = {}
+
+
+def register_step(name: str, *, params: dict[str, Param] | None = None, requires: tuple[str, ...] = (),
+                  provides: tuple[str, ...] = (), modules: tuple[str, ...] = (),
+                  check: Callable[[dict[str, Any]], str | None] | None = None) -> Callable:
+    """Decorator registering ``func(ctx, **params)`` as pipeline step `name`.
+
+    Re-registering a name replaces the earlier step (plugins may override built-ins).
+    """
+
+    def deco(func: Callable[..., Any]) -> Callable[..., Any]:
+        STEPS[name] = StepDef(name=name, func=func, params=dict(params or {}), requires=tuple(requires),
+                              provides=tuple(provides), modules=tuple(modules), check=check,
+                              doc=(func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else "")
+        return func
+
+    return deco
+
+
+def get_step(name: str) -> StepDef:
+    """The registered step `name`."""
+    try:
+        return STEPS[name]
+    except KeyError:
+        raise PipelineError(f"unknown step {name!r}; registered steps: {', '.join(sorted(STEPS))}.") from None
+
+
+# ------------------------------------------------------------------------------ helpers
+def _b_range_check(p: dict[str, Any]) -> str | None:
+    lo, hi = p.get("b_min"), p.get("b_max")
+    if lo is not None and hi is not None and lo >= hi:
+        return f"b_min ({lo} s/mm^2) must be below b_max ({hi} s/mm^2)."
+    return None
+
+
+def _b_range(p: dict[str, Any]) -> tuple[float | None, float | None] | None:
+    lo, hi = p.get("b_min"), p.get("b_max")
+    return None if lo is None and hi is None else (lo, hi)
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    from ..io._atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(doc, indent=2, default=str, allow_nan=False) + "\n")
+
+
+def _need_rois(ctx: SubjectContext) -> Path:
+    if ctx.subject.rois is None:
+        raise RoiError(
+            f"subject {ctx.subject.key}: no ROI file found in {ctx.subject.source} (looked for rois.json, "
+            "*.mrk.json and *_dseg.nii.gz at the top of the subject folder and in rois/); add one "
+            "or use a pipeline without ROI steps (e.g. --pipeline adc-only)."
+        )
+    return Path(ctx.subject.rois)
+
+
+def _load_clinical(ctx: SubjectContext) -> Any:
+    if "clinical" in ctx.data:
+        return ctx.data["clinical"]
+    clinical = None
+    if ctx.subject.clinical is not None:
+        from ..io.clinical import load_clinical
+
+        clinical = load_clinical(ctx.subject.clinical)
+    ctx.data["clinical"] = clinical
+    return clinical
+
+
+_METHODS = ("wls", "ols", "nlls")
+_SIDES = ("clinical", "left", "right", "unknown")
+
+
+# ------------------------------------------------------------------------------ built-ins
+@register_step(
+    "load",
+    params={
+        "b0_threshold": Param(float, 50.0, min=0.0, doc="s/mm^2; volumes at or below count as b=0"),
+        "require_rois": Param(bool, False, doc="fail the subject when it has no ROI file"),
+        "require_clinical": Param(bool, False, doc="fail the subject when it has no clinical.json"),
+    },
+    provides=("series",),
+    modules=("dwi_toolkit.io.loading",),
+)
+def load_step(ctx: SubjectContext, *, b0_threshold: float, require_rois: bool, require_clinical: bool) -> None:
+    """Load the DWI series (NIfTI + .bval/.bvec, or DICOM) into ``series``."""
+    from ..io.loading import load_dwi
+
+    subj = ctx.subject
+    if require_rois:
+        _need_rois(ctx)
+    if require_clinical and subj.clinical is None:
+        raise InputDataError(f"subject {subj.key}: no clinical.json found in {subj.source}.")
+    if subj.dwi is None:
+        raise InputDataError(f"subject {subj.key}: {subj.problem or 'no DWI series found'}")
+    ctx.data["series"] = load_dwi(subj.dwi, bvals=subj.bvals, bvecs=subj.bvecs, b0_threshold=b0_threshold)
+
+
+@register_step(
+    "adc",
+    params={
+        "method": Param(str, "wls", choices=_METHODS, doc="log-linear WLS, OLS or nonlinear LS"),
+        "b_min": Param(float, None, min=0.0, doc="s/mm^2; leave out b-values below (b=0 too if > 0)"),
+        "b_max": Param(float, None, min=0.0, doc="s/mm^2; leave out b-values above"),
+        "mask": Param(str, "auto", choices=("auto", "none"), doc="auto: voxels above background on b=0"),
+        "save_maps": Param(bool, True, doc="write ADC/S0/R^2/status NIfTI maps"),
+        "chunk_size": Param(int, 16384, min=256, doc="voxels per chunk (bounds memory)"),
+    },
+    requires=("series",),
+    provides=("fit",),
+    modules=("dwi_toolkit.models.adc",),
+    check=_b_range_check,
+)
+def adc_step(ctx: SubjectContext, *, method: str, b_min: float | None, b_max: float | None, mask: str,
+             save_maps: bool, chunk_size: int) -> None:
+    """Fit the mono-exponential ADC (mm^2/s) and write BIDS-derivative maps under dwi/."""
+    from ..core.image import ParameterMap
+    from ..core.masks import signal_mask
+    from ..io.nifti import save_map
+    from ..models.adc import fit_adc
+
+    series = ctx.data["series"]
+    m = signal_mask(series.mean_b0()) if mask == "auto" and series.b0_mask.any() else None
+    fit = fit_adc(series, method=method, b_range=_b_range({"b_min": b_min, "b_max": b_max}), mask=m,
+                  chunk_size=chunk_size)
+    ctx.data["fit"] = fit
+    if save_maps:
+        for name, pmap in fit.to_maps().items():
+            if name == "status":
+                pmap = ParameterMap(fit.status.astype("uint8"), fit.affine, "status", "")
+            p = save_map(pmap, ctx.path("dwi", f"{ctx.prefix}_model-adc_param-{name}_dwimap.nii.gz"))
+            ctx.add_product(f"adc_{name}", p)
+    summary = {**fit.summary(), "units": {"adc": "mm^2/s", "bvals": "s/mm^2"}}
+    side = ctx.path("dwi", f"{ctx.prefix}_model-adc_dwimap.json")
+    _write_json(side, summary)
+    ctx.add_product("adc_summary", side)
+
+
+@register_step(
+    "roi_stats",
+    params={
+        "exclude_status": Param(bool, True, doc="leave out voxels whose fit failed (status != 0)"),
+        "csf_threshold": Param(float, None, min=0.0, doc="mm^2/s; leave out voxels above (CSF)"),
+        "if_no_rois": Param(str, "fail", choices=("fail", "skip"), doc="subject without ROI file"),
+    },
+    requires=("fit",),
+    provides=("rois", "stats"),
+    modules=("dwi_toolkit.io.rois", "dwi_toolkit.analysis.roi_stats"),
+)
+def roi_stats_step(ctx: SubjectContext, *, exclude_status: bool, csf_threshold: float | None,
+                   if_no_rois: str) -> None:
+    """Load the subject's ROIs and compute ADC statistics per root (``roi_stats.csv``)."""
+    if ctx.subject.rois is None and if_no_rois == "skip":
+        logger.info("%s: no ROI file; roi_stats skipped", ctx.subject.key)
+        ctx.data["rois"] = ctx.data["stats"] = None
+        return
+    from ..analysis.roi_stats import roi_stats
+    from ..io.rois import load_rois
+
+    rois = load_rois(_need_rois(ctx))
+    stats = roi_stats(ctx.data["fit"], rois, exclude_status=exclude_status, csf_threshold=csf_threshold)
+    ctx.data["rois"], ctx.data["stats"] = rois, stats
+    p = ctx.path("dwi", f"{ctx.prefix}_desc-roistats.csv")
+    stats.to_csv(p)
+    ctx.add_product("roi_stats_csv", p)
+
+
+@register_step(
+    "compare",
+    params={
+        "symptomatic_side": Param(str, "clinical", choices=_SIDES,
+                                  doc="'clinical' = radicular_side of clinical.json"),
+        "n_boot": Param(int, 2000, min=0, doc="bootstrap resamples"),
+        "ci": Param(float, 0.95, min=0.5, max=0.999, doc="confidence level"),
+        "min_voxels": Param(int, 5, min=1, doc="fewer voxels on a side flags the ROI as too small"),
+        "seed": Param(int, 0, doc="bootstrap seed"),
+    },
+    requires=("stats",),
+    provides=("comparison", "clinical"),
+    modules=("dwi_toolkit.analysis.compare",),
+)
+def compare_step(ctx: SubjectContext, *, symptomatic_side: str, n_boot: int, ci: float, min_voxels: int,
+                 seed: int) -> None:
+    """Compare each root on the symptomatic side with its contralateral twin (§2.8 indices)."""
+    from ..analysis.compare import compare_sides
+
+    stats = ctx.data.get("stats")
+    if stats is None:
+        ctx.data["comparison"] = None
+        return
+    clinical = _load_clinical(ctx)
+    if symptomatic_side == "clinical":
+        side = getattr(clinical, "radicular_side", None) if clinical is not None else None
+        side = side if side in ("left", "right") else None
+    else:
+        side = None if symptomatic_side == "unknown" else symptomatic_side
+    ctx.data["symptomatic_side"] = side
+    ctx.data["compare_params"] = {"n_boot": n_boot, "ci": ci, "min_voxels": min_voxels, "seed": seed,
+                                  "symptomatic_side": side, "symptomatic_side_source": symptomatic_side}
+    ctx.data["comparison"] = compare_sides(stats, symptomatic_side=side, n_boot=n_boot, ci=ci,
+                                           min_voxels=min_voxels, rng=seed)
+
+
+@register_step(
+    "assess",
+    params={
+        "threshold_pct": Param(float, 10.0, min=0.0,
+                               doc="% side difference called an asymmetry (not a diagnostic cut-off)"),
+        "parameter": Param(str, "adc", doc="parameter assessed for entrapment"),
+    },
+    requires=("comparison",),
+    provides=("indication", "entrapment"),
+    modules=("dwi_toolkit.clinical.indication", "dwi_toolkit.clinical.entrapment"),
+)
+def assess_step(ctx: SubjectContext, *, threshold_pct: float, parameter: str) -> None:
+    """Indication (rule set v1, §3.10) and entrapment concordance assessments."""
+    from ..clinical.entrapment import assess_entrapment
+
+    clinical = _load_clinical(ctx)
+    indication = None
+    if clinical is not None:
+        from ..clinical.indication import assess_indication
+
+        indication = assess_indication(clinical)
+    ctx.data["indication"] = indication
+    ctx.data["assess_params"] = {"threshold_pct": threshold_pct, "parameter": parameter}
+    comparison = ctx.data.get("comparison")
+    ctx.data["entrapment"] = None if comparison is None else assess_entrapment(
+        comparison, clinical, indication=indication, threshold_pct=threshold_pct, parameter=parameter)
+
+
+@register_step(
+    "report",
+    params={"figures": Param(bool, True, doc="render the figures (slower)")},
+    requires=("series", "fit"),
+    provides=("report",),
+    modules=("dwi_toolkit.reporting.report", "dwi_toolkit.pipeline.analyze"),
+)
+def report_step(ctx: SubjectContext, *, figures: bool) -> None:
+    """Write report.json, the CSV tables and report.html under report/."""
+    from ..reporting.report import build_report
+    from .analyze import roi_masks
+
+    d = ctx.data
+    series, rois = d["series"], d.get("rois")
+    masks = roi_masks(rois, series.spatial_shape, series.affine) if rois is not None else []
+    fit = d["fit"]
+    params = {"method": fit.method, "b_min": fit.params.get("b_range", [None, None])[0],
+              "b_max": fit.params.get("b_range", [None, None])[1], "b0_threshold": fit.b0_threshold,
+              **d.get("compare_params", {}), **d.get("assess_params", {})}
+    s = ctx.subject
+    inputs = {"dwi": s.dwi, "rois": s.rois, "clinical": s.clinical, "bvals": s.bvals, "bvecs": s.bvecs}
+    report = build_report(series=series, fit=fit, roi_masks=masks, stats=d.get("stats"),
+                          comparison=d.get("comparison"), indication=d.get("indication"),
+                          entrapment=d.get("entrapment"), parameters=params, inputs=inputs,
+                          subject=ctx.prefix, command="dwi-toolkit run", figures=figures)
+    out = ctx.out_dir / "report"
+    report.save(out)
+    d["report"] = report
+    _record_report(ctx, out)
+
+
+def _record_report(ctx: SubjectContext, out: Path) -> None:
+    for name in ("report.json", "report.html", "roi_stats.csv", "side_comparison.csv", "entrapment.csv"):
+        if (out / name).is_file():
+            ctx.add_product(name.replace(".", "_"), out / name)
+
+
+@register_step(
+    "analyze",
+    params={
+        "method": Param(str, "wls", choices=_METHODS),
+        "b_min": Param(float, None, min=0.0, doc="s/mm^2"),
+        "b_max": Param(float, None, min=0.0, doc="s/mm^2"),
+        "b0_threshold": Param(float, 50.0, min=0.0, doc="s/mm^2"),
+        "symptomatic_side": Param(str, "clinical", choices=("clinical", "left", "right")),
+        "threshold_pct": Param(float, 10.0, min=0.0, doc="%; not a diagnostic cut-off"),
+        "parameter": Param(str, "adc"),
+        "n_boot": Param(int, 2000, min=0),
+        "ci": Param(float, 0.95, min=0.5, max=0.999),
+        "min_voxels": Param(int, 5, min=1),
+        "seed": Param(int, 0),
+        "figures": Param(bool, True),
+    },
+    provides=("report",),
+    modules=("dwi_toolkit.pipeline.analyze",),
+    check=_b_range_check,
+)
+def analyze_step(ctx: SubjectContext, **params: Any) -> None:
+    """The whole single-subject analysis in one call of ``run_analysis`` (writes report/)."""
+    from .analyze import run_analysis
+
+    s = ctx.subject
+    if s.dwi is None:
+        raise InputDataError(f"subject {s.key}: {s.problem or 'no DWI series found'}")
+    side = params.pop("symptomatic_side")
+    opts = {k: v for k, v in params.items() if v is not None}
+    if side in ("left", "right"):
+        opts["symptomatic_side"] = side
+    out = ctx.out_dir / "report"
+    ctx.data["report"] = run_analysis(s.dwi, _need_rois(ctx), s.clinical, out, bvals=s.bvals, bvecs=s.bvecs,
+                                      subject=ctx.prefix, command="dwi-toolkit run", **opts)
+    _record_report(ctx, out)
