@@ -143,8 +143,8 @@ COHORT = {
     "sub-05": ({("L5", "right"): 1.65e-3}, "broken", None,
                "deliberately broken: NIfTI without .bval/.bvec (missing b-values)"),
 }
-COHORT_SHAPE = (64, 48, 36)
-COHORT_VOXEL = (2.25, 2.4, 5.4)
+COHORT_SHAPE = (64, 52, 44)
+COHORT_VOXEL = (2.0, 2.0, 4.0)
 
 
 def _clinical_doc(subject: str, facts: dict) -> dict:
@@ -163,7 +163,7 @@ def _clinical_doc(subject: str, facts: dict) -> dict:
 
 
 def _write_rois(phantom: LumbarPhantom, folder: Path, subject: str) -> Path:
-    """ROIs of the subject: ``rois.json`` (ganglion spheres, RAS+ mm) when the ROI tools are
+    """ROIs of the subject: ``rois.json`` (tubes around each ganglion, RAS+ mm) when the ROI tools are
     installed, else a ``<subject>_roots_dseg.nii.gz`` label map with ``L5_left_ganglion``-style names."""
     try:
         from .io.rois import save_rois
@@ -171,7 +171,7 @@ def _write_rois(phantom: LumbarPhantom, folder: Path, subject: str) -> Path:
     except ImportError:
         save_rois = sample_rois = None
     if save_rois is not None and sample_rois is not None:
-        return save_rois(sample_rois(phantom), folder / "rois.json",
+        return save_rois(sample_rois(phantom, kind="tube"), folder / "rois.json",
                          reference=(phantom.series.spatial_shape, phantom.series.affine))
     from .phantom import SEGMENT_BOUNDS
 

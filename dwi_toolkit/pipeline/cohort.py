@@ -228,11 +228,11 @@ def build_cohort(out_dir: str | os.PathLike, *, figure: bool = True) -> CohortSu
         grp / "cohort_subjects.csv",
         _csv_text([{k: v for k, v in r.items() if k != "report_label"} for r in summary.subject_rows]))
     labels = {
-        "rel_diff_pct": "rel_diff_pct: symptomatic vs contralateral ADC (%)",
-        "abs_asymmetry_index_pct": "abs_asymmetry_index_pct of ADC (%), symptomatic side unknown",
-        "lr_asymmetry_index_pct": "ADC asymmetry index left vs right (%)",
+        "rel_diff_pct": "ADC rel_diff_pct (%)\nsymptomatic vs contralateral",
+        "abs_asymmetry_index_pct": "ADC abs_asymmetry_index_pct (%)\nsymptomatic side unknown",
+        "lr_asymmetry_index_pct": "ADC asymmetry index (%)\nleft vs right",
     }
-    caption = (f"{labels.get(summary.side_difference_measure, '')} per level across subjects (all segments); "
+    caption = (f"{labels.get(summary.side_difference_measure, '').replace(chr(10), ', ')} per level across subjects (all segments); "
                "indices as in clinical-reference.md §2.8. Box: quartiles; points: subjects.")
     png = None
     if figure and summary.side_differences:
