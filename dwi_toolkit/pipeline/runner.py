@@ -290,18 +290,24 @@ def _dask(tasks: list[_Task], scheduler: Any) -> Iterator[SubjectResult]:
     try:
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         queue = list(reversed(tasks))
-        ac = as_completed()
-        for _ in range(min(len(queue), 2 * n_workers)):
-            t = queue.pop()
-            ac.add(client.submit(execute_subject, t, pure=False, key=f"dwi_toolkit-{t.subject.key}-{time.time_ns()}"))
-        for fut in ac:
-            res = fut.result()
-            fut.release()
-            if queue:
-                t = queue.pop()
-                ac.add(client.submit(execute_subject, t, pure=False,
-                                     key=f"dwi_toolkit-{t.subject.key}-{time.time_ns()}"))
-            yield res
+
+        def submit(t: _Task) -> Any:
+            return client.submit(execute_subject, t, pure=False, key=f"dwi_toolkit-{t.subject.key}-{time.time_ns()}")
+
+        first = [submit(queue.pop()) for _ in range(min(len(queue), 2 * n_workers))]
+        if not first:
+            return
+        ac = as_completed(first, loop=client.loop)
+        try:
+            for fut in ac:
+                res = fut.result()  # re-raises KeyboardInterrupt/SystemExit from a task
+                fut.release()
+                if queue:
+                    ac.add(submit(queue.pop()))
+                yield res
+        finally:
+            for fut in list(ac.futures):
+                fut.cancel()
     finally:
         if own:
             client.close()
