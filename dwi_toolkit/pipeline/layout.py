@@ -339,7 +339,10 @@ def discover(
     extra = tuple(Path(d) for d in derivatives)
     if (root / "dataset_description.json").is_file():
         deriv_root = root / "derivatives"
-        derivs = tuple(d for d in _visible(deriv_root.iterdir()) if d.is_dir()) if deriv_root.is_dir() else ()
+        derivs = tuple(
+            d for d in (_visible(deriv_root.iterdir()) if deriv_root.is_dir() else [])
+            if d.is_dir() and not ((d / "manifest.json").is_file() and (d / "pipeline.toml").is_file())
+        )  # our own outputs (derivatives/dwi_toolkit) are not an input
         subjects = _discover_bids(root, participants, derivs + extra)
         kind, derivs_used = "bids", derivs + extra
     else:
