@@ -1,0 +1,1 @@
+"""Clinical interpretation: indication and entrapment assessments (layer L4; no file I/O)."""

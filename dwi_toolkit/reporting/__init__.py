@@ -1,0 +1,1 @@
+"""Outputs for humans and machines: figures, HTML, JSON/CSV reports (layer L5)."""
