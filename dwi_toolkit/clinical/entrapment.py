@@ -77,7 +77,8 @@ NOT_INDICATED_STATEMENT = (
     "clinical-reference.md §3.10). In patients without red flags or a surgical/interventional "
     "indication, imaging findings rarely change management: NICE NG59 advises imaging in specialist "
     "care only if the result is likely to change management (§3.5), ACP 2011 recommends no imaging "
-    "in that situation (§3.6), repeated pre-operative MRI added little (Dybvik 2023, §3.9), and "
+    "in that situation (§3.6), Kovacs 2013 counts such requests as inappropriate (§3.8), repeated "
+    "pre-operative MRI added little (Dybvik 2023, §3.9), and "
     "early MRI was linked to longer disability (Webster 2013, §6). Read the findings below with "
     "that in mind."
 )
