@@ -10,9 +10,7 @@ import shutil
 import struct
 import subprocess
 from html.parser import HTMLParser
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from dwi_toolkit.analysis.compare import compare_sides
