@@ -46,24 +46,37 @@ def _new_figure(width: float, height: float):
 
 
 def _map_array(adc: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """(X, Y, Z) array and affine from a ParameterMap, an ADCFit, (array, affine) or an array."""
+    """(X, Y, Z) array and affine from an ADCFit, a ParameterMap, (array, affine) or an array."""
     if isinstance(adc, tuple) and len(adc) == 2:
         return np.asarray(adc[0], dtype=float), np.asarray(adc[1], dtype=float)
-    if hasattr(adc, "data") and hasattr(adc, "affine"):
-        return np.asarray(adc.data, dtype=float), np.asarray(adc.affine, dtype=float)
     if hasattr(adc, "adc") and hasattr(adc, "affine"):
         return np.asarray(adc.adc, dtype=float), np.asarray(adc.affine, dtype=float)
+    if hasattr(adc, "data") and hasattr(adc, "affine"):
+        return np.asarray(adc.data, dtype=float), np.asarray(adc.affine, dtype=float)
     return np.asarray(adc, dtype=float), None
 
 
-def _lr_labels(affine: np.ndarray | None) -> tuple[str, str] | None:
-    """Patient side shown at the screen (left, right) edge for axis 0 drawn left → right."""
+#: Patient direction letters at the low and high end of each RAS+ world axis.
+_AXIS_LETTERS = (("L", "R"), ("P", "A"), ("I", "S"))
+
+
+def _edge_labels(affine: np.ndarray | None, axis: int) -> tuple[str, str] | None:
+    """Patient-direction letters at the (low-index, high-index) ends of a voxel axis.
+
+    Uses the dominant RAS+ component of the voxel axis; returns None for strongly oblique axes
+    (no component above 80 % of the axis length, i.e. tilted more than about 37°), so the display never guesses.
+    """
     if affine is None:
         return None
-    x = float(affine[0, 0])
-    if abs(x) < 1e-6 * max(1.0, float(np.abs(affine[:3, 0]).max())):
-        return None  # axis 0 is not left-right (e.g. sagittal); do not guess
-    return ("L", "R") if x > 0 else ("R", "L")
+    col = np.asarray(affine, dtype=float)[:3, axis]
+    norm = float(np.linalg.norm(col))
+    if norm == 0:
+        return None
+    k = int(np.argmax(np.abs(col)))
+    if abs(col[k]) / norm < 0.8:
+        return None
+    lo, hi = _AXIS_LETTERS[k]
+    return (lo, hi) if col[k] > 0 else (hi, lo)
 
 
 def _pick_slices(shape_z: int, masks: Sequence[np.ndarray], max_slices: int) -> list[int]:
@@ -96,8 +109,8 @@ def adc_montage(
         Labels and masks on the same grid; each is outlined in its own colour and labelled
         at its centroid on every slice it touches.
     affine : ndarray of shape (4, 4), optional
-        Voxel → RAS+ mm; taken from `adc` when it carries one. Used to mark the patient's
-        left (L) and right (R) on the image edges.
+        Voxel → RAS+ mm; taken from `adc` when it carries one. Used to mark the patient
+        directions (L/R, P/A, I/S) on the image edges; nothing is marked for oblique axes.
     slices : sequence of int, optional
         Slice indices (third axis); default the slices that contain ROI voxels (at most
         `max_slices`, evenly chosen), or evenly spaced slices when there are no ROIs.
@@ -146,7 +159,8 @@ def adc_montage(
     aspect = data.shape[1] / max(data.shape[0], 1)
     fig = _new_figure(2.6 * ncols + 0.8, 2.6 * nrows * aspect + (0.5 if title else 0.2))
     axes = fig.subplots(nrows, ncols, squeeze=False)
-    lr = _lr_labels(aff)
+    horiz = _edge_labels(aff, 0)
+    vert = _edge_labels(aff, 1)
     disp = data * DISPLAY_SCALE
     import matplotlib
 
@@ -170,11 +184,15 @@ def adc_montage(
             ii, jj = np.nonzero(ms)
             ax.text(ii.mean(), jj.max() + 1.5, str(label), color=color, fontsize=6, ha="center",
                     va="bottom", bbox={"facecolor": "black", "alpha": 0.5, "pad": 0.5, "lw": 0})
-        if lr:
-            ax.text(0.01, 0.5, lr[0], transform=ax.transAxes, color="yellow", fontsize=8,
-                    ha="left", va="center", fontweight="bold")
-            ax.text(0.99, 0.5, lr[1], transform=ax.transAxes, color="yellow", fontsize=8,
-                    ha="right", va="center", fontweight="bold")
+        for pos, (x, y, ha, va) in zip(
+            ((horiz, 0), (horiz, 1), (vert, 0), (vert, 1)),
+            ((0.01, 0.5, "left", "center"), (0.99, 0.5, "right", "center"),
+             (0.5, 0.01, "center", "bottom"), (0.5, 0.99, "center", "top")),
+        ):
+            letters, end = pos
+            if letters:
+                ax.text(x, y, letters[end], transform=ax.transAxes, color="yellow", fontsize=8,
+                        ha=ha, va=va, fontweight="bold")
     if im is not None:
         cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8)
         cb.set_label("ADC (×10⁻³ mm²/s)")

@@ -18,6 +18,7 @@ from typing import Any
 __all__ = [
     "CSP",
     "DEFAULT_CSS",
+    "SCOPED_CSS",
     "esc",
     "figure_to_png",
     "png_data_uri",
@@ -55,6 +56,22 @@ font-weight:600;color:#fff;background:#6c757d}
 nav ol{columns:2;font-size:.9rem}dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}
 dt{font-weight:600}dd{margin:0}code{background:#f1f3f5;padding:0 .2rem}
 footer{margin-top:2rem;font-size:.8rem;color:#58606b}
+"""
+
+
+#: Styles for inline display inside Jupyter: every rule is scoped to ``.dwi-report`` so the
+#: notebook's own styles are untouched.
+SCOPED_CSS = """
+.dwi-report .badge{display:inline-block;padding:.05rem .45rem;border-radius:.6rem;font-size:.8rem;
+font-weight:600;color:#fff;background:#6c757d}
+.dwi-report .badge.concordant,.dwi-report .badge.appropriate{background:#2e7d32}
+.dwi-report .badge.discordant,.dwi-report .badge.inappropriate{background:#c62828}
+.dwi-report .badge.indeterminate,.dwi-report .badge.uncertain{background:#ef6c00}
+.dwi-report .badge.no_asymmetry{background:#546e7a}
+.dwi-report .notice{background:#fff4e5;border-left:5px solid #f0a030;padding:.5rem .8rem}
+.dwi-report .warn{background:#fdecea;border-left:5px solid #c62828;padding:.5rem .8rem}
+.dwi-report .callout{background:#eef4fb;border-left:5px solid #2b5797;padding:.5rem .8rem}
+.dwi-report .tbl{overflow-x:auto}.dwi-report figure img{max-width:100%;height:auto}
 """
 
 

@@ -625,8 +625,8 @@ class Report:
 
     def _repr_html_(self) -> str:
         body = "".join(f"<h3>{H.esc(h)}</h3>{b}" for _, h, b in self._sections())
-        return (f"<div><style>{H.DEFAULT_CSS}</style><p><strong>Research use only.</strong> "
-                f"{H.esc(self.notice)}</p>{body}</div>")
+        return (f'<div class="dwi-report"><style>{H.SCOPED_CSS}</style><div class="notice">'
+                f"<strong>Research use only.</strong> {H.esc(self.notice)}</div>{body}</div>")
 
     def __repr__(self) -> str:
         n_rows = len(getattr(self.comparison, "rows", ()) or ())
@@ -843,7 +843,8 @@ def _add_figures(rep: Report, *, series, fit, roi_masks, comparison, entrapment)
         fig = F.adc_montage(fit, rois=roi_masks)
         rep.add_figure("adc_montage", fig,
                        "ADC (×10⁻³ mm²/s, grey 0–3) on the slices that contain ROIs; outlines and labels "
-                       "mark the ROIs; L/R mark the patient's left and right (from the affine).")
+                       "mark the ROIs; edge letters (L/R, P/A, I/S) give the patient directions from "
+                       "the affine.")
     if series is not None and roi_masks:
         bu = getattr(fit, "bvals_used", None) if fit is not None else None
         b_range = (float(np.min(bu)), float(np.max(bu))) if bu is not None and np.size(bu) else None
