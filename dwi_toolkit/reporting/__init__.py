@@ -1,1 +1,1 @@
-"""Outputs for humans and machines: figures, HTML, JSON/CSV reports (layer L5)."""
+"""Outputs for humans and machines: figures (matplotlib object API), HTML, JSON and CSV."""
