@@ -106,8 +106,8 @@ def adc_montage(
     adc : ParameterMap, ADCFit, (ndarray, affine) or ndarray of shape (X, Y, Z)
         ADC in mm²/s (drawn as ×10⁻³ mm²/s, grey scale 0 to `vmax`). NaN is drawn black.
     rois : sequence of (str, ndarray of bool, shape (X, Y, Z))
-        Labels and masks on the same grid; each is outlined in its own colour and labelled
-        at its centroid on every slice it touches.
+        Labels and masks on the same grid; each is outlined in its own colour on every slice it
+        touches and labelled once, on the shown slice where it is largest.
     affine : ndarray of shape (4, 4), optional
         Voxel → RAS+ mm; taken from `adc` when it carries one. Used to mark the patient
         directions (L/R, P/A, I/S) on the image edges; nothing is marked for oblique axes.
@@ -166,6 +166,12 @@ def adc_montage(
 
     cmap = matplotlib.colormaps["gray"].with_extremes(bad="black")
     im = None
+    # label each ROI once, on the shown slice where its cross-section is largest
+    label_slice = {}
+    for j, m in enumerate(masks):
+        areas = [int(m[:, :, z].sum()) for z in zs]
+        if areas and max(areas) > 0:
+            label_slice[j] = zs[int(np.argmax(areas))]
     for k, ax in enumerate(axes.ravel()):
         ax.set_axis_off()
         if k >= len(zs):
@@ -181,6 +187,8 @@ def adc_montage(
                 continue
             color = _COLORS[j % len(_COLORS)]
             ax.contour(ms.T.astype(float), levels=[0.5], colors=[color], linewidths=1.0)
+            if label_slice.get(j) != z:
+                continue
             ii, jj = np.nonzero(ms)
             ax.text(ii.mean(), jj.max() + 1.5, str(label), color=color, fontsize=6, ha="center",
                     va="bottom", bbox={"facecolor": "black", "alpha": 0.5, "pad": 0.5, "lw": 0})
@@ -414,14 +422,21 @@ def signal_decay_figure(curves: Sequence[DecayCurve], *, log: bool = True, max_c
         return fig
     bmax = max(float(np.nanmax(c.bvals)) for c in curves)
     bb = np.linspace(0.0, bmax, 100)
+    # one colour per level (first word of the label); left solid/circles, right dashed/squares
+    groups: dict[str, int] = {}
     for j, c in enumerate(curves[:max_curves]):
-        color = _COLORS[j % len(_COLORS)]
-        ax.errorbar(c.bvals, c.signal, yerr=c.sd, fmt="o", ms=4, color=color, capsize=2)
+        words = c.label.split()
+        key = words[0] if words else c.label
+        color = _COLORS[groups.setdefault(key, len(groups)) % len(_COLORS)]
+        right = len(words) > 1 and words[1].lower() == "right"
+        marker, ls = ("s", "--") if right else ("o", "-")
+        ax.errorbar(c.bvals, c.signal, yerr=c.sd, fmt=marker, ms=4, color=color, capsize=2,
+                    mfc="white" if right else color)
         if math.isfinite(c.adc) and math.isfinite(c.s0):
             lab = f"{c.label}: ADC {c.adc * DISPLAY_SCALE:.3f} ×10⁻³ mm²/s (n={c.n_voxels})"
-            ax.plot(bb, c.s0 * np.exp(-bb * c.adc), "-", color=color, lw=1, label=lab)
+            ax.plot(bb, c.s0 * np.exp(-bb * c.adc), ls, color=color, lw=1, label=lab)
         else:
-            ax.plot([], [], "o", color=color, label=f"{c.label}: not fitted")
+            ax.plot([], [], marker, color=color, label=f"{c.label}: not fitted")
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("b (s/mm²)")

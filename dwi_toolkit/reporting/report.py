@@ -820,11 +820,21 @@ def _fit_status_summary(status: np.ndarray, roi_masks: Sequence[tuple[str, np.nd
     }
 
 
-def _compared_masks(roi_masks, comparison) -> list[tuple[str, np.ndarray]]:
+def _compared_masks(roi_masks, comparison, entrapment=None) -> list[tuple[str, np.ndarray]]:
+    """ROIs for the decay plot: both sides of the levels that matter, so the plot stays legible.
+
+    Levels that matter: clinically suspected levels and levels not classed ``no_asymmetry``; when
+    that leaves nothing (or there is no assessment), every compared level.
+    """
     if comparison is None:
         return list(roi_masks)
     levels = {r.level for r in comparison.rows if "missing_side" not in r.flags}
-    keep = [(lab, m) for lab, m in roi_masks if any(str(lab).startswith(lv) for lv in levels)]
+    if entrapment is not None and getattr(entrapment, "levels", None):
+        focus = {lv.level for lv in entrapment.levels
+                 if lv.classification != "no_asymmetry" or lv.suspected}
+        if focus & levels:
+            levels &= focus
+    keep = [(lab, m) for lab, m in roi_masks if str(lab).split(" ")[0] in levels]
     return keep or list(roi_masks)
 
 
@@ -848,9 +858,11 @@ def _add_figures(rep: Report, *, series, fit, roi_masks, comparison, entrapment)
     if series is not None and roi_masks:
         bu = getattr(fit, "bvals_used", None) if fit is not None else None
         b_range = (float(np.min(bu)), float(np.max(bu))) if bu is not None and np.size(bu) else None
-        curves = F.roi_decay_curves(series, _compared_masks(roi_masks, comparison), b_range=b_range)
+        curves = F.roi_decay_curves(series, _compared_masks(roi_masks, comparison, entrapment),
+                                    b_range=b_range)
         fig = F.signal_decay_figure(curves)
         rep.add_figure("signal_decay", fig,
-                       "Mean trace signal per b-value in each compared ROI (± SD over voxels) and the "
+                       "Mean trace signal per b-value (± SD over voxels) in both roots of the suspected "
+                       "levels and of levels with a finding (all levels when there are none), and the "
                        "mono-exponential fit S0·exp(−b·ADC) of the ROI-mean signal over the b-values "
                        "used by the voxel fit (clinical-reference.md §1.1).")
