@@ -77,7 +77,8 @@ PARAMETER_UNITS = {
 
 ROI_STATS_UNITS: dict[str, str | None] = {
     "level": None, "side": None, "segment": None, "parameter": None, "unit": None,
-    "n_voxels": "voxels", "n_excluded": "voxels", "volume_mm3": "mm^3",
+    "n_voxels": "voxels", "n_excluded": "voxels", "n_excluded_fit": "voxels",
+    "n_excluded_csf": "voxels", "volume_mm3": "mm^3",
     "mean": "{unit}", "median": "{unit}", "sd": "{unit}", "iqr": "{unit}", "p5": "{unit}",
     "p95": "{unit}",
 }
@@ -561,7 +562,9 @@ class Report:
             scaled.append(s)
         cols = [c for c in ROI_STATS_UNITS if any(c in r for r in scaled)]
         return H.table(scaled, columns=cols, headers={"volume_mm3": "volume (mm³)", "n_voxels": "n voxels",
-                                                       "n_excluded": "excluded voxels"},
+                                                       "n_excluded": "excluded voxels",
+                                                       "n_excluded_fit": "excluded: failed fit",
+                                                       "n_excluded_csf": "excluded: CSF threshold"},
                        caption="Included voxels only (failed fits and excluded voxels removed)")
 
     def _html_qc(self) -> str:
