@@ -483,12 +483,31 @@ class Report:
         return "".join(parts)
 
     def _html_indication(self) -> str:
-        ind = _as_dict(self.indication) or {}
+        ind = _jsonable(_as_dict(self.indication) or {})
         cls = _indication_class(ind)
-        head = f'<p>Class: <span class="badge {H.esc(cls)}">{H.esc(cls)}</span></p>' if cls else ""
-        items = [(k, v if not isinstance(v, (dict,)) else json.dumps(_jsonable(v), ensure_ascii=False))
-                 for k, v in ind.items()]
-        return head + H.definition_list(items)
+        out = f'<p>Class: <span class="badge {H.esc(cls)}">{H.esc(cls)}</span></p>' if cls else ""
+        if ind.get("explanation"):
+            out += f'<div class="callout">{H.esc(ind["explanation"])}</div>'
+        shown = {"classification", "explanation", "kovacs2013_risk_factors", "rule_trace"}
+        items = []
+        for k, v in ind.items():
+            if k in shown:
+                continue
+            if isinstance(v, dict):
+                v = ", ".join(f"{a}: {b}" for a, b in v.items())
+            elif isinstance(v, list) and v and isinstance(v[0], dict):
+                v = "; ".join(", ".join(f"{a}: {b}" for a, b in x.items()) for x in v)
+            items.append((k, v))
+        out += H.definition_list(items)
+        rf = ind.get("kovacs2013_risk_factors")
+        if isinstance(rf, list) and rf and isinstance(rf[0], dict):
+            out += H.table(rf, caption="Kovacs 2013 risk factors for an inappropriate request "
+                           "(reported, never deciding; odds ratios with 95 % CI, §3.8)")
+        trace = ind.get("rule_trace")
+        if isinstance(trace, list) and trace and isinstance(trace[0], dict):
+            out += ("<p><strong>Rule trace:</strong> "
+                    + H.esc(" · ".join(f"{t.get('rule')}: {t.get('decides')}" for t in trace)) + "</p>")
+        return out
 
     def _html_entrapment(self) -> str:
         e = self.entrapment
@@ -537,7 +556,7 @@ class Report:
             parts.append(H.table(scaled, columns=cols, caption=(
                 f"Symptomatic side: {side or 'unknown'}; difference = {scaled[0]['difference_convention'] if scaled else ''}; "
                 f"{c.settings.get('ci', 0.95):.0%} percentile bootstrap CI over voxels "
-                f"({c.settings.get('n_boot')} resamples)"), digits=4))
+                f"({c.settings.get('n_boot')} resamples)"), digits=4, formatters=_cmp_formatters(scaled)))
             parts.append("<h3>Indices (clinical-reference.md §2.8)</h3><ul>"
                          + "".join(f"<li><code>{H.esc(k)}</code> = {H.esc(v)} (%)</li>" for k, v in INDEX_FORMULAS.items())
                          + "</ul>")
@@ -660,6 +679,24 @@ class Report:
         written["report.html"] = atomic_write_text(out / "report.html", self.to_html())
         logger.info("report written to %s", out)
         return written
+
+
+def _num(fmt: str):
+    def f(v: Any) -> str:
+        return "–" if not isinstance(v, (int, float)) or not math.isfinite(v) else format(v, fmt)
+    return f
+
+
+def _cmp_formatters(scaled: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fixed decimals for the comparison table (values in ×10⁻³ mm²/s for diffusivities)."""
+    diffusivity = bool(scaled) and all(r.get("unit") == "×10⁻³ mm²/s" for r in scaled)
+    val = _num(".3f") if diffusivity else _num(".4g")
+    out = {k: val for k in ("xs", "xc", "value_left", "value_right")}
+    out.update({k: (_num("+.3f") if diffusivity else _num("+.4g"))
+                for k in ("difference", "difference_ci_low", "difference_ci_high")})
+    out.update({"ratio_pct": _num(".1f"), "rel_diff_pct": _num("+.1f"),
+                "asymmetry_index_pct": _num("+.1f"), "abs_asymmetry_index_pct": _num(".1f")})
+    return out
 
 
 def _fmt_q(v: Any) -> str:
