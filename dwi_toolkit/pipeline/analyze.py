@@ -130,6 +130,7 @@ def run_analysis(
     bvecs: str | os.PathLike | None = None,
     b0_threshold: float = 50.0,
     subject: str | None = None,
+    stenosis_policy: str | None = None,
     figures: bool = True,
     command: str | None = None,
 ) -> Any:
@@ -164,7 +165,9 @@ def run_analysis(
     b0_threshold : float, optional
         s/mm² (default 50).
     subject : str, optional
-        Pseudonymous label printed on the report.
+        Pseudonymous label printed on the report (default ``subject_id`` of the clinical file).
+    stenosis_policy : {"kovacs2013", "acr2021"}, optional
+        Stenosis-threshold policy of the indication rules (§3.10); default the rule set's own.
     figures : bool, optional
         Render the figures (default True).
 
@@ -210,7 +213,8 @@ def run_analysis(
         from ..io.clinical import load_clinical
 
         clinical = load_clinical(clinical_path)
-        indication = assess_indication(clinical)
+        kw = {} if stenosis_policy is None else {"stenosis_policy": stenosis_policy}
+        indication = assess_indication(clinical, **kw)
     side = symptomatic_side or _side_from_clinical(clinical)
 
     comparison = compare_sides(stats, symptomatic_side=side, n_boot=n_boot, ci=ci,
@@ -227,7 +231,7 @@ def run_analysis(
         "symptomatic_side": side, "symptomatic_side_source": (
             "option" if symptomatic_side else "clinical.radicular_side" if side else None),
         "threshold_pct": threshold_pct, "parameter": parameter, "n_boot": n_boot, "ci": ci,
-        "min_voxels": min_voxels, "seed": seed,
+        "min_voxels": min_voxels, "seed": seed, "stenosis_policy": stenosis_policy,
     }
     inputs = {"dwi": series_path, "rois": rois_path, "clinical": clinical_path,
               "bvals": bvals, "bvecs": bvecs}

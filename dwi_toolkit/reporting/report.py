@@ -852,7 +852,7 @@ def _fit_status_summary(status: np.ndarray, roi_masks: Sequence[tuple[str, np.nd
     return {
         "codes": {str(k): v for k, v in codes.items()},
         "all_voxels": overall,
-        "fitted_voxels": _q(fitted, "voxels"),
+        "attempted_voxels": _q(fitted, "voxels"),
         "failed_voxels": _q(failed, "voxels"),
         "failed_fraction": _q(failed / fitted if fitted else None, "1"),
         "in_rois": {codes.get(c, f"code {c}"): _q(int(n), "voxels") for c, n in enumerate(roi_counts) if n},

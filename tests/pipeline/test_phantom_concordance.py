@@ -55,3 +55,6 @@ def test_phantom_report_renders(phantom_result, tmp_path):
                        entrapment=ent, subject="phantom")
     rep.save(tmp_path)
     assert (tmp_path / "report.html").stat().st_size > 10_000
+    # the QC SNR estimate recovers the phantom's b=0 root SNR (make_lumbar_phantom default 40)
+    snrs = [p["snr"]["value"] for p in rep.qc["snr"]["per_roi"]]
+    assert np.median(snrs) == pytest.approx(40.0, rel=0.2)

@@ -31,6 +31,9 @@ def add_parser(sub, add_common) -> None:
     p.add_argument("--threshold-pct", type=float, default=None,
                    help="side-difference threshold on rel_diff_pct in %% (default 10; a measurement "
                         "threshold, not a diagnostic cut-off)")
+    p.add_argument("--stenosis-policy", choices=("kovacs2013", "acr2021"),
+                   help="indication rules: failed-conservative-care threshold for suspected stenosis "
+                        "(kovacs2013 = 12 weeks, the default; acr2021 = 6 weeks)")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--subject", help="pseudonymous subject label for the report")
@@ -50,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     opts = [f"--method {args.method}"]
     for flag, val in (("--b-min", args.b_min), ("--b-max", args.b_max),
                       ("--symptomatic-side", args.symptomatic_side), ("--threshold-pct", args.threshold_pct),
-                      ("--n-boot", args.n_boot), ("--seed", args.seed)):
+                      ("--stenosis-policy", args.stenosis_policy), ("--n-boot", args.n_boot),
+                      ("--seed", args.seed)):
         if val is not None:
             opts.append(f"{flag} {shlex.quote(str(val))}")
     report = run_analysis(
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         method=args.method, b_min=args.b_min, b_max=args.b_max,
         symptomatic_side=args.symptomatic_side, threshold_pct=thr, n_boot=args.n_boot,
         seed=args.seed, bvals=args.bvals, bvecs=args.bvecs, b0_threshold=args.b0_threshold,
-        subject=args.subject, figures=not args.no_figures,
+        subject=args.subject, stenosis_policy=args.stenosis_policy, figures=not args.no_figures,
         command="dwi-toolkit analyze " + " ".join(opts),
     )
     ent = report.entrapment
