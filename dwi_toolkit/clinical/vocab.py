@@ -28,9 +28,12 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from ..errors import ClinicalDataError
@@ -54,6 +57,7 @@ __all__ = [
     "VIGNETTE_KEYS",
     "ClinicalInput",
     "clinical_json_schema",
+    "load_packaged_schema",
 ]
 
 #: Name and version of the ``clinical.json`` schema. Minor versions add optional fields only.
@@ -535,8 +539,7 @@ def _check_schema_version(version: Any) -> None:
             f"clinical field 'schema_version' must be a string such as {SCHEMA_VERSION!r}, "
             f"got {version!r}"
         )
-    major = version.split(".")[0]
-    if major != SCHEMA_VERSION.split(".")[0]:
+    if not re.fullmatch(r"1\.[0-9]+", version):
         raise ClinicalDataError(
             f"clinical.json schema_version {version!r} is not supported by this version of "
             f"dwi_toolkit (supports {SCHEMA_VERSION.split('.')[0]}.x); upgrade dwi_toolkit or "
@@ -643,3 +646,17 @@ def clinical_json_schema() -> dict[str, Any]:
         "additionalProperties": False,
         "properties": props,
     }
+
+
+def load_packaged_schema() -> dict[str, Any]:
+    """The JSON Schema shipped as ``dwi_toolkit/clinical/data/clinical.schema.json``.
+
+    Use it with any JSON Schema validator (e.g. the ``jsonschema`` package) outside Python too.
+
+    Examples
+    --------
+    >>> load_packaged_schema() == clinical_json_schema()
+    True
+    """
+    text = resources.files("dwi_toolkit.clinical.data").joinpath("clinical.schema.json")
+    return json.loads(text.read_text(encoding="utf-8"))
