@@ -158,6 +158,16 @@ CASES = [
     ("unknown-pain-duration", dict(pain_duration_weeks=None), "appropriate", ["R-DISC-6W"]),
     ("unknown-radicular-both-inappropriate", dict(radicular_pain=None, conservative_treatment_weeks=2),
      "inappropriate", ["R-NONSPEC", "R-DISC-6W"]),
+    ("inconsistent-by-half-a-week", dict(pain_duration_weeks=4, conservative_treatment_weeks=4.5),
+     "uncertain", ["R-INCONSISTENT"]),
+    ("unknown-treatment-pain-exactly-6w", dict(conservative_treatment_weeks=None,
+                                              pain_duration_weeks=6), "uncertain", ["R-MISSING"]),
+    ("unknown-treatment-stenosis-pain-exactly-12w", dict(
+        conservative_treatment_weeks=None, pain_duration_weeks=12,
+        suspected_condition="spinal_stenosis"), "uncertain", ["R-MISSING"]),
+    ("unknown-treatment-stenosis-pain-11w", dict(
+        conservative_treatment_weeks=None, pain_duration_weeks=11.5,
+        suspected_condition="spinal_stenosis"), "inappropriate", ["R-STEN-12W"]),
     ("inconsistent-with-unknown-surgery", dict(pain_duration_weeks=4, conservative_treatment_weeks=5,
                                                surgery_considered=None),
      "uncertain", ["R-INCONSISTENT"]),
