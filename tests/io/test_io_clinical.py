@@ -72,3 +72,11 @@ def test_top_level_lazy_export(tmp_path):
     p = save_clinical(ClinicalInput(age=50), tmp_path / "c.json")
     assert dt.load_clinical(p).age == 50
     assert dt.assess_indication(dt.load_clinical(p)).classification == "uncertain"
+
+
+def test_documented_example_file_loads():
+    from pathlib import Path
+
+    p = Path(__file__).resolve().parents[2] / "docs" / "examples" / "clinical.json"
+    c = load_clinical(p)
+    assert c.symptomatic_side == "left" and c.suspected_levels == ("L5",)
