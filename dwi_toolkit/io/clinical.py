@@ -22,7 +22,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..clinical.vocab import ClinicalInput
+from ..core.clinical import ClinicalInput
 from ..errors import ClinicalDataError
 from ._atomic import atomic_write_text
 
