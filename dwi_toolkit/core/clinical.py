@@ -420,7 +420,10 @@ class ClinicalInput:
         """Build from a JSON-like mapping (the content of ``clinical.json``).
 
         Absent keys are ``None`` (not recorded). The optional keys ``schema`` (must be
-        ``"dwi_toolkit.clinical"``), ``schema_version`` and ``subject_id`` are accepted.
+        ``"dwi_toolkit.clinical"``), ``schema_version`` and ``subject_id`` are accepted. The label
+        keys of the vignette schema (:data:`VIGNETTE_KEYS`, ``clinical-reference.md §3.11``) are
+        accepted and ignored, so a vignette can be assessed as it stands; its
+        ``rule_set_version`` must then be ``"v1"``.
 
         Raises
         ------
@@ -442,13 +445,19 @@ class ClinicalInput:
                 f"clinical data must be a JSON object (mapping of field -> value), got "
                 f"{type(data).__name__}"
             )
-        known = set(INPUT_FIELDS) | set(_META_FIELDS)
+        known = set(INPUT_FIELDS) | set(_META_FIELDS) | set(VIGNETTE_KEYS)
         for key in data:
             if key not in known:
                 raise ClinicalDataError(
                     f"unknown clinical field {key!r}; known fields: "
                     f"{_allowed(INPUT_FIELDS + _META_FIELDS)} (see docs/clinical.md)"
                 )
+        version = data.get("rule_set_version", "v1")
+        if version != "v1":
+            raise ClinicalDataError(
+                f"vignette {data.get('id')!r} is for rule set {version!r}; this toolkit "
+                "implements rule set 'v1'"
+            )
         schema = data.get("schema", SCHEMA_NAME)
         if schema != SCHEMA_NAME:
             raise ClinicalDataError(
@@ -465,6 +474,8 @@ class ClinicalInput:
     def from_vignette(cls, vignette: Mapping[str, Any]) -> ClinicalInput:
         """Build from one item of ``indication_vignettes.json`` (§3.11), dropping its labels.
 
+        Same as :meth:`from_dict`, which ignores the label keys; kept for readability.
+
         Raises
         ------
         ClinicalDataError
@@ -476,13 +487,7 @@ class ClinicalInput:
         >>> ClinicalInput.from_vignette(v).age
         40
         """
-        version = vignette.get("rule_set_version", "v1")
-        if version != "v1":
-            raise ClinicalDataError(
-                f"vignette {vignette.get('id')!r} is for rule set {version!r}; this toolkit "
-                "implements rule set 'v1'"
-            )
-        return cls.from_dict({k: v for k, v in vignette.items() if k not in VIGNETTE_KEYS})
+        return cls.from_dict(vignette)
 
     def replace(self, **changes: Any) -> ClinicalInput:
         """A validated copy with some fields changed (the original is unchanged).
@@ -632,6 +637,9 @@ def clinical_json_schema() -> dict[str, Any]:
             PRESCRIBER_SPECIALTIES, "Requesting specialty; informational (Kovacs 2013)."
         ),
     }
+    for key in VIGNETTE_KEYS:
+        props[key] = {"description": "Vignette label (clinical-reference.md §3.11); ignored."}
+    props["rule_set_version"] = {"const": "v1", "description": "Vignette label; must be 'v1'."}
     for name, (_unit, upper) in _NUMBER_FIELDS.items():
         props[name]["maximum"] = upper
     return {

@@ -130,6 +130,9 @@ def test_from_vignette_drops_labels_and_checks_version():
     assert ClinicalInput.from_vignette(v).age == 30
     with pytest.raises(ClinicalDataError, match="rule set 'v2'"):
         ClinicalInput.from_vignette({**v, "rule_set_version": "v2"})
+    # from_dict accepts a whole vignette too (labels ignored), so does assess_indication
+    assert ClinicalInput.from_dict(v) == ClinicalInput(age=30)
+    assert "expected" not in ClinicalInput.from_dict(v).to_dict()
 
 
 def test_packaged_schema_equals_generated_schema():
@@ -138,7 +141,8 @@ def test_packaged_schema_equals_generated_schema():
 
 def test_schema_covers_fields_and_vocabularies():
     s = clinical_json_schema()
-    assert set(s["properties"]) == set(vocab.INPUT_FIELDS) | {"schema", "schema_version", "subject_id"}
+    assert set(s["properties"]) == (set(vocab.INPUT_FIELDS) | set(vocab.VIGNETTE_KEYS)
+                                    | {"schema", "schema_version", "subject_id"})
     assert s["additionalProperties"] is False
     assert set(s["properties"]["red_flags"]["items"]["enum"]) == set(REF_DECISIVE + REF_NON_DECISIVE)
     assert set(s["properties"]["cauda_equina_signs"]["items"]["enum"]) == set(REF_CES)
