@@ -119,12 +119,14 @@ def test_adding_a_ces_sign_gives_appropriate(clinical, sign):
 @SETTINGS_FAST
 @given(any_inputs, maybe(st.sampled_from(SETTINGS)),
        maybe(st.sampled_from(PRESCRIBER_SPECIALTIES)), maybe(st.sampled_from(SEXES)),
-       maybe(st.booleans()), maybe(st.sampled_from(RADICULAR_SIDES)))
+       maybe(st.booleans()), maybe(st.sampled_from(RADICULAR_SIDES)),
+       maybe(st.lists(st.sampled_from(LEVELS), max_size=3, unique=True)))
 def test_informational_fields_never_change_the_class(clinical, setting, specialty, sex, referred,
-                                                      side):
+                                                      side, levels):
     a = assess_indication(clinical)
     b = assess_indication(clinical.replace(setting=setting, prescriber_specialty=specialty,
-                                           sex=sex, referred_pain=referred, radicular_side=side))
+                                           sex=sex, referred_pain=referred, radicular_side=side,
+                                           suspected_levels=levels))
     assert (a.classification, a.decisive_rules, a.missing_fields, a.possible_classes) == (
         b.classification, b.decisive_rules, b.missing_fields, b.possible_classes)
 
