@@ -15,6 +15,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 os.environ.setdefault("MPLBACKEND", "Agg")
+# notebook kernels inherit the environment: make sure they import this checkout's package
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(HERE.parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
 
 import dwi_toolkit  # noqa: E402
 
@@ -29,13 +33,13 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
 ]
-source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "images/README.md"]
 root_doc = "index"
 
 myst_enable_extensions = ["colon_fence", "dollarmath"]
 myst_heading_anchors = 3
-suppress_warnings = ["myst.header"]
+suppress_warnings = ["myst.header", "ref.python"]  # "ndarray of shape (X, Y, Z)" is not a cross-reference
 
 # notebooks: executed at build time, from the docs folder, failing the build on any error
 nb_execution_mode = "force"
