@@ -5,14 +5,10 @@ the reference side ``Xc`` (the contralateral root at the same level and segment,
 ``clinical-reference.md §2.4`` consequence 1) and summarised with the four indices of
 ``clinical-reference.md §2.8``, named exactly as there:
 
-==========================  ==========================================  ======
-name                        formula                                     unit
-==========================  ==========================================  ======
-``ratio_pct``               ``100 · Xs / Xc``                           %
-``rel_diff_pct``            ``100 · (Xs − Xc) / Xc``                    %
-``asymmetry_index_pct``     ``100 · (Xs − Xc) / ((Xs + Xc) / 2)``       %
-``abs_asymmetry_index_pct`` ``100 · |Xs − Xc| / ((Xs + Xc) / 2)``       %
-==========================  ==========================================  ======
+- ``ratio_pct`` = ``100 · Xs / Xc`` (%)
+- ``rel_diff_pct`` = ``100 · (Xs − Xc) / Xc`` (%)
+- ``asymmetry_index_pct`` = ``100 · (Xs − Xc) / ((Xs + Xc) / 2)`` (%)
+- ``abs_asymmetry_index_pct`` = ``100 · abs(Xs − Xc) / ((Xs + Xc) / 2)`` (%)
 
 ``Xs`` and ``Xc`` are ROI means in the parameter's own unit (ADC: mm²/s). The uncertainty of the
 difference ``Xs − Xc`` (and of the signed indices) is a percentile bootstrap over voxels: the
@@ -69,7 +65,7 @@ SEGMENT_ORDER = ("preganglionic", "ganglion", "postganglionic")
 _SIDES = ("left", "right")
 #: Default minimum voxel count per side [D]; ROI size norms do not exist (clinical-reference §2.6).
 DEFAULT_MIN_VOXELS = 5
-#: Default coefficient of variation (sd/|mean|) above which an ROI is flagged noisy [D].
+#: Default coefficient of variation (sd/abs(mean)) above which an ROI is flagged noisy [D].
 DEFAULT_MAX_CV = 0.5
 #: Seed used when ``rng`` is None, so that the same inputs always give the same report.
 DEFAULT_SEED = 0
@@ -431,7 +427,7 @@ def compare_sides(
         Rows with fewer voxels than this on either side are flagged ``too_small`` (default 5, a
         design choice [D]: no ROI-size norms exist, clinical-reference.md §2.6).
     max_cv : float, optional
-        Sides whose coefficient of variation (sd/|mean|) exceeds this are flagged ``noisy``
+        Sides whose coefficient of variation (sd/abs(mean)) exceeds this are flagged ``noisy``
         (default 0.5 [D]).
     rng : numpy.random.Generator, int or None, optional
         Random source of the bootstrap. None uses seed 0, so the same inputs give the same

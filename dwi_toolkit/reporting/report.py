@@ -657,7 +657,7 @@ class Report:
 
     # ---------------------------------------------------------------- files
     def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:
-        """Write report.json, the CSV tables, figures/*.png and report.html into `out_dir`.
+        """Write ``report.json``, the CSV tables, ``figures/*.png`` and ``report.html`` into `out_dir`.
 
         Each file is written atomically (a temporary file renamed into place), so a reader never
         sees a half-written file; report.html is written last. Existing files of the same names
