@@ -107,7 +107,7 @@ def _side_from_clinical(clinical: Any) -> str | None:
     if side is None and isinstance(clinical, dict):
         side = clinical.get("radicular_side")
     side = side.lower() if isinstance(side, str) else None
-    return side if side in ("left", "right") else None
+    return side if side in ("left", "right", "bilateral") else None
 
 
 def run_analysis(
@@ -228,7 +228,7 @@ def run_analysis(
         subject = getattr(clinical, "subject_id", None)
     params = {
         "method": method, "b_min": b_min, "b_max": b_max, "b0_threshold": b0_threshold,
-        "symptomatic_side": side, "symptomatic_side_source": (
+        "symptomatic_side": comparison.symptomatic_side, "symptomatic_side_source": (
             "option" if symptomatic_side else "clinical.radicular_side" if side else None),
         "threshold_pct": threshold_pct, "parameter": parameter, "n_boot": n_boot, "ci": ci,
         "min_voxels": min_voxels, "seed": seed, "stenosis_policy": stenosis_policy,

@@ -170,3 +170,20 @@ def test_records_and_html_escape():
     assert "values" not in rec and rec["flags"] == "" and rec["unit"] == "mm^2/s"
     html = cmp._repr_html_()
     assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_pos = st.floats(min_value=1e-5, max_value=1e3, allow_nan=False, allow_infinity=False)
+
+
+@given(_pos, _pos)
+def test_index_identities(xs, xc):
+    """§2.8 identities: rel = ratio − 100; AI antisymmetric under side swap; |AI| < 200 %."""
+    a, b = side_indices(xs, xc), side_indices(xc, xs)
+    assert a["rel_diff_pct"] == pytest.approx(a["ratio_pct"] - 100.0, rel=1e-9, abs=1e-9)
+    assert a["asymmetry_index_pct"] == pytest.approx(-b["asymmetry_index_pct"], rel=1e-9, abs=1e-12)
+    assert a["abs_asymmetry_index_pct"] == pytest.approx(abs(a["asymmetry_index_pct"]))
+    assert -200.0 < a["asymmetry_index_pct"] < 200.0
+    assert np.sign(a["asymmetry_index_pct"]) == np.sign(xs - xc)

@@ -127,3 +127,16 @@ def test_cli_side_override_and_bad_options(subject, capsys):
                "-o", str(subject / "o3"), "--b-min", "800", "--b-max", "400"])
     assert rc == 2
     assert "b_min" in capsys.readouterr().err
+
+
+def test_bilateral_symptoms_give_absolute_asymmetry_only(subject):
+    from dwi_toolkit.pipeline.analyze import run_analysis
+
+    (subject / "clinical.json").write_text(json.dumps({"radicular_side": "bilateral",
+                                                       "suspected_levels": ["L5"]}))
+    rep = run_analysis(subject / "dwi.nii.gz", subject / "rois.json", subject / "clinical.json",
+                       None, n_boot=200, figures=False)
+    assert rep.comparison.symptomatic_side is None
+    assert any("bilateral" in n.lower() for n in rep.comparison.notes)
+    assert {lv.classification for lv in rep.entrapment.levels} == {"indeterminate"}
+    assert rep.comparison.get("L5").abs_asymmetry_index_pct > 10
