@@ -94,6 +94,8 @@ def _jsonable(obj: Any) -> Any:
     """Convert to JSON-ready builtins; NaN/inf → None; numpy → Python; dataclasses → dicts."""
     if obj is None or isinstance(obj, (bool, str)):
         return obj
+    if isinstance(obj, np.bool_):
+        return bool(obj)
     if isinstance(obj, (int, np.integer)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):

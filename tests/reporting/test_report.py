@@ -11,6 +11,7 @@ import struct
 import subprocess
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 
 from dwi_toolkit.analysis.compare import compare_sides
@@ -229,3 +230,12 @@ def test_html_renders_in_headless_chromium(report, tmp_path):
     assert m, f"probe did not run; stderr tail: {res.stderr[-500:]}"
     result = json.loads(m.group(1).replace("&quot;", '"'))
     assert result["n"] == 3 and result["ok"] == 3, result
+
+
+def test_jsonable_converts_numpy_and_nonfinite():
+    from dwi_toolkit.reporting.report import _jsonable
+
+    out = _jsonable({"a": np.bool_(True), "b": np.float32(1.5), "c": float("nan"), "d": np.arange(2),
+                     "e": (np.int64(3), float("inf"))})
+    assert out == {"a": True, "b": 1.5, "c": None, "d": [0, 1], "e": [3, None]}
+    json.dumps(out, allow_nan=False)
