@@ -267,6 +267,21 @@ class SideComparison:
         """Rows as flat dicts (see :data:`FIELD_UNITS` for units)."""
         return [r.to_record() for r in self.rows]
 
+    def to_dataframe(self):
+        """Rows as a :class:`pandas.DataFrame` (needs the optional ``pandas`` extra).
+
+        Raises
+        ------
+        ImportError
+            If pandas is not installed (``pip install dwi_toolkit[pandas]``).
+        """
+        try:
+            import pandas as pd
+        except ImportError as err:
+            raise ImportError("SideComparison.to_dataframe needs pandas: pip install dwi_toolkit[pandas]; "
+                              "to_records() gives the same rows as dicts.") from err
+        return pd.DataFrame.from_records(self.to_records())
+
     def __repr__(self) -> str:
         return (
             f"SideComparison(symptomatic_side={self.symptomatic_side!r}, rows={len(self.rows)}, "
