@@ -1,21 +1,19 @@
 """Was the lumbar spine MRI indicated? Rule set v1 of ``clinical-reference.md §3.10``.
 
-The classifier is a deterministic, ordered rule list (the first rule that fires decides):
+The classifier is a deterministic, ordered rule list (the first rule that fires decides)::
 
-==== ================= ==============================================================
- 1   ``R-CES``          any cauda equina sign → appropriate (before the age scope)
- 2   ``R-RF``           any decisive red flag (§3.2) → appropriate
- 3   ``R-POSTOP``       prior lumbar surgery and new/progressive symptoms → appropriate
- 4   ``R-SCOPE``        age < 16 → uncertain
- 5   ``R-INCONSISTENT`` conservative treatment longer than the pain → uncertain
- 6   ``R-REPEAT``       previous lumbar MRI < 12 months ago, no clinical change → inappropriate
- 7   ``R-WEAK`` /       non-radicular: ≥ 2 distinct non-decisive features → uncertain,
-     ``R-NONSPEC``      otherwise → inappropriate
- 8   ``R-DISC-6W``      radicular, disc herniation: surgery considered and ≥ 6 weeks → appropriate
- 9   ``R-STEN-12W``     radicular, stenosis: surgery considered and ≥ 12 weeks (policy) → appropriate
- 10  ``R-RAD-UNK``      radicular, other/unknown cause: < 6 weeks or no surgery → inappropriate,
+     1   R-CES          any cauda equina sign → appropriate (before the age scope)
+     2   R-RF           any decisive red flag (§3.2) → appropriate
+     3   R-POSTOP       prior lumbar surgery and new/progressive symptoms → appropriate
+     4   R-SCOPE        age < 16 → uncertain
+     5   R-INCONSISTENT conservative treatment longer than the pain → uncertain
+     6   R-REPEAT       previous lumbar MRI < 12 months ago, no clinical change → inappropriate
+     7   R-WEAK /       non-radicular: ≥ 2 distinct non-decisive features → uncertain,
+         R-NONSPEC      otherwise → inappropriate
+     8   R-DISC-6W      radicular, disc herniation: surgery considered and ≥ 6 weeks → appropriate
+     9   R-STEN-12W     radicular, stenosis: surgery considered and ≥ 12 weeks (policy) → appropriate
+     10  R-RAD-UNK      radicular, other/unknown cause: < 6 weeks or no surgery → inappropriate,
                         ≥ stenosis threshold with surgery → appropriate, between → uncertain
-==== ================= ==============================================================
 
 Missing data (``R-MISSING``, §3.10): when an input the rules need is ``None``, the rules are
 evaluated for every possible value of the missing items (booleans true/false; lists empty or
