@@ -113,3 +113,15 @@ def test_missing_module_is_reported_before_work(monkeypatch):
     spec = parse_pipeline(HEAD + '[[steps]]\nstep = "load"\n')
     with pytest.raises(PipelineError, match="no_such_module"):
         spec.check_available()
+
+
+def test_docs_describe_every_step_and_parameter():
+    text = (REPO / "docs" / "pipeline.md").read_text()
+    for name, sdef in STEPS.items():
+        if sdef.func.__module__ != "dwi_toolkit.pipeline.steps":
+            continue  # test plugins
+        assert f"**`{name}`**" in text, f"docs/pipeline.md lacks step {name}"
+        for key in sdef.params:
+            assert f"`{key}`" in text, f"docs/pipeline.md lacks parameter {name}.{key}"
+    for key in ("schema", "name", "description", "plugins", "steps"):
+        assert f"| `{key}` |" in text
