@@ -6,10 +6,11 @@ STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test test-fast bench sample-data docs clean
+.PHONY: help venv demo demo-cohort test test-fast bench sample-data docs clean
 
 help:
 	@echo "make demo   - create .venv, install, run the pipeline on sample_data/ -> $(DEMO_OUT)/"
+	@echo "make demo-cohort - generate the sample cohort and run 'dwi-toolkit run' on it -> $(DEMO_OUT)/cohort/"
 	@echo "make test   - create .venv, install with test extras, run the whole test suite"
 	@echo "make test-fast - the suite without tests marked slow"
 	@echo "make docs   - build the documentation site (offline, warnings are errors) -> docs/_build/html"
@@ -28,6 +29,15 @@ demo: $(STAMP)
 	$(BIN)/dwi-toolkit info sample_data/sub-01/dwi/sub-01_dwi.nii.gz
 	$(BIN)/dwi-toolkit adc sample_data/sub-01/dwi/sub-01_dwi.nii.gz -o $(DEMO_OUT)/sub-01/adc
 	@echo "Demo finished: see $(DEMO_OUT)/sub-01/"
+	$(MAKE) demo-cohort
+
+# The sample cohort (5 synthetic subjects, 2 as DICOM, 1 deliberately broken) is generated, not
+# committed; the run exits 1 because of the broken subject, which is the point of the demo.
+demo-cohort: $(STAMP)
+	rm -rf $(DEMO_OUT)/cohort_input
+	$(BIN)/python -m dwi_toolkit.sample_data --cohort $(DEMO_OUT)/cohort_input
+	$(BIN)/dwi-toolkit run $(DEMO_OUT)/cohort_input -o $(DEMO_OUT)/cohort --jobs 2 || test $$? -eq 1
+	@echo "Cohort demo finished: open $(DEMO_OUT)/cohort/index.html (sub-05 fails on purpose: no b-values)"
 
 
 test: $(STAMP)

@@ -1,0 +1,1 @@
+"""Built-in pipeline definitions (TOML), shipped as package data; see docs/pipeline.md."""
