@@ -525,13 +525,15 @@ def run_pipeline(
         atomic_write_text(out / "dataset_description.json",
                           json.dumps(_dataset_description(spec, dataset), indent=2) + "\n")
         atomic_write_text(out / "pipeline.toml", spec.to_toml())
-        manifest = read_manifest(out)
-        manifest.update({
+        previous = read_manifest(out)
+        manifest = {
             "schema": MANIFEST_SCHEMA,
             "software": {"name": "dwi_toolkit", "version": __version__, "python": platform.python_version()},
             "dataset": {"kind": dataset.kind, "name": dataset.name},
             "pipeline": {"name": spec.name, "source": spec.source, "hash": spec.hash, "config": "pipeline.toml"},
-        })
+            "subjects": previous.get("subjects", {}),
+            "runs": previous.get("runs", []),
+        }
         run_rec = {"started_utc": _utc(), "finished_utc": None, "status": "running", "pipeline_hash": spec.hash,
                    "jobs": None if scheduler is not None else jobs,
                    "scheduler": None if scheduler is None else str(getattr(scheduler, "scheduler_address", scheduler)),

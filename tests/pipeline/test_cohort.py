@@ -110,3 +110,15 @@ def test_indication_shares_doctest_values():
     d = indication_shares(["uncertain", None, None])
     assert d["counts"]["uncertain"] == 1 and d["shares_pct"]["uncertain"] == 100.0 and d["n_not_assessed"] == 2
     assert indication_shares([])["shares_pct"]["appropriate"] is None
+
+
+def test_left_right_asymmetry_from_roi_csv_without_report(tmp_path):
+    tiny_cohort(tmp_path / "in", n_good=2, broken=False)
+    p = pipeline_file(tmp_path / "p.toml", 'step = "fake_roi_csv"\nleft = 1.5e-3\nright = 1.2e-3')
+    res = run_pipeline(tmp_path / "in", tmp_path / "out", pipeline=p)
+    s = res.cohort
+    assert len(s.roi_rows) == 4 and s.side_difference_measure == "lr_asymmetry_index_pct"
+    expected = 100 * (1.5e-3 - 1.2e-3) / ((1.5e-3 + 1.2e-3) / 2)
+    assert s.side_differences["L5"] == pytest.approx([expected, expected])
+    rows = _csv(tmp_path / "out" / "group" / "cohort_side_comparison.csv")
+    assert [float(r["lr_asymmetry_index_pct"]) for r in rows] == pytest.approx([expected] * 2)

@@ -37,7 +37,7 @@ def add_parser(sub, add_common) -> None:
                    help="run on a Dask distributed cluster, e.g. tcp://host:8786 (needs dwi_toolkit[dask])")
     p.add_argument("--force", action="store_true", help="redo subjects even when their outputs are up to date")
     p.add_argument("--dry-run", action="store_true", help="list what would run or be skipped, write nothing")
-    p.add_argument("--participant-label", nargs="+", metavar="LABEL",
+    p.add_argument("--participant-label", "--participant_label", nargs="+", metavar="LABEL",
                    help="only these subjects (with or without 'sub-')")
     p.add_argument("--derivatives", nargs="+", metavar="DIR", default=[],
                    help="BIDS: extra derivatives folders holding ROIs / clinical.json per subject")
