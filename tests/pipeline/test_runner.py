@@ -229,3 +229,21 @@ def test_a_live_lock_stops_a_second_run(cohort, tmp_path):
     (out / LOCK).write_text(f"{os.getpid()} {socket.gethostname()}\n")
     with pytest.raises(PipelineError, match="another dwi-toolkit run"):
         run_pipeline(cohort, out, pipeline=pipeline_file(tmp_path / "p.toml"))
+
+
+def test_interrupt_in_a_worker_process_stops_the_pool_run_cleanly(cohort, tmp_path):
+    marker = tmp_path / "STOP"
+    marker.write_text("")
+    p = pipeline_file(tmp_path / "p.toml", f'step = "tripwire"\nsubject = "sub-02"\nmarker = "{marker}"')
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(cohort, out, pipeline=p, jobs=2)
+    assert not (out / "sub-02").exists() and leftovers(out) == [] and not (out / LOCK).exists()
+    assert manifest(out)["runs"][-1]["status"] == "interrupted"
+    finished = {k for k in ("sub-01", "sub-03") if (out / k / PROVENANCE).is_file()}
+    marker.unlink()
+    res = run_pipeline(cohort, out, pipeline=p, jobs=2)
+    st = {r.key: r.status for r in res.results}
+    assert st["sub-02"] == "done" and st["sub-04"] == "failed"
+    assert {k for k in ("sub-01", "sub-03") if st[k] == "skipped"} == finished
+    assert leftovers(out) == []
