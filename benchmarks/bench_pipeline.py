@@ -8,7 +8,7 @@ of the whole run (discovery, checksums, subjects, manifest, cohort summary) and 
 minute counting every processed subject (the broken one fails fast), plus the median time per
 successful subject. BLAS/OpenMP threads are pinned to one per process.
 
-Run: ``python benchmarks/bench_pipeline.py [--repeats 3] [--jobs 1 2] [--json OUT]``.
+Run: ``python benchmarks/bench_pipeline.py [--repeats 3] [--jobs 1 2] [--copies 1] [--json OUT]``.
 """
 
 from __future__ import annotations
@@ -40,18 +40,21 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--pipeline", default="default")
+    ap.add_argument("--copies", type=int, default=1,
+                    help="replicate the sample cohort (different noise seeds) to amortise worker start-up")
     ap.add_argument("--json", default=str(Path(__file__).parent / "results" / "pipeline.json"))
     args = ap.parse_args(argv)
 
     from dwi_toolkit.errors import PipelineError
     from dwi_toolkit.pipeline.runner import run_pipeline
     from dwi_toolkit.pipeline.spec import load_pipeline
-    from dwi_toolkit.sample_data import COHORT_SHAPE, generate_cohort
+    from dwi_toolkit.sample_data import COHORT, COHORT_SHAPE, generate_cohort
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t = time.perf_counter()
-        generate_cohort(tmp / "in")
+        subjects = {f"{k}c{c}" if args.copies > 1 else k: v for c in range(args.copies) for k, v in COHORT.items()}
+        generate_cohort(tmp / "in", subjects=subjects)
         gen_s = time.perf_counter() - t
         pipeline: str | Path = args.pipeline
         try:
@@ -89,7 +92,8 @@ def main(argv=None) -> int:
         ks = list(results)
         print(f"\nspeed-up {ks[-1]} vs {ks[0]}: "
               f"{results[ks[0]]['median_wall_s'] / results[ks[-1]]['median_wall_s']:.2f}x")
-    out = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+    out = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                       "load_average": os.getloadavg()}, "copies": args.copies,
            "pipeline": spec.name, "hash": spec.hash, "results": results}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=2))
