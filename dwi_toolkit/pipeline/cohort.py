@@ -163,7 +163,8 @@ def build_cohort(out_dir: str | os.PathLike, *, figure: bool = True) -> CohortSu
         row: dict[str, Any] = {"key": key, "subject": subj, "session": ses, "status": status,
                                "reason": entry.get("reason") or entry.get("error") or "",
                                "duration_s": entry.get("duration_s"), "indication": None,
-                               "decisive_rules": None, "entrapment": None, "report": None}
+                               "decisive_rules": None, "entrapment": None, "entrapment_levels": None,
+                               "report": None}
         if status != "done":
             summary.subject_rows.append(row)
             continue
@@ -194,9 +195,13 @@ def build_cohort(out_dir: str | os.PathLike, *, figure: bool = True) -> CohortSu
             if isinstance(ind, dict):
                 row["decisive_rules"] = ind.get("decisive_rules")
             ent = doc.get("entrapment") or {}
-            lv = [f"{x.get('level')} {x.get('segment', '')}: {x.get('classification')}".replace("  ", " ")
-                  for x in ent.get("levels", []) if isinstance(x, dict)]
-            row["entrapment"] = "; ".join(lv) or None
+            levels = [x for x in ent.get("levels", []) if isinstance(x, dict)]
+            fmt = [f"{x.get('level')} {x.get('segment') or ''}".strip() + f": {x.get('classification')}"
+                   for x in levels]
+            notable = [f for f, x in zip(fmt, levels) if x.get("classification") != "no_asymmetry"]
+            row["entrapment_levels"] = "; ".join(fmt) or None
+            row["entrapment"] = ("; ".join(notable) if notable else
+                                 "no asymmetry at any measured level" if levels else None)
         classes.append(row["indication"])
         summary.subject_rows.append(row)
 

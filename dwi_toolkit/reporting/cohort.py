@@ -172,7 +172,7 @@ def cohort_index_html(
         srows.append([_esc(s.get("key")), _badge(s.get("status")), _badge(s.get("indication")),
                       _esc(s.get("entrapment") or "–"), rep,
                       "" if dur is None else f"{float(dur):.1f}", _esc(s.get("reason") or "")])
-    parts.append(_table(srows, ["subject", "status", "indication", "entrapment (level: class)", "report",
+    parts.append(_table(srows, ["subject", "status", "indication", "entrapment (levels other than no_asymmetry)", "report",
                                 "time (s)", "reason"], raw_cols=range(7)))
     if files:
         parts.append("<h2>Cohort tables</h2><ul>" + "".join(
