@@ -229,8 +229,9 @@ def execute_subject(task: _Task, progress: Callable[[str], None] | None = None) 
     except Exception as err:  # the per-subject boundary: one bad subject must not stop the others
         res.status = "failed"
         res.error_type = type(err).__name__
-        res.error = f"{err}"
-        res.reason = f"{current}: {type(err).__name__}: {err}"
+        # paths relative to the input root: outputs name files, not the folders they live in
+        res.error = str(err).replace(str(s.root) + os.sep, "")
+        res.reason = f"{current}: {type(err).__name__}: {res.error}"
         res.traceback = traceback.format_exc()
         res.duration_s = round(time.perf_counter() - t0, 4)
         res.finished_utc = _utc()
