@@ -26,6 +26,14 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+def _cpu() -> float:
+    """User + system CPU seconds of this process and its finished children (the workers)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 FALLBACK = """schema = "dwi_toolkit.pipeline/1"
 name = "load-adc"
 [[steps]]
@@ -66,11 +74,13 @@ def main(argv=None) -> int:
         spec = load_pipeline(pipeline)
         results = {}
         for jobs in args.jobs:
-            walls, per_subject, statuses = [], [], None
+            walls, cpus, per_subject, statuses = [], [], [], None
             for rep in range(args.repeats):
                 t = time.perf_counter()
+                c0 = _cpu()
                 res = run_pipeline(tmp / "in", tmp / f"out{jobs}", pipeline=pipeline, jobs=jobs, force=True)
                 walls.append(time.perf_counter() - t)
+                cpus.append(_cpu() - c0)
                 per_subject += [r.duration_s for r in res.results if r.status == "done"]
                 statuses = res.counts
             n = sum(statuses.values())
@@ -80,14 +90,18 @@ def main(argv=None) -> int:
                 "subjects_per_minute": 60.0 * n / med,
                 "successful_subjects_per_minute": 60.0 * statuses["done"] / med,
                 "median_s_per_successful_subject": statistics.median(per_subject),
+                "median_cpu_s": statistics.median(cpus),
+                "load_average_after": os.getloadavg(),
             }
     print(f"Pipeline '{spec.name}' on the sample cohort ({n} subjects, grid {COHORT_SHAPE}, "
           f"generated in {gen_s:.1f} s), median of {args.repeats} runs with --force\n")
-    print("| workers | wall time (s) | subjects/min (all) | successful subjects/min | s per subject (in worker) |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| workers | wall time (s) | subjects/min (all) | successful subjects/min | s per subject (in worker) "
+          "| CPU time, all processes (s) | load average after |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for k, r in results.items():
         print(f"| {k.split('=')[1]} | {r['median_wall_s']:.2f} | {r['subjects_per_minute']:.1f} | "
-              f"{r['successful_subjects_per_minute']:.1f} | {r['median_s_per_successful_subject']:.2f} |")
+              f"{r['successful_subjects_per_minute']:.1f} | {r['median_s_per_successful_subject']:.2f} | "
+              f"{r['median_cpu_s']:.1f} | {r['load_average_after'][0]:.1f} |")
     if len(results) >= 2:
         ks = list(results)
         print(f"\nspeed-up {ks[-1]} vs {ks[0]}: "
