@@ -1,0 +1,356 @@
+"""Assemble frames (slices of classic files, tiles of mosaics, frames of enhanced objects) into
+a 4-D volume series with affine, b-values and image-frame b-vectors."""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import DicomError
+from ._files import DicomFile, read_pixels
+from .csa import csa_floats
+from .geometry import check_orientation, dicom_affine, group_positions, normal_of, slice_spacing
+from .mosaic import detile, tile_positions
+from .vendors import (
+    Diffusion,
+    classic_diffusion,
+    frame_diffusion,
+    mosaic_count,
+    phase_rc_of,
+    rescale_of,
+    to_image_frame,
+    vendor_of,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Frame", "expand_file", "Assembled", "assemble"]
+
+
+@dataclass(eq=False)
+class Frame:
+    """One 2-D slice image and everything needed to place it."""
+
+    file: DicomFile
+    index: int  # frame of a multi-frame file, tile of a mosaic, else 0
+    n_tiles: int  # >0 for a mosaic tile
+    ipp: np.ndarray
+    iop: np.ndarray
+    pixel_spacing: tuple[float, float]
+    rows: int
+    cols: int
+    diff: Diffusion
+    order: tuple
+    slope: float = 1.0
+    inter: float = 0.0
+
+    def describe(self) -> str:
+        extra = f" frame {self.index + 1}" if self.file.ds.get("NumberOfFrames") else ""
+        extra = f" tile {self.index + 1}" if self.n_tiles else extra
+        return f"{self.file.path.name}{extra}"
+
+
+def _f(v, default=None):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def _seq_item(pf, shared, keyword):
+    for grp in (pf, shared):
+        if grp is not None:
+            seq = grp.get(keyword)
+            if seq is not None and not isinstance(keyword, str):
+                seq = seq.value
+            if seq:
+                return seq[0]
+    return None
+
+
+def _require(ds, kw: str, f: DicomFile):
+    if kw not in ds or ds.get(kw) in (None, ""):
+        raise DicomError(
+            f"{f.path}: required attribute {kw} is missing; the slice cannot be placed in space."
+        )
+    return ds.get(kw)
+
+
+def expand_file(f: DicomFile) -> list[Frame]:
+    """All frames of one file (header only; no pixel data is read)."""
+    ds = f.ds
+    vendor = vendor_of(ds)
+    if "PerFrameFunctionalGroupsSequence" in ds:
+        return _expand_enhanced(f, vendor)
+    if vendor == "siemens" and not f.csa and (0x0029, 0x1010) in ds:
+        from .csa import parse_csa
+
+        f.csa = parse_csa(ds[0x0029, 0x1010].value)
+    rows, cols = int(_require(ds, "Rows", f)), int(_require(ds, "Columns", f))
+    ipp = np.asarray(_require(ds, "ImagePositionPatient", f), dtype=float)
+    iop = np.asarray(_require(ds, "ImageOrientationPatient", f), dtype=float)
+    ps = _require(ds, "PixelSpacing", f)
+    spacing = (float(ps[0]), float(ps[1]))
+    diff = classic_diffusion(ds, vendor, f.csa)
+    order = _classic_order(ds, vendor, f)
+    slope, inter = rescale_of(ds, vendor)
+    n = mosaic_count(ds, f.csa)
+    if n:
+        normal = csa_floats(f.csa, "SliceNormalVector") or normal_of(iop)
+        sp = _f(ds.get("SpacingBetweenSlices")) or _f(ds.get("SliceThickness")) or 1.0
+        pos = tile_positions(ipp, iop, spacing, rows, cols, n, normal, sp)
+        from .mosaic import tile_shape
+
+        _, tr, tc = tile_shape(rows, cols, n)
+        return [Frame(f, k, n, pos[k], iop, spacing, tr, tc, diff, order, slope, inter) for k in range(n)]
+    return [Frame(f, 0, 0, ipp, iop, spacing, rows, cols, diff, order, slope, inter)]
+
+
+def _classic_order(ds, vendor, f):
+    first = 0.0
+    if vendor == "philips":
+        for tag in ((0x2005, 0x1596), (0x2005, 0x1412)):
+            el = ds.get(tag)
+            if el is not None:
+                first = _f(el.value, 0.0) * 1e6
+                if tag == (0x2005, 0x1412):
+                    g = ds.get((0x2005, 0x1413))
+                    first += _f(g.value, 0.0) if g is not None else 0.0
+                break
+    inst = _f(ds.get("InstanceNumber"), 0.0)
+    t = str(ds.get("AcquisitionTime", "") or "")
+    return (first, inst, t, str(f.path))
+
+
+def _expand_enhanced(f: DicomFile, vendor: str) -> list[Frame]:
+    ds = f.ds
+    shared = ds.SharedFunctionalGroupsSequence[0] if ds.get("SharedFunctionalGroupsSequence") else None
+    rows, cols = int(_require(ds, "Rows", f)), int(_require(ds, "Columns", f))
+    inst = _f(ds.get("InstanceNumber"), 0.0)
+    out = []
+    for i, pf in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        pos = _seq_item(pf, shared, "PlanePositionSequence")
+        ori = _seq_item(pf, shared, "PlaneOrientationSequence")
+        meas = _seq_item(pf, shared, "PixelMeasuresSequence")
+        if pos is None or ori is None or meas is None or "ImagePositionPatient" not in pos:
+            raise DicomError(
+                f"{f.path} frame {i + 1}: PlanePositionSequence/PlaneOrientationSequence/"
+                "PixelMeasuresSequence missing; the frame cannot be placed in space."
+            )
+        dif_item = _seq_item(pf, shared, "MRDiffusionSequence")
+        diff = frame_diffusion(dif_item) if dif_item is not None else Diffusion(None)
+        if dif_item is None and vendor == "philips":
+            diff = classic_diffusion(pf, vendor, {})
+        content = _seq_item(pf, None, "FrameContentSequence")
+        tpi = _f(content.get("TemporalPositionIndex"), 0.0) if content is not None else 0.0
+        pvt = _seq_item(pf, shared, "PixelValueTransformationSequence")
+        slope, inter = (1.0, 0.0)
+        if pvt is not None:
+            slope = _f(pvt.get("RescaleSlope"), 1.0)
+            inter = _f(pvt.get("RescaleIntercept"), 0.0)
+        if vendor == "philips":
+            priv = _seq_item(pf, shared, (0x2005, 0x140F))
+            if priv is not None:
+                ss = _f(priv.get((0x2005, 0x100E)).value if priv.get((0x2005, 0x100E)) is not None else None)
+                if ss and slope:
+                    slope, inter = 1.0 / ss, inter / (slope * ss)
+        ps = meas.PixelSpacing
+        out.append(Frame(f, i, 0, np.asarray(pos.ImagePositionPatient, float),
+                         np.asarray(ori.ImageOrientationPatient, float), (float(ps[0]), float(ps[1])),
+                         rows, cols, diff, (tpi, inst, "", str(f.path), i), slope, inter))
+    return out
+
+
+@dataclass
+class Assembled:
+    """Result of :func:`assemble` before wrapping into a DWISeries/ParameterMap."""
+
+    data: np.ndarray  # (X, Y, Z, N)
+    affine: np.ndarray
+    bvals: np.ndarray | None
+    bvecs: np.ndarray | None
+    first: DicomFile
+    n_dropped_isotropic: int
+
+
+def _dedupe(frames: list[Frame]) -> list[Frame]:
+    seen: dict = {}
+    dup: list[str] = []
+    out = []
+    for fr in frames:
+        uid = str(fr.file.ds.get("SOPInstanceUID", "")) or str(fr.file.path)
+        key = (uid, fr.index)
+        if key in seen:
+            dup.append(fr.file.path.name)
+            continue
+        seen[key] = fr
+        out.append(fr)
+    if dup:
+        import warnings
+
+        from ...errors import DicomWarning
+
+        warnings.warn(
+            f"{len(dup)} duplicate DICOM image(s) (same SOPInstanceUID) ignored: "
+            f"{', '.join(sorted(set(dup))[:5])}{' ...' if len(set(dup)) > 5 else ''}",
+            DicomWarning, stacklevel=4,
+        )
+    return out
+
+
+def _same_diffusion(a: Diffusion, b: Diffusion) -> bool:
+    if (a.bval is None) != (b.bval is None):
+        return False
+    if a.bval is not None and abs(a.bval - b.bval) > max(1.0, 1e-3 * abs(a.bval)):
+        return False
+    if a.vec is not None and b.vec is not None:
+        va, vb = np.asarray(a.vec), np.asarray(b.vec)
+        na, nb = np.linalg.norm(va), np.linalg.norm(vb)
+        if na > 0 and nb > 0 and abs(va @ vb) / (na * nb) < 0.999:
+            return False
+    return True
+
+
+def assemble(frames: list[Frame], *, diffusion: bool = True, workers: int | None = None) -> Assembled:
+    """Place frames on a regular grid and read their pixels.
+
+    Parameters
+    ----------
+    frames : list of Frame
+        Every frame of one series.
+    diffusion : bool
+        Require and return b-values/b-vectors (False for scanner maps such as ADC).
+    workers : int, optional
+        Threads for pixel reads (default: up to 8).
+
+    Raises
+    ------
+    DicomError
+        Inconsistent orientation, missing or duplicated slices, non-uniform spacing, volumes that
+        cannot be told apart, missing b-values.
+    """
+    frames = _dedupe(frames)
+    n_iso = 0
+    if diffusion:
+        iso = [fr for fr in frames if fr.diff.isotropic]
+        if iso and len(iso) < len(frames):
+            n_iso = len(iso)
+            logger.info("dropping %d scanner-computed isotropic (trace) frame(s) from the DWI", n_iso)
+            frames = [fr for fr in frames if not fr.diff.isotropic]
+    if not frames:
+        raise DicomError("no image frames to assemble.")
+    shapes = {(fr.rows, fr.cols) for fr in frames}
+    if len(shapes) > 1:
+        raise DicomError(f"frames of different sizes {sorted(shapes)} in one series; cannot stack them.")
+    names = [fr.describe() for fr in frames]
+    iop = check_orientation(np.stack([fr.iop for fr in frames]), names)
+    n = normal_of(iop)
+    dist = np.array([fr.ipp @ n for fr in frames])
+    labels, centers = group_positions(dist)
+    nz = centers.size
+    by_slice: list[list[Frame]] = [[] for _ in range(nz)]
+    for fr, lab in zip(frames, labels):
+        by_slice[lab].append(fr)
+    for lst in by_slice:
+        lst.sort(key=lambda fr: fr.order)
+    counts = np.array([len(lst) for lst in by_slice])
+    nvol = int(counts.max())
+    if np.any(counts != nvol):
+        k = int(np.argmin(counts))
+        full = by_slice[int(np.argmax(counts))]
+        have = by_slice[k]
+        missing = []
+        for fr in full:
+            if not any(_same_diffusion(fr.diff, h.diff) for h in have):
+                missing.append(fr.diff)
+        what = ""
+        if missing and missing[0].bval is not None:
+            what = f" (e.g. the volume with b={missing[0].bval:g} s/mm^2)"
+        raise DicomError(
+            f"slice at position {centers[k]:.2f} mm along the normal has {counts[k]} image(s) but "
+            f"other slices have {nvol}: {nvol - counts[k]} slice image(s) missing{what}, or "
+            "duplicated images elsewhere. Copy the complete series from the scanner/PACS."
+        )
+    spacing = slice_spacing(centers, default=_f(frames[0].file.ds.get("SpacingBetweenSlices"))
+                            or _f(frames[0].file.ds.get("SliceThickness")))
+    # volume v = v-th frame (in acquisition order) at every slice position
+    grid = [[by_slice[z][v] for z in range(nz)] for v in range(nvol)]
+    bvals = bvecs = None
+    if diffusion:
+        bvals = np.zeros(nvol)
+        bvecs = np.zeros((nvol, 3))
+        ds0 = frames[0].file.ds
+        phase_rc = phase_rc_of(ds0) or "C"
+        slice_axis = int(np.argmax(np.abs(n)))
+        for v, vol in enumerate(grid):
+            ref = vol[0].diff
+            for fr in vol[1:]:
+                if not _same_diffusion(ref, fr.diff):
+                    raise DicomError(
+                        f"cannot group slices into volumes: {vol[0].describe()} (b={ref.bval}) and "
+                        f"{fr.describe()} (b={fr.diff.bval}) fall in volume {v + 1} but differ in "
+                        "diffusion encoding; slices are missing or the acquisition order is ambiguous."
+                    )
+            if ref.bval is None:
+                raise DicomError(
+                    f"{vol[0].file.path}: no diffusion b-value found (looked for (0018,9087), Siemens "
+                    "CSA B_value, GE (0043,1039), Philips (2001,1003), UIH (0065,1009)); this does "
+                    "not look like a diffusion series. Pass the DWI series (series_uid)."
+                )
+            bvals[v] = ref.bval
+            vec = next((fr.diff.vec for fr in vol if fr.diff.vec is not None), None)
+            if vec is not None and ref.bval > 0:
+                bvecs[v] = to_image_frame(vec, ref.frame, iop, phase_rc=phase_rc, slice_axis=slice_axis)
+    data = _read_grid(grid, nz, nvol, workers)
+    first_ipp = np.mean([fr.ipp for fr in by_slice[0]], axis=0)
+    affine = dicom_affine(iop, frames[0].pixel_spacing, first_ipp, spacing, frames[0].rows)
+    return Assembled(data, affine, bvals, bvecs, grid[0][0].file, n_iso)
+
+
+def _read_grid(grid, nz: int, nvol: int, workers: int | None) -> np.ndarray:
+    files: dict[int, DicomFile] = {}
+    for vol in grid:
+        for fr in vol:
+            files.setdefault(id(fr.file), fr.file)
+    flist = list(files.values())
+    if workers is None:
+        workers = min(8, (os.cpu_count() or 2) * 2)
+    if workers > 1 and len(flist) > 4:
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            arrays = list(ex.map(read_pixels, flist))
+    else:
+        arrays = [read_pixels(f) for f in flist]
+    pix = {id(f): a for f, a in zip(flist, arrays)}
+    tiles: dict[int, np.ndarray] = {}
+    fr0 = grid[0][0]
+    dtype = pix[id(fr0.file)].dtype
+    rows, cols = fr0.rows, fr0.cols
+    raw = np.empty((nvol, nz, rows, cols), dtype=dtype)
+    slopes = np.ones((nvol, nz))
+    inters = np.zeros((nvol, nz))
+    for v, vol in enumerate(grid):
+        for z, fr in enumerate(vol):
+            arr = pix[id(fr.file)]
+            if fr.n_tiles:
+                t = tiles.get(id(fr.file))
+                if t is None:
+                    t = tiles[id(fr.file)] = detile(arr[0], fr.n_tiles)
+                raw[v, z] = t[fr.index]
+            else:
+                if fr.index >= arr.shape[0]:
+                    raise DicomError(f"{fr.file.path}: frame {fr.index + 1} missing from the pixel data.")
+                raw[v, z] = arr[fr.index]
+            slopes[v, z] = fr.slope
+            inters[v, z] = fr.inter
+    if np.all(slopes == 1.0) and np.all(inters == 0.0):
+        out = raw
+    else:
+        out = raw.astype(np.float32)
+        out *= slopes[:, :, None, None].astype(np.float32)
+        out += inters[:, :, None, None].astype(np.float32)
+    # (N, Z, rows, cols) -> (X=cols, Y=rows bottom-up, Z, N)
+    return out.transpose(3, 2, 1, 0)[:, ::-1, :, :]
