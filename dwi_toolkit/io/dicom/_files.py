@@ -29,6 +29,49 @@ _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _EXPLICIT_BE = "1.2.840.10008.1.2.2"
 _DEFLATED = "1.2.840.10008.1.2.1.99"
 _DICOMDIR_SOP = "1.2.840.10008.1.3.10"
+#: Standard storage classes under 1.2.840.10008.5.1.4.1.1 that carry no Pixel Data.
+_NON_IMAGE_SOPS = frozenset({
+    "1.2.840.10008.5.1.4.1.1.11.1", "1.2.840.10008.5.1.4.1.1.11.2", "1.2.840.10008.5.1.4.1.1.11.3",
+    "1.2.840.10008.5.1.4.1.1.11.4", "1.2.840.10008.5.1.4.1.1.66", "1.2.840.10008.5.1.4.1.1.66.1",
+    "1.2.840.10008.5.1.4.1.1.4.2", "1.2.840.10008.5.1.4.1.1.88.11", "1.2.840.10008.5.1.4.1.1.88.22",
+    "1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.104.1", "1.2.840.10008.5.1.4.1.1.481.3",
+})
+
+
+#: Attributes the loader uses; everything else in a header is skipped while parsing (faster).
+HEADER_KEYWORDS = (
+    "SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "SeriesDescription",
+    "SeriesNumber", "Modality", "Manufacturer", "ManufacturerModelName", "MagneticFieldStrength",
+    "ImagingFrequency", "SoftwareVersions", "BodyPartExamined", "PatientPosition",
+    "MRAcquisitionType", "ProtocolName", "ScanningSequence", "SequenceVariant", "ScanOptions",
+    "SequenceName", "AcquisitionNumber", "SliceThickness", "SpacingBetweenSlices", "PixelBandwidth",
+    "ReceiveCoilName", "ImageType", "EchoTime", "RepetitionTime", "FlipAngle",
+    "InPlanePhaseEncodingDirection", "Rows", "Columns", "ImagePositionPatient",
+    "ImageOrientationPatient", "PixelSpacing", "InstanceNumber", "AcquisitionTime",
+    "RescaleSlope", "RescaleIntercept", "RescaleType", "BitsAllocated", "BitsStored",
+    "PixelRepresentation", "SamplesPerPixel", "NumberOfFrames", "DiffusionBValue",
+    "DiffusionDirectionality", "DiffusionGradientOrientation", "DiffusionGradientDirectionSequence",
+    "MRDiffusionSequence", "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence",
+    "DirectoryRecordSequence", "PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+    "PatientAge", "StudyDate", "SeriesDate", "AcquisitionDate", "InstitutionName", "StationName",
+    "DeviceSerialNumber", "AccessionNumber", "StudyID", "PhotometricInterpretation",
+)
+#: Vendor private attributes the loader uses (standard private blocks, as dcm2niix assumes).
+HEADER_PRIVATE = (
+    0x00291010, 0x0019100A, 0x00431039, 0x001910BB, 0x001910BC, 0x001910BD, 0x20011003,
+    0x200510B0, 0x200510B1, 0x200510B2, 0x2005100E, 0x2005140F, 0x20051596, 0x20051412,
+    0x20051413, 0x00651009, 0x00651037, 0x002111FE,
+)
+_SPECIFIC: list | None = None
+
+
+def _specific_tags() -> list:
+    global _SPECIFIC
+    if _SPECIFIC is None:
+        from pydicom.tag import Tag
+
+        _SPECIFIC = [Tag(k) for k in HEADER_KEYWORDS] + [Tag(t) for t in HEADER_PRIVATE]
+    return _SPECIFIC
 
 
 class NotDicom(Exception):
@@ -49,6 +92,8 @@ class DicomFile:
     pixel_offset: int | None
     transfer_syntax: str
     csa: dict = field(default_factory=dict)
+    raw: bytes | None = field(default=None, repr=False)  # decompressed bytes of gzip files
+    frames: list | None = field(default=None, repr=False)  # cache of series.expand_file
 
 
 def _read_bytes(path: Path) -> tuple[bytes, bool]:
@@ -93,7 +138,8 @@ def read_header(path: str | os.PathLike) -> DicomFile:
         raise NotDicom(str(p))
     bio = io.BytesIO(raw)
     try:
-        ds = pydicom.dcmread(bio, stop_before_pixels=True, force=raw[128:132] != b"DICM")
+        ds = pydicom.dcmread(bio, stop_before_pixels=True, force=raw[128:132] != b"DICM",
+                             specific_tags=_specific_tags())
         offset = bio.tell()
     except (InvalidDicomError, EOFError, ValueError, struct.error, OSError, KeyError,
             TypeError, IndexError, NotImplementedError) as err:
@@ -104,9 +150,12 @@ def read_header(path: str | os.PathLike) -> DicomFile:
         raise NotDicom(str(p))
     ts = str(getattr(meta, "TransferSyntaxUID", "") or _IMPLICIT_LE)
     has_pixels = offset < len(raw) - 8 and raw[offset : offset + 4] == b"\xe0\x7f\x10\x00"
-    if "Rows" in ds and not has_pixels and ts in (_IMPLICIT_LE, _EXPLICIT_LE):
-        raise CorruptDicom("the file ends before its pixel data (truncated)")
-    return DicomFile(p, ds, gz, offset if has_pixels else None, ts)
+    if not has_pixels and ts in (_IMPLICIT_LE, _EXPLICIT_LE, _EXPLICIT_BE):
+        if sop.startswith("1.2.840.10008.5.1.4.1.1.") and sop not in _NON_IMAGE_SOPS:
+            # a standard image object without pixel data: the file was cut short
+            raise CorruptDicom("the file ends before its pixel data (truncated)")
+        raise NotDicom(str(p))  # presentation states, vendor private objects, reports...
+    return DicomFile(p, ds, gz, offset if has_pixels else None, ts, raw=raw if gz else None)
 
 
 def _pixel_dtype(ds) -> np.dtype:
@@ -143,7 +192,7 @@ def read_pixels(f: DicomFile) -> np.ndarray:
             dtype = dtype.newbyteorder(">")
         n_bytes = rows * cols * n_frames * dtype.itemsize
         if f.gz:
-            raw, _ = _read_bytes(f.path)
+            raw = f.raw if f.raw is not None else _read_bytes(f.path)[0]
             head = raw[f.pixel_offset : f.pixel_offset + 12]
         else:
             raw = None

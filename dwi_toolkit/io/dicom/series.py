@@ -81,7 +81,13 @@ def _require(ds, kw: str, f: DicomFile):
 
 
 def expand_file(f: DicomFile) -> list[Frame]:
-    """All frames of one file (header only; no pixel data is read)."""
+    """All frames of one file (header only; no pixel data is read; cached on the file)."""
+    if f.frames is None:
+        f.frames = _expand(f)
+    return f.frames
+
+
+def _expand(f: DicomFile) -> list[Frame]:
     ds = f.ds
     vendor = vendor_of(ds)
     if "PerFrameFunctionalGroupsSequence" in ds:

@@ -1,0 +1,146 @@
+"""Write small synthetic classic DICOM DWI series with pydicom (tests, benchmarks, examples).
+
+Each file holds one slice of one volume (MR Image Storage, explicit VR little endian) with the
+standard diffusion attributes (0018,9087) b-value and (0018,9089) direction in the patient (LPS)
+frame. Pixel values encode (column, row, slice, volume) so a reader's voxel placement can be
+checked: ``value = (c + 3*r + 17*k + 101*v) % 4000`` with ``k`` the slice index along the slice
+normal (``row × col``) in the order the slices were *written to space*, not file order.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["write_series", "pixel_value", "rotation"]
+
+
+def pixel_value(c, r, k, v):
+    """Synthetic stored value at column c, row r, slice k (ascending along the normal), volume v."""
+    return (np.asarray(c) + 3 * np.asarray(r) + 17 * np.asarray(k) + 101 * np.asarray(v)) % 4000
+
+
+def rotation(ax: float, ay: float, az: float) -> np.ndarray:
+    """Rotation matrix from angles in degrees about x, then y, then z."""
+    ax, ay, az = np.radians([ax, ay, az])
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def write_series(
+    folder: str | os.PathLike,
+    *,
+    iop=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0),
+    rows: int = 8,
+    cols: int = 10,
+    n_slices: int = 5,
+    bvals=(0.0, 1000.0, 1000.0, 1000.0),
+    bvecs_lps=((0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)),
+    pixel_spacing=(2.0, 1.5),
+    slice_spacing: float = 3.0,
+    origin=(-10.0, -20.0, 30.0),
+    patient_position: str = "HFS",
+    manufacturer: str = "SyntheticVendor",
+    descending: bool = False,
+    shuffle_names: bool = False,
+    drop: tuple[tuple[int, int], ...] = (),
+    duplicate: tuple[tuple[int, int], ...] = (),
+    series_uid: str = "1.2.826.0.1.3680043.8.498.1",
+    series_number: int = 3,
+    description: str = "synthetic DWI",
+    image_type=("ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"),
+    seed: int = 0,
+) -> list[Path]:
+    """Write a classic series; return the written paths.
+
+    Parameters
+    ----------
+    iop : 6 floats
+        ImageOrientationPatient (LPS).
+    descending : bool
+        Acquire (number instances) from the highest slice position down.
+    drop, duplicate : tuples of (slice k, volume v)
+        Leave out, or write twice under another name (same SOPInstanceUID), those images.
+    """
+    import pydicom
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    iop = np.asarray(iop, float)
+    row, col = iop[:3], iop[3:]
+    normal = np.cross(row, col)
+    rng = np.random.default_rng(seed)
+    nvol = len(bvals)
+    order = list(range(n_slices))[::-1] if descending else list(range(n_slices))
+    names = [f"IM{idx:05d}.dcm" for idx in range(nvol * n_slices)]
+    if shuffle_names:
+        names = [f"{rng.integers(1 << 40):012x}" for _ in names]
+    paths = []
+    inst = 0
+    cc, rr = np.meshgrid(np.arange(cols), np.arange(rows))
+    for v in range(nvol):
+        for k in order:
+            inst += 1
+            if (k, v) in drop:
+                continue
+            meta = FileMetaDataset()
+            meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+            sop = f"{series_uid}.{v + 1}.{k + 1}"
+            meta.MediaStorageSOPInstanceUID = sop
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            path = folder / names[inst - 1]
+            ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+            ds.SOPClassUID = meta.MediaStorageSOPClassUID
+            ds.SOPInstanceUID = sop
+            ds.Modality = "MR"
+            ds.Manufacturer = manufacturer
+            ds.ManufacturerModelName = "Phantom 1"
+            ds.MagneticFieldStrength = 3
+            ds.ImageType = list(image_type)
+            ds.PatientName = "Synthetic^Patient"
+            ds.PatientID = "SYN001"
+            ds.PatientPosition = patient_position
+            ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.0"
+            ds.SeriesInstanceUID = series_uid
+            ds.SeriesNumber = series_number
+            ds.SeriesDescription = description
+            ds.InstanceNumber = inst
+            ds.AcquisitionNumber = v + 1
+            ds.EchoTime = 80
+            ds.RepetitionTime = 4000
+            ds.FlipAngle = 90
+            ds.InPlanePhaseEncodingDirection = "COL"
+            ds.SliceThickness = slice_spacing
+            ds.SpacingBetweenSlices = slice_spacing
+            ds.ImageOrientationPatient = [float(x) for x in iop]
+            pos = np.asarray(origin, float) + k * slice_spacing * normal
+            ds.ImagePositionPatient = [round(float(x), 6) for x in pos]
+            ds.PixelSpacing = [float(pixel_spacing[0]), float(pixel_spacing[1])]
+            ds.Rows, ds.Columns = rows, cols
+            ds.SamplesPerPixel = 1
+            ds.PhotometricInterpretation = "MONOCHROME2"
+            ds.BitsAllocated = 16
+            ds.BitsStored = 16
+            ds.HighBit = 15
+            ds.PixelRepresentation = 0
+            ds.DiffusionBValue = float(bvals[v])
+            g = np.asarray(bvecs_lps[v], float)
+            if bvals[v] > 0:
+                ds.DiffusionGradientOrientation = [float(x) for x in g]
+                ds.DiffusionDirectionality = "DIRECTIONAL"
+            else:
+                ds.DiffusionDirectionality = "NONE"
+            ds.PixelData = pixel_value(cc, rr, k, v).astype("<u2").tobytes()
+            pydicom.dcmwrite(path, ds, enforce_file_format=True)
+            paths.append(path)
+            if (k, v) in duplicate:
+                dup = path.with_name(path.name + "_copy")
+                pydicom.dcmwrite(dup, ds, enforce_file_format=True)
+                paths.append(dup)
+    return paths

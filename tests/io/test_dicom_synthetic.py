@@ -1,0 +1,221 @@
+"""Property tests with pydicom-written synthetic classic DWI series.
+
+Truth is computed independently of the loader: world positions of written pixels straight from
+ImagePositionPatient/ImageOrientationPatient/PixelSpacing (DICOM PS3.3 C.7.6.2.1.1), and the
+physical gradient direction from the FSL .bvec convention; when the dcm2niix command is
+installed, its output on the same files is compared as well.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pydicom = pytest.importorskip("pydicom")
+
+from dwi_toolkit.errors import DicomError, DicomWarning  # noqa: E402
+from dwi_toolkit.io.dicom import find_dwi_series, load_dicom_dwi  # noqa: E402
+from dwi_toolkit.io.dicom._synthetic import pixel_value, rotation, write_series  # noqa: E402
+
+# (name, IOP) for the three planes, two in-plane variants and obliques
+ORIENTATIONS = {
+    "axial": (1, 0, 0, 0, 1, 0),
+    "axial_flipped_rows": (1, 0, 0, 0, -1, 0),
+    "sagittal": (0, 1, 0, 0, 0, -1),
+    "coronal": (1, 0, 0, 0, 0, -1),
+    "oblique": tuple(np.concatenate([rotation(20, -15, 10)[:, 0], rotation(20, -15, 10)[:, 1]])),
+    "oblique_sagittal": tuple(np.concatenate([rotation(5, 80, 12)[:, 0], rotation(5, 80, 12)[:, 1]])),
+}
+LPS2RAS = np.diag([-1.0, -1.0, 1.0])
+DIRS = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [0.6, -0.48, 0.64]], float)
+BVALS = (0.0, 800.0, 800.0, 800.0, 800.0)
+
+
+def _world_from_written(iop, origin, spacing, slice_spacing, c, r, k):
+    """LPS position of column c, row r of slice k as written by write_series (independent truth)."""
+    iop = np.asarray(iop, float)
+    row, col = iop[:3], iop[3:]
+    n = np.cross(row, col)
+    return np.asarray(origin) + k * slice_spacing * n + c * spacing[1] * row + r * spacing[0] * col
+
+
+def _physical_from_fsl(bvec, affine):
+    """World (RAS) direction of an FSL-convention b-vector given the image affine."""
+    r = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    v = np.array(bvec, float)
+    if np.linalg.det(r) > 0:
+        v[0] = -v[0]
+    return r @ v
+
+
+def _check_series(tmp_path, **kw):
+    folder = tmp_path / "dcm"
+    write_series(folder, bvals=BVALS, bvecs_lps=DIRS, **kw)
+    s = load_dicom_dwi(folder)
+    iop = kw.get("iop", ORIENTATIONS["axial"])
+    origin = (-10.0, -20.0, 30.0)
+    spacing, slsp = (2.0, 1.5), 3.0
+    rows, cols, nz = 8, 10, 5
+    assert s.shape == (cols, rows, nz, len(BVALS))
+    inv = np.linalg.inv(s.affine)
+    # every written pixel lands in the voxel whose world position is the pixel's position
+    for c, r, k, v in [(0, 0, 0, 0), (cols - 1, 0, 1, 1), (3, rows - 1, nz - 1, 2), (7, 5, 2, 4)]:
+        world = LPS2RAS @ _world_from_written(iop, origin, spacing, slsp, c, r, k)
+        ijk = inv[:3, :3] @ world + inv[:3, 3]
+        assert np.allclose(ijk, np.round(ijk), atol=1e-3), ijk
+        i, j, kk = np.round(ijk).astype(int)
+        assert s.data[i, j, kk, v] == pixel_value(c, r, k, v)
+    # b-vectors: same physical direction as written (up to the sign of a whole vector)
+    for v in range(1, len(BVALS)):
+        want = LPS2RAS @ (DIRS[v] / np.linalg.norm(DIRS[v]))
+        got = _physical_from_fsl(s.bvecs[v], s.affine)
+        assert abs(abs(want @ got) - 1) < 1e-6, (v, want, got)
+    np.testing.assert_allclose(s.bvals, BVALS)
+    return s
+
+
+@pytest.mark.parametrize("orientation", sorted(ORIENTATIONS))
+@pytest.mark.parametrize("position", ["HFS", "FFS", "HFP"])
+def test_orientations_positions(tmp_path, orientation, position):
+    s = _check_series(tmp_path, iop=ORIENTATIONS[orientation], patient_position=position)
+    assert s.meta["PatientPosition"] == position
+    # the output voxel frame is dcm2niix's: det < 0, so the FSL x flip never applies
+    assert np.linalg.det(s.affine[:3, :3]) < 0
+
+
+@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_slice_order_and_names_do_not_matter(tmp_path, descending, shuffle):
+    s = _check_series(tmp_path, iop=ORIENTATIONS["oblique"], descending=descending, shuffle_names=shuffle)
+    assert "PatientName" not in s.meta and "PatientID" not in s.meta
+
+
+def test_keep_phi(tmp_path):
+    write_series(tmp_path / "d")
+    assert load_dicom_dwi(tmp_path / "d", keep_phi=True).meta["PatientID"] == "SYN001"
+
+
+def test_single_file_loads_its_series(tmp_path):
+    paths = write_series(tmp_path / "d", shuffle_names=True)
+    s = load_dicom_dwi(paths[3])
+    assert s.shape[3] == 4
+
+
+def test_missing_slice_is_a_clear_error(tmp_path):
+    write_series(tmp_path / "d", drop=((2, 1),))
+    with pytest.raises(DicomError, match="missing"):
+        load_dicom_dwi(tmp_path / "d")
+
+
+def test_missing_slice_in_every_volume_is_a_gap(tmp_path):
+    write_series(tmp_path / "d", drop=tuple((2, v) for v in range(4)))
+    with pytest.raises(DicomError, match="slice\\(s\\) missing between"):
+        load_dicom_dwi(tmp_path / "d")
+
+
+def test_duplicated_file_is_ignored_with_warning(tmp_path):
+    write_series(tmp_path / "d", duplicate=((1, 2),))
+    with pytest.warns(DicomWarning, match="duplicate"):
+        s = load_dicom_dwi(tmp_path / "d")
+    assert s.shape == (10, 8, 5, 4)
+
+
+def test_inconsistent_orientation(tmp_path):
+    write_series(tmp_path / "d")
+    f = sorted((tmp_path / "d").iterdir())[0]
+    ds = pydicom.dcmread(f)
+    ds.ImageOrientationPatient = [0, 1, 0, 0, 0, -1]
+    ds.save_as(f)
+    with pytest.raises(DicomError, match="inconsistent ImageOrientationPatient"):
+        load_dicom_dwi(tmp_path / "d")
+
+
+def test_missing_position_tag_is_named(tmp_path):
+    write_series(tmp_path / "d")
+    f = sorted((tmp_path / "d").iterdir())[0]
+    ds = pydicom.dcmread(f)
+    del ds.ImagePositionPatient
+    ds.save_as(f)
+    with pytest.raises(DicomError, match="ImagePositionPatient"):
+        load_dicom_dwi(tmp_path / "d")
+
+
+def test_truncated_and_junk_files_are_skipped(tmp_path):
+    paths = write_series(tmp_path / "d", n_slices=3)
+    extra = write_series(tmp_path / "d" / "sub", n_slices=3, series_uid="1.2.3.4", description="other",
+                         bvals=(0, 0, 0, 0), bvecs_lps=((0, 0, 0),) * 4, image_type=("ORIGINAL", "PRIMARY", "M"))
+    (tmp_path / "d" / "notes.txt").write_text("not dicom")
+    (tmp_path / "d" / "junk").write_bytes(b"\x00" * 300)
+    bad = tmp_path / "d" / "zz_truncated"
+    bad.write_bytes(paths[0].read_bytes()[:400])
+    with pytest.warns(DicomWarning, match="zz_truncated"):
+        infos = find_dwi_series(tmp_path / "d")
+    roles = sorted(i.role for i in infos)
+    assert roles == ["dwi", "other"], infos
+    assert len(extra) == 12
+
+
+def test_gzip_files_and_nested_folders(tmp_path):
+    import gzip
+
+    paths = write_series(tmp_path / "src", n_slices=3)
+    for i, p in enumerate(paths):
+        sub = tmp_path / "gz" / f"a{i % 2}" / "b"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / (p.name + ".gz")).write_bytes(gzip.compress(p.read_bytes()))
+    s = load_dicom_dwi(tmp_path / "gz")
+    assert s.shape == (10, 8, 3, 4)
+
+
+def test_several_dwi_series_listed(tmp_path):
+    write_series(tmp_path / "d" / "a", series_uid="1.2.3.1", description="dwi one")
+    write_series(tmp_path / "d" / "b", series_uid="1.2.3.2", description="dwi two", series_number=4)
+    with pytest.raises(DicomError) as exc:
+        load_dicom_dwi(tmp_path / "d")
+    msg = str(exc.value)
+    assert "1.2.3.1" in msg and "1.2.3.2" in msg and "series_uid" in msg and "dwi two" in msg
+    s = load_dicom_dwi(tmp_path / "d", series_uid="1.2.3.2")
+    assert s.meta["SeriesDescription"] == "dwi two"
+
+
+def test_derived_trace_never_merged(tmp_path):
+    write_series(tmp_path / "d" / "raw", series_uid="1.2.3.1")
+    write_series(tmp_path / "d" / "trace", series_uid="1.2.3.9", description="TRACEW",
+                 bvals=(0, 1000), bvecs_lps=((0, 0, 0), (0, 0, 0)),
+                 image_type=("DERIVED", "PRIMARY", "DIFFUSION", "TRACEW"))
+    infos = {i.series_uid: i for i in find_dwi_series(tmp_path / "d")}
+    assert infos["1.2.3.9"].role == "trace" and infos["1.2.3.1"].role == "dwi"
+    assert load_dicom_dwi(tmp_path / "d").shape[3] == 4
+
+
+def _dcm2niix() -> str | None:
+    exe = shutil.which("dcm2niix") or str(Path(sys.executable).with_name("dcm2niix"))
+    return exe if Path(exe).exists() else None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("orientation", sorted(ORIENTATIONS))
+@pytest.mark.parametrize("position", ["HFS", "FFS"])
+def test_matches_dcm2niix(tmp_path, orientation, position):
+    exe = _dcm2niix()
+    if exe is None:
+        pytest.skip("dcm2niix not installed (pip install dcm2niix)")
+    nib = pytest.importorskip("nibabel")
+    folder = tmp_path / "dcm"
+    write_series(folder, iop=ORIENTATIONS[orientation], patient_position=position, bvals=BVALS,
+                 bvecs_lps=DIRS, descending=True, manufacturer="SIEMENS")
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run([exe, "-z", "n", "-f", "x", "-o", str(out), str(folder)], check=True, capture_output=True)
+    ref = nib.load(str(out / "x.nii"))
+    bvec = np.loadtxt(out / "x.bvec").T
+    s = load_dicom_dwi(folder)
+    np.testing.assert_allclose(s.affine, ref.affine, atol=1e-3)
+    np.testing.assert_array_equal(np.asarray(s.data), np.asanyarray(ref.dataobj))
+    dw = np.asarray(BVALS) > 50
+    np.testing.assert_allclose(s.bvecs[dw], bvec[dw], atol=1e-4)
