@@ -25,7 +25,8 @@ from ...core.image import DWISeries, ParameterMap
 from ...errors import DicomError
 from .discovery import DicomSeriesInfo, find_dwi_series, scan_files
 
-__all__ = ["load_dicom_dwi", "load_scanner_adc", "find_dwi_series", "DicomSeriesInfo", "select_series"]
+__all__ = ["load_dicom_dwi", "load_dicom_series", "load_scanner_adc", "find_dwi_series", "DicomSeriesInfo",
+           "select_series"]
 
 logger = logging.getLogger(__name__)
 
@@ -135,19 +136,38 @@ def load_dicom_dwi(
         No raw DWI series, several of them without `series_uid`, or a series that cannot be
         assembled (the message names the missing tag or slice).
     """
-    from .series import assemble
-    from .vendors import acquisition_meta, vendor_of
-
     p = Path(path)
     infos, _uid = _series_infos(p, b0_threshold=b0_threshold)
     info = select_series(infos, series_uid=series_uid, role="dwi", path=p)
+    return load_dicom_series(info, b0_threshold=b0_threshold, keep_phi=keep_phi)
+
+
+def load_dicom_series(
+    info: DicomSeriesInfo, *, b0_threshold: float = DEFAULT_B0_THRESHOLD, keep_phi: bool = False
+) -> DWISeries:
+    """Load a raw DWI series described by :func:`find_dwi_series` (no second folder scan).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dwi_toolkit.io.dicom._synthetic import write_series
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = write_series(folder)
+    >>> [load_dicom_series(i).shape for i in find_dwi_series(folder) if i.role == "dwi"]
+    [(10, 8, 5, 4)]
+    """
+    from .series import assemble
+    from .vendors import acquisition_meta, vendor_of
+
+    if info.role != "dwi":
+        raise DicomError(f"series {info.series_uid} ('{info.description}') is '{info.role}', not raw DWI.")
     res = assemble(_frames_of(info), diffusion=True)
     ds = res.first.ds
     meta = acquisition_meta(ds, vendor_of(ds), res.first.csa, keep_phi=keep_phi)
     meta["ConversionSoftware"] = "dwi_toolkit"
     if res.n_dropped_isotropic:
         meta["DroppedIsotropicFrames"] = res.n_dropped_isotropic
-    logger.info("loaded DICOM series '%s' (%d volumes) from %s", info.description, res.data.shape[3], p)
+    logger.info("loaded DICOM series '%s' (%d volumes)", info.description, res.data.shape[3])
     return DWISeries(res.data, res.affine, res.bvals, res.bvecs, meta=_strip(meta, keep_phi),
                      b0_threshold=b0_threshold)
 

@@ -282,13 +282,20 @@ def phase_encoding(ds, vendor: str, csa: dict, phase_rc: str | None) -> dict[str
     pos: int | None = None
     if vendor == "siemens":
         pos = csa_int(csa, "PhaseEncodingDirectionPositive") if csa else None
-        if pos is None:
-            sdi = ds.get((0x0021, 0x11FE))
-            try:
-                if sdi is not None and sdi.value and (0x0021, 0x111C) in sdi.value[0]:
-                    pos = int(sdi.value[0][(0x0021, 0x111C)].value)
-            except (TypeError, ValueError, AttributeError):
-                pos = None
+        if pos is None:  # XA enhanced: (0021,111C) in the SIEMENS MR SDI (0021,11FE) item
+            holders = [ds]
+            for kw in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+                seq = ds.get(kw)
+                if seq:
+                    holders.append(seq[0])
+            for h in holders:
+                sdi = h.get((0x0021, 0x11FE))
+                try:
+                    if sdi is not None and sdi.value and (0x0021, 0x111C) in sdi.value[0]:
+                        pos = int(sdi.value[0][(0x0021, 0x111C)].value)
+                        break
+                except (TypeError, ValueError, AttributeError):
+                    pos = None
     if pos not in (0, 1):
         return {"PhaseEncodingAxis": axis}
     if axis == "j":
