@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DicomError, DicomWarning
+from ._fast import get_str, get_strs
 from ._files import CorruptDicom, DicomFile, NotDicom, read_header
 from .geometry import group_positions, normal_of, orientation_label
 from .vendors import vendor_of
@@ -126,7 +127,9 @@ def scan_files(path: str | os.PathLike, *, workers: int | None = None) -> list[D
 
 
 def _tokens(ds) -> set[str]:
-    toks = {str(x).upper() for x in (ds.get("ImageType") or [])}
+    toks = {x.upper() for x in get_strs(ds, 0x00080008)}
+    if 0x52009229 not in ds:  # no SharedFunctionalGroupsSequence: classic image
+        return toks
     sh = ds.get("SharedFunctionalGroupsSequence")
     pf = ds.get("PerFrameFunctionalGroupsSequence")
     for grp in (sh[0] if sh else None, pf[0] if pf else None):
@@ -141,7 +144,7 @@ def _tokens(ds) -> set[str]:
 def _image_role(ds) -> str | None:
     """Role from ImageType/FrameType/description alone (None: decide from diffusion tags)."""
     toks = _tokens(ds)
-    desc = str(ds.get("SeriesDescription", "") or "").upper()
+    desc = get_str(ds, 0x0008103E).upper()
     if "ADC" in toks or ("DERIVED" in toks and "ADC" in desc.replace("_", " ").split()):
         return "adc"
     if "FA" in toks or "COLFA" in toks:
@@ -155,7 +158,7 @@ def _image_role(ds) -> str | None:
 
 def _group_key(f: DicomFile):
     ds = f.ds
-    return (str(ds.get("SeriesInstanceUID", "") or f"nouid:{f.path.parent}"), _image_role(ds) or "")
+    return (get_str(ds, 0x0020000E) or f"nouid:{f.path.parent}", _image_role(ds) or "")
 
 
 def describe_series(files: list[DicomFile], *, b0_threshold: float = 50.0) -> DicomSeriesInfo:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ...errors import DicomError
 from ._files import DicomFile, read_pixels
+from ._fast import get_float, get_floats, get_int, get_str
 from .csa import csa_floats
 from .geometry import check_orientation, dicom_affine, group_positions, normal_of, slice_spacing
 from .mosaic import detile, tile_positions
@@ -49,7 +50,7 @@ class Frame:
     inter: float = 0.0
 
     def describe(self) -> str:
-        extra = f" frame {self.index + 1}" if self.file.ds.get("NumberOfFrames") else ""
+        extra = f" frame {self.index + 1}" if get_int(self.file.ds, 0x00280008, 1) > 1 else ""
         extra = f" tile {self.index + 1}" if self.n_tiles else extra
         return f"{self.file.path.name}{extra}"
 
@@ -72,12 +73,19 @@ def _seq_item(pf, shared, keyword):
     return None
 
 
-def _require(ds, kw: str, f: DicomFile):
-    if kw not in ds or ds.get(kw) in (None, ""):
+_TAGS = {"Rows": 0x00280010, "Columns": 0x00280011, "ImagePositionPatient": 0x00200032,
+         "ImageOrientationPatient": 0x00200037, "PixelSpacing": 0x00280030}
+_EXPECT = {"Rows": 1, "Columns": 1, "ImagePositionPatient": 3, "ImageOrientationPatient": 6, "PixelSpacing": 2}
+
+
+def _require(ds, kw: str, f: DicomFile) -> list[float]:
+    v = get_floats(ds, _TAGS[kw])
+    if not v or len(v) < _EXPECT[kw]:
         raise DicomError(
-            f"{f.path}: required attribute {kw} is missing; the slice cannot be placed in space."
+            f"{f.path}: required attribute {kw} {_TAGS[kw] >> 16:04X},{_TAGS[kw] & 0xFFFF:04X} is "
+            f"{'missing' if not v else 'malformed'}; the slice cannot be placed in space."
         )
-    return ds.get(kw)
+    return v
 
 
 def expand_file(f: DicomFile) -> list[Frame]:
@@ -96,9 +104,9 @@ def _expand(f: DicomFile) -> list[Frame]:
         from .csa import parse_csa
 
         f.csa = parse_csa(ds[0x0029, 0x1010].value)
-    rows, cols = int(_require(ds, "Rows", f)), int(_require(ds, "Columns", f))
-    ipp = np.asarray(_require(ds, "ImagePositionPatient", f), dtype=float)
-    iop = np.asarray(_require(ds, "ImageOrientationPatient", f), dtype=float)
+    rows, cols = int(_require(ds, "Rows", f)[0]), int(_require(ds, "Columns", f)[0])
+    ipp = np.asarray(_require(ds, "ImagePositionPatient", f)[:3], dtype=float)
+    iop = np.asarray(_require(ds, "ImageOrientationPatient", f)[:6], dtype=float)
     ps = _require(ds, "PixelSpacing", f)
     spacing = (float(ps[0]), float(ps[1]))
     diff = classic_diffusion(ds, vendor, f.csa)
@@ -107,7 +115,7 @@ def _expand(f: DicomFile) -> list[Frame]:
     n = mosaic_count(ds, f.csa)
     if n:
         normal = csa_floats(f.csa, "SliceNormalVector") or normal_of(iop)
-        sp = _f(ds.get("SpacingBetweenSlices")) or _f(ds.get("SliceThickness")) or 1.0
+        sp = get_float(ds, 0x00180088) or get_float(ds, 0x00180050) or 1.0
         pos = tile_positions(ipp, iop, spacing, rows, cols, n, normal, sp)
         from .mosaic import tile_shape
 
@@ -127,16 +135,16 @@ def _classic_order(ds, vendor, f):
                     g = ds.get((0x2005, 0x1413))
                     first += _f(g.value, 0.0) if g is not None else 0.0
                 break
-    inst = _f(ds.get("InstanceNumber"), 0.0)
-    t = str(ds.get("AcquisitionTime", "") or "")
+    inst = get_float(ds, 0x00200013, 0.0)
+    t = get_str(ds, 0x00080032)
     return (first, inst, t, str(f.path))
 
 
 def _expand_enhanced(f: DicomFile, vendor: str) -> list[Frame]:
     ds = f.ds
     shared = ds.SharedFunctionalGroupsSequence[0] if ds.get("SharedFunctionalGroupsSequence") else None
-    rows, cols = int(_require(ds, "Rows", f)), int(_require(ds, "Columns", f))
-    inst = _f(ds.get("InstanceNumber"), 0.0)
+    rows, cols = int(_require(ds, "Rows", f)[0]), int(_require(ds, "Columns", f)[0])
+    inst = get_float(ds, 0x00200013, 0.0)
     out = []
     for i, pf in enumerate(ds.PerFrameFunctionalGroupsSequence):
         pos = _seq_item(pf, shared, "PlanePositionSequence")
@@ -188,7 +196,7 @@ def _dedupe(frames: list[Frame]) -> list[Frame]:
     dup: list[str] = []
     out = []
     for fr in frames:
-        uid = str(fr.file.ds.get("SOPInstanceUID", "")) or str(fr.file.path)
+        uid = get_str(fr.file.ds, 0x00080018) or str(fr.file.path)
         key = (uid, fr.index)
         if key in seen:
             dup.append(fr.file.path.name)
@@ -281,8 +289,8 @@ def assemble(frames: list[Frame], *, diffusion: bool = True, workers: int | None
             f"other slices have {nvol}: {nvol - counts[k]} slice image(s) missing{what}, or "
             "duplicated images elsewhere. Copy the complete series from the scanner/PACS."
         )
-    spacing = slice_spacing(centers, default=_f(frames[0].file.ds.get("SpacingBetweenSlices"))
-                            or _f(frames[0].file.ds.get("SliceThickness")))
+    ds0 = frames[0].file.ds
+    spacing = slice_spacing(centers, default=get_float(ds0, 0x00180088) or get_float(ds0, 0x00180050))
     # volume v = v-th frame (in acquisition order) at every slice position
     grid = [[by_slice[z][v] for z in range(nz)] for v in range(nvol)]
     bvals = bvecs = None

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ._fast import get_float, get_floats, get_str, get_strs
 from .csa import csa_float, csa_floats, csa_int
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ def vendor_of(ds) -> str:
     >>> vendor_of({"Manufacturer": "Philips Medical Systems"})
     'philips'
     """
-    m = str(ds.get("Manufacturer", "") or "").lower()
+    m = (ds.get("Manufacturer", "") if isinstance(ds, dict) else get_str(ds, 0x00080070)) or ""
+    m = str(m).lower()
     for key, names in (("siemens", ("siemens",)), ("ge", ("ge medical", "ge healthcare", "general electric")),
                        ("philips", ("philips",)), ("canon", ("canon", "toshiba")),
                        ("uih", ("uih", "united imaging")), ("hitachi", ("hitachi", "fujifilm"))):
@@ -92,13 +94,14 @@ def _vec3(v) -> tuple[float, float, float] | None:
 
 
 def _std_direction(item) -> tuple[float, float, float] | None:
-    if "DiffusionGradientOrientation" in item:
-        return _vec3(item.DiffusionGradientOrientation)
+    v = get_floats(item, 0x00189089)
+    if v:
+        return _vec3(v)
     seq = item.get("DiffusionGradientDirectionSequence")
     if seq:
-        it = seq[0]
-        if "DiffusionGradientOrientation" in it:
-            return _vec3(it.DiffusionGradientOrientation)
+        v = get_floats(seq[0], 0x00189089)
+        if v:
+            return _vec3(v)
     return None
 
 
@@ -108,10 +111,9 @@ def _norm(v) -> float:
 
 def frame_diffusion(item) -> Diffusion:
     """Diffusion encoding from an MRDiffusionSequence item (standard, enhanced or classic)."""
-    b = item.get("DiffusionBValue")
-    direc = str(item.get("DiffusionDirectionality", "") or "").upper()
+    bval = get_float(item, 0x00189087)
+    direc = get_str(item, 0x00189075).upper()
     vec = _std_direction(item)
-    bval = float(b) if b is not None else None
     iso = direc == "ISOTROPIC"
     if direc == "NONE" and bval is not None and bval <= 0:
         vec = None
@@ -141,7 +143,7 @@ def classic_diffusion(ds, vendor: str, csa: dict) -> Diffusion:
                     vec = None
                 iso = b > 0 and vec is None
                 return Diffusion(b, vec, "ge", iso)
-    if "DiffusionBValue" in ds:
+    if 0x00189087 in ds:
         d = frame_diffusion(ds)
         if vendor == "philips" and d.bval is not None and d.bval > 0 and (d.vec is None or _norm(d.vec) < 1e-6):
             return Diffusion(d.bval, None, "lps", True)
@@ -247,8 +249,8 @@ def rescale_of(ds, vendor: str) -> tuple[float, float]:
     (2005,100E), as dcm2niix with ``UsePhilipsFloatNotDisplayScaling`` (PMC3998685). Others:
     RescaleSlope/RescaleIntercept (identity when absent).
     """
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    inter = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    slope = get_float(ds, 0x00281053) or 1.0
+    inter = get_float(ds, 0x00281052) or 0.0
     if vendor == "philips":
         ss = _num(ds, (0x2005, 0x100E))
         if ss is None:
@@ -406,7 +408,7 @@ def phase_rc_of(ds) -> str | None:
 
 def mosaic_count(ds, csa: dict) -> int | None:
     """Number of slices in a Siemens MOSAIC image, or None when not a mosaic."""
-    it = [str(x).upper() for x in ds.get("ImageType", [])]
+    it = [x.upper() for x in get_strs(ds, 0x00080008)]
     if "MOSAIC" not in it:
         return None
     n = csa_int(csa, "NumberOfImagesInMosaic") if csa else None
