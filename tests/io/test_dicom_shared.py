@@ -141,3 +141,20 @@ def test_cli_info_on_every_folder(name, capsys):
     assert main(["info", str(folder), "--json"]) == 0
     facts = json.loads(capsys.readouterr().out)
     assert facts["shape"][3] == len(np.loadtxt(_oracle_files(shared_path("dicom", name))[0], ndmin=1))
+
+
+@pytest.mark.slow
+def test_xa30_fit_adc_matches_scanner_adc():
+    """Issue 3: fit_adc of the loaded DWI matches the scanner ADC (median |diff| <= 1e-6 mm^2/s)."""
+    from dwi_toolkit.io.dicom import load_dicom_dwi, load_scanner_adc
+    from dwi_toolkit.models.adc import fit_adc
+
+    base = shared_path("dicom", "siemens_xa30_enhanced_dwi_with_scanner_adc", "dicom")
+    s = load_dicom_dwi(base)
+    scanner = load_scanner_adc(base)
+    b0 = s.mean_b0()
+    tissue = b0 > np.percentile(b0, 70)
+    fit = fit_adc(s, method="ols", mask=tissue)
+    ok = tissue & (fit.status == 0) & (scanner.data > 0)
+    assert ok.sum() > 1000
+    assert np.median(np.abs(fit.adc[ok] - scanner.data[ok])) <= 1e-6
