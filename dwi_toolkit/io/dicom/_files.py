@@ -136,20 +136,27 @@ def read_header(path: str | os.PathLike) -> DicomFile:
         raise CorruptDicom(f"cannot read ({err})") from err
     if not _looks_like_dicom(raw[:132]):
         raise NotDicom(str(p))
-    bio = io.BytesIO(raw)
+    from ._parser import FastParseError, parse_header
+
     try:
-        ds = pydicom.dcmread(bio, stop_before_pixels=True, force=raw[128:132] != b"DICM",
-                             specific_tags=_specific_tags())
-        offset = bio.tell()
-    except (InvalidDicomError, EOFError, ValueError, struct.error, OSError, KeyError,
-            TypeError, IndexError, NotImplementedError) as err:
-        raise CorruptDicom(f"{type(err).__name__}: {err}") from err
-    meta = getattr(ds, "file_meta", None)
-    sop = str(getattr(meta, "MediaStorageSOPClassUID", "") or ds.get("SOPClassUID", ""))
+        ds, sop, ts, offset = parse_header(raw)
+        has_pixels = offset is not None
+        sop = sop or str(ds.get("SOPClassUID", "") or "")
+    except (FastParseError, struct.error, ValueError, UnicodeDecodeError):
+        bio = io.BytesIO(raw)
+        try:
+            ds = pydicom.dcmread(bio, stop_before_pixels=True, force=raw[128:132] != b"DICM",
+                                 specific_tags=_specific_tags())
+            offset = bio.tell()
+        except (InvalidDicomError, EOFError, ValueError, struct.error, OSError, KeyError,
+                TypeError, IndexError, NotImplementedError) as err:
+            raise CorruptDicom(f"{type(err).__name__}: {err}") from err
+        meta = getattr(ds, "file_meta", None)
+        sop = str(getattr(meta, "MediaStorageSOPClassUID", "") or ds.get("SOPClassUID", ""))
+        ts = str(getattr(meta, "TransferSyntaxUID", "") or _IMPLICIT_LE)
+        has_pixels = offset < len(raw) - 8 and raw[offset : offset + 4] == b"\xe0\x7f\x10\x00"
     if sop == _DICOMDIR_SOP or "DirectoryRecordSequence" in ds:
         raise NotDicom(str(p))
-    ts = str(getattr(meta, "TransferSyntaxUID", "") or _IMPLICIT_LE)
-    has_pixels = offset < len(raw) - 8 and raw[offset : offset + 4] == b"\xe0\x7f\x10\x00"
     if not has_pixels and ts in (_IMPLICIT_LE, _EXPLICIT_LE, _EXPLICIT_BE):
         if sop.startswith("1.2.840.10008.5.1.4.1.1.") and sop not in _NON_IMAGE_SOPS:
             # a standard image object without pixel data: the file was cut short

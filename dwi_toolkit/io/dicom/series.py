@@ -62,12 +62,26 @@ def _f(v, default=None):
         return default
 
 
+_SEQ_TAGS = {
+    "PlanePositionSequence": 0x00209113, "PlaneOrientationSequence": 0x00209116,
+    "PixelMeasuresSequence": 0x00289110, "MRDiffusionSequence": 0x00189117,
+    "FrameContentSequence": 0x00209111, "PixelValueTransformationSequence": 0x00289145,
+}
+
+
 def _seq_item(pf, shared, keyword):
+    """First item of a functional-group sequence, per-frame first, then shared."""
+    tag = _SEQ_TAGS.get(keyword, keyword) if isinstance(keyword, str) else keyword
     for grp in (pf, shared):
         if grp is not None:
-            seq = grp.get(keyword)
-            if seq is not None and not isinstance(keyword, str):
-                seq = seq.value
+            try:
+                el = grp.get_item(tag) if isinstance(tag, int) else None
+            except KeyError:
+                el = None
+            if el is None and isinstance(tag, str):
+                seq = grp.get(tag)
+            else:
+                seq = el.value if el is not None else None
             if seq:
                 return seq[0]
     return None
@@ -142,7 +156,8 @@ def _classic_order(ds, vendor, f):
 
 def _expand_enhanced(f: DicomFile, vendor: str) -> list[Frame]:
     ds = f.ds
-    shared = ds.SharedFunctionalGroupsSequence[0] if ds.get("SharedFunctionalGroupsSequence") else None
+    sh = ds.get("SharedFunctionalGroupsSequence")
+    shared = sh[0] if sh else None
     rows, cols = int(_require(ds, "Rows", f)[0]), int(_require(ds, "Columns", f)[0])
     inst = get_float(ds, 0x00200013, 0.0)
     out = []
@@ -150,31 +165,34 @@ def _expand_enhanced(f: DicomFile, vendor: str) -> list[Frame]:
         pos = _seq_item(pf, shared, "PlanePositionSequence")
         ori = _seq_item(pf, shared, "PlaneOrientationSequence")
         meas = _seq_item(pf, shared, "PixelMeasuresSequence")
-        if pos is None or ori is None or meas is None or "ImagePositionPatient" not in pos:
+        ipp = get_floats(pos, 0x00200032) if pos is not None else None
+        iop = get_floats(ori, 0x00200037) if ori is not None else None
+        ps = get_floats(meas, 0x00280030) if meas is not None else None
+        if not ipp or not iop or not ps or len(ipp) < 3 or len(iop) < 6 or len(ps) < 2:
             raise DicomError(
-                f"{f.path} frame {i + 1}: PlanePositionSequence/PlaneOrientationSequence/"
-                "PixelMeasuresSequence missing; the frame cannot be placed in space."
+                f"{f.path} frame {i + 1}: ImagePositionPatient/ImageOrientationPatient/PixelSpacing "
+                "missing from the functional groups (PlanePositionSequence, PlaneOrientationSequence, "
+                "PixelMeasuresSequence); the frame cannot be placed in space."
             )
         dif_item = _seq_item(pf, shared, "MRDiffusionSequence")
         diff = frame_diffusion(dif_item) if dif_item is not None else Diffusion(None)
         if dif_item is None and vendor == "philips":
             diff = classic_diffusion(pf, vendor, {})
         content = _seq_item(pf, None, "FrameContentSequence")
-        tpi = _f(content.get("TemporalPositionIndex"), 0.0) if content is not None else 0.0
+        tpi = get_float(content, 0x00209128, 0.0) if content is not None else 0.0
         pvt = _seq_item(pf, shared, "PixelValueTransformationSequence")
         slope, inter = (1.0, 0.0)
         if pvt is not None:
-            slope = _f(pvt.get("RescaleSlope"), 1.0)
-            inter = _f(pvt.get("RescaleIntercept"), 0.0)
+            slope = get_float(pvt, 0x00281053, 1.0)
+            inter = get_float(pvt, 0x00281052, 0.0)
         if vendor == "philips":
             priv = _seq_item(pf, shared, (0x2005, 0x140F))
             if priv is not None:
                 ss = _f(priv.get((0x2005, 0x100E)).value if priv.get((0x2005, 0x100E)) is not None else None)
                 if ss and slope:
                     slope, inter = 1.0 / ss, inter / (slope * ss)
-        ps = meas.PixelSpacing
-        out.append(Frame(f, i, 0, np.asarray(pos.ImagePositionPatient, float),
-                         np.asarray(ori.ImageOrientationPatient, float), (float(ps[0]), float(ps[1])),
+        out.append(Frame(f, i, 0, np.asarray(ipp[:3], float), np.asarray(iop[:6], float),
+                         (float(ps[0]), float(ps[1])),
                          rows, cols, diff, (tpi, inst, "", str(f.path), i), slope, inter))
     return out
 

@@ -1,0 +1,209 @@
+"""A minimal, fast DICOM header parser that keeps only the attributes the loader uses.
+
+pydicom parses and stores every element of a header (and every item of every nested sequence),
+which dominates load time for vendor headers with hundreds of private elements (Philips) or
+thousands of per-frame items (enhanced multi-frame). This parser walks the elements with
+``struct`` and keeps only wanted tags, at any nesting level, as pydicom ``RawDataElement``s in
+pydicom ``Dataset``s, so the rest of the loader uses the ordinary pydicom API (values are
+converted lazily by pydicom on access).
+
+Supported: Part-10 files with explicit or implicit VR little endian datasets. Anything else
+(big endian, deflate, no preamble, odd structure) raises :class:`FastParseError` and the caller
+falls back to pydicom's reader.
+"""
+
+from __future__ import annotations
+
+import struct
+
+__all__ = ["FastParseError", "parse_header", "WANTED_TAGS"]
+
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_LONG_VRS = frozenset({b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN", b"OD", b"OL", b"OV", b"UC", b"UR", b"SV", b"UV"})
+_ITEM = 0xFFFEE000
+_ITEM_END = 0xFFFEE00D
+_SEQ_END = 0xFFFEE0DD
+_PIXEL_DATA = 0x7FE00010
+_UNDEF = 0xFFFFFFFF
+
+#: Tags kept at any nesting level (top-level attributes and the functional-group sequences and
+#: attributes of enhanced objects). Keep in sync with what vendors.py/series.py/discovery.py read.
+WANTED_TAGS = frozenset({
+    0x00080005, 0x00080008, 0x00080016, 0x00080018, 0x00080020, 0x00080021, 0x00080022, 0x00080032,
+    0x00080050, 0x00080060, 0x00080070, 0x00080080, 0x0008103E, 0x00081010, 0x00081090,
+    0x00089007, 0x00100010, 0x00100020, 0x00100030, 0x00100040, 0x00101010, 0x00180015,
+    0x00180020, 0x00180021, 0x00180022, 0x00180023, 0x00180024, 0x00180050, 0x00180080,
+    0x00180081, 0x00180084, 0x00180087, 0x00180088, 0x00180095, 0x00181000, 0x00181020,
+    0x00181030, 0x00181250, 0x00181312, 0x00181314, 0x00185100, 0x00189075, 0x00189076,
+    0x00189082, 0x00189087, 0x00189089, 0x00189107, 0x00189112, 0x00189114, 0x00189117,
+    0x00189226, 0x0020000D, 0x0020000E, 0x00200010, 0x00200011, 0x00200012, 0x00200013,
+    0x00200032, 0x00200037, 0x00209111, 0x00209113, 0x00209116, 0x00209128, 0x00209057,
+    0x00280002, 0x00280004, 0x00280008, 0x00280010, 0x00280011, 0x00280030, 0x00280100,
+    0x00280101, 0x00280103, 0x00281052, 0x00281053, 0x00281054, 0x00289110, 0x00289145,
+    0x00041220, 0x52009229, 0x52009230,
+    # vendor private (standard private blocks)
+    0x00291010, 0x0019100A, 0x00431039, 0x001910BB, 0x001910BC, 0x001910BD, 0x20011003,
+    0x200510B0, 0x200510B1, 0x200510B2, 0x2005100E, 0x2005140F, 0x20051596, 0x20051412,
+    0x20051413, 0x00651009, 0x00651037, 0x002111FE, 0x0021111C,
+})
+
+
+class FastParseError(Exception):
+    """The file is outside what the fast parser handles; use pydicom instead."""
+
+
+def parse_header(buf: bytes, wanted=WANTED_TAGS):
+    """Parse a Part-10 file held in `buf` up to its Pixel Data.
+
+    Returns
+    -------
+    ds : pydicom.Dataset
+        Only the wanted attributes (raw, converted lazily by pydicom).
+    sop_class : str
+        MediaStorageSOPClassUID from the file meta information.
+    transfer_syntax : str
+    pixel_offset : int or None
+        Offset of the Pixel Data element in `buf` (None when absent).
+    """
+    from pydicom.dataelem import RawDataElement
+    from pydicom.dataset import Dataset
+    from pydicom.tag import BaseTag
+
+    if len(buf) < 144 or buf[128:132] != b"DICM":
+        raise FastParseError("no Part-10 preamble")
+    # file meta (group 0002, explicit VR little endian)
+    pos = 132
+    meta: dict[int, bytes] = {}
+    unpack = struct.unpack_from
+    n = len(buf)
+    while pos + 8 <= n:
+        group, elem = unpack("<HH", buf, pos)
+        if group != 2:
+            break
+        vr = buf[pos + 4 : pos + 6]
+        if vr in _LONG_VRS:
+            length = unpack("<I", buf, pos + 8)[0]
+            vpos = pos + 12
+        else:
+            length = unpack("<H", buf, pos + 6)[0]
+            vpos = pos + 8
+        if length == _UNDEF:
+            raise FastParseError("undefined length in file meta")
+        meta[elem] = buf[vpos : vpos + length]
+        pos = vpos + length
+    ts = meta.get(0x0010, b"").decode("ascii", "replace").strip("\0 ")
+    sop = meta.get(0x0002, b"").decode("ascii", "replace").strip("\0 ")
+    if ts == _EXPLICIT_LE:
+        explicit = True
+    elif ts == _IMPLICIT_LE:
+        explicit = False
+    else:
+        raise FastParseError(f"transfer syntax {ts!r}")
+
+    pixel_offset = [None]
+    sq_vr = _sq_tags()
+
+    def walk(pos: int, end: int, keep: bool, depth: int):
+        """Parse elements in [pos, end) (end None: until an item delimiter). Returns (dict, pos)."""
+        out = {} if keep else None
+        while True:
+            if end is not None and pos >= end:
+                return out, pos
+            if pos + 8 > n:
+                if end is None and depth == 0:
+                    return out, pos
+                raise FastParseError("truncated")
+            group, elem = unpack("<HH", buf, pos)
+            tag = (group << 16) | elem
+            if tag == _ITEM_END:
+                return out, pos + 8
+            if tag == _PIXEL_DATA and depth == 0:
+                pixel_offset[0] = pos
+                return out, pos
+            if explicit:
+                vrb = buf[pos + 4 : pos + 6]
+                if vrb in _LONG_VRS:
+                    length = unpack("<I", buf, pos + 8)[0]
+                    vpos = pos + 12
+                else:
+                    length = unpack("<H", buf, pos + 6)[0]
+                    vpos = pos + 8
+                is_sq = vrb == b"SQ" or (vrb == b"UN" and length == _UNDEF)
+                vr = vrb.decode("ascii") if not is_sq else "SQ"
+            else:
+                length = unpack("<I", buf, pos + 4)[0]
+                vpos = pos + 8
+                is_sq = length == _UNDEF or tag in sq_vr
+                vr = "SQ" if is_sq else None
+            if is_sq:
+                want = keep and tag in wanted
+                items, pos = walk_seq(vpos, length, want, depth + 1)
+                if want:
+                    from pydicom.dataelem import DataElement
+                    from pydicom.sequence import Sequence
+
+                    out[BaseTag(tag)] = DataElement(tag, "SQ", Sequence([Dataset(d) for d in items]))
+                continue
+            if length == _UNDEF:
+                raise FastParseError("undefined-length non-sequence element")
+            if keep and tag in wanted:
+                out[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, length, buf[vpos : vpos + length],
+                                                   vpos, not explicit, True)
+            pos = vpos + length
+            if pos > n:
+                raise FastParseError("element overruns the file")
+
+    def walk_seq(pos: int, length: int, keep: bool, depth: int):
+        items = [] if keep else None
+        end = None if length == _UNDEF else pos + length
+        if end is not None and end > n:
+            raise FastParseError("sequence overruns the file")
+        while True:
+            if end is not None and pos >= end:
+                return items, pos
+            if pos + 8 > n:
+                raise FastParseError("truncated sequence")
+            group, elem = unpack("<HH", buf, pos)
+            tag = (group << 16) | elem
+            ilen = unpack("<I", buf, pos + 4)[0]
+            if tag == _SEQ_END:
+                return items, pos + 8
+            if tag != _ITEM:
+                raise FastParseError(f"unexpected tag {tag:08X} in a sequence")
+            ipos = pos + 8
+            if ilen == _UNDEF:
+                d, pos = walk(ipos, None, keep, depth)
+            else:
+                if keep:
+                    d, _ = walk(ipos, ipos + ilen, True, depth)
+                else:
+                    d = None
+                pos = ipos + ilen
+            if keep:
+                items.append(d)
+
+    top, _ = walk(pos, None, True, 0)
+    return Dataset(top), sop, ts, pixel_offset[0]
+
+
+_SQ_CACHE: frozenset | None = None
+
+
+def _sq_tags() -> frozenset:
+    """Tags whose dictionary VR is SQ among the wanted ones and common private ones (implicit VR)."""
+    global _SQ_CACHE
+    if _SQ_CACHE is None:
+        from pydicom.datadict import dictionary_VR
+
+        sq = set()
+        for t in WANTED_TAGS:
+            try:
+                if dictionary_VR(t) == "SQ":
+                    sq.add(t)
+            except KeyError:
+                pass
+        sq |= {0x2005140F, 0x002111FE, 0x00291010 & 0}  # private sequences used by the loader
+        sq.discard(0)
+        _SQ_CACHE = frozenset(sq)
+    return _SQ_CACHE
