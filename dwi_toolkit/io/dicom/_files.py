@@ -38,39 +38,18 @@ _NON_IMAGE_SOPS = frozenset({
 })
 
 
-#: Attributes the loader uses; everything else in a header is skipped while parsing (faster).
-HEADER_KEYWORDS = (
-    "SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "SeriesDescription",
-    "SeriesNumber", "Modality", "Manufacturer", "ManufacturerModelName", "MagneticFieldStrength",
-    "ImagingFrequency", "SoftwareVersions", "BodyPartExamined", "PatientPosition",
-    "MRAcquisitionType", "ProtocolName", "ScanningSequence", "SequenceVariant", "ScanOptions",
-    "SequenceName", "AcquisitionNumber", "SliceThickness", "SpacingBetweenSlices", "PixelBandwidth",
-    "ReceiveCoilName", "ImageType", "EchoTime", "RepetitionTime", "FlipAngle",
-    "InPlanePhaseEncodingDirection", "Rows", "Columns", "ImagePositionPatient",
-    "ImageOrientationPatient", "PixelSpacing", "InstanceNumber", "AcquisitionTime",
-    "RescaleSlope", "RescaleIntercept", "RescaleType", "BitsAllocated", "BitsStored",
-    "PixelRepresentation", "SamplesPerPixel", "NumberOfFrames", "DiffusionBValue",
-    "DiffusionDirectionality", "DiffusionGradientOrientation", "DiffusionGradientDirectionSequence",
-    "MRDiffusionSequence", "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence",
-    "DirectoryRecordSequence", "PatientName", "PatientID", "PatientBirthDate", "PatientSex",
-    "PatientAge", "StudyDate", "SeriesDate", "AcquisitionDate", "InstitutionName", "StationName",
-    "DeviceSerialNumber", "AccessionNumber", "StudyID", "PhotometricInterpretation",
-)
-#: Vendor private attributes the loader uses (standard private blocks, as dcm2niix assumes).
-HEADER_PRIVATE = (
-    0x00291010, 0x0019100A, 0x00431039, 0x001910BB, 0x001910BC, 0x001910BD, 0x20011003,
-    0x200510B0, 0x200510B1, 0x200510B2, 0x2005100E, 0x2005140F, 0x20051596, 0x20051412,
-    0x20051413, 0x00651009, 0x00651037, 0x002111FE,
-)
 _SPECIFIC: list | None = None
 
 
 def _specific_tags() -> list:
+    """Tags kept by the pydicom fallback reader (same set as the fast parser)."""
     global _SPECIFIC
     if _SPECIFIC is None:
         from pydicom.tag import Tag
 
-        _SPECIFIC = [Tag(k) for k in HEADER_KEYWORDS] + [Tag(t) for t in HEADER_PRIVATE]
+        from ._parser import wanted_tags
+
+        _SPECIFIC = [Tag(t) for t in sorted(wanted_tags())]
     return _SPECIFIC
 
 

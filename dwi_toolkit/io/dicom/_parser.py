@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["FastParseError", "parse_header", "WANTED_TAGS"]
+__all__ = ["FastParseError", "parse_header", "wanted_tags", "WANTED_KEYWORDS", "WANTED_PRIVATE"]
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -27,33 +27,57 @@ _SEQ_END = 0xFFFEE0DD
 _PIXEL_DATA = 0x7FE00010
 _UNDEF = 0xFFFFFFFF
 
-#: Tags kept at any nesting level (top-level attributes and the functional-group sequences and
-#: attributes of enhanced objects). Keep in sync with what vendors.py/series.py/discovery.py read.
-WANTED_TAGS = frozenset({
-    0x00080005, 0x00080008, 0x00080016, 0x00080018, 0x00080020, 0x00080021, 0x00080022, 0x00080032,
-    0x00080050, 0x00080060, 0x00080070, 0x00080080, 0x0008103E, 0x00081010, 0x00081090,
-    0x00089007, 0x00100010, 0x00100020, 0x00100030, 0x00100040, 0x00101010, 0x00180015,
-    0x00180020, 0x00180021, 0x00180022, 0x00180023, 0x00180024, 0x00180050, 0x00180080,
-    0x00180081, 0x00180084, 0x00180087, 0x00180088, 0x00180095, 0x00181000, 0x00181020,
-    0x00181030, 0x00181250, 0x00181312, 0x00181314, 0x00185100, 0x00189075, 0x00189076,
-    0x00189082, 0x00189087, 0x00189089, 0x00189107, 0x00189112, 0x00189114, 0x00189117,
-    0x00189226, 0x0020000D, 0x0020000E, 0x00200010, 0x00200011, 0x00200012, 0x00200013,
-    0x00200032, 0x00200037, 0x00209111, 0x00209113, 0x00209116, 0x00209128, 0x00209057,
-    0x00280002, 0x00280004, 0x00280008, 0x00280010, 0x00280011, 0x00280030, 0x00280100,
-    0x00280101, 0x00280103, 0x00281052, 0x00281053, 0x00281054, 0x00289110, 0x00289145,
-    0x00041220, 0x52009229, 0x52009230,
-    # vendor private (standard private blocks)
+#: Attributes kept at any nesting level: top-level attributes plus the functional-group
+#: sequences of enhanced objects and their contents. Keep in sync with what vendors.py,
+#: series.py and discovery.py read.
+WANTED_KEYWORDS = (
+    "SpecificCharacterSet", "ImageType", "SOPClassUID", "SOPInstanceUID", "StudyDate", "SeriesDate",
+    "AcquisitionDate", "AcquisitionTime", "AccessionNumber", "Modality", "Manufacturer",
+    "InstitutionName", "SeriesDescription", "StationName", "ManufacturerModelName", "FrameType",
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "BodyPartExamined",
+    "ScanningSequence", "SequenceVariant", "ScanOptions", "MRAcquisitionType", "SequenceName",
+    "SliceThickness", "RepetitionTime", "EchoTime", "ImagingFrequency", "MagneticFieldStrength",
+    "SpacingBetweenSlices", "PixelBandwidth", "DeviceSerialNumber", "SoftwareVersions",
+    "ProtocolName", "ReceiveCoilName", "InPlanePhaseEncodingDirection", "FlipAngle",
+    "PatientPosition", "DiffusionDirectionality", "DiffusionGradientDirectionSequence",
+    "EffectiveEchoTime", "DiffusionBValue", "DiffusionGradientOrientation", "MRFOVGeometrySequence",
+    "MRTimingAndRelatedParametersSequence", "MREchoSequence", "MRDiffusionSequence",
+    "MRImageFrameTypeSequence", "StudyInstanceUID", "SeriesInstanceUID", "StudyID",
+    "SeriesNumber", "AcquisitionNumber", "InstanceNumber", "ImagePositionPatient",
+    "ImageOrientationPatient", "FrameContentSequence", "PlanePositionSequence",
+    "PlaneOrientationSequence", "TemporalPositionIndex", "InStackPositionNumber",
+    "SamplesPerPixel", "PhotometricInterpretation", "NumberOfFrames", "Rows", "Columns",
+    "PixelSpacing", "BitsAllocated", "BitsStored", "PixelRepresentation", "RescaleIntercept",
+    "RescaleSlope", "RescaleType", "PixelMeasuresSequence", "PixelValueTransformationSequence",
+    "DirectoryRecordSequence", "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",
+)
+#: Vendor private attributes (standard private blocks, as dcm2niix assumes).
+WANTED_PRIVATE = (
     0x00291010, 0x0019100A, 0x00431039, 0x001910BB, 0x001910BC, 0x001910BD, 0x20011003,
     0x200510B0, 0x200510B1, 0x200510B2, 0x2005100E, 0x2005140F, 0x20051596, 0x20051412,
     0x20051413, 0x00651009, 0x00651037, 0x002111FE, 0x0021111C,
-})
+)
+_WANTED: frozenset | None = None
+
+
+def wanted_tags() -> frozenset:
+    """WANTED_KEYWORDS as tags, plus WANTED_PRIVATE."""
+    global _WANTED
+    if _WANTED is None:
+        from pydicom.datadict import tag_for_keyword
+
+        tags = {tag_for_keyword(k) for k in WANTED_KEYWORDS}
+        if None in tags:  # pragma: no cover - a misspelt keyword
+            raise RuntimeError("unknown keyword in WANTED_KEYWORDS")
+        _WANTED = frozenset(tags | set(WANTED_PRIVATE))
+    return _WANTED
 
 
 class FastParseError(Exception):
     """The file is outside what the fast parser handles; use pydicom instead."""
 
 
-def parse_header(buf: bytes, wanted=WANTED_TAGS):
+def parse_header(buf: bytes, wanted: frozenset | None = None):
     """Parse a Part-10 file held in `buf` up to its Pixel Data.
 
     Returns
@@ -70,6 +94,8 @@ def parse_header(buf: bytes, wanted=WANTED_TAGS):
     from pydicom.dataset import Dataset
     from pydicom.tag import BaseTag
 
+    if wanted is None:
+        wanted = wanted_tags()
     if len(buf) < 144 or buf[128:132] != b"DICM":
         raise FastParseError("no Part-10 preamble")
     # file meta (group 0002, explicit VR little endian)
@@ -197,13 +223,12 @@ def _sq_tags() -> frozenset:
         from pydicom.datadict import dictionary_VR
 
         sq = set()
-        for t in WANTED_TAGS:
+        for t in wanted_tags():
             try:
                 if dictionary_VR(t) == "SQ":
                     sq.add(t)
             except KeyError:
                 pass
-        sq |= {0x2005140F, 0x002111FE, 0x00291010 & 0}  # private sequences used by the loader
-        sq.discard(0)
+        sq |= {0x2005140F, 0x002111FE}  # private sequences used by the loader
         _SQ_CACHE = frozenset(sq)
     return _SQ_CACHE
