@@ -35,16 +35,26 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def _median_time(fn, repeats: int) -> tuple[float | None, str]:
-    times = []
+def _median_time(fn, repeats: int) -> tuple[float | None, str, float | None]:
+    """Median wall time, note, median CPU time (this process + finished children)."""
+    import resource
+
+    def cpu():
+        a = resource.getrusage(resource.RUSAGE_SELF)
+        b = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+    times, cpus = [], []
     for _ in range(repeats):
+        c0 = cpu()
         t0 = time.perf_counter()
         try:
             fn()
         except Exception as err:  # a converter refusing a data set is a result, not a crash
-            return None, f"{type(err).__name__}: {str(err)[:80]}"
+            return None, f"{type(err).__name__}: {str(err)[:80]}", None
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), ""
+        cpus.append(cpu() - c0)
+    return statistics.median(times), "", statistics.median(cpus)
 
 
 def _dcm2niix_exe() -> str | None:
@@ -78,7 +88,7 @@ def bench_one(name: str, folder: Path, scratch: Path, repeats: int) -> dict:
     n_files = sum(1 for p in plain.rglob("*") if p.is_file())
     row: dict = {"name": name, "files": n_files}
     load_dwi(plain)  # warm-up (imports, page cache)
-    row["load_dwi_s"], row["load_dwi_note"] = _median_time(lambda: load_dwi(plain), repeats)
+    row["load_dwi_s"], row["load_dwi_note"], row["load_dwi_cpu_s"] = _median_time(lambda: load_dwi(plain), repeats)
 
     def convert():
         out = scratch / "conv"
@@ -87,7 +97,7 @@ def bench_one(name: str, folder: Path, scratch: Path, repeats: int) -> dict:
                         "--no-gzip", "-q"], check=True, capture_output=True, cwd=REPO,
                        env={**os.environ, "PYTHONPATH": str(REPO)})
 
-    row["convert_s"], row["convert_note"] = _median_time(convert, repeats)
+    row["convert_s"], row["convert_note"], row["convert_cpu_s"] = _median_time(convert, repeats)
     exe = _dcm2niix_exe()
     if exe:
         def d2n():
@@ -98,7 +108,7 @@ def bench_one(name: str, folder: Path, scratch: Path, repeats: int) -> dict:
                            capture_output=True)
 
         d2n()
-        row["dcm2niix_s"], row["dcm2niix_note"] = _median_time(d2n, repeats)
+        row["dcm2niix_s"], row["dcm2niix_note"], row["dcm2niix_cpu_s"] = _median_time(d2n, repeats)
     else:
         row["dcm2niix_s"], row["dcm2niix_note"] = None, "not installed"
     try:
@@ -115,13 +125,16 @@ def bench_one(name: str, folder: Path, scratch: Path, repeats: int) -> dict:
             if not any(out.iterdir()):
                 raise RuntimeError("no output")
 
-        row["dicom2nifti_s"], row["dicom2nifti_note"] = _median_time(d2nifti, max(1, repeats // 2))
+        row["dicom2nifti_s"], row["dicom2nifti_note"], row["dicom2nifti_cpu_s"] = _median_time(
+            d2nifti, max(1, repeats // 2))
     except ImportError:
         row["dicom2nifti_s"], row["dicom2nifti_note"] = None, "not installed"
-    d = row.get("dcm2niix_s")
-    if d:
-        row["load_dwi_vs_dcm2niix"] = row["load_dwi_s"] / d if row["load_dwi_s"] else None
-        row["convert_vs_dcm2niix"] = row["convert_s"] / d if row["convert_s"] else None
+    for suffix in ("s", "cpu_s"):
+        d = row.get(f"dcm2niix_{suffix}")
+        tag = "" if suffix == "s" else "_cpu"
+        if d:
+            row[f"load_dwi_vs_dcm2niix{tag}"] = row[f"load_dwi_{suffix}"] / d if row.get(f"load_dwi_{suffix}") else None
+            row[f"convert_vs_dcm2niix{tag}"] = row[f"convert_{suffix}"] / d if row.get(f"convert_{suffix}") else None
     return row
 
 
@@ -151,13 +164,22 @@ def main(argv=None) -> int:
         if not args.no_real and shared.is_dir():
             for d in sorted(p for p in shared.iterdir() if (p / "dicom").is_dir()):
                 rows.append(bench_one(d.name, d / "dicom", scratch, args.repeats))
-    print("| data set | files | load_dwi (s) | convert process (s) | dcm2niix process (s) | dicom2nifti (s) "
+    print("Wall time, median of repeats (s):\n")
+    print("| data set | files | load_dwi | convert process | dcm2niix process | dicom2nifti "
           "| load_dwi / dcm2niix | convert / dcm2niix |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
+        note = f" ({r['dicom2nifti_note']})" if r.get("dicom2nifti_note") else ""
         print(f"| {r['name']} | {r['files']} | {_fmt(r['load_dwi_s'])} | {_fmt(r['convert_s'])} | "
-              f"{_fmt(r['dcm2niix_s'])} | {_fmt(r['dicom2nifti_s'])}{' (' + r['dicom2nifti_note'] + ')' if r['dicom2nifti_note'] else ''} | "
+              f"{_fmt(r['dcm2niix_s'])} | {_fmt(r['dicom2nifti_s'])}{note} | "
               f"{_fmt(r.get('load_dwi_vs_dcm2niix'), 2)} | {_fmt(r.get('convert_vs_dcm2niix'), 2)} |")
+    print("\nCPU time (user+system, incl. child processes), median (s):\n")
+    print("| data set | load_dwi | convert process | dcm2niix process | load_dwi / dcm2niix | convert / dcm2niix |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['name']} | {_fmt(r.get('load_dwi_cpu_s'))} | {_fmt(r.get('convert_cpu_s'))} | "
+              f"{_fmt(r.get('dcm2niix_cpu_s'))} | {_fmt(r.get('load_dwi_vs_dcm2niix_cpu'), 2)} | "
+              f"{_fmt(r.get('convert_vs_dcm2niix_cpu'), 2)} |")
     res_dir = REPO / "benchmarks" / "results"
     res_dir.mkdir(parents=True, exist_ok=True)
     out = {"machine": {"python": platform.python_version(), "platform": platform.platform(),

@@ -156,7 +156,7 @@ def parse_header(buf: bytes, wanted: frozenset | None = None):
                     length = unpack("<H", buf, pos + 6)[0]
                     vpos = pos + 8
                 is_sq = vrb == b"SQ" or (vrb == b"UN" and length == _UNDEF)
-                vr = vrb.decode("ascii") if not is_sq else "SQ"
+                vr = vrb
             else:
                 length = unpack("<I", buf, pos + 4)[0]
                 vpos = pos + 8
@@ -174,8 +174,8 @@ def parse_header(buf: bytes, wanted: frozenset | None = None):
             if length == _UNDEF:
                 raise FastParseError("undefined-length non-sequence element")
             if keep and tag in wanted:
-                out[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, length, buf[vpos : vpos + length],
-                                                   vpos, not explicit, True)
+                out[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr.decode("ascii") if vr else None, length,
+                                                   buf[vpos : vpos + length], vpos, not explicit, True)
             pos = vpos + length
             if pos > n:
                 raise FastParseError("element overruns the file")
