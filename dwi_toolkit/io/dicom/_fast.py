@@ -30,7 +30,10 @@ def _raw(ds, tag: int):
         return None, None, True
     if el is None:
         return None, None, True
-    if getattr(el, "is_raw", False):
+    raw = getattr(el, "raw", None)
+    if raw is not None and el.VR != "SQ":  # LightElement from the fast parser
+        return raw, el.VR or "UN", True
+    if getattr(el, "is_raw", False):  # pydicom RawDataElement
         vr = el.VR or _dict_vr(tag)
         return el.value, vr, el.is_little_endian
     return el.value, None, True  # already converted DataElement

@@ -105,9 +105,6 @@ def read_header(path: str | os.PathLike) -> DicomFile:
     """
     import io
 
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
     p = Path(path)
     try:
         raw, gz = _read_bytes(p)
@@ -122,6 +119,9 @@ def read_header(path: str | os.PathLike) -> DicomFile:
         has_pixels = offset is not None
         sop = sop or str(ds.get("SOPClassUID", "") or "")
     except (FastParseError, struct.error, ValueError, UnicodeDecodeError):
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+
         bio = io.BytesIO(raw)
         try:
             ds = pydicom.dcmread(bio, stop_before_pixels=True, force=raw[128:132] != b"DICM",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["FastParseError", "parse_header", "wanted_tags", "WANTED_KEYWORDS", "WANTED_PRIVATE"]
+__all__ = ["FastParseError", "parse_header", "wanted_tags"]
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -27,50 +27,17 @@ _SEQ_END = 0xFFFEE0DD
 _PIXEL_DATA = 0x7FE00010
 _UNDEF = 0xFFFFFFFF
 
-#: Attributes kept at any nesting level: top-level attributes plus the functional-group
-#: sequences of enhanced objects and their contents. Keep in sync with what vendors.py,
-#: series.py and discovery.py read.
-WANTED_KEYWORDS = (
-    "SpecificCharacterSet", "ImageType", "SOPClassUID", "SOPInstanceUID", "StudyDate", "SeriesDate",
-    "AcquisitionDate", "AcquisitionTime", "AccessionNumber", "Modality", "Manufacturer",
-    "InstitutionName", "SeriesDescription", "StationName", "ManufacturerModelName", "FrameType",
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "BodyPartExamined",
-    "ScanningSequence", "SequenceVariant", "ScanOptions", "MRAcquisitionType", "SequenceName",
-    "SliceThickness", "RepetitionTime", "EchoTime", "ImagingFrequency", "MagneticFieldStrength",
-    "SpacingBetweenSlices", "PixelBandwidth", "DeviceSerialNumber", "SoftwareVersions",
-    "ProtocolName", "ReceiveCoilName", "InPlanePhaseEncodingDirection", "FlipAngle",
-    "PatientPosition", "DiffusionDirectionality", "DiffusionGradientDirectionSequence",
-    "EffectiveEchoTime", "DiffusionBValue", "DiffusionGradientOrientation", "MRFOVGeometrySequence",
-    "MRTimingAndRelatedParametersSequence", "MREchoSequence", "MRDiffusionSequence",
-    "MRImageFrameTypeSequence", "StudyInstanceUID", "SeriesInstanceUID", "StudyID",
-    "SeriesNumber", "AcquisitionNumber", "InstanceNumber", "ImagePositionPatient",
-    "ImageOrientationPatient", "FrameContentSequence", "PlanePositionSequence",
-    "PlaneOrientationSequence", "TemporalPositionIndex", "InStackPositionNumber",
-    "SamplesPerPixel", "PhotometricInterpretation", "NumberOfFrames", "Rows", "Columns",
-    "PixelSpacing", "BitsAllocated", "BitsStored", "PixelRepresentation", "RescaleIntercept",
-    "RescaleSlope", "RescaleType", "PixelMeasuresSequence", "PixelValueTransformationSequence",
-    "DirectoryRecordSequence", "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",
-)
-#: Vendor private attributes (standard private blocks, as dcm2niix assumes).
-WANTED_PRIVATE = (
-    0x00291010, 0x0019100A, 0x00431039, 0x001910BB, 0x001910BC, 0x001910BD, 0x20011003,
-    0x200510B0, 0x200510B1, 0x200510B2, 0x2005100E, 0x2005140F, 0x20051596, 0x20051412,
-    0x20051413, 0x00651009, 0x00651037, 0x002111FE, 0x0021111C,
-)
-_WANTED: frozenset | None = None
-
-
 def wanted_tags() -> frozenset:
-    """WANTED_KEYWORDS as tags, plus WANTED_PRIVATE."""
+    """Tags the fast parser keeps: :data:`_light.KEYWORDS` plus :data:`_light.PRIVATE_VR`."""
     global _WANTED
     if _WANTED is None:
-        from pydicom.datadict import tag_for_keyword
+        from ._light import KEYWORDS, PRIVATE_VR
 
-        tags = {tag_for_keyword(k) for k in WANTED_KEYWORDS}
-        if None in tags:  # pragma: no cover - a misspelt keyword
-            raise RuntimeError("unknown keyword in WANTED_KEYWORDS")
-        _WANTED = frozenset(tags | set(WANTED_PRIVATE))
+        _WANTED = frozenset({t for t, _vr in KEYWORDS.values()} | set(PRIVATE_VR))
     return _WANTED
+
+
+_WANTED: frozenset | None = None
 
 
 class FastParseError(Exception):
@@ -82,17 +49,15 @@ def parse_header(buf: bytes, wanted: frozenset | None = None):
 
     Returns
     -------
-    ds : pydicom.Dataset
-        Only the wanted attributes (raw, converted lazily by pydicom).
+    ds : LightDataset
+        Only the wanted attributes (converted lazily on access).
     sop_class : str
         MediaStorageSOPClassUID from the file meta information.
     transfer_syntax : str
     pixel_offset : int or None
         Offset of the Pixel Data element in `buf` (None when absent).
     """
-    from pydicom.dataelem import RawDataElement
-    from pydicom.dataset import Dataset
-    from pydicom.tag import BaseTag
+    from ._light import LightDataset, LightElement
 
     if wanted is None:
         wanted = wanted_tags()
@@ -129,10 +94,11 @@ def parse_header(buf: bytes, wanted: frozenset | None = None):
 
     pixel_offset = [None]
     sq_vr = _sq_tags()
+    enc = "utf-8" if b"ISO_IR 192" in buf[132:4096] else "latin-1"
 
     def walk(pos: int, end: int, keep: bool, depth: int):
         """Parse elements in [pos, end) (end None: until an item delimiter). Returns (dict, pos)."""
-        out = {} if keep else None
+        out = LightDataset() if keep else None
         while True:
             if end is not None and pos >= end:
                 return out, pos
@@ -166,16 +132,12 @@ def parse_header(buf: bytes, wanted: frozenset | None = None):
                 want = keep and tag in wanted
                 items, pos = walk_seq(vpos, length, want, depth + 1)
                 if want:
-                    from pydicom.dataelem import DataElement
-                    from pydicom.sequence import Sequence
-
-                    out[BaseTag(tag)] = DataElement(tag, "SQ", Sequence([Dataset(d) for d in items]))
+                    out[tag] = LightElement(tag, "SQ", items, enc)
                 continue
             if length == _UNDEF:
                 raise FastParseError("undefined-length non-sequence element")
             if keep and tag in wanted:
-                out[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr.decode("ascii") if vr else None, length,
-                                                   buf[vpos : vpos + length], vpos, not explicit, True)
+                out[tag] = LightElement(tag, vr.decode("ascii") if vr else None, buf[vpos : vpos + length], enc)
             pos = vpos + length
             if pos > n:
                 raise FastParseError("element overruns the file")
@@ -210,25 +172,18 @@ def parse_header(buf: bytes, wanted: frozenset | None = None):
                 items.append(d)
 
     top, _ = walk(pos, None, True, 0)
-    return Dataset(top), sop, ts, pixel_offset[0]
+    return top, sop, ts, pixel_offset[0]
 
 
 _SQ_CACHE: frozenset | None = None
 
 
 def _sq_tags() -> frozenset:
-    """Tags whose dictionary VR is SQ among the wanted ones and common private ones (implicit VR)."""
+    """Wanted tags whose VR is SQ (needed for implicit VR files, which carry no VR)."""
     global _SQ_CACHE
     if _SQ_CACHE is None:
-        from pydicom.datadict import dictionary_VR
+        from ._light import KEYWORDS, PRIVATE_VR
 
-        sq = set()
-        for t in wanted_tags():
-            try:
-                if dictionary_VR(t) == "SQ":
-                    sq.add(t)
-            except KeyError:
-                pass
-        sq |= {0x2005140F, 0x002111FE}  # private sequences used by the loader
-        _SQ_CACHE = frozenset(sq)
+        _SQ_CACHE = frozenset({t for t, vr in KEYWORDS.values() if vr == "SQ"}
+                              | {t for t, vr in PRIVATE_VR.items() if vr == "SQ"})
     return _SQ_CACHE

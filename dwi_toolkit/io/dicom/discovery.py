@@ -137,7 +137,7 @@ def _tokens(ds) -> set[str]:
             continue
         seq = grp.get("MRImageFrameTypeSequence")
         if seq and "FrameType" in seq[0]:
-            toks |= {str(x).upper() for x in seq[0].FrameType}
+            toks |= {x.upper() for x in get_strs(seq[0], 0x00089007)}
     return toks
 
 

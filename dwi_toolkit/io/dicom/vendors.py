@@ -317,23 +317,21 @@ def _first(ds, *path):
 
 
 def _clean(v):
-    from pydicom.multival import MultiValue
-    from pydicom.valuerep import DSfloat, IS, PersonName
-
-    if isinstance(v, (MultiValue, list, tuple)):
-        return [_clean(x) for x in v]
-    if isinstance(v, DSfloat):
-        f = float(v)
-        return int(f) if f.is_integer() else f
-    if isinstance(v, IS):
-        return int(v)
-    if isinstance(v, PersonName):
-        return str(v)
+    """JSON-ready value from pydicom or light-parser values (no pydicom import needed)."""
     if isinstance(v, (bytes, bytearray)):
         return None
-    if isinstance(v, float) and v.is_integer():
+    if isinstance(v, str):
+        return v.strip()
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
         return int(v)
-    return v if isinstance(v, (int, float, str)) else str(v)
+    if isinstance(v, float):
+        f = float(v)
+        return int(f) if f.is_integer() else f
+    if isinstance(v, (list, tuple)) or (hasattr(v, "__iter__") and not hasattr(v, "keys")):
+        return [_clean(x) for x in v]
+    return str(v)
 
 
 def acquisition_meta(ds, vendor: str, csa: dict, *, keep_phi: bool = False) -> dict[str, Any]:
@@ -355,7 +353,7 @@ def acquisition_meta(ds, vendor: str, csa: dict, *, keep_phi: bool = False) -> d
             put("ManufacturersModelName" if kw == "ManufacturerModelName" else
                 "BodyPart" if kw == "BodyPartExamined" else kw, ds.get(kw))
     if "ImageType" in ds:
-        put("ImageType", list(ds.ImageType))
+        put("ImageType", get_strs(ds, 0x00080008))
     te = ds.get("EchoTime")
     if te is None:
         te = _first(ds, "PerFrameFunctionalGroupsSequence", "MREchoSequence", "EffectiveEchoTime")
