@@ -219,3 +219,50 @@ def test_matches_dcm2niix(tmp_path, orientation, position):
     np.testing.assert_array_equal(np.asarray(s.data), np.asanyarray(ref.dataobj))
     dw = np.asarray(BVALS) > 50
     np.testing.assert_allclose(s.bvecs[dw], bvec[dw], atol=1e-4)
+
+
+@pytest.mark.parametrize("orientation", ["axial", "sagittal", "coronal", "oblique"])
+@pytest.mark.parametrize("normal_sign", [1.0, -1.0])
+def test_mosaic_geometry_and_bvecs(tmp_path, orientation, normal_sign):
+    from dwi_toolkit.io.dicom._synthetic import write_mosaic_series
+
+    iop = ORIENTATIONS[orientation]
+    dirs = ((0, 0, 0), (1, 0, 0), (0.6, 0.0, 0.8))
+    write_mosaic_series(tmp_path / "m", iop=iop, normal_sign=normal_sign, bvecs_lps=dirs)
+    s = load_dicom_dwi(tmp_path / "m")
+    assert s.shape == (8, 6, 5, 3)
+    row, col = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
+    normal = normal_sign * np.cross(row, col)
+    inv = np.linalg.inv(s.affine)
+    for c, r, k, v in [(0, 0, 0, 0), (7, 5, 4, 2), (3, 1, 2, 1)]:
+        lps = np.array([-10.0, -20.0, 30.0]) + k * 3.0 * normal + c * 1.5 * row + r * 2.0 * col
+        ijk = inv[:3, :3] @ (LPS2RAS @ lps) + inv[:3, 3]
+        assert np.allclose(ijk, np.round(ijk), atol=1e-3)
+        i, j, kk = np.round(ijk).astype(int)
+        assert s.data[i, j, kk, v] == pixel_value(c, r, k, v)
+    for v in (1, 2):
+        want = LPS2RAS @ np.asarray(dirs[v], float)
+        got = _physical_from_fsl(s.bvecs[v], s.affine)
+        assert abs(abs(want @ got) - 1) < 1e-6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("orientation", ["axial", "sagittal", "coronal", "oblique"])
+@pytest.mark.parametrize("normal_sign", [1.0, -1.0])
+def test_mosaic_matches_dcm2niix(tmp_path, orientation, normal_sign):
+    exe = _dcm2niix()
+    if exe is None:
+        pytest.skip("dcm2niix not installed (pip install dcm2niix)")
+    nib = pytest.importorskip("nibabel")
+    from dwi_toolkit.io.dicom._synthetic import write_mosaic_series
+
+    write_mosaic_series(tmp_path / "m", iop=ORIENTATIONS[orientation], normal_sign=normal_sign)
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run([exe, "-z", "n", "-f", "x", "-o", str(out), str(tmp_path / "m")], check=True, capture_output=True)
+    ref = nib.load(str(out / "x.nii"))
+    s = load_dicom_dwi(tmp_path / "m")
+    np.testing.assert_allclose(s.affine, ref.affine, atol=1e-3)
+    np.testing.assert_array_equal(np.asarray(s.data), np.asanyarray(ref.dataobj))
+    bvec = np.loadtxt(out / "x.bvec").T
+    np.testing.assert_allclose(s.bvecs[1:], bvec[1:], atol=1e-4)

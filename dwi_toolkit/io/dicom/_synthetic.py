@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_series", "pixel_value", "rotation"]
+__all__ = ["write_series", "write_mosaic_series", "pixel_value", "rotation", "csa2_blob"]
 
 
 def pixel_value(c, r, k, v):
@@ -143,4 +143,99 @@ def write_series(
                 dup = path.with_name(path.name + "_copy")
                 pydicom.dcmwrite(dup, ds, enforce_file_format=True)
                 paths.append(dup)
+    return paths
+
+
+def csa2_blob(tags: dict) -> bytes:
+    """A Siemens CSA2 ("SV10") header holding `tags` (name -> list of item strings)."""
+    import struct
+
+    out = b"SV10\x04\x03\x02\x01" + struct.pack("<2I", len(tags), 77)
+    for name, items in tags.items():
+        out += name.encode().ljust(64, b"\0") + struct.pack("<i4siii", 1, b"FD\0\0", 4, len(items), 77)
+        for it in items:
+            v = str(it).encode() + b"\0"
+            out += struct.pack("<4i", len(v), len(v), 77, len(v)) + v.ljust((len(v) + 3) // 4 * 4, b"\0")
+    return out
+
+
+def write_mosaic_series(
+    folder: str | os.PathLike,
+    *,
+    iop=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0),
+    normal_sign: float = 1.0,
+    tile: tuple[int, int] = (6, 8),
+    n_slices: int = 5,
+    bvals=(0.0, 1000.0, 1000.0),
+    bvecs_lps=((0, 0, 0), (1, 0, 0), (0.6, 0.0, 0.8)),
+    pixel_spacing=(2.0, 1.5),
+    slice_spacing: float = 3.0,
+    first_tile=(-10.0, -20.0, 30.0),
+    patient_position: str = "HFS",
+) -> list[Path]:
+    """Write a Siemens-style MOSAIC series (one file per volume, CSA header with diffusion).
+
+    Tile k holds slice k at ``first_tile + k * slice_spacing * normal``, where the CSA
+    SliceNormalVector is ``normal_sign * (row x col)``; pixel values follow :func:`pixel_value`
+    with ``k`` the tile index.
+    """
+    import pydicom
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    iop = np.asarray(iop, float)
+    row, col = iop[:3], iop[3:]
+    normal = normal_sign * np.cross(row, col)
+    tr, tc = tile
+    per_side = int(np.ceil(np.sqrt(n_slices)))
+    rows, cols = per_side * tr, per_side * tc
+    dr, dc = pixel_spacing
+    ipp = np.asarray(first_tile, float) - row * dc * (cols - tc) / 2.0 - col * dr * (rows - tr) / 2.0
+    cc, rr = np.meshgrid(np.arange(tc), np.arange(tr))
+    paths = []
+    for v, b in enumerate(bvals):
+        mosaic = np.zeros((rows, cols), dtype="<u2")
+        for k in range(n_slices):
+            gr, gc = divmod(k, per_side)
+            mosaic[gr * tr:(gr + 1) * tr, gc * tc:(gc + 1) * tc] = pixel_value(cc, rr, k, v)
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+        meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.8.498.7.{v + 1}"
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        path = folder / f"MR{v + 1:04d}.dcm"
+        ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+        ds.SOPClassUID = meta.MediaStorageSOPClassUID
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.Modality = "MR"
+        ds.Manufacturer = "SIEMENS"
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE", "ND", "MOSAIC"]
+        ds.PatientPosition = patient_position
+        ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.6"
+        ds.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.7"
+        ds.SeriesNumber = 7
+        ds.SeriesDescription = "synthetic mosaic"
+        ds.InstanceNumber = v + 1
+        ds.AcquisitionNumber = v + 1
+        ds.EchoTime, ds.RepetitionTime, ds.FlipAngle = 80, 4000, 90
+        ds.InPlanePhaseEncodingDirection = "COL"
+        ds.SliceThickness = slice_spacing
+        ds.SpacingBetweenSlices = slice_spacing
+        ds.ImageOrientationPatient = [float(x) for x in iop]
+        ds.ImagePositionPatient = [round(float(x), 6) for x in ipp]
+        ds.PixelSpacing = [float(dr), float(dc)]
+        ds.Rows, ds.Columns = rows, cols
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        tags = {"NumberOfImagesInMosaic": [n_slices], "SliceNormalVector": [f"{x:.8f}" for x in normal],
+                "B_value": [int(b)], "PhaseEncodingDirectionPositive": [1]}
+        if b > 0:
+            tags["DiffusionGradientDirection"] = [f"{x:.8f}" for x in bvecs_lps[v]]
+        ds.add_new((0x0029, 0x0010), "LO", "SIEMENS CSA HEADER")
+        ds.add_new((0x0029, 0x1010), "OB", csa2_blob(tags))
+        ds.PixelData = mosaic.tobytes()
+        pydicom.dcmwrite(path, ds, enforce_file_format=True)
+        paths.append(path)
     return paths

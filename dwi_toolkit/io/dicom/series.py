@@ -48,6 +48,7 @@ class Frame:
     order: tuple
     slope: float = 1.0
     inter: float = 0.0
+    mosaic_normal: np.ndarray | None = None  # CSA SliceNormalVector of a mosaic tile
 
     def describe(self) -> str:
         extra = f" frame {self.index + 1}" if get_int(self.file.ds, 0x00280008, 1) > 1 else ""
@@ -134,7 +135,8 @@ def _expand(f: DicomFile) -> list[Frame]:
         from .mosaic import tile_shape
 
         _, tr, tc = tile_shape(rows, cols, n)
-        return [Frame(f, k, n, pos[k], iop, spacing, tr, tc, diff, order, slope, inter) for k in range(n)]
+        nvec = np.asarray(normal, dtype=float)
+        return [Frame(f, k, n, pos[k], iop, spacing, tr, tc, diff, order, slope, inter, nvec) for k in range(n)]
     return [Frame(f, 0, 0, ipp, iop, spacing, rows, cols, diff, order, slope, inter)]
 
 
@@ -309,6 +311,17 @@ def assemble(frames: list[Frame], *, diffusion: bool = True, workers: int | None
         )
     ds0 = frames[0].file.ds
     spacing = slice_spacing(centers, default=get_float(ds0, 0x00180088) or get_float(ds0, 0x00180050))
+    # Siemens mosaics whose CSA slice normal opposes row x col (typically sagittal): dcm2niix keeps
+    # the mosaic (CSA-normal ascending) slice order on disk, so the affine's z axis is -n and its
+    # determinant positive; it then writes b-vectors with y negated ("negative determinant" case).
+    mosaic_flip = bool(
+        all(fr.n_tiles for fr in frames)
+        and frames[0].mosaic_normal is not None
+        and np.linalg.det(np.stack([iop[:3], iop[3:], frames[0].mosaic_normal])) < 0
+    )
+    if mosaic_flip:
+        by_slice = by_slice[::-1]
+        spacing = -spacing
     # volume v = v-th frame (in acquisition order) at every slice position
     grid = [[by_slice[z][v] for z in range(nz)] for v in range(nvol)]
     bvals = bvecs = None
@@ -337,6 +350,8 @@ def assemble(frames: list[Frame], *, diffusion: bool = True, workers: int | None
             vec = next((fr.diff.vec for fr in vol if fr.diff.vec is not None), None)
             if vec is not None and ref.bval > 0:
                 bvecs[v] = to_image_frame(vec, ref.frame, iop, phase_rc=phase_rc, slice_axis=slice_axis)
+                if mosaic_flip:
+                    bvecs[v, 1] = -bvecs[v, 1] + 0.0
     data = _read_grid(grid, nz, nvol, workers)
     first_ipp = np.mean([fr.ipp for fr in by_slice[0]], axis=0)
     affine = dicom_affine(iop, frames[0].pixel_spacing, first_ipp, spacing, frames[0].rows)
