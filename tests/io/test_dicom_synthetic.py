@@ -266,3 +266,64 @@ def test_mosaic_matches_dcm2niix(tmp_path, orientation, normal_sign):
     np.testing.assert_array_equal(np.asarray(s.data), np.asanyarray(ref.dataobj))
     bvec = np.loadtxt(out / "x.bvec").T
     np.testing.assert_allclose(s.bvecs[1:], bvec[1:], atol=1e-4)
+
+
+def _run_dcm2niix(exe, folder, out):
+    out.mkdir()
+    subprocess.run([exe, "-z", "n", "-f", "x", "-o", str(out), str(folder)], check=True, capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("orientation", ["axial", "sagittal", "coronal", "oblique", "oblique_sagittal"])
+@pytest.mark.parametrize("phase", ["COL", "ROW"])
+@pytest.mark.parametrize("vendor", ["GE MEDICAL SYSTEMS", "CANON_MEC", "TOSHIBA"])
+def test_image_frame_vendors_match_dcm2niix(tmp_path, orientation, phase, vendor):
+    """GE private and Canon classic (image/logical frame) and Toshiba (patient frame) vectors."""
+    exe = _dcm2niix()
+    if exe is None:
+        pytest.skip("dcm2niix not installed (pip install dcm2niix)")
+    write_series(tmp_path / "g", iop=ORIENTATIONS[orientation], bvals=BVALS, bvecs_lps=DIRS,
+                 manufacturer=vendor, encoding="ge" if vendor.startswith("GE") else "standard", phase=phase)
+    _run_dcm2niix(exe, tmp_path / "g", tmp_path / "out")
+    s = load_dicom_dwi(tmp_path / "g")
+    np.testing.assert_allclose(s.bvals, BVALS)
+    bvec = np.loadtxt(tmp_path / "out" / "x.bvec").T
+    dw = np.asarray(BVALS) > 50
+    ref = bvec[dw] / np.linalg.norm(bvec[dw], axis=1, keepdims=True)
+    np.testing.assert_allclose(s.bvecs[dw], ref, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_philips_precise_scaling_matches_dcm2niix(tmp_path):
+    exe = _dcm2niix()
+    if exe is None:
+        pytest.skip("dcm2niix not installed (pip install dcm2niix)")
+    nib = pytest.importorskip("nibabel")
+    write_series(tmp_path / "p", iop=ORIENTATIONS["oblique"], bvals=BVALS, bvecs_lps=DIRS,
+                 manufacturer="Philips Medical Systems", encoding="philips",
+                 philips_scaling=(1.51477, 0.0, 0.0269347))
+    _run_dcm2niix(exe, tmp_path / "p", tmp_path / "out")
+    s = load_dicom_dwi(tmp_path / "p")
+    ref = nib.load(str(tmp_path / "out" / "x.nii"))
+    np.testing.assert_allclose(np.asarray(s.data), np.asanyarray(ref.dataobj), rtol=1e-5)
+    bvec = np.loadtxt(tmp_path / "out" / "x.bvec").T
+    dw = np.asarray(BVALS) > 50
+    np.testing.assert_allclose(s.bvecs[dw], bvec[dw], atol=1e-4)
+
+
+def test_philips_precise_scaling_formula(tmp_path):
+    rs, ri, ss = 2.0, 10.0, 0.5
+    write_series(tmp_path / "p", manufacturer="Philips Medical Systems", encoding="philips",
+                 philips_scaling=(rs, ri, ss))
+    s = load_dicom_dwi(tmp_path / "p")
+    stored = pixel_value(3, 2, 1, 1)  # column 3, row 2, slice 1, volume 1
+    # voxel (x=3, y=rows-1-2, z=1) in the output order; precise value (SV*RS + RI) / (RS*SS)
+    assert s.data[3, 8 - 1 - 2, 1, 1] == pytest.approx((stored * rs + ri) / (rs * ss))
+    assert s.data.dtype == np.float32
+
+
+def test_ge_feet_first_warns(tmp_path):
+    write_series(tmp_path / "g", manufacturer="GE MEDICAL SYSTEMS", encoding="ge", patient_position="FFS")
+    with pytest.warns(DicomWarning, match="PatientPosition FFS"):
+        s = load_dicom_dwi(tmp_path / "g")
+    assert s.shape[3] == 4

@@ -54,6 +54,9 @@ def write_series(
     description: str = "synthetic DWI",
     image_type=("ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"),
     seed: int = 0,
+    encoding: str = "standard",
+    phase: str = "COL",
+    philips_scaling: tuple[float, float, float] | None = None,
 ) -> list[Path]:
     """Write a classic series; return the written paths.
 
@@ -65,6 +68,14 @@ def write_series(
         Acquire (number instances) from the highest slice position down.
     drop, duplicate : tuples of (slice k, volume v)
         Leave out, or write twice under another name (same SOPInstanceUID), those images.
+    encoding : {"standard", "ge", "philips"}
+        Where the diffusion encoding goes: standard (0018,9087)/(0018,9089) in the patient frame;
+        GE private (0043,1039)/(0019,10BB..BD) with `bvecs_lps` taken as GE *logical-frame*
+        vectors (written as given); Philips private (2001,1003)/(2005,10B0..B2).
+    phase : {"COL", "ROW"}
+        InPlanePhaseEncodingDirection.
+    philips_scaling : (rescale slope, rescale intercept, scale slope), optional
+        Write Philips RescaleSlope/Intercept and private ScaleSlope (2005,100E).
     """
     import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
@@ -115,7 +126,7 @@ def write_series(
             ds.EchoTime = 80
             ds.RepetitionTime = 4000
             ds.FlipAngle = 90
-            ds.InPlanePhaseEncodingDirection = "COL"
+            ds.InPlanePhaseEncodingDirection = phase
             ds.SliceThickness = slice_spacing
             ds.SpacingBetweenSlices = slice_spacing
             ds.ImageOrientationPatient = [float(x) for x in iop]
@@ -129,13 +140,31 @@ def write_series(
             ds.BitsStored = 16
             ds.HighBit = 15
             ds.PixelRepresentation = 0
-            ds.DiffusionBValue = float(bvals[v])
             g = np.asarray(bvecs_lps[v], float)
-            if bvals[v] > 0:
-                ds.DiffusionGradientOrientation = [float(x) for x in g]
-                ds.DiffusionDirectionality = "DIRECTIONAL"
+            if encoding == "ge":
+                ds.add_new((0x0019, 0x0010), "LO", "GEMS_ACQU_01")
+                ds.add_new((0x0043, 0x0010), "LO", "GEMS_PARM_01")
+                ds.add_new((0x0043, 0x1039), "IS", [int(bvals[v]) + 1000000000, 8, 0, 0])
+                for t, x in zip((0x10BB, 0x10BC, 0x10BD), g):
+                    ds.add_new((0x0019, t), "DS", f"{x:.6f}")
+            elif encoding == "philips":
+                ds.add_new((0x2001, 0x0010), "LO", "Philips Imaging DD 001")
+                ds.add_new((0x2005, 0x0010), "LO", "Philips MR Imaging DD 001")
+                ds.add_new((0x2001, 0x1003), "FL", float(bvals[v]))
+                for t, x in zip((0x10B0, 0x10B1, 0x10B2), g):
+                    ds.add_new((0x2005, t), "FL", float(x))
             else:
-                ds.DiffusionDirectionality = "NONE"
+                ds.DiffusionBValue = float(bvals[v])
+                if bvals[v] > 0:
+                    ds.DiffusionGradientOrientation = [float(x) for x in g]
+                    ds.DiffusionDirectionality = "DIRECTIONAL"
+                else:
+                    ds.DiffusionDirectionality = "NONE"
+            if philips_scaling is not None:
+                rs, ri, ss = philips_scaling
+                ds.RescaleSlope, ds.RescaleIntercept = rs, ri
+                ds.add_new((0x2005, 0x0010), "LO", "Philips MR Imaging DD 001")
+                ds.add_new((0x2005, 0x100E), "FL", float(ss))
             ds.PixelData = pixel_value(cc, rr, k, v).astype("<u2").tobytes()
             pydicom.dcmwrite(path, ds, enforce_file_format=True)
             paths.append(path)

@@ -331,6 +331,19 @@ def assemble(frames: list[Frame], *, diffusion: bool = True, workers: int | None
         ds0 = frames[0].file.ds
         phase_rc = phase_rc_of(ds0) or "C"
         slice_axis = int(np.argmax(np.abs(n)))
+        if any(fr.diff.frame == "ge" for fr in frames):
+            pp = str(ds0.get("PatientPosition", "") or "").upper()
+            if pp and pp != "HFS":
+                import warnings
+
+                from ...errors import DicomWarning
+
+                warnings.warn(
+                    f"GE/Canon image-frame diffusion directions with PatientPosition {pp}: converted "
+                    "with the same (position-independent) logical-frame rule as for HFS; dcm2niix "
+                    "leaves such vectors unconverted. Check the directions on a phantom.",
+                    DicomWarning, stacklevel=3,
+                )
         for v, vol in enumerate(grid):
             ref = vol[0].diff
             for fr in vol[1:]:

@@ -38,7 +38,8 @@ __all__ = ["vendor_of", "Diffusion", "classic_diffusion", "frame_diffusion", "to
 
 
 def vendor_of(ds) -> str:
-    """Short vendor key: ``siemens``, ``ge``, ``philips``, ``canon``, ``uih``, ``hitachi``, ``other``.
+    """Short vendor key: ``siemens``, ``ge``, ``philips``, ``canon``, ``toshiba``, ``uih``,
+    ``hitachi`` or ``other``.
 
     Examples
     --------
@@ -49,7 +50,7 @@ def vendor_of(ds) -> str:
     m = (ds.get("Manufacturer", "") if isinstance(ds, dict) else get_str(ds, 0x00080070)) or ""
     m = str(m).lower()
     for key, names in (("siemens", ("siemens",)), ("ge", ("ge medical", "ge healthcare", "general electric")),
-                       ("philips", ("philips",)), ("canon", ("canon", "toshiba")),
+                       ("philips", ("philips",)), ("canon", ("canon",)), ("toshiba", ("toshiba",)),
                        ("uih", ("uih", "united imaging")), ("hitachi", ("hitachi", "fujifilm"))):
         if any(n in m for n in names):
             return key
@@ -136,8 +137,9 @@ def classic_diffusion(ds, vendor: str, csa: dict) -> Diffusion:
                 vec = _vec3([_num(ds, (0x0019, t)) for t in (0x10BB, 0x10BC, 0x10BD)])
                 if vec is not None and b > 0:
                     n = _norm(vec)
-                    if 0.03 < n < 0.97:  # multi-shell: b scaled by |g|^2 (dcm2niix issue 163)
-                        b = b * n * n
+                    if 0.03 < n < 0.97:  # multi-shell: b scaled by |g|^2, rounded to 5 (dcm2niix)
+                        bt = b * n * n
+                        b = 5.0 if 0 < bt < 5 else float(int((bt + 2.5) / 5) * 5)
                         vec = tuple(x / n for x in vec)  # type: ignore[assignment]
                 if b <= 0 or _norm(vec) < 1e-6:
                     vec = None
@@ -145,6 +147,10 @@ def classic_diffusion(ds, vendor: str, csa: dict) -> Diffusion:
                 return Diffusion(b, vec, "ge", iso)
     if 0x00189087 in ds:
         d = frame_diffusion(ds)
+        if vendor == "canon" and d.vec is not None:
+            # Canon classic images store the standard direction in the image (logical) frame,
+            # converted like GE's (dcm2niix); enhanced Canon objects use the patient frame.
+            d = Diffusion(d.bval, d.vec, "ge", d.isotropic)
         if vendor == "philips" and d.bval is not None and d.bval > 0 and (d.vec is None or _norm(d.vec) < 1e-6):
             return Diffusion(d.bval, None, "lps", True)
         if d.bval is not None:
@@ -219,16 +225,16 @@ def to_image_frame(
         row, col, n = (a / np.linalg.norm(a) for a in (row, col, n))
         v = np.array([g @ row, -(g @ col), g @ n])
     elif frame == "ge":
-        # GE stores directions in its logical (frequency, phase, slice) frame; dcm2niix's
-        # geCorrectBvecs (after Xiangrui Li's dicm2nii): swap for ROW phase encoding, flip by
-        # slice plane, then flip y for the bottom-up row order and negate the whole vector.
+        # GE (and Canon classic) store directions in the logical (frequency, phase, slice) frame;
+        # dcm2niix's geCorrectBvecs (after Xiangrui Li's dicm2nii): flip by slice plane, swap for
+        # ROW phase encoding, flip y for the bottom-up row order, negate the whole vector.
         v = g.copy()
-        if phase_rc == "R":
-            v = np.array([v[1], -v[0], v[2]])
         flp = {0: (1, 1, 0), 1: (0, 1, 1), 2: (0, 0, 1)}[slice_axis]
         for k in range(3):
             if flp[k]:
                 v[k] = -v[k]
+        if phase_rc == "R":  # flip in the logical frame first, then swap (dcm2niix >= 2025)
+            v = np.array([v[1], -v[0], v[2]])
         v[1] = -v[1]
         v = -v
     elif frame == "uih":
