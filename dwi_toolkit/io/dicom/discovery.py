@@ -175,6 +175,7 @@ def describe_series(files: list[DicomFile], *, b0_threshold: float = 50.0) -> Di
             logger.debug("cannot place %s: %s", f.path, err)
     bvals = sorted({round(fr.diff.bval, 3) for fr in frames if fr.diff.bval is not None
                     and not fr.diff.isotropic})
+    iso_bvals = sorted({round(fr.diff.bval, 3) for fr in frames if fr.diff.bval is not None})
     has_dir = any(fr.diff.vec is not None for fr in frames)
     iso_only = frames and all(fr.diff.isotropic for fr in frames)
     if role is None:
@@ -212,7 +213,7 @@ def describe_series(files: list[DicomFile], *, b0_threshold: float = 50.0) -> Di
         n_volumes=n_vol,
         orientation=orientation,
         patient_position=str(ds.get("PatientPosition", "") or ""),
-        bvals=tuple(float(b) for b in bvals) if role in ("dwi", "trace") else tuple(float(b) for b in bvals),
+        bvals=tuple(float(b) for b in (iso_bvals if role == "trace" else bvals)),
         role=role,
         files=tuple(f.path for f in files),
         _headers=tuple(files),
