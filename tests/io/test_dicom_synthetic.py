@@ -327,3 +327,27 @@ def test_ge_feet_first_warns(tmp_path):
     with pytest.warns(DicomWarning, match="PatientPosition FFS"):
         s = load_dicom_dwi(tmp_path / "g")
     assert s.shape[3] == 4
+
+
+@pytest.mark.parametrize("orientation", ["axial", "sagittal", "oblique"])
+@pytest.mark.parametrize("slice_major", [True, False])
+def test_enhanced_single_file(tmp_path, orientation, slice_major):
+    from dwi_toolkit.io.dicom._synthetic import write_enhanced_series
+
+    iop = ORIENTATIONS[orientation]
+    dirs = ((0, 0, 0), (1, 0, 0), (0.0, 0.6, 0.8))
+    f = write_enhanced_series(tmp_path / "e" / "multi.dcm", iop=iop, slice_major=slice_major,
+                              bvecs_lps=dirs, rescale=(2.0, -5.0))
+    s = load_dicom_dwi(f)  # a single multi-frame file
+    assert s.shape == (10, 8, 4, 3) and s.data.dtype == np.float32
+    np.testing.assert_allclose(s.bvals, [0, 1000, 1000])
+    inv = np.linalg.inv(s.affine)
+    row, col = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
+    for c, r, k, v in [(0, 0, 0, 0), (9, 7, 3, 2), (4, 2, 1, 1)]:
+        lps = np.array([-10.0, -20.0, 30.0]) + k * 3.0 * np.cross(row, col) + c * 1.5 * row + r * 2.0 * col
+        i, j, kk = np.round(inv[:3, :3] @ (LPS2RAS @ lps) + inv[:3, 3]).astype(int)
+        assert s.data[i, j, kk, v] == pytest.approx(2.0 * pixel_value(c, r, k, v) - 5.0)
+    for v in (1, 2):
+        got = _physical_from_fsl(s.bvecs[v], s.affine)
+        assert abs(abs((LPS2RAS @ np.asarray(dirs[v], float)) @ got) - 1) < 1e-6
+    assert s.meta["EchoTime"] == 0.08 and s.meta["RepetitionTime"] == 4.0

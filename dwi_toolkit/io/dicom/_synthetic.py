@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_series", "write_mosaic_series", "pixel_value", "rotation", "csa2_blob"]
+__all__ = ["write_series", "write_mosaic_series", "write_enhanced_series", "pixel_value", "rotation", "csa2_blob"]
 
 
 def pixel_value(c, r, k, v):
@@ -268,3 +268,114 @@ def write_mosaic_series(
         pydicom.dcmwrite(path, ds, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def write_enhanced_series(
+    path: str | os.PathLike,
+    *,
+    iop=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0),
+    rows: int = 8,
+    cols: int = 10,
+    n_slices: int = 4,
+    bvals=(0.0, 1000.0, 1000.0),
+    bvecs_lps=((0, 0, 0), (1, 0, 0), (0.0, 0.6, 0.8)),
+    pixel_spacing=(2.0, 1.5),
+    slice_spacing: float = 3.0,
+    origin=(-10.0, -20.0, 30.0),
+    slice_major: bool = True,
+    rescale: tuple[float, float] = (1.0, 0.0),
+    manufacturer: str = "SyntheticVendor",
+) -> Path:
+    """Write one Enhanced MR Image Storage file holding every slice of every volume.
+
+    Frames are stored slice by slice (all volumes of slice 0, then slice 1, ...) when
+    `slice_major`, else volume by volume; diffusion per frame in MRDiffusionSequence, rescale in
+    PixelValueTransformationSequence. Pixel values follow :func:`pixel_value`.
+    """
+    import pydicom
+    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    iop = np.asarray(iop, float)
+    normal = np.cross(iop[:3], iop[3:])
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.9.1"
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "MR"
+    ds.Manufacturer = manufacturer
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"]
+    ds.PatientPosition = "HFS"
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.8"
+    ds.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.9"
+    ds.SeriesNumber = 9
+    ds.SeriesDescription = "synthetic enhanced"
+    ds.InstanceNumber = 1
+    ds.Rows, ds.Columns = rows, cols
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    shared = Dataset()
+    pm = Dataset()
+    pm.PixelSpacing = [float(pixel_spacing[0]), float(pixel_spacing[1])]
+    pm.SliceThickness = slice_spacing
+    pm.SpacingBetweenSlices = slice_spacing
+    shared.PixelMeasuresSequence = Sequence([pm])
+    po = Dataset()
+    po.ImageOrientationPatient = [float(x) for x in iop]
+    shared.PlaneOrientationSequence = Sequence([po])
+    tim = Dataset()
+    tim.RepetitionTime, tim.FlipAngle = 4000.0, 90.0
+    shared.MRTimingAndRelatedParametersSequence = Sequence([tim])
+    pvt = Dataset()
+    pvt.RescaleSlope, pvt.RescaleIntercept, pvt.RescaleType = rescale[0], rescale[1], "US"
+    shared.PixelValueTransformationSequence = Sequence([pvt])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    order = ([(k, v) for k in range(n_slices) for v in range(len(bvals))] if slice_major
+             else [(k, v) for v in range(len(bvals)) for k in range(n_slices)])
+    frames, pixels = [], []
+    cc, rr = np.meshgrid(np.arange(cols), np.arange(rows))
+    for k, v in order:
+        fr = Dataset()
+        pp = Dataset()
+        pp.ImagePositionPatient = [round(float(x), 6) for x in np.asarray(origin) + k * slice_spacing * normal]
+        fr.PlanePositionSequence = Sequence([pp])
+        fc = Dataset()
+        fc.StackID = "1"
+        fc.InStackPositionNumber = k + 1
+        fc.TemporalPositionIndex = v + 1
+        fc.DimensionIndexValues = [1, k + 1, v + 1]
+        fr.FrameContentSequence = Sequence([fc])
+        md = Dataset()
+        md.DiffusionBValue = float(bvals[v])
+        if bvals[v] > 0:
+            md.DiffusionDirectionality = "DIRECTIONAL"
+            gd = Dataset()
+            gd.DiffusionGradientOrientation = [float(x) for x in bvecs_lps[v]]
+            md.DiffusionGradientDirectionSequence = Sequence([gd])
+        else:
+            md.DiffusionDirectionality = "NONE"
+        fr.MRDiffusionSequence = Sequence([md])
+        ec = Dataset()
+        ec.EffectiveEchoTime = 80.0
+        fr.MREchoSequence = Sequence([ec])
+        frames.append(fr)
+        pixels.append(pixel_value(cc, rr, k, v).astype("<u2"))
+    dims = []
+    for ptr, grp in ((0x00209056, 0x00209111), (0x00209057, 0x00209111), (0x00209128, 0x00209111)):
+        d = Dataset()
+        d.DimensionIndexPointer = ptr
+        d.FunctionalGroupPointer = grp
+        dims.append(d)
+    ds.DimensionIndexSequence = Sequence(dims)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    ds.NumberOfFrames = len(frames)
+    ds.PixelData = np.stack(pixels).tobytes()
+    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    return path
