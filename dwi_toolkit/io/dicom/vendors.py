@@ -12,7 +12,9 @@ Siemens classic (CSA)     CSA ``B_value`` / ``DiffusionGradientDirection``  pati
 GE                        (0043,1039)[0] mod 1e9 / (0019,10BB..BD)      logical (image) frame
 Philips classic           (2001,1003) / (2005,10B0..B2)                 patient (LPS)
 United Imaging (private)  (0065,1009) / (0065,1037)                     image frame
-Canon, others             DICOM standard tags                           patient (LPS)
+Canon classic             DICOM standard tags                           logical (as GE)
+Canon enhanced, Toshiba,  DICOM standard tags                           patient (LPS)
+others
 ========================  ===========================================  ======================
 
 Directions are turned into the output image frame (FSL ``.bvec`` convention) exactly as dcm2niix
@@ -43,7 +45,6 @@ def vendor_of(ds) -> str:
 
     Examples
     --------
-    >>> from types import SimpleNamespace
     >>> vendor_of({"Manufacturer": "Philips Medical Systems"})
     'philips'
     """
