@@ -351,3 +351,12 @@ def test_enhanced_single_file(tmp_path, orientation, slice_major):
         got = _physical_from_fsl(s.bvecs[v], s.affine)
         assert abs(abs((LPS2RAS @ np.asarray(dirs[v], float)) @ got) - 1) < 1e-6
     assert s.meta["EchoTime"] == 0.08 and s.meta["RepetitionTime"] == 4.0
+
+
+def test_truncated_pixel_data_is_skipped_and_named(tmp_path):
+    paths = write_series(tmp_path / "d", n_slices=3)
+    victim = paths[4]
+    victim.write_bytes(victim.read_bytes()[:-50])
+    with pytest.warns(DicomWarning, match=victim.name):
+        with pytest.raises(DicomError, match="missing"):
+            load_dicom_dwi(tmp_path / "d")

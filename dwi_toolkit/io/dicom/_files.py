@@ -136,6 +136,14 @@ def read_header(path: str | os.PathLike) -> DicomFile:
         has_pixels = offset < len(raw) - 8 and raw[offset : offset + 4] == b"\xe0\x7f\x10\x00"
     if sop == _DICOMDIR_SOP or "DirectoryRecordSequence" in ds:
         raise NotDicom(str(p))
+    if has_pixels and ts in (_IMPLICIT_LE, _EXPLICIT_LE) and len(raw) >= offset + 12:
+        if ts == _IMPLICIT_LE or raw[offset + 4 : offset + 6] in (b"OB", b"OW", b"UN"):
+            hdr = 8 if ts == _IMPLICIT_LE else 12
+            length = struct.unpack_from("<I", raw, offset + hdr - 4)[0]
+            if length != 0xFFFFFFFF and offset + hdr + length > len(raw):
+                raise CorruptDicom(
+                    f"pixel data truncated ({len(raw) - offset - hdr} of {length} bytes present)"
+                )
     if not has_pixels and ts in (_IMPLICIT_LE, _EXPLICIT_LE, _EXPLICIT_BE):
         if sop.startswith("1.2.840.10008.5.1.4.1.1.") and sop not in _NON_IMAGE_SOPS:
             # a standard image object without pixel data: the file was cut short
