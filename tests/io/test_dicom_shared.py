@@ -158,3 +158,18 @@ def test_xa30_fit_adc_matches_scanner_adc():
     ok = tissue & (fit.status == 0) & (scanner.data > 0)
     assert ok.sum() > 1000
     assert np.median(np.abs(fit.adc[ok] - scanner.data[ok])) <= 1e-6
+
+
+def test_cli_convert_xa30_with_scanner_adc(tmp_path, capsys):
+    nib = pytest.importorskip("nibabel")
+    from dwi_toolkit.cli.main import main
+
+    folder = shared_path("dicom", "siemens_xa30_enhanced_dwi_with_scanner_adc", "dicom")
+    assert main(["convert", str(folder), "-o", str(tmp_path), "--scanner-adc"]) == 0
+    dwi = nib.load(str(tmp_path / "10_DWI_dir80_PA.nii.gz"))
+    assert dwi.shape == (72, 72, 39, 21)
+    adc = np.asanyarray(nib.load(str(tmp_path / "scanner_adc_11_DWI_dir80_PA_ADC.nii.gz")).dataobj)
+    tissue = adc[adc > 0]
+    assert 1e-4 < np.median(tissue) < 3e-3  # mm^2/s
+    side = json.loads((tmp_path / "10_DWI_dir80_PA.json").read_text())
+    assert side["PhaseEncodingDirection"] == "j" and side["EchoTime"] == pytest.approx(0.068)

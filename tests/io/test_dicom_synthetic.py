@@ -360,3 +360,22 @@ def test_truncated_pixel_data_is_skipped_and_named(tmp_path):
     with pytest.warns(DicomWarning, match=victim.name):
         with pytest.raises(DicomError, match="missing"):
             load_dicom_dwi(tmp_path / "d")
+
+
+def test_scanner_adc_missing_is_a_clear_error(tmp_path):
+    from dwi_toolkit.io.dicom import load_scanner_adc
+
+    write_series(tmp_path / "d")
+    with pytest.raises(DicomError, match="no adc series"):
+        load_scanner_adc(tmp_path / "d")
+
+
+def test_scanner_adc_synthetic_units(tmp_path):
+    from dwi_toolkit.io.dicom import load_scanner_adc
+
+    write_series(tmp_path / "d" / "adc", series_uid="1.2.3.7", description="ADC", bvals=(0,),
+                 bvecs_lps=((0, 0, 0),), image_type=("DERIVED", "PRIMARY", "DIFFUSION", "ADC"))
+    m = load_scanner_adc(tmp_path / "d")
+    assert m.unit == "mm^2/s" and m.shape == (10, 8, 5)
+    # stored integers are 1e-6 mm^2/s: value at column 3, row 2, slice 1
+    assert m.data[3, 8 - 1 - 2, 1] == pytest.approx(pixel_value(3, 2, 1, 0) * 1e-6)
