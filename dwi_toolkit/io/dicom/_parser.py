@@ -96,38 +96,41 @@ def parse_header(buf: bytes, wanted: frozenset | None = None):
     sq_vr = _sq_tags()
     enc = "utf-8" if b"ISO_IR 192" in buf[132:4096] else "latin-1"
 
-    def walk(pos: int, end: int, keep: bool, depth: int):
+    head_explicit = struct.Struct("<HH2sH").unpack_from
+    head_implicit = struct.Struct("<HHI").unpack_from
+    u32 = struct.Struct("<I").unpack_from
+    long_vrs = _LONG_VRS
+
+    def walk(pos: int, end: int | None, keep: bool, depth: int):
         """Parse elements in [pos, end) (end None: until an item delimiter). Returns (dict, pos)."""
         out = LightDataset() if keep else None
-        while True:
-            if end is not None and pos >= end:
-                return out, pos
+        limit = n if end is None else end
+        while pos < limit:
             if pos + 8 > n:
-                if end is None and depth == 0:
-                    return out, pos
                 raise FastParseError("truncated")
-            group, elem = unpack("<HH", buf, pos)
+            if explicit:
+                group, elem, vrb, length = head_explicit(buf, pos)
+                if vrb in long_vrs:
+                    length = u32(buf, pos + 8)[0]
+                    vpos = pos + 12
+                else:
+                    vpos = pos + 8
+            else:
+                group, elem, length = head_implicit(buf, pos)
+                vpos = pos + 8
+                vrb = None
+            if group == 0xFFFE:
+                if elem == 0xE00D:  # item delimitation
+                    return out, pos + 8
+                raise FastParseError(f"unexpected delimiter FFFE,{elem:04X}")
             tag = (group << 16) | elem
-            if tag == _ITEM_END:
-                return out, pos + 8
             if tag == _PIXEL_DATA and depth == 0:
                 pixel_offset[0] = pos
                 return out, pos
             if explicit:
-                vrb = buf[pos + 4 : pos + 6]
-                if vrb in _LONG_VRS:
-                    length = unpack("<I", buf, pos + 8)[0]
-                    vpos = pos + 12
-                else:
-                    length = unpack("<H", buf, pos + 6)[0]
-                    vpos = pos + 8
-                is_sq = vrb == b"SQ" or (vrb == b"UN" and length == _UNDEF)
-                vr = vrb
+                is_sq = vrb == b"SQ" or (length == _UNDEF and vrb == b"UN")
             else:
-                length = unpack("<I", buf, pos + 4)[0]
-                vpos = pos + 8
                 is_sq = length == _UNDEF or tag in sq_vr
-                vr = "SQ" if is_sq else None
             if is_sq:
                 want = keep and tag in wanted
                 items, pos = walk_seq(vpos, length, want, depth + 1)
@@ -137,10 +140,13 @@ def parse_header(buf: bytes, wanted: frozenset | None = None):
             if length == _UNDEF:
                 raise FastParseError("undefined-length non-sequence element")
             if keep and tag in wanted:
-                out[tag] = LightElement(tag, vr.decode("ascii") if vr else None, buf[vpos : vpos + length], enc)
+                out[tag] = LightElement(tag, vrb.decode("ascii") if vrb else None, buf[vpos : vpos + length], enc)
             pos = vpos + length
-            if pos > n:
-                raise FastParseError("element overruns the file")
+        if pos > n:
+            raise FastParseError("element overruns the file")
+        if end is None and depth > 0:
+            raise FastParseError("truncated item")
+        return out, pos
 
     def walk_seq(pos: int, length: int, keep: bool, depth: int):
         items = [] if keep else None
