@@ -111,8 +111,10 @@ def scan_files(path: str | os.PathLike, *, workers: int | None = None) -> list[D
         raise DicomError(f"no such file or folder: {root}")
     paths = _candidate_files(root)
     if workers is None:
-        workers = min(8, (os.cpu_count() or 2) * 2)
-    if workers > 1 and len(paths) > 16:
+        # Parsing is pure Python (GIL-bound); a second thread overlaps file reads and gunzip,
+        # more only add contention when files are in the page cache.
+        workers = 2 if (os.cpu_count() or 1) > 1 else 1
+    if workers > 1 and len(paths) > 64:
         with ThreadPoolExecutor(max_workers=workers) as ex:
             results = list(ex.map(_read_one, paths, chunksize=16))
     else:

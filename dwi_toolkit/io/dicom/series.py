@@ -259,7 +259,7 @@ def assemble(frames: list[Frame], *, diffusion: bool = True, workers: int | None
     diffusion : bool
         Require and return b-values/b-vectors (False for scanner maps such as ADC).
     workers : int, optional
-        Threads for pixel reads (default: up to 8).
+        Threads for pixel reads (default: up to 4).
 
     Raises
     ------
@@ -378,7 +378,7 @@ def _read_grid(grid, nz: int, nvol: int, workers: int | None) -> np.ndarray:
             files.setdefault(id(fr.file), fr.file)
     flist = list(files.values())
     if workers is None:
-        workers = min(8, (os.cpu_count() or 2) * 2)
+        workers = min(4, os.cpu_count() or 1)
     if workers > 1 and len(flist) > 4:
         with ThreadPoolExecutor(max_workers=workers) as ex:
             arrays = list(ex.map(read_pixels, flist))
