@@ -1,0 +1,1 @@
+"""Outputs for humans and machines: figures, tables, HTML reports."""
