@@ -12,7 +12,7 @@ from dwi_toolkit.roi.mirror import (
 )
 from dwi_toolkit.roi.model import Polygon, RootROI, RoiSet, Sphere, Tube
 
-from .synthetic import make_volume
+from tests.roi.synthetic import make_volume
 
 
 def test_plane_reflection_matrix_matches_reflect(rng):
