@@ -782,8 +782,9 @@ class RootROI:
             segment = d.get("segment", segment)
         else:
             raise RoiError(f"ROI entry lacks 'level'/'side' (or 'name'): {dict(d)!r:.200}")
+        level, side, segment = normalize_level(level), normalize_side(side), normalize_segment(segment)
         if "shape" not in d:
-            raise RoiError(f"ROI entry {d.get('name', '')!r} lacks its 'shape' object.")
+            raise RoiError(f"ROI entry {level}_{side}_{segment} lacks its 'shape' object.")
         return cls(level, side, segment, shape_from_dict(d["shape"]), d.get("notes", ""),
                    d.get("distance_mm"))
 
