@@ -1,1 +1,1 @@
-"""Outputs for humans and machines: figures, tables, HTML reports."""
+"""Outputs for humans and machines: figures (matplotlib object API), HTML, JSON and CSV."""

@@ -1,0 +1,1 @@
+"""Model/Fit pairs: ADC (mono-exponential), IVIM, DTI, noise estimates."""
