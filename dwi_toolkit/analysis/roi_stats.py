@@ -158,6 +158,10 @@ class RoiStatsTable:
         return buf.getvalue()
 
     def to_csv(self, path: str | os.PathLike):
+        """Write the table as CSV, atomically; same as :meth:`save`."""
+        return self.save(path)
+
+    def save(self, path: str | os.PathLike):
         """Write the table as CSV, atomically (see :func:`dwi_toolkit.io.tables.write_csv`)."""
         from ..io.tables import write_csv  # io sits above analysis; imported lazily on purpose
 

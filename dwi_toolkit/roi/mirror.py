@@ -9,10 +9,13 @@ image, sampled at foreground voxels::
     x' = x − 2 (n · (x − p)) n          (reflection of the world point x)
     score(n, p) = corr(I(x), I(x'))     (I trilinearly interpolated)
 
+Only pairs whose mirror point lies inside the field of view count, so a field of view that cuts
+the body asymmetrically does not pull the plane. The image is lightly smoothed first.
 The normal is parameterised by a rotation about the S–I axis (yaw ``θ``) and a tilt about the
 A–P axis (``φ``): ``n = (cos θ cos φ, sin θ cos φ, sin φ)``, and the plane is shifted along
-``n`` by ``t`` mm from the intensity-weighted centroid. A coarse grid over (θ, t) is followed by
-a Powell refinement of (θ, φ, t) (scipy.optimize). With ``per_level`` the refinement is repeated
+``n`` by ``t`` mm from the intensity-weighted centroid. A coarse grid over (θ, t) (2°, 1 mm),
+a fine grid around its best point (0.5°, 0.25 mm) and a Powell refinement of (θ, φ, t)
+(scipy.optimize) follow each other. With ``per_level`` the refinement is repeated
 in an S–I slab around each level, for curved (scoliotic) spines.
 
 Mirroring reflects the ROI's world geometry across the plane and flips its side. Optionally the
@@ -189,14 +192,18 @@ def _as_volume(image: Any, affine: ArrayLike | None) -> tuple[NDArray[np.float64
     return np.asarray(image, float), _aff.check_affine(affine)
 
 
-def _sampler(vol: NDArray, affine: NDArray):
+def _sampler(vol: NDArray, affine: NDArray, *, with_valid: bool = False):
     from scipy import ndimage
 
     inv = np.linalg.inv(affine)
+    upper = np.asarray(vol.shape, float) - 1
 
-    def sample(world: NDArray) -> NDArray:
-        ijk = _aff.apply_affine(inv, world).T
-        return ndimage.map_coordinates(vol, ijk, order=1, mode="constant", cval=0.0, prefilter=False)
+    def sample(world: NDArray):
+        ijk = _aff.apply_affine(inv, world)
+        vals = ndimage.map_coordinates(vol, ijk.T, order=1, mode="constant", cval=0.0, prefilter=False)
+        if with_valid:
+            return vals, np.all((ijk >= -0.5) & (ijk <= upper + 0.5), axis=1)
+        return vals
 
     return sample
 
@@ -208,25 +215,31 @@ def _normal(theta: float, phi: float) -> NDArray:
 def _fit_plane(sample, pts, vals, p0, *, x0, max_angle, search_mm, coarse: bool, tilt: bool):
     from scipy import optimize
 
-    vz = vals - vals.mean()
-    vnorm = np.sqrt((vz**2).sum())
-
     def neg_corr(params):
         th, ph, t = params
         n = _normal(th, ph if tilt else 0.0)
         d = (pts - p0) @ n - t
-        refl = sample(pts - 2 * d[:, None] * n[None])
-        rz = refl - refl.mean()
-        den = vnorm * np.sqrt((rz**2).sum())
-        return 0.0 if den == 0 else -float((vz * rz).sum() / den)
+        refl, valid = sample(pts - 2 * d[:, None] * n[None])
+        # only pairs whose mirror point lies in the field of view: a field of view that cuts
+        # the body asymmetrically must not pull the plane
+        if valid.sum() < 0.5 * valid.size:
+            return 0.0
+        a, b = vals[valid], refl[valid]
+        az, bz = a - a.mean(), b - b.mean()
+        den = np.sqrt((az**2).sum() * (bz**2).sum())
+        return 0.0 if den == 0 else -float((az * bz).sum() / den)
+
+    def grid(ths, ts, phi):
+        scores = np.array([[neg_corr((th, phi, t)) for t in ts] for th in ths])
+        i, j = np.unravel_index(np.argmin(scores), scores.shape)
+        return np.array([ths[i], phi, ts[j]])
 
     best = np.asarray(x0, float)
-    if coarse:
-        ths = np.radians(np.arange(-max_angle, max_angle + 1e-9, 2.0))
-        ts = np.arange(-search_mm, search_mm + 1e-9, max(0.5, search_mm / 12))
-        scores = np.array([[neg_corr((th, 0.0, t)) for t in ts] for th in ths])
-        i, j = np.unravel_index(np.argmin(scores), scores.shape)
-        best = np.array([ths[i], 0.0, ts[j]])
+    if coarse:  # coarse grid, then a finer one around its best point (the objective is rough)
+        best = grid(np.radians(np.arange(-max_angle, max_angle + 1e-9, 2.0)),
+                    np.arange(-search_mm, search_mm + 1e-9, 1.0), 0.0)
+    best = grid(best[0] + np.radians(np.arange(-2.0, 2.01, 0.5)),
+                best[2] + np.arange(-1.5, 1.51, 0.25), best[1])
     res = optimize.minimize(
         neg_corr, best, method="Powell",
         bounds=[(-math.radians(max_angle + 5), math.radians(max_angle + 5)),
@@ -248,6 +261,7 @@ def estimate_midsagittal_plane(
     search_mm: float = 12.0,
     tilt: bool = True,
     max_samples: int = 20000,
+    smooth_voxels: float = 0.75,
 ) -> Plane | dict[str, Plane]:
     """Estimate the spine's mid-sagittal plane by maximising image/mirror-image similarity.
 
@@ -272,6 +286,9 @@ def estimate_midsagittal_plane(
         Also fit the tilt about the A–P axis (default True); otherwise only yaw and shift.
     max_samples : int, optional
         Foreground voxels used for the similarity (evenly subsampled).
+    smooth_voxels : float, optional
+        Gaussian smoothing (σ in voxels) before comparing, which makes the similarity smoother
+        in the plane parameters (default 0.75; 0 disables).
 
     Returns
     -------
@@ -289,6 +306,10 @@ def estimate_midsagittal_plane(
     if vol.ndim != 3:
         raise InputDataError(f"estimate_midsagittal_plane needs a 3-D image, got shape {vol.shape}.")
     vol = np.nan_to_num(vol, nan=0.0, posinf=0.0, neginf=0.0)
+    if smooth_voxels:
+        from scipy import ndimage
+
+        vol = ndimage.gaussian_filter(vol, float(smooth_voxels))
     if mask is None:
         hi = np.percentile(vol, 99)
         m = vol > 0.1 * hi if hi > 0 else np.zeros(vol.shape, bool)
@@ -302,7 +323,7 @@ def estimate_midsagittal_plane(
     world_all = _aff.apply_affine(aff, idx)
     vals_all = vol[m]
     p0 = (world_all * vals_all[:, None]).sum(axis=0) / vals_all.sum()
-    sample = _sampler(vol, aff)
+    sample = _sampler(vol, aff, with_valid=True)
 
     def subsample(sel):
         k = np.flatnonzero(sel)

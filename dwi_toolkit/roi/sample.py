@@ -19,8 +19,9 @@ from .model import LEVELS, SIDES, RootROI, RoiSet, Sphere, Tube, normalize_level
 
 __all__ = ["point_along", "sub_polyline", "rois_from_centerlines", "sample_rois", "DEFAULT_POSITIONS"]
 
-#: Default fraction of the root length for each segment when several segments are requested.
-DEFAULT_POSITIONS = {"preganglionic": 0.2, "ganglion": 0.5, "postganglionic": 0.8}
+#: Fraction of the root length at the middle of each segment (matches the segment bounds of
+#: dwi_toolkit.phantom: preganglionic 0-0.38, ganglion 0.38-0.62, postganglionic 0.62-1).
+DEFAULT_POSITIONS = {"preganglionic": 0.19, "ganglion": 0.5, "postganglionic": 0.81}
 
 
 def _arc(points: NDArray) -> NDArray:
