@@ -215,7 +215,7 @@ def _normal(theta: float, phi: float) -> NDArray:
 def _fit_plane(sample, pts, vals, p0, *, x0, max_angle, search_mm, coarse: bool, tilt: bool):
     from scipy import optimize
 
-    def neg_corr(params):
+    def neg_corr(params, pts=pts, vals=vals):
         th, ph, t = params
         n = _normal(th, ph if tilt else 0.0)
         d = (pts - p0) @ n - t
@@ -229,15 +229,16 @@ def _fit_plane(sample, pts, vals, p0, *, x0, max_angle, search_mm, coarse: bool,
         den = np.sqrt((az**2).sum() * (bz**2).sum())
         return 0.0 if den == 0 else -float((az * bz).sum() / den)
 
-    def grid(ths, ts, phi):
-        scores = np.array([[neg_corr((th, phi, t)) for t in ts] for th in ths])
+    def grid(ths, ts, phi, stride=1):
+        sub = (pts[::stride], vals[::stride])
+        scores = np.array([[neg_corr((th, phi, t), *sub) for t in ts] for th in ths])
         i, j = np.unravel_index(np.argmin(scores), scores.shape)
         return np.array([ths[i], phi, ts[j]])
 
     best = np.asarray(x0, float)
     if coarse:  # coarse grid, then a finer one around its best point (the objective is rough)
         best = grid(np.radians(np.arange(-max_angle, max_angle + 1e-9, 2.0)),
-                    np.arange(-search_mm, search_mm + 1e-9, 1.0), 0.0)
+                    np.arange(-search_mm, search_mm + 1e-9, 1.0), 0.0, stride=4)
     best = grid(best[0] + np.radians(np.arange(-2.0, 2.01, 0.5)),
                 best[2] + np.arange(-1.5, 1.51, 0.25), best[1])
     res = optimize.minimize(

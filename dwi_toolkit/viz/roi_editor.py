@@ -143,6 +143,7 @@ class RoiEditor:
         self.message = "ready"
         self._mask_cache: dict[str, tuple[RootROI, NDArray]] = {}
         self._windows = {k: np.nanpercentile(v, (1, 99.5)) for k, v in self.backgrounds.items()}
+        self.interactive = bool(interactive)
         self._build_figure(interactive, figure)
         self.redraw()
 
@@ -515,7 +516,8 @@ class RoiEditor:
             f"{self.level} {self.side} {self.segment} | tool {self.tool} r={self.radius_mm:g} mm | "
             f"{len(self.rois)} ROIs | {self.message}"
         )
-        self.figure.canvas.draw_idle()
+        if self.interactive:
+            self.figure.canvas.draw_idle()  # headless figures render when saved or drawn
 
     def _draw_plane_line(self, ax) -> None:
         h, v = self.inplane_axes

@@ -126,3 +126,37 @@ def test_mirror_without_roi_and_save_without_path(tmp_path):
     ed.place_sphere([10, 10, 3])
     out = ed.save(tmp_path / "r.mrk.json")
     assert load_rois(out).names == ["L5_left_ganglion"]
+
+
+def test_phantom_place_mirror_save(tmp_path):
+    """On the lumbar phantom: click the left L4 ganglion, mirror it, save, reload."""
+    from dwi_toolkit.models.adc import fit_adc
+    from dwi_toolkit.phantom import make_lumbar_phantom
+
+    ph = make_lumbar_phantom(seed=11, rotation_deg=(0, 0, 6), translation_mm=(2, 0, 0))
+    ed = RoiEditor.from_series(ph.series, adc=fit_adc(ph.series), path=tmp_path / "roots.mrk.json",
+                               interactive=False, radius_mm=2.6)
+    assert list(ed.backgrounds)[0] == "b0" and "ADC" in ed.backgrounds
+    assert any(k.startswith("high-b") for k in ed.backgrounds) and ed.snap_background.startswith("high-b")
+    target = ph.segment_point("L4", "left")
+    x, y, z = ed.world_to_display(target)
+    while ed.index != int(round(z)):
+        scroll(ed, 1 if round(z) > ed.index else -1)
+    key(ed, "4")
+    key(ed, "l")
+    click(ed, ed.ax, x, y)
+    placed = ed.rois.get("L4", "left")
+    assert np.linalg.norm(placed.shape.center - target) <= 2.0 + 1e-9  # clicked point is on the slice centre
+    click_axes(ed, ed.b_mirror.ax)
+    twin = ed.rois.get("L4", "right")
+    line = ph.centerlines[("L4", "right")]
+    d = min(np.linalg.norm(twin.shape.center - (a + np.clip((twin.shape.center - a) @ (b - a) / ((b - a) @ (b - a)), 0, 1) * (b - a)))
+            for a, b in zip(line[:-1], line[1:]))
+    assert d < 2.0  # within one voxel of the true right L4 root
+    key(ed, "ctrl+s")
+    back = load_rois(tmp_path / "roots.mrk.json")
+    assert back.names == ed.rois.names
+    for r in ed.rois:
+        np.testing.assert_allclose(back[r.name].shape.center, r.shape.center, atol=1e-9)
+        assert back[r.name].shape.radius_mm == 2.6
+    ed.close()
