@@ -101,15 +101,20 @@ def background_volume(background: Any, affine: ArrayLike | None = None) -> tuple
 
 
 def draw_roi_overlay(ax, masks: Sequence[NDArray], names: Sequence[str], colors: Sequence[Any], *,
-                     label: bool = True, alpha: float = 0.35, fontsize: float = 7) -> None:
-    """Draw 2-D ROI masks (already sliced and transposed like the image) on `ax`."""
+                     label: bool = True, alpha: float = 0.35, fontsize: float = 7,
+                     aspect: float | str = "equal") -> None:
+    """Draw 2-D ROI masks (already sliced and transposed like the image) on `ax`.
+
+    `aspect` is the pixel height/width ratio (voxel size along the vertical axis over the
+    horizontal one), as for the background image.
+    """
     for m, name, col in zip(masks, names, colors):
         if not m.any():
             continue
         rgba = np.zeros(m.shape + (4,))
         rgba[m] = col
         rgba[..., 3] = np.where(m, alpha, 0.0)
-        ax.imshow(rgba, origin="lower", interpolation="nearest")
+        ax.imshow(rgba, origin="lower", interpolation="nearest", aspect=aspect)
         if m.shape[0] > 1 and m.shape[1] > 1:
             ax.contour(m.astype(float), levels=[0.5], colors=[col], linewidths=1.0)
         if label:
@@ -132,6 +137,7 @@ def roi_montage(
     label: bool = True,
     title: str | None = None,
     panel_size: float = 2.6,
+    crop_mm: float | None = 25.0,
 ):
     """A montage of slices with the ROIs outlined and labelled.
 
@@ -149,6 +155,9 @@ def roi_montage(
         Slice indices; default: the slices crossing ROIs (at most `max_panels`, evenly chosen).
     window : (float, float)
         Display window as percentiles of the background.
+    crop_mm : float or None
+        Zoom every panel to the ROIs' in-plane extent plus this margin (mm); ``None`` shows the
+        whole slice.
 
     Returns
     -------
@@ -181,12 +190,31 @@ def roi_montage(
     colors = roi_colors(len(rois))
     names = [r.name for r in rois]
     lt, rt, bt, tp = orientation_labels(aff, axis)
-    fig = Figure(figsize=(panel_size * ncols, panel_size * nrows + (0.4 if title else 0.1)), layout="constrained")
+    h_ax, v_ax = [k for k in range(3) if k != axis]
+    vs = _aff.voxel_sizes(aff)
+    limits = None
+    if crop_mm is not None and any(m.any() for m in masks):
+        union = np.any(np.stack(masks), axis=0)
+        idx = np.argwhere(union)
+        mh, mv = crop_mm / vs[h_ax], crop_mm / vs[v_ax]
+        limits = ((max(idx[:, h_ax].min() - mh, -0.5), min(idx[:, h_ax].max() + mh, vol.shape[h_ax] - 0.5)),
+                  (max(idx[:, v_ax].min() - mv, -0.5), min(idx[:, v_ax].max() + mv, vol.shape[v_ax] - 0.5)))
+    if limits is not None:
+        aspect = ((limits[1][1] - limits[1][0]) * vs[v_ax]) / ((limits[0][1] - limits[0][0]) * vs[h_ax])
+    else:
+        aspect = (vol.shape[v_ax] * vs[v_ax]) / (vol.shape[h_ax] * vs[h_ax])
+    aspect = float(np.clip(aspect, 0.3, 3.0))
+    fig = Figure(figsize=(panel_size * ncols, panel_size * aspect * nrows + 0.3 * nrows + (0.4 if title else 0.1)),
+                 layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     for ax, s in zip(axes, slices):
         ax.imshow(slice_image(vol, axis, s), cmap=cmap, vmin=vmin, vmax=vmax, origin="lower",
-                  interpolation="nearest")
-        draw_roi_overlay(ax, [slice_image(m, axis, s) for m in masks], names, colors, label=label)
+                  interpolation="nearest", aspect=vs[v_ax] / vs[h_ax])
+        draw_roi_overlay(ax, [slice_image(m, axis, s) for m in masks], names, colors, label=label,
+                         aspect=vs[v_ax] / vs[h_ax])
+        if limits is not None:
+            ax.set_xlim(*limits[0])
+            ax.set_ylim(*limits[1])
         ax.set_title(f"{view} slice {s}", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])

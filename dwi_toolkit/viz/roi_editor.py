@@ -294,6 +294,10 @@ class RoiEditor:
         if name not in self.backgrounds:
             raise InputDataError(f"no background {name!r}; have {', '.join(self.backgrounds)}.")
         self.background = name
+        if self.w_background.value_selected != name:
+            self.w_background.eventson = False
+            self.w_background.set_active(list(self.backgrounds).index(name))
+            self.w_background.eventson = True
         self.redraw()
 
     def set_tool(self, tool: str) -> None:
@@ -491,14 +495,20 @@ class RoiEditor:
     def redraw(self) -> None:
         """Redraw the slice, overlays and status line."""
         ax = self.ax
+        # keep a zoom/pan made with the toolbar while the slice plane stays the same
+        keep = (ax.get_xlim(), ax.get_ylim()) if getattr(self, "_drawn_axis", None) == self.axis else None
         ax.clear()
         vol = self.backgrounds[self.background]
         vmin, vmax = self._windows[self.background]
+        h, v = self.inplane_axes
+        vs = _aff.voxel_sizes(self.affine)
+        aspect = vs[v] / vs[h]
         ax.imshow(slice_image(vol, self.axis, self.index), cmap="gray", vmin=vmin, vmax=vmax,
-                  origin="lower", interpolation="nearest")
+                  origin="lower", interpolation="nearest", aspect=aspect)
         rois = list(self.rois)
         masks = [slice_image(self._mask(r), self.axis, self.index) for r in rois]
-        draw_roi_overlay(ax, masks, [r.name for r in rois], roi_colors(len(rois)), alpha=0.3, fontsize=8)
+        draw_roi_overlay(ax, masks, [r.name for r in rois], roi_colors(len(rois)), alpha=0.3, fontsize=8,
+                         aspect=aspect)
         if self.pending:
             disp = np.array([self.world_to_display(p)[:2] for p in self.pending])
             ax.plot(disp[:, 0], disp[:, 1], "-o", color="cyan", ms=3, lw=1)
@@ -508,6 +518,10 @@ class RoiEditor:
         for x, y, t, ha, va in ((0.01, 0.5, lt, "left", "center"), (0.99, 0.5, rt, "right", "center"),
                                 (0.5, 0.01, bt, "center", "bottom"), (0.5, 0.99, tp, "center", "top")):
             ax.text(x, y, t, transform=ax.transAxes, color="yellow", fontsize=9, ha=ha, va=va)
+        if keep is not None:
+            ax.set_xlim(*keep[0])
+            ax.set_ylim(*keep[1])
+        self._drawn_axis = self.axis
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"{self.background} — {self.view} slice {self.index + 1}/{self.shape[self.axis]}",

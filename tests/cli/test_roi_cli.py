@@ -98,3 +98,23 @@ def test_bad_roi_file(scene, capsys):
     (d / "bad.json").write_text('{"schema": "dwi_toolkit.rois/1", "rois": [{"level": "L9", "side": "left"}]}')
     assert main(["roi", "stats", str(d / "adc.nii.gz"), "--rois", str(d / "bad.json")]) == 2
     assert "unknown nerve-root level 'L9'" in capsys.readouterr().err
+
+
+def test_stats_on_dwi_fits_adc_first(tmp_path, capsys):
+    from dwi_toolkit.phantom import make_lumbar_phantom
+    from dwi_toolkit.roi.sample import sample_rois
+
+    ph = make_lumbar_phantom(noise=False)
+    ph.series.save(tmp_path / "dwi.nii.gz")
+    sample_rois(ph).save(tmp_path / "rois.json")
+    assert main(["roi", "stats", str(tmp_path / "dwi.nii.gz"), "--rois", str(tmp_path / "rois.json"),
+                 "-o", str(tmp_path / "stats.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "stats.csv").read_text().splitlines()))
+    assert len(rows) == 12
+    for row in rows:
+        assert row["parameter"] == "adc" and row["unit"] == "mm^2/s"
+        assert float(row["mean"]) == pytest.approx(ph.root_adc[(row["level"], row["side"])], rel=1e-4)
+    assert "x10^-3 mm^2/s" in capsys.readouterr().out
+    assert main(["roi", "show", str(tmp_path / "dwi.nii.gz"), "--rois", str(tmp_path / "rois.json"),
+                 "-o", str(tmp_path / "b0.png"), "--background", "b0", "--view", "coronal"]) == 0
+    assert (tmp_path / "b0.png").exists()
