@@ -184,9 +184,10 @@ def rois_from_json(doc: Mapping[str, Any], *, source: str = "ROI JSON") -> RoiSe
 
 # ---------------------------------------------------------------------------- 3D Slicer
 def _fmt_description(roi: RootROI, extra: Mapping[str, Any]) -> str:
-    parts = [f"{k}={v:g}" for k, v in extra.items() if v is not None]
+    # repr() of a float round-trips exactly
+    parts = [f"{k}={float(v)!r}" for k, v in extra.items() if v is not None]
     if roi.distance_mm is not None:
-        parts.append(f"distance_mm={roi.distance_mm:g}")
+        parts.append(f"distance_mm={float(roi.distance_mm)!r}")
     if roi.notes:
         parts.append(f"notes={roi.notes}")
     return "; ".join(parts)
@@ -194,13 +195,16 @@ def _fmt_description(roi: RootROI, extra: Mapping[str, Any]) -> str:
 
 def _parse_description(text: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    head, sep, notes = (text or "").partition("notes=")
     for key in ("radius_mm", "thickness_mm", "distance_mm"):
-        m = re.search(rf"{key}\s*=\s*([-+0-9.eE]+)", text or "")
+        m = re.search(rf"{key}\s*=\s*([-+0-9.eEinfa]+)", head)
         if m:
-            out[key] = float(m.group(1))
-    m = re.search(r"notes=(.*)$", text or "", flags=re.S)
-    if m:
-        out["notes"] = m.group(1)
+            try:
+                out[key] = float(m.group(1))
+            except ValueError:
+                pass
+    if sep:
+        out["notes"] = notes
     return out
 
 

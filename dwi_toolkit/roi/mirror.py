@@ -372,7 +372,8 @@ def snap_to_bright(roi: RootROI, image: Any, affine: ArrayLike | None = None, *,
     """Shift an ROI (≤ `search_radius_mm`) to where a high-b image is brightest inside it.
 
     The score of a shift is the mean (trilinear) intensity at regularly spaced points inside
-    the shifted shape; among equal scores the smallest shift wins.
+    the shifted shape; the smallest shift scoring within 2% of the score range of the best one
+    wins (so an ROI does not wander along a uniformly bright root).
 
     Returns
     -------
@@ -400,7 +401,10 @@ def snap_to_bright(roi: RootROI, image: Any, affine: ArrayLike | None = None, *,
         o = offs[i : i + chunk]
         vals = sample((pts[None] + o[:, None]).reshape(-1, 3)).reshape(o.shape[0], pts.shape[0])
         scores[i : i + chunk] = vals.mean(axis=1)
-    best = offs[int(np.argmax(scores))]
+    # the smallest shift whose score is within 2% of the score range of the best: a root is a
+    # tube, and sliding along it changes the score by noise only
+    tol = 0.02 * float(scores.max() - np.median(scores))
+    best = offs[int(np.flatnonzero(scores >= scores.max() - tol)[0])]
     return roi.replace(shape=roi.shape.translated(best)), best  # type: ignore[union-attr]
 
 
