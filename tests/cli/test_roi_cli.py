@@ -85,6 +85,28 @@ def test_show_and_mirror(scene, capsys):
                  "--plane-points", "0,-20,0", "0,20,0", "--no-snap"]) == 0
     p = load_rois(d / "p.json")
     np.testing.assert_allclose(p.get("L5", "right").shape.center[0], -rois.get("L5", "left").shape.center[0])
+    assert main(["roi", "mirror", str(d / "trace.nii.gz"), "--rois", str(d / "rois.json"), "-o", str(d / "l.json"),
+                 "--per-level"]) == 0
+    out = capsys.readouterr().out
+    assert "mid-sagittal plane (L5)" in out and "mid-sagittal plane (L4)" in out
+    assert set(load_rois(d / "l.json").names) == set(m.names)
+
+
+def test_stats_names_truth_adc_map(tmp_path, capsys):
+    """A map whose descrip says mm^2/s and whose name contains 'adc' is measured as ADC."""
+    from dwi_toolkit.phantom import make_lumbar_phantom
+    from dwi_toolkit.roi.sample import sample_rois
+
+    ph = make_lumbar_phantom(noise=False)
+    save_map(ParameterMap(ph.adc_true.astype(np.float32), ph.series.affine, "adc", "mm^2/s"),
+             tmp_path / "sub-01_adc_true.nii.gz")
+    sample_rois(ph).save(tmp_path / "rois.json")
+    assert main(["roi", "stats", str(tmp_path / "sub-01_adc_true.nii.gz"), "--rois", str(tmp_path / "rois.json"),
+                 "--json"]) == 0
+    recs = json.loads(capsys.readouterr().out)
+    for r in recs:
+        assert r["parameter"] == "adc" and r["unit"] == "mm^2/s"
+        assert r["mean"] == pytest.approx(ph.root_adc[(r["level"], r["side"])], rel=1e-6)
 
 
 def test_draw_needs_interactive_backend(scene, capsys):

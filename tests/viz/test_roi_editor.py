@@ -160,3 +160,20 @@ def test_phantom_place_mirror_save(tmp_path):
         np.testing.assert_allclose(back[r.name].shape.center, r.shape.center, atol=1e-9)
         assert back[r.name].shape.radius_mm == 2.6
     ed.close()
+
+
+def test_pyplot_figure_keys_are_ours():
+    """With a pyplot figure (as in Jupyter/desktop), pyplot's default key bindings are removed
+    so that e.g. 's' picks the sphere tool instead of opening a save dialog."""
+    import matplotlib.pyplot as plt
+
+    vol = np.random.default_rng(1).random((16, 16, 4))
+    ed = RoiEditor({"b0": vol}, np.eye(4), interactive=True)
+    try:
+        key(ed, "p")
+        key(ed, "s")
+        assert ed.tool == "sphere"
+        key(ed, "l")  # pyplot would toggle a log y-scale
+        assert ed.ax.get_yscale() == "linear"
+    finally:
+        plt.close(ed.figure)

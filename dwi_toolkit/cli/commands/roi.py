@@ -170,6 +170,8 @@ def _print_table(table) -> None:
 
 # -------------------------------------------------------------------------------- handlers
 def run_stats(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ...analysis.roi_stats import roi_stats
     from ...core.image import ParameterMap
     from ...io.rois import load_rois
@@ -182,19 +184,18 @@ def run_stats(args: argparse.Namespace) -> int:
         param = args.parameter
     else:
         data = img.data
+        name = args.parameter or img.name or "value"
         unit = img.unit
-        name = args.parameter or (img.name if img.name else "value")
+        is_diffusivity = "adc" in name.lower() or unit == DIFFUSIVITY_UNIT
         if args.scale is not None:
             data = data * args.scale
-        elif unit == "" and name.lower().startswith("adc"):
+        if is_diffusivity:
+            name = "adc" if "adc" in name.lower() else name
             unit = DIFFUSIVITY_UNIT
-        finite = data[(data == data) & (data != 0)]
-        if finite.size and name.lower().startswith("adc") and float(abs(finite).max()) > 0.1:
-            logger.warning("ADC values up to %.3g look like scanner units (10^-6 mm^2/s, "
-                           "clinical-reference.md §1.2); pass --scale 1e-6", float(abs(finite).max()))
-        if name.lower().startswith("adc"):
-            name = "adc"
-            unit = unit or DIFFUSIVITY_UNIT
+            finite = data[np.isfinite(data) & (data != 0)]
+            if args.scale is None and finite.size and float(np.abs(finite).max()) > 0.1:
+                logger.warning("ADC values up to %.3g look like scanner units (10^-6 mm^2/s, "
+                               "clinical-reference.md §1.2); pass --scale 1e-6", float(np.abs(finite).max()))
         target = ParameterMap(data, img.affine, name, unit)
         param = name
     table = roi_stats(target, rois, exclude_status=not args.keep_failed,
