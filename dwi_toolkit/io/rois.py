@@ -37,7 +37,7 @@ from ..core import affines as _aff
 from ..errors import InputDataError, RoiError
 from ..roi.masks import grid_of, label_map
 from ..roi.model import (
-    DEFAULT_SEGMENT, Polygon, RootROI, RoiSet, Shape, Sphere, Tube, VoxelMask, parse_roi_name,
+    Polygon, RootROI, RoiSet, Shape, Sphere, Tube, VoxelMask, parse_roi_name,
 )
 from ._atomic import atomic_path, atomic_write_text
 from ._phi import strip_phi
