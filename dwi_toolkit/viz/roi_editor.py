@@ -22,7 +22,7 @@ Examples
 In a notebook (``%matplotlib widget``)::
 
     ed = RoiEditor.from_series(series, adc=fit, path="rois.json")
-    ed.figure          # click away; ed.rois is the current RoiSet
+    # the editor appears below the cell; click away, ed.rois is the current RoiSet
 
 Headless (what the tests do)::
 
