@@ -184,6 +184,9 @@ def build_cohort(out_dir: str | os.PathLike, *, figure: bool = True) -> CohortSu
             rois = list(doc["roi_stats"].get("rows", []))
         elif "roi_stats_csv" in products and (sdir / products["roi_stats_csv"]).is_file():
             rois = _read_csv(sdir / products["roi_stats_csv"])
+        for name in sorted(products):  # other models' ROI statistics (ivim, tensor ...)
+            if name.endswith("_roi_stats_csv") and (sdir / products[name]).is_file():
+                rois = rois + _read_csv(sdir / products[name])
         for r in rois:
             summary.roi_rows.append({"subject": subj, "session": ses, **{k: v for k, v in r.items() if k != "values"}})
         if doc is not None:

@@ -16,9 +16,11 @@ Built-in steps
 ``assess``     indication + entrapment assessments → ``indication``, ``entrapment``
 ``report``     the subject report (report.json, CSV, report.html) → ``report``
 ``analyze``    all of the above in one call of :func:`dwi_toolkit.pipeline.analyze.run_analysis`
+``ivim``       IVIM fit (D, f, D*), maps (+ ROI statistics) → ``ivim``
+``dti``        tensor fit (FA, MD, AD, RD), maps (+ ROI statistics) → ``dti``
 
-New models (IVIM, DTI) are added with :func:`register_step` (in this module, or in a plugin
-module named in the pipeline's ``plugins`` list)::
+Further steps are added with :func:`register_step` (in this module, or in a plugin module named
+in the pipeline's ``plugins`` list)::
 
     @register_step("ivim", requires=("series",), provides=("ivim",),
                    modules=("dwi_toolkit.models.ivim",),
@@ -436,3 +438,94 @@ def analyze_step(ctx: SubjectContext, **params: Any) -> None:
     ctx.data["report"] = run_analysis(s.dwi, _need_rois(ctx), s.clinical, out, bvals=s.bvals, bvecs=s.bvecs,
                                       subject=ctx.prefix, command="dwi-toolkit run", **opts)
     _record_report(ctx, out)
+
+
+# ------------------------------------------------------------------------------ other models
+def _auto_mask(series: Any, mode: str) -> Any:
+    from ..core.masks import signal_mask
+
+    return signal_mask(series.mean_b0()) if mode == "auto" and series.b0_mask.any() else None
+
+
+def _save_model_maps(ctx: SubjectContext, fit: Any, model: str) -> None:
+    from ..core.image import ParameterMap
+    from ..io.nifti import save_map
+
+    for name, pmap in fit.to_maps().items():
+        if name == "status":
+            pmap = ParameterMap(fit.status.astype("uint8"), fit.affine, "status", "")
+        p = save_map(pmap, ctx.path("dwi", f"{ctx.prefix}_model-{model}_param-{name}_dwimap.nii.gz"))
+        ctx.add_product(f"{model}_{name}", p)
+
+
+def _model_roi_stats(ctx: SubjectContext, fit: Any, names: tuple[str, ...], model: str) -> None:
+    """Statistics of some maps of a model fit in the subject's ROIs (when ROIs were loaded)."""
+    rois = ctx.data.get("rois")
+    if rois is None:
+        return
+    from ..analysis.roi_stats import roi_stats
+
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        rows += roi_stats(fit.map(name), rois, exclude_status=False, parameter=name).to_records()
+    if rows:
+        import csv
+
+        p = ctx.path("dwi", f"{ctx.prefix}_model-{model}_desc-roistats.csv")
+        with open(p, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows)
+        ctx.add_product(f"{model}_roi_stats_csv", p)
+
+
+@register_step(
+    "ivim",
+    params={
+        "method": Param(str, "segmented", choices=("segmented", "full"), doc="segmented or joint fit"),
+        "b_threshold": Param(float, 200.0, min=0.0, doc="s/mm^2; b-values at or above fit D (segmented)"),
+        "mask": Param(str, "auto", choices=("auto", "none")),
+        "roi_stats": Param(bool, True, doc="D, f, D* statistics in the ROIs when a roi_stats step ran"),
+    },
+    requires=("series",),
+    provides=("ivim",),
+    modules=("dwi_toolkit.models.ivim",),
+)
+def ivim_step(ctx: SubjectContext, *, method: str, b_threshold: float, mask: str, roi_stats: bool) -> None:
+    """Fit the IVIM model (D, f, D*; needs >= 4 b-values) and write its maps under dwi/."""
+    from ..models.ivim import fit_ivim
+
+    series = ctx.data["series"]
+    fit = fit_ivim(series, method=method, b_threshold=b_threshold, mask=_auto_mask(series, mask))
+    ctx.data["ivim"] = fit
+    _save_model_maps(ctx, fit, "ivim")
+    if roi_stats:
+        _model_roi_stats(ctx, fit, ("d", "f", "dstar"), "ivim")
+
+
+@register_step(
+    "dti",
+    params={
+        "method": Param(str, "WLS", choices=("WLS", "OLS", "NLLS", "RESTORE"), doc="dipy fit method"),
+        "b_min": Param(float, None, min=0.0, doc="s/mm^2 (b=0 volumes are always kept)"),
+        "b_max": Param(float, None, min=0.0, doc="s/mm^2"),
+        "mask": Param(str, "auto", choices=("auto", "none")),
+        "roi_stats": Param(bool, True, doc="FA, MD statistics in the ROIs when a roi_stats step ran"),
+    },
+    requires=("series",),
+    provides=("dti",),
+    modules=("dwi_toolkit.models.dti",),
+    check=_b_range_check,
+)
+def dti_step(ctx: SubjectContext, *, method: str, b_min: float | None, b_max: float | None, mask: str,
+             roi_stats: bool) -> None:
+    """Fit the diffusion tensor (needs >= 6 directions) and write FA/MD/AD/RD maps under dwi/."""
+    from ..models.dti import fit_dti
+
+    series = ctx.data["series"]
+    fit = fit_dti(series, method=method, b_range=_b_range({"b_min": b_min, "b_max": b_max}),
+                  mask=_auto_mask(series, mask))
+    ctx.data["dti"] = fit
+    _save_model_maps(ctx, fit, "tensor")
+    if roi_stats:
+        _model_roi_stats(ctx, fit, ("fa", "md"), "tensor")

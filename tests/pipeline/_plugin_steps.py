@@ -73,10 +73,12 @@ def fake_report(ctx):
     ctx.add_product("report_html", html)
 
 
-@register_step("fake_roi_csv", requires=("fit",), params={"left": Param(float, 1.2e-3), "right": Param(float, 1.0e-3)})
-def fake_roi_csv(ctx, *, left, right):
+@register_step("fake_roi_csv", requires=("fit",), params={
+    "left": Param(float, 1.2e-3), "right": Param(float, 1.0e-3), "parameter": Param(str, "adc"),
+    "product": Param(str, "roi_stats_csv")})
+def fake_roi_csv(ctx, *, left, right, parameter, product):
     """An ROI statistics CSV (columns of RoiStatsTable.to_csv) with known left/right means at L5."""
-    p = ctx.path("dwi", f"{ctx.prefix}_desc-roistats.csv")
+    p = ctx.path("dwi", f"{ctx.prefix}_{product}.csv")
     p.write_text("level,side,segment,parameter,unit,n_voxels,mean\n"
-                 f"L5,left,ganglion,adc,mm^2/s,20,{left!r}\nL5,right,ganglion,adc,mm^2/s,20,{right!r}\n")
-    ctx.add_product("roi_stats_csv", p)
+                 f"L5,left,ganglion,{parameter},mm^2/s,20,{left!r}\nL5,right,ganglion,{parameter},mm^2/s,20,{right!r}\n")
+    ctx.add_product(product, p)

@@ -122,3 +122,14 @@ def test_left_right_asymmetry_from_roi_csv_without_report(tmp_path):
     assert s.side_differences["L5"] == pytest.approx([expected, expected])
     rows = _csv(tmp_path / "out" / "group" / "cohort_side_comparison.csv")
     assert [float(r["lr_asymmetry_index_pct"]) for r in rows] == pytest.approx([expected] * 2)
+
+
+def test_other_models_roi_stats_join_the_cohort_table(tmp_path):
+    tiny_cohort(tmp_path / "in", n_good=1, broken=False)
+    p = pipeline_file(tmp_path / "p.toml", 'step = "fake_roi_csv"',
+                      'step = "fake_roi_csv"\nid = "ivim"\nparameter = "d"\nproduct = "ivim_roi_stats_csv"')
+    res = run_pipeline(tmp_path / "in", tmp_path / "out", pipeline=p)
+    rows = _csv(tmp_path / "out" / "group" / "cohort_roi_stats.csv")
+    assert sorted((r["parameter"], r["side"]) for r in rows) == [("adc", "left"), ("adc", "right"),
+                                                                 ("d", "left"), ("d", "right")]
+    assert res.cohort.side_difference_measure == "lr_asymmetry_index_pct"

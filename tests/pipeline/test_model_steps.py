@@ -1,0 +1,61 @@
+"""The ivim and dti steps (skipped until dwi_toolkit.models.ivim / .dti are in the build)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dwi_toolkit.core.image import DWISeries
+from dwi_toolkit.io.nifti import save_dwi
+from dwi_toolkit.pipeline.runner import run_pipeline
+
+
+def _load(path):
+    import nibabel as nib
+
+    return np.asanyarray(nib.load(path).dataobj)
+
+
+def test_dti_step_on_isotropic_data(tmp_path):
+    pytest.importorskip("dwi_toolkit.models.dti")
+    rng = np.random.default_rng(0)
+    dirs = rng.normal(size=(12, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    bvals = np.r_[0.0, 0.0, np.full(12, 800.0)]
+    bvecs = np.vstack([[0, 0, 0], [0, 0, 0], dirs])
+    d = 1.3e-3
+    data = 1000.0 * np.exp(-bvals * d) * np.ones((6, 5, 4, 1))
+    save_dwi(DWISeries(data, np.diag([-2.0, 2.0, 4.0, 1.0]), bvals, bvecs), tmp_path / "in" / "s1" / "dwi.nii.gz")
+    p = tmp_path / "dti.toml"
+    p.write_text('schema = "dwi_toolkit.pipeline/1"\nname = "dti"\n[[steps]]\nstep = "load"\n'
+                 '[[steps]]\nstep = "dti"\nmask = "none"\n')
+    res = run_pipeline(tmp_path / "in", tmp_path / "out", pipeline=p)
+    assert res.exit_code == 0, res.failed
+    out = tmp_path / "out" / "sub-s1" / "dwi"
+    np.testing.assert_allclose(_load(out / "sub-s1_model-tensor_param-md_dwimap.nii.gz"), d, rtol=1e-4)
+    np.testing.assert_allclose(_load(out / "sub-s1_model-tensor_param-fa_dwimap.nii.gz"), 0.0, atol=1e-4)
+
+
+def test_ivim_step_matches_a_direct_fit(tmp_path):
+    pytest.importorskip("dwi_toolkit.models.ivim")
+    from dwi_toolkit.models.ivim import fit_ivim
+
+    b = np.array([0.0, 20, 50, 100, 200, 400, 600, 800])
+    sig = 1000.0 * (0.9 * np.exp(-b * 1.2e-3) + 0.1 * np.exp(-b * 2e-2))
+    body = np.ones((4, 3, 2, 1))
+    body[0] = 0.0  # background, left out by the step's automatic mask
+    s = DWISeries(sig * body, np.diag([-2.0, 2.0, 4.0, 1.0]), b,
+                  np.vstack([[0, 0, 0], np.tile([1.0, 0, 0], (7, 1))]))
+    save_dwi(s, tmp_path / "in" / "s1" / "dwi.nii.gz")
+    res = run_pipeline(tmp_path / "in", tmp_path / "out", pipeline="ivim")
+    assert res.exit_code == 0, res.failed
+    out = tmp_path / "out" / "sub-s1" / "dwi"
+    from dwi_toolkit.core.masks import signal_mask
+
+    direct = fit_ivim(s, mask=signal_mask(s.mean_b0()))
+    for name in ("d", "f", "dstar"):
+        got = _load(out / f"sub-s1_model-ivim_param-{name}_dwimap.nii.gz")
+        np.testing.assert_allclose(got, direct.map(name).data.astype(np.float32), rtol=1e-6, equal_nan=True)
+    d_map = _load(out / "sub-s1_model-ivim_param-d_dwimap.nii.gz")
+    assert np.isnan(d_map[0]).all()
+    np.testing.assert_allclose(d_map[1:], 1.2e-3, rtol=0.05)
