@@ -1,0 +1,6 @@
+"""Signal models fitted voxel by voxel: ADC, IVIM, DTI, noise estimation and preprocessing.
+
+Each model has a pure, vectorised array function (``(V, N)`` signal → parameter arrays) and a
+``fit_<model>(series, ...)`` wrapper that returns a ``<Model>Fit`` holding maps, per-voxel status
+codes and provenance. Heavy dependencies (dipy, scipy.optimize) are imported inside functions.
+"""
