@@ -326,7 +326,10 @@ def estimate_sigma_dipy(
         ``"piesno"``: dipy's PIESNO (Koay et al. 2009), which finds background voxels itself and
         needs many volumes (≥ ~ 10) and an axial slice stack; it returns one σ.
     n_coils : int, optional
-        Number of receiver coils for the noncentral-χ correction (1 = Rician).
+        dipy's ``N``: number of receiver coils for the noncentral-χ correction of a local
+        variance measured at low SNR (1 = Rician, the default, right for background-dominated
+        data). Use 0 (no correction) when the variance comes from high-SNR tissue, where the
+        magnitude noise is Gaussian.
     mask : array_like of bool, optional
         ``"estimate_sigma"`` only: voxels whose σ values are pooled (default all non-zero).
 
