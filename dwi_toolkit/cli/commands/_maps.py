@@ -1,0 +1,107 @@
+"""Shared helpers of the map-fitting commands (``ivim``, ``dti``): inputs, montages, summaries.
+
+Private to the CLI (the leading underscore keeps it out of subcommand discovery).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def add_input_args(p) -> None:
+    """Input options shared by the fitting commands."""
+    p.add_argument("path", help="NIfTI file (with .bval/.bvec beside it), DICOM file or folder")
+    p.add_argument("-o", "--out-dir", required=True, help="output folder (created if missing)")
+    p.add_argument("--bvals", help="b-value file when not beside the NIfTI")
+    p.add_argument("--bvecs", help="b-vector file when not beside the NIfTI")
+    p.add_argument("--series-uid", help="DICOM: which series to use when several are present")
+    p.add_argument("--mask", help="NIfTI mask (non-zero = fit) on the same grid as the DWI")
+    p.add_argument("--auto-mask", action="store_true",
+                   help="restrict the fit to a brain/body mask from dipy's median_otsu on the mean b=0")
+    p.add_argument("--b0-threshold", type=float, default=50.0, help="s/mm^2 (default 50)")
+    p.add_argument("--no-png", action="store_true", help="do not write the PNG montage")
+
+
+def load_inputs(args):
+    """Load the series and the optional mask named on the command line."""
+    from ...errors import InputDataError
+    from ...io.loading import load_dwi
+    from ...io.nifti import load_map
+
+    series = load_dwi(args.path, bvals=args.bvals, bvecs=args.bvecs, series_uid=args.series_uid,
+                      b0_threshold=args.b0_threshold)
+    mask = None
+    if args.mask:
+        m = load_map(args.mask)
+        if m.shape != series.spatial_shape:
+            raise InputDataError(
+                f"mask {args.mask} has shape {m.shape} but the DWI grid is {series.spatial_shape}; "
+                "resample the mask onto the DWI first."
+            )
+        mask = np.asarray(m.data) > 0
+    if getattr(args, "auto_mask", False):
+        from dipy.segment.mask import median_otsu
+
+        _, auto = median_otsu(series.mean_b0(), median_radius=2, numpass=1)
+        mask = auto if mask is None else (mask & auto)
+    return series, mask
+
+
+def montage(panels: list[tuple[str, np.ndarray, dict[str, Any]]], path: Path, *, title: str,
+            n_slices: int = 4) -> Path:
+    """Write a PNG grid: one row per map, `n_slices` evenly spaced slices (voxel axis 2).
+
+    Each panel is ``(label, volume (X, Y, Z) or (X, Y, Z, 3) RGB, imshow kwargs)``. Uses the
+    matplotlib object API (Agg canvas), never pyplot state.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from ...io._atomic import atomic_path
+
+    nz = panels[0][1].shape[2]
+    zs = np.unique(np.linspace(0, nz - 1, min(n_slices, nz) + 2)[1:-1].round().astype(int)) if nz > 2 \
+        else np.arange(nz)
+    fig = Figure(figsize=(2.2 * len(zs) + 1.2, 2.2 * len(panels) + 0.5), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(panels), len(zs), squeeze=False)
+    for r, (label, vol, kw) in enumerate(panels):
+        im = None
+        for c, z in enumerate(zs):
+            ax = axes[r, c]
+            sl = vol[:, :, z]
+            sl = np.swapaxes(sl, 0, 1)  # rows = voxel axis 1, columns = voxel axis 0
+            im = ax.imshow(np.nan_to_num(sl) if sl.ndim == 3 else np.ma.masked_invalid(sl), origin="lower",
+                           interpolation="nearest", **kw)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"slice {z}", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=9)
+        if im is not None and vol.ndim == 3:
+            fig.colorbar(im, ax=list(axes[r]), shrink=0.8, pad=0.01)
+    fig.suptitle(title, fontsize=10)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(str(tmp), format="png")
+    return path
+
+
+def robust_range(vol: np.ndarray, lo: float = 1.0, hi: float = 99.0) -> tuple[float, float]:
+    """Display range from percentiles of the finite values (falls back to 0..1)."""
+    v = vol[np.isfinite(vol)]
+    if v.size == 0:
+        return 0.0, 1.0
+    a, b = np.percentile(v, [lo, hi])
+    return float(a), float(b if b > a else a + 1e-12)
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> Path:
+    """Write a JSON summary atomically."""
+    from ...io._atomic import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
