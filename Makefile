@@ -24,7 +24,10 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m dwi_toolkit demo sample_data -o $(DEMO_OUT)
+	$(BIN)/dwi-toolkit info sample_data/sub-01/dwi/sub-01_dwi.nii.gz
+	$(BIN)/dwi-toolkit adc sample_data/sub-01/dwi/sub-01_dwi.nii.gz -o $(DEMO_OUT)/sub-01/adc
+	@echo "Demo finished: see $(DEMO_OUT)/sub-01/"
+
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -37,7 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 sample-data: $(STAMP)
-	$(BIN)/python -m dwi_toolkit.sample_data.generate sample_data
+	$(BIN)/python -m dwi_toolkit.sample_data sample_data
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache build *.egg-info

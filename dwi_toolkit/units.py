@@ -15,6 +15,7 @@ __all__ = [
     "DIFFUSIVITY_UNIT",
     "DISPLAY_SCALE",
     "DISPLAY_UNIT",
+    "DISPLAY_UNIT_PRETTY",
     "SCANNER_ADC_SCALE",
     "to_display",
     "from_display",
@@ -26,8 +27,10 @@ BVAL_UNIT = "s/mm^2"
 DIFFUSIVITY_UNIT = "mm^2/s"
 #: Multiply a diffusivity in mm²/s by this to display it in ×10⁻³ mm²/s.
 DISPLAY_SCALE = 1e3
-#: Display unit of diffusivities.
+#: Display unit of diffusivities (ASCII, for files and terminals).
 DISPLAY_UNIT = "x10^-3 mm^2/s"
+#: Display unit of diffusivities for figures and HTML.
+DISPLAY_UNIT_PRETTY = "×10⁻³ mm²/s"
 #: Scanner ADC maps are commonly stored as integers in 10⁻⁶ mm²/s (clinical-reference §1.2).
 SCANNER_ADC_SCALE = 1e-6
 

@@ -34,8 +34,10 @@ DEFAULT_B0_THRESHOLD = 50.0
 #: Non-zero b-vectors whose norm differs from 1 by at most this are renormalised with a warning;
 #: beyond it they are rejected.
 BVEC_NORM_TOLERANCE = 0.1
-#: Default tolerance (s/mm²) for grouping b-values into shells.
-DEFAULT_SHELL_TOLERANCE = 20.0
+#: Default absolute tolerance (s/mm²) for grouping b-values into shells.
+DEFAULT_SHELL_TOLERANCE = 5.0
+#: Default relative tolerance for grouping b-values into shells (scanner jitter, e.g. 990-1010).
+DEFAULT_SHELL_REL_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -84,23 +86,29 @@ def b0_mask(bvals: ArrayLike, *, b0_threshold: float = DEFAULT_B0_THRESHOLD) -> 
 def find_shells(
     bvals: ArrayLike,
     *,
-    b0_threshold: float = DEFAULT_B0_THRESHOLD,
+    b0_threshold: float | None = DEFAULT_B0_THRESHOLD,
     tolerance: float = DEFAULT_SHELL_TOLERANCE,
+    rel_tolerance: float = DEFAULT_SHELL_REL_TOLERANCE,
 ) -> list[Shell]:
     """Group b-values into shells.
 
     All volumes with ``b <= b0_threshold`` form the b=0 shell (reported with b-value 0). The other
-    b-values are sorted and split where consecutive values differ by more than `tolerance`, so
-    scanner jitter (e.g. 998, 1000, 1003 s/mm²) falls into one shell.
+    b-values are sorted and split where consecutive values differ by more than
+    ``max(tolerance, rel_tolerance · b)``, so scanner jitter (e.g. 990, 1000, 1003 s/mm²) falls
+    into one shell while low b-values of IVIM protocols (0, 10, 20, 30 ...) stay apart.
+    NaN b-values are ignored.
 
     Parameters
     ----------
     bvals : array_like of shape (N,)
         b-values in s/mm².
-    b0_threshold : float, optional
-        b=0 threshold in s/mm².
+    b0_threshold : float or None, optional
+        b=0 threshold in s/mm²; ``None`` clusters every b-value by the tolerances alone (the
+        b=0 shell then has the mean of its members, e.g. 0.002 for Philips' 0–0.004).
     tolerance : float, optional
-        Largest gap (s/mm²) between sorted b-values within one shell.
+        Absolute gap (s/mm²) allowed between sorted b-values within one shell.
+    rel_tolerance : float, optional
+        Relative gap allowed (fraction of the lower b-value).
 
     Returns
     -------
@@ -114,15 +122,16 @@ def find_shells(
     """
     b = np.asarray(bvals, dtype=float)
     shells: list[Shell] = []
-    is_b0 = b <= b0_threshold
+    finite = np.isfinite(b)
+    is_b0 = finite & (b <= b0_threshold) if b0_threshold is not None else np.zeros(b.shape, bool)
     if is_b0.any():
         shells.append(Shell(0.0, tuple(int(i) for i in np.flatnonzero(is_b0))))
-    rest = np.flatnonzero(~is_b0)
+    rest = np.flatnonzero(finite & ~is_b0)
     if rest.size:
         order = rest[np.argsort(b[rest], kind="stable")]
         groups: list[list[int]] = [[int(order[0])]]
         for prev, cur in zip(order[:-1], order[1:]):
-            if b[cur] - b[prev] > tolerance:
+            if b[cur] - b[prev] > max(tolerance, rel_tolerance * b[prev]):
                 groups.append([])
             groups[-1].append(int(cur))
         for g in groups:
@@ -167,11 +176,10 @@ def normalize_bvecs(
     v = np.array(bvecs, dtype=float, copy=True)
     b = np.asarray(bvals, dtype=float)
     is_b0 = b <= b0_threshold
+    v[is_b0] = 0.0
     norms = np.linalg.norm(v, axis=1)
     dw = ~is_b0
-    # b=0 volumes: keep the vector only if it is a real direction (vendors sometimes store one);
-    # FSL convention is zero, which is what we store.
-    v[is_b0] = 0.0
+    # b=0 volumes carry no direction: FSL convention is a zero vector (set above).
     zero = dw & (norms < 1e-6)
     if zero.any():
         # A diffusion-weighted volume without direction is the scanner's trace/isotropic image.
@@ -199,7 +207,13 @@ def normalize_bvecs(
     return v
 
 
-def check_gradients(bvals: ArrayLike, bvecs: ArrayLike, n_volumes: int | None = None) -> None:
+def check_gradients(
+    bvals: ArrayLike,
+    bvecs: ArrayLike,
+    n_volumes: int | None = None,
+    *,
+    b0_threshold: float = DEFAULT_B0_THRESHOLD,
+) -> None:
     """Validate b-values and b-vectors.
 
     Parameters
@@ -210,6 +224,8 @@ def check_gradients(bvals: ArrayLike, bvecs: ArrayLike, n_volumes: int | None = 
         Directions.
     n_volumes : int, optional
         Number of volumes in the data (last axis) the gradients must match.
+    b0_threshold : float, optional
+        s/mm²; b=0 volumes may carry NaN vectors (some tools write them so).
 
     Raises
     ------
@@ -229,8 +245,12 @@ def check_gradients(bvals: ArrayLike, bvecs: ArrayLike, n_volumes: int | None = 
         raise GradientError("bvals contain NaN or infinite values; fix the .bval file.")
     if np.any(b < 0):
         raise GradientError(f"bvals must be >= 0 s/mm^2, found {float(b.min()):g}.")
-    if not np.all(np.isfinite(v)):
-        raise GradientError("bvecs contain NaN or infinite values; fix the .bvec file.")
+    bad = ~np.all(np.isfinite(v), axis=1) & (b > b0_threshold)
+    if bad.any():
+        raise GradientError(
+            f"bvecs of diffusion-weighted volumes {np.flatnonzero(bad).tolist()} contain NaN or "
+            "infinite values; fix the .bvec file."
+        )
     if n_volumes is not None and b.shape[0] != n_volumes:
         raise GradientError(
             f"bvals has {b.shape[0]} entries but the data has {n_volumes} volumes (last axis); "

@@ -94,10 +94,10 @@ class DWISeries:
         affine = _aff.check_affine(self.affine)
         bvals = _as_array(self.bvals, "bvals", float).reshape(-1)
         bvecs = _as_array(self.bvecs, "bvecs", float)
-        _grad.check_gradients(bvals, bvecs, n_volumes=data.shape[-1])
         thr = float(self.b0_threshold)
         if not np.isfinite(thr) or thr < 0:
             raise InputDataError(f"b0_threshold must be a finite value >= 0 s/mm^2, got {thr}.")
+        _grad.check_gradients(bvals, bvecs, n_volumes=data.shape[-1], b0_threshold=thr)
         bvecs = _grad.normalize_bvecs(bvecs, bvals, b0_threshold=thr)
         bvals = bvals.copy()
         affine = affine.copy()
@@ -184,13 +184,11 @@ class DWISeries:
     def select_b(self, b_min: float | None = None, b_max: float | None = None) -> DWISeries:
         """Return a new series with the volumes whose b-value lies in ``[b_min, b_max]`` (s/mm²).
 
-        b=0 volumes are always kept when ``b_min`` is at or below the b0 threshold.
+        The range is literal: ``b_min=200`` leaves out the b=0 volumes too.
         """
         keep = np.ones(self.n_volumes, dtype=bool)
         if b_min is not None:
             keep &= self.bvals >= b_min - 1e-9
-            if b_min <= self.b0_threshold:
-                keep |= self.b0_mask
         if b_max is not None:
             keep &= self.bvals <= b_max + 1e-9
         if not keep.any():
@@ -228,7 +226,8 @@ class DWISeries:
             volumes (what scanners store as TRACEW).
         """
         shells = self.shells
-        out = np.empty(self.spatial_shape + (len(shells),), dtype=np.float32)
+        dtype = np.float64 if self.data.dtype == np.float64 else np.float32
+        out = np.empty(self.spatial_shape + (len(shells),), dtype=dtype)
         for k, sh in enumerate(shells):
             if sh.bval == 0.0:
                 out[..., k] = _sig.mean_b0(self.data, np.isin(np.arange(self.n_volumes), sh.indices))

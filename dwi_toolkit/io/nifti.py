@@ -141,12 +141,12 @@ def load_nifti_dwi(
             )
         bvecs = auto_bvec
     b = read_bvals(bvals) if isinstance(bvals, (str, os.PathLike)) else np.asarray(bvals, float)
-    v = read_bvecs(bvecs, b.size) if isinstance(bvecs, (str, os.PathLike)) else np.asarray(bvecs, float)
     if b.size != n:
         raise GradientError(
             f"{p.name} has {n} volumes but the b-values list {b.size}; check that the .bval file "
             "belongs to this image."
         )
+    v = read_bvecs(bvecs, n) if isinstance(bvecs, (str, os.PathLike)) else np.asarray(bvecs, float)
     meta: dict[str, Any] = {}
     side = Path(sidecar) if sidecar is not None else nifti_stem(p).with_suffix(".json")
     if sidecar is not None or side.is_file():

@@ -1,4 +1,4 @@
-"""Signal models fitted voxel by voxel: ADC, IVIM, DTI, noise estimation and preprocessing.
+"""Model/Fit pairs: ADC (mono-exponential), IVIM, DTI, noise estimates, preprocessing steps.
 
 Each model has a pure, vectorised array function (``(V, N)`` signal → parameter arrays) and a
 ``fit_<model>(series, ...)`` wrapper that returns a ``<Model>Fit`` holding maps, per-voxel status

@@ -1,0 +1,41 @@
+"""Generate the Markdown CLI reference (docs/cli.md) from the argument parser."""
+
+from __future__ import annotations
+
+import argparse
+
+from .main import build_parser
+
+HEADER = """# Command-line reference
+
+Generated from the argument parser by `python -m dwi_toolkit.cli.docgen > docs/cli.md`
+(a test checks it is current). Exit codes: 0 success, 1 finished with failures (e.g. a subject of a
+batch), 2 usage, input or configuration error (one line on stderr; `--debug` shows the traceback).
+Units: b-values s/mm², ADC mm²/s (figures in ×10⁻³ mm²/s), coordinates RAS+ mm.
+"""
+
+
+def _subparsers(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices
+    return {}
+
+
+def render() -> str:
+    """The whole CLI reference as Markdown."""
+    parser = build_parser()
+    parts = [HEADER, "## dwi-toolkit\n", "```text\n" + parser.format_help() + "```\n"]
+    for name, sub in _subparsers(parser).items():
+        parts.append(f"## dwi-toolkit {name}\n")
+        parts.append("```text\n" + sub.format_help() + "```\n")
+        for sname, ssub in _subparsers(sub).items():
+            parts.append(f"### dwi-toolkit {name} {sname}\n")
+            parts.append("```text\n" + ssub.format_help() + "```\n")
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    sys.stdout.write(render())

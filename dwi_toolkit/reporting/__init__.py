@@ -1,0 +1,1 @@
+"""Outputs for humans and machines: figures (matplotlib object API), HTML, JSON and CSV."""
