@@ -188,8 +188,8 @@ def _batched_lm(
     *,
     sigma: np.ndarray | None = None,
     max_iter: int = 200,
-    xtol: float = 1e-7,
-    ftol: float = 1e-9,
+    xtol: float = 1e-6,
+    ftol: float = 1e-8,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bounded Levenberg–Marquardt on all voxels at once.
 

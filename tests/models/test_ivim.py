@@ -307,3 +307,27 @@ def test_monte_carlo_bias_and_spread_vs_dipy(snr):
     assert mae(ours.d, d, True) <= 1.1 * mae(p[:, 3], d, True) + 0.005
     # D* is poorly determined for everyone at low SNR; ask for comparable spread
     assert mae(ours.dstar, ds, True) <= 1.25 * mae(p[:, 2], ds, True) + 0.02
+
+
+@pytest.mark.parametrize("factor", [1e-3, 7.0, 4096.0])
+def test_signal_scale_only_changes_s0(factor, rng):
+    y = _rician(ivim_signal(B, 1000.0, rng.uniform(0.05, 0.3, 40), 1e-3, 0.03), 25.0, rng)
+    a = ivim_full(y, B)
+    b = ivim_full(y * factor, B)
+    np.testing.assert_array_equal(a.status, b.status)
+    np.testing.assert_allclose(b.s0, a.s0 * factor, rtol=1e-6)
+    for name in ("f", "d", "dstar"):
+        np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=1e-6, atol=1e-12)
+
+
+def test_per_volume_fit_and_sigma_map():
+    f_map = np.full((2, 1, 1), 0.1)
+    s = _series(f_map, d=1.0e-3, directions=True)
+    sigma = np.full((2, 1, 1), 5.0)
+    fit = fit_ivim(s, method="full", noise_correction="rician", sigma=sigma)
+    # default for the Rician model: every volume is a sample (1 b=0 + 14 b-values x 3 directions)
+    assert fit.bvals_used.size == s.n_volumes
+    assert np.all(np.isin(fit.status, (0, 5)))
+    np.testing.assert_allclose(fit.d, 1.0e-3, rtol=0.03)
+    with pytest.raises(InputDataError, match="sigma"):
+        fit_ivim(s, noise_correction="rician", sigma=np.zeros((2, 1, 1)))
