@@ -12,6 +12,7 @@ help:
 	@echo "make demo   - create .venv, install, run the pipeline on sample_data/ -> $(DEMO_OUT)/"
 	@echo "make test   - create .venv, install with test extras, run the whole test suite"
 	@echo "make test-fast - the suite without tests marked slow"
+	@echo "make docs   - build the documentation site (offline, warnings are errors) -> docs/_build/html"
 	@echo "make bench  - run the benchmarks (installs the bench extras) -> docs/benchmarks.md figures"
 	@echo "make sample-data - regenerate sample_data/ from its deterministic generator"
 
@@ -34,6 +35,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+	@echo "Documentation: docs/_build/html/index.html"
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"

@@ -1,6 +1,11 @@
 """docs/ stays current with the code."""
 
 import argparse
+import os
+import subprocess
+import sys
+
+import pytest
 
 from dwi_toolkit.cli.main import build_parser
 
@@ -29,3 +34,20 @@ def test_cli_reference_is_current():
 def test_docs_pages_exist():
     for page in ("user-guide.md", "cli.md", "file-formats.md", "architecture.md", "benchmarks.md"):
         assert (REPO / "docs" / page).is_file(), page
+
+
+@pytest.mark.slow
+def test_docs_site_builds_and_notebooks_run(tmp_path):
+    """`make docs`: the Sphinx site builds offline with warnings as errors, executing every
+    example notebook (a failing notebook fails this test)."""
+    pytest.importorskip("sphinx")
+    pytest.importorskip("myst_nb")
+    pytest.importorskip("ipykernel")
+    env = dict(os.environ, MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    res = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+         str(REPO / "docs"), str(tmp_path / "html")],
+        capture_output=True, text=True, env=env, timeout=1200,
+    )
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    assert (tmp_path / "html" / "notebooks" / "01_explore_and_fit.html").is_file()

@@ -58,16 +58,18 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(facts, indent=2))
         return 0
-    print(f"path:         {args.path}")
-    print(f"shape:        {tuple(facts['shape'])} (X, Y, Z, volumes)")
-    print(f"voxel size:   {' x '.join(f'{v:g}' for v in facts['voxel_size_mm'])} mm")
-    print(f"orientation:  {facts['orientation']} ({facts['slice_orientation']} slices)")
-    print(f"b0 threshold: {facts['b0_threshold']:g} s/mm^2")
-    print("shells:       b (s/mm^2)  volumes  directions")
+    w = 24
+    print(f"{'path:':<{w}}{args.path}")
+    print(f"{'shape:':<{w}}{tuple(facts['shape'])} (X, Y, Z, volumes)")
+    print(f"{'voxel size:':<{w}}{' x '.join(f'{v:g}' for v in facts['voxel_size_mm'])} mm")
+    print(f"{'orientation:':<{w}}{facts['orientation']} ({facts['slice_orientation']} slices)")
+    print(f"{'b0 threshold:':<{w}}{facts['b0_threshold']:g} s/mm^2")
+    print(f"{'shells:':<{w}}b (s/mm^2)  volumes  directions")
     for sh in facts["shells"]:
-        print(f"              {sh['bval']:>10g}  {sh['n_volumes']:>7d}  {sh['n_directions']:>10d}")
+        print(f"{'':<{w}}{sh['bval']:>10g}  {sh['n_volumes']:>7d}  {sh['n_directions']:>10d}")
+    units = {"EchoTime": " s", "RepetitionTime": " s", "MagneticFieldStrength": " T"}
     for key in ("Manufacturer", "ManufacturersModelName", "MagneticFieldStrength", "SeriesDescription",
                 "EchoTime", "RepetitionTime", "PhaseEncodingDirection", "PatientPosition"):
         if key in facts:
-            print(f"{key + ':':<14}{facts[key]}")
+            print(f"{key + ':':<{w}}{facts[key]}{units.get(key, '')}")
     return 0

@@ -1,0 +1,1 @@
+"""Measurement summaries: ROI statistics and side-to-side comparison (layer L3)."""

@@ -1,0 +1,1 @@
+"""Packaged, versioned tables of the clinical package (read through importlib.resources)."""

@@ -1,0 +1,530 @@
+"""Nerve-root entrapment assessment: is the measured asymmetry where the clinical picture says?
+
+This module does **not** diagnose. Nerve-root DWI is a research technique and no guideline or
+meta-analysis endorses an ADC or FA cut-off for entrapment (``clinical-reference.md §0``, §2.8,
+§4). It answers a narrower, checkable question for each measured level: *is there a side-to-side
+difference of at least a user-chosen size, whose bootstrap interval excludes zero, on the
+clinically symptomatic side, at a clinically suspected level?*
+
+Classes (per level × segment of one parameter, ADC by default):
+
+``concordant``
+    Asymmetry at least ``threshold_pct`` with the interval of the difference excluding zero, at a
+    level listed in ``suspected_levels`` (or at any level when no levels were recorded).
+``discordant``
+    The finding and the clinical picture disagree: asymmetry at a level that is *not* suspected,
+    or a suspected level whose whole interval lies inside ±``threshold_pct`` (no asymmetry of that
+    size).
+``no_asymmetry``
+    A level that is not suspected, with the whole interval inside ±``threshold_pct``.
+``indeterminate``
+    Cannot be judged: no single symptomatic side, level not measured, a side missing or too small,
+    no voxel values for an interval, the interval spans zero although the point estimate reaches
+    the threshold (``ci_spans_zero``), or the interval reaches the threshold although the point
+    estimate does not (``ci_straddles_threshold``).
+
+The direction of change is reported as measured (higher/lower on the symptomatic side) next to
+the direction reported in meta-analyses (``clinical-reference.md §2.2``: compressed roots show
+higher ADC/MD and lower FA), which is never used to decide the class: single studies disagree on
+ADC (Wu 2016; the 45-patient study, §2.3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InputDataError
+
+__all__ = [
+    "CLASSES",
+    "DEFAULT_THRESHOLD_PCT",
+    "LITERATURE_DIRECTION",
+    "LevelAssessment",
+    "EntrapmentAssessment",
+    "assess_entrapment",
+]
+
+logger = logging.getLogger(__name__)
+
+CLASSES = ("concordant", "discordant", "no_asymmetry", "indeterminate")
+
+#: Default threshold on the side difference, in % of the chosen index [D]. NOT a diagnostic
+#: cut-off: none is endorsed (clinical-reference.md §2.8, §4). It is set just above the 95 % limits
+#: of agreement of ADC measurement bias across scanners (9 %, Moore 2025) and the day-to-day ADC
+#: repeatability in phantoms (≤ 4.5 %, Malyarenko 2013), clinical-reference.md §1.5, so that a
+#: difference below it is within plausible measurement variation. Change it to suit the protocol.
+DEFAULT_THRESHOLD_PCT = 10.0
+
+#: Direction of change on the compressed side reported by meta-analyses (clinical-reference.md
+#: §2.2) — an expectation to report next to the measurement, never a rule.
+LITERATURE_DIRECTION = {
+    "adc": "higher", "md": "higher", "ad": "higher", "rd": "higher", "fa": "lower",
+}
+_LITERATURE_SOURCE = ("meta-analyses Liang 2021 (Eur Spine J 30:818) and Wang (PLoS One e0279499), "
+                      "clinical-reference.md §2.2")
+
+_INDICES = ("rel_diff_pct", "asymmetry_index_pct")
+
+#: Statement added when the MRI was not indicated (clinical-reference.md §3.5, §3.6, §3.9, §6).
+NOT_INDICATED_STATEMENT = (
+    "The lumbar MRI was classified as not indicated by guideline criteria (rule set v1, "
+    "clinical-reference.md §3.10). In patients without red flags or a surgical/interventional "
+    "indication, imaging findings rarely change management: NICE NG59 advises imaging in specialist "
+    "care only if the result is likely to change management (§3.5), ACP 2011 recommends no imaging "
+    "in that situation (§3.6), Kovacs 2013 counts such requests as inappropriate (§3.8), repeated "
+    "pre-operative MRI added little (Dybvik 2023, §3.9), and "
+    "early MRI was linked to longer disability (Webster 2013, §6). Read the findings below with "
+    "that in mind."
+)
+NOT_INDICATED_REFERENCES = ("NICE-NG59-2016/2020", "ACP-Chou2011-AnnInternMed", "Dybvik2023-IJSS",
+                            "Kovacs2013-EurJRadiol", "Webster2013-Spine")
+
+
+@dataclass(frozen=True)
+class LevelAssessment:
+    """Assessment of one level × segment.
+
+    Attributes
+    ----------
+    classification : {"concordant", "discordant", "no_asymmetry", "indeterminate"}
+    reasons : tuple of str
+        Machine-readable reasons (``"asymmetry_at_suspected_level"``, ``"ci_spans_zero"``,
+        ``"too_small"``, ``"no_symptomatic_side"``, ``"level_not_measured"`` ...).
+    index_value, ci_low, ci_high : float
+        The chosen index (``index``) and its bootstrap interval, in %.
+    direction : {"higher", "lower", "equal", None}
+        Measured: the symptomatic-side value relative to the contralateral one.
+    literature_direction : {"higher", "lower", None}
+        Expected on a compressed root per meta-analyses (§2.2); None for parameters without one.
+    matches_literature_direction : bool or None
+    suspected : bool or None
+        Level listed in the clinical ``suspected_levels``; None when those were not recorded.
+    statement : str
+        Plain-language account of what was measured.
+    """
+
+    level: str
+    segment: str
+    parameter: str
+    unit: str
+    classification: str
+    reasons: tuple[str, ...]
+    index: str
+    index_value: float
+    ci_low: float
+    ci_high: float
+    threshold_pct: float
+    xs: float
+    xc: float
+    difference: float
+    difference_ci_low: float
+    difference_ci_high: float
+    n_s: int
+    n_c: int
+    direction: str | None
+    literature_direction: str | None
+    matches_literature_direction: bool | None
+    suspected: bool | None
+    flags: tuple[str, ...]
+    statement: str
+
+    def to_record(self) -> dict[str, Any]:
+        rec = dataclasses.asdict(self)
+        rec["reasons"] = ";".join(self.reasons)
+        rec["flags"] = ";".join(self.flags)
+        return rec
+
+
+#: Units of the fields of LevelAssessment (``"{unit}"`` = the row's unit).
+FIELD_UNITS: dict[str, str | None] = {
+    "index_value": "%", "ci_low": "%", "ci_high": "%", "threshold_pct": "%",
+    "xs": "{unit}", "xc": "{unit}", "difference": "{unit}", "difference_ci_low": "{unit}",
+    "difference_ci_high": "{unit}", "n_s": "voxels", "n_c": "voxels",
+}
+
+
+@dataclass(frozen=True)
+class EntrapmentAssessment:
+    """Result of :func:`assess_entrapment`.
+
+    Attributes
+    ----------
+    levels : tuple of LevelAssessment
+    statements : tuple of str
+        Plain-language summary statements (first: what was measured and how; then any
+        indication-related statement; then per-level statements).
+    caveats : tuple of str
+    references : tuple of str
+        Citation keys (clinical-reference.md §5) of statements made.
+    """
+
+    levels: tuple[LevelAssessment, ...]
+    parameter: str
+    index: str
+    threshold_pct: float
+    symptomatic_side: str | None
+    suspected_levels: tuple[str, ...] | None
+    indication_class: str | None
+    statements: tuple[str, ...]
+    caveats: tuple[str, ...]
+    references: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def by_class(self, classification: str) -> list[LevelAssessment]:
+        """Levels with the given class."""
+        return [lv for lv in self.levels if lv.classification == classification]
+
+    def get(self, level: str, *, segment: str | None = None) -> LevelAssessment:
+        """The assessment of `level` (and `segment` when several were measured).
+
+        Raises
+        ------
+        KeyError
+            If none or several match.
+        """
+        hits = [lv for lv in self.levels if lv.level == level and (segment is None or lv.segment == segment)]
+        if len(hits) != 1:
+            raise KeyError(f"{len(hits)} entrapment entries match level={level!r}, segment={segment!r}")
+        return hits[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN left as float; the report converts it to null)."""
+        return {
+            "parameter": self.parameter,
+            "index": self.index,
+            "threshold_pct": self.threshold_pct,
+            "threshold_is_diagnostic": False,
+            "symptomatic_side": self.symptomatic_side,
+            "suspected_levels": None if self.suspected_levels is None else list(self.suspected_levels),
+            "indication_class": self.indication_class,
+            "statements": list(self.statements),
+            "caveats": list(self.caveats),
+            "references": list(self.references),
+            "settings": dict(self.settings),
+            "levels": [lv.to_record() for lv in self.levels],
+        }
+
+    def __repr__(self) -> str:
+        counts = {c: len(self.by_class(c)) for c in CLASSES if self.by_class(c)}
+        return (f"EntrapmentAssessment(parameter={self.parameter!r}, side={self.symptomatic_side!r}, "
+                f"threshold_pct={self.threshold_pct:g}, classes={counts})")
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in (
+                lv.level, lv.segment, lv.classification, ", ".join(lv.reasons), lv.statement)) + "</tr>"
+            for lv in self.levels
+        )
+        st = "".join(f"<li>{html.escape(s)}</li>" for s in self.statements)
+        return (f"<div><ul>{st}</ul><table><tr><th>level</th><th>segment</th><th>class</th>"
+                f"<th>reasons</th><th>statement</th></tr>{rows}</table></div>")
+
+
+# --------------------------------------------------------------------------- duck typing
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _indication_class(indication: Any) -> str | None:
+    """The class (appropriate/uncertain/inappropriate) from an indication result of any shape."""
+    if indication is None:
+        return None
+    if isinstance(indication, str):
+        return indication
+    for name in ("classification", "class_", "category", "result", "label", "klass", "cls", "class"):
+        v = _get(indication, name)
+        if v is not None:
+            v = getattr(v, "value", v)  # Enum
+            if isinstance(v, str):
+                return v
+    return None
+
+
+def _suspected(clinical: Any) -> tuple[str, ...] | None:
+    lv = _get(clinical, "suspected_levels")
+    if lv is None:
+        return None
+    if isinstance(lv, str):
+        lv = [lv]
+    return tuple(str(x).upper() for x in lv)
+
+
+def _fmt(x: float, unit: str) -> str:
+    if not math.isfinite(x):
+        return "n/a"
+    if unit in ("mm^2/s", "mm²/s"):
+        return f"{x * 1e3:.3f} ×10⁻³ mm²/s"
+    return f"{x:.3g}{(' ' + unit) if unit else ''}"
+
+
+# --------------------------------------------------------------------------- main function
+def assess_entrapment(
+    comparison: Any,
+    clinical: Any = None,
+    *,
+    indication: Any = None,
+    threshold_pct: float = DEFAULT_THRESHOLD_PCT,
+    parameter: str = "adc",
+    index: str = "rel_diff_pct",
+    symptomatic_side: str | None = None,
+) -> EntrapmentAssessment:
+    """Judge, level by level, whether the DWI side difference matches the clinical picture.
+
+    Parameters
+    ----------
+    comparison : SideComparison
+        From :func:`dwi_toolkit.analysis.compare.compare_sides` (duck-typed on ``.rows``).
+    clinical : object or mapping, optional
+        Clinical data with ``radicular_side`` (``"left"``/``"right"``/``"bilateral"``/None) and
+        ``suspected_levels`` (e.g. ``["L5"]``; None = not recorded). Either may be missing.
+    indication : object, mapping or str, optional
+        The indication assessment (:func:`dwi_toolkit.clinical.indication.assess_indication`);
+        only its class is used. When it is ``"inappropriate"`` a statement says that imaging
+        findings in such patients rarely change management (clinical-reference.md §3.5–§3.9).
+    threshold_pct : float, optional
+        Minimum size of the side difference, in % of `index`, counted as an asymmetry. Default
+        10 % [D] — a measurement-variation floor (clinical-reference.md §1.5), **not** a
+        diagnostic cut-off; no cut-off is endorsed (§2.8, §4). Set it for your protocol.
+    parameter : str, optional
+        Which parameter of the comparison to assess (default ``"adc"``).
+    index : {"rel_diff_pct", "asymmetry_index_pct"}, optional
+        Signed §2.8 index the threshold applies to (default ``"rel_diff_pct"``).
+    symptomatic_side : {"left", "right"}, optional
+        Overrides ``clinical.radicular_side``; by default the comparison's side is used, which must
+        agree with the clinical one when both are given.
+
+    Returns
+    -------
+    EntrapmentAssessment
+
+    Raises
+    ------
+    InputDataError
+        Invalid threshold or index, or a symptomatic side that disagrees with the comparison.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as R
+    >>> import numpy as np
+    >>> from dwi_toolkit.analysis.compare import compare_sides
+    >>> rng = np.random.default_rng(1)
+    >>> def roi(side, m):
+    ...     v = rng.normal(m, 0.05e-3, 40)
+    ...     return R(level="L5", side=side, segment="ganglion", parameter="adc", unit="mm^2/s",
+    ...              n_voxels=40, mean=v.mean(), values=v)
+    >>> cmp = compare_sides(R(rows=[roi("left", 1.6e-3), roi("right", 1.2e-3)]),
+    ...                     symptomatic_side="left", n_boot=500)
+    >>> ent = assess_entrapment(cmp, {"radicular_side": "left", "suspected_levels": ["L5"]})
+    >>> ent.get("L5").classification, ent.get("L5").direction
+    ('concordant', 'higher')
+    """
+    thr = float(threshold_pct)
+    if not math.isfinite(thr) or thr <= 0:
+        raise InputDataError(f"threshold_pct must be a positive percentage, got {threshold_pct!r}.")
+    if index not in _INDICES:
+        raise InputDataError(f"index must be one of {_INDICES}, got {index!r}.")
+    if not hasattr(comparison, "rows"):
+        raise InputDataError("assess_entrapment needs a SideComparison (from compare_sides()).")
+
+    cmp_side = getattr(comparison, "symptomatic_side", None)
+    clin_side = _get(clinical, "radicular_side")
+    clin_side = clin_side.lower() if isinstance(clin_side, str) else None
+    side = symptomatic_side or cmp_side
+    if symptomatic_side is not None and cmp_side is not None and symptomatic_side != cmp_side:
+        raise InputDataError(
+            f"symptomatic_side={symptomatic_side!r} but the comparison was computed for "
+            f"{cmp_side!r}; recompute compare_sides(..., symptomatic_side={symptomatic_side!r})."
+        )
+    caveats: list[str] = [
+        f"threshold_pct = {thr:g} % is a user-settable measurement threshold, not a diagnostic "
+        "cut-off: no guideline or meta-analysis endorses an ADC or FA cut-off for nerve-root "
+        "entrapment (clinical-reference.md §2.8, §4).",
+        "Intervals are voxel bootstraps within one scan; they do not include scan–rescan or "
+        "ROI-placement variability, for which no lumbar-root data exist (clinical-reference.md §2.7).",
+        "Partial volume with CSF raises root ADC and lowers FA; check ROI placement and voxel counts "
+        "(clinical-reference.md §1.6).",
+    ]
+    if clin_side in ("left", "right") and cmp_side is not None and clin_side != cmp_side:
+        caveats.append(
+            f"The comparison uses symptomatic side {cmp_side!r} while the clinical record says "
+            f"{clin_side!r}; the comparison's side was used."
+        )
+    if cmp_side is None and clin_side in ("left", "right"):
+        caveats.append(
+            f"The clinical record gives symptomatic side {clin_side!r} but the comparison was "
+            "computed without one; recompute compare_sides with symptomatic_side to get signed "
+            "indices."
+        )
+    suspected = _suspected(clinical)
+    ind_class = _indication_class(indication)
+    lit = LITERATURE_DIRECTION.get(parameter.lower())
+
+    rows = [r for r in comparison.rows if r.parameter == parameter]
+    if not rows:
+        logger.warning("no comparison rows for parameter %r", parameter)
+    levels: list[LevelAssessment] = [
+        _assess_row(r, side, suspected, thr, index, lit) for r in rows
+    ]
+    measured = {r.level for r in rows}
+    for lv in suspected or ():
+        if lv not in measured:
+            levels.append(_not_measured(lv, parameter, index, thr, side, lit))
+
+    statements: list[str] = []
+    refs: list[str] = []
+    side_txt = side or "unknown"
+    statements.append(
+        f"Measured {parameter.upper()} in nerve-root ROIs on both sides at "
+        f"{len(measured)} level(s); symptomatic side: {side_txt}; clinically suspected level(s): "
+        f"{', '.join(suspected) if suspected else 'not recorded'}. An asymmetry is counted when "
+        f"|{index}| ≥ {thr:g} % and the {_ci_text(comparison)} bootstrap interval of the difference "
+        "excludes zero."
+    )
+    if side is None:
+        statements.append(
+            "No single symptomatic side is known, so no level can be judged concordant; absolute "
+            "asymmetry is reported for every level."
+        )
+    if ind_class == "inappropriate":
+        statements.append(NOT_INDICATED_STATEMENT)
+        refs.extend(NOT_INDICATED_REFERENCES)
+    if lit:
+        statements.append(
+            f"For reference, {_LITERATURE_SOURCE} report {lit} {parameter.upper()} on compressed "
+            "roots than on the contralateral side; single studies disagree for ADC, so the direction "
+            "measured here is reported, not used to decide."
+        )
+    statements.extend(f"{lv.level} {lv.segment}: {lv.statement}" for lv in levels)
+    return EntrapmentAssessment(
+        levels=tuple(levels), parameter=parameter, index=index, threshold_pct=thr,
+        symptomatic_side=side, suspected_levels=suspected, indication_class=ind_class,
+        statements=tuple(statements), caveats=tuple(caveats), references=tuple(refs),
+        settings={"threshold_pct": thr, "index": index, "parameter": parameter,
+                  "ci": getattr(comparison, "settings", {}).get("ci")},
+    )
+
+
+def _ci_text(comparison: Any) -> str:
+    ci = getattr(comparison, "settings", {}).get("ci")
+    return f"{ci:.0%}" if isinstance(ci, float) else "bootstrap"
+
+
+def _not_measured(level: str, parameter: str, index: str, thr: float, side: str | None,
+                  lit: str | None) -> LevelAssessment:
+    nan = math.nan
+    return LevelAssessment(
+        level=level, segment="", parameter=parameter, unit="", classification="indeterminate",
+        reasons=("level_not_measured",), index=index, index_value=nan, ci_low=nan, ci_high=nan,
+        threshold_pct=thr, xs=nan, xc=nan, difference=nan, difference_ci_low=nan,
+        difference_ci_high=nan, n_s=0, n_c=0, direction=None, literature_direction=lit,
+        matches_literature_direction=None, suspected=True, flags=(),
+        statement=(f"clinically suspected level {level} was not measured (no ROI on either side); "
+                   "nothing can be said about it."),
+    )
+
+
+def _assess_row(r: Any, side: str | None, suspected: tuple[str, ...] | None, thr: float,
+                index: str, lit: str | None) -> LevelAssessment:
+    is_susp = None if suspected is None else (r.level.upper() in suspected)
+    flags = tuple(getattr(r, "flags", ()))
+    val = float(getattr(r, index)) if side else math.nan
+    lo = float(getattr(r, f"{index}_ci_low")) if side else math.nan
+    hi = float(getattr(r, f"{index}_ci_high")) if side else math.nan
+    d, dlo, dhi = float(r.difference), float(r.difference_ci_low), float(r.difference_ci_high)
+    direction: str | None = None
+    if side and math.isfinite(d):
+        direction = "higher" if d > 0 else "lower" if d < 0 else "equal"
+    matches = None if (direction is None or lit is None) else (direction == lit)
+
+    reasons: list[str] = []
+    cls = "indeterminate"
+    if side is None:
+        reasons.append("no_symptomatic_side")
+    elif "missing_side" in flags:
+        reasons.append("missing_side")
+    elif "too_small" in flags:
+        reasons.append("too_small")
+    elif not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(dlo) and math.isfinite(dhi)):
+        reasons.append("no_interval")
+    else:
+        excludes_zero = dlo > 0 or dhi < 0
+        if abs(val) >= thr and excludes_zero:
+            if is_susp is False:
+                cls, reasons = "discordant", ["asymmetry_at_unsuspected_level"]
+            else:
+                cls = "concordant"
+                reasons = ["asymmetry_at_suspected_level" if is_susp else "asymmetry_on_symptomatic_side"]
+        elif -thr < lo and hi < thr:
+            if is_susp:
+                cls, reasons = "discordant", ["no_asymmetry_at_suspected_level"]
+            else:
+                cls, reasons = "no_asymmetry", ["below_threshold"]
+        elif not excludes_zero:
+            reasons.append("ci_spans_zero")
+        else:
+            reasons.append("ci_straddles_threshold")
+    if "noisy" in flags:
+        reasons.append("noisy")
+
+    statement = _statement(r, side, cls, reasons, val, lo, hi, index, thr, direction, lit, is_susp)
+    return LevelAssessment(
+        level=r.level, segment=r.segment, parameter=r.parameter, unit=r.unit, classification=cls,
+        reasons=tuple(reasons), index=index, index_value=val, ci_low=lo, ci_high=hi,
+        threshold_pct=thr, xs=float(r.xs), xc=float(r.xc), difference=d, difference_ci_low=dlo,
+        difference_ci_high=dhi, n_s=int(r.n_s), n_c=int(r.n_c), direction=direction,
+        literature_direction=lit, matches_literature_direction=matches, suspected=is_susp,
+        flags=flags, statement=statement,
+    )
+
+
+_REASON_TEXT = {
+    "no_symptomatic_side": "no single symptomatic side is known",
+    "missing_side": "one side has no usable ROI value",
+    "too_small": "an ROI has too few voxels to compare",
+    "no_interval": "no voxel values were available for a confidence interval",
+    "ci_spans_zero": "the confidence interval of the difference includes zero",
+    "ci_straddles_threshold": "the confidence interval reaches the threshold although the estimate does not",
+}
+
+
+def _statement(r, side, cls, reasons, val, lo, hi, index, thr, direction, lit, is_susp) -> str:
+    p = r.parameter.upper()
+    if side is None:
+        return (f"{p} left {_fmt(r.value_left, r.unit)} vs right {_fmt(r.value_right, r.unit)}; "
+                f"absolute asymmetry {r.abs_asymmetry_index_pct:.1f} % "
+                f"({'; '.join(_REASON_TEXT.get(x, x) for x in reasons)}).") \
+            if math.isfinite(r.abs_asymmetry_index_pct) else \
+            f"{p} could not be compared ({'; '.join(_REASON_TEXT.get(x, x) for x in reasons)})."
+    other = "right" if side == "left" else "left"
+    if not math.isfinite(val):
+        return f"{p} could not be compared: {'; '.join(_REASON_TEXT.get(x, x) for x in reasons)}."
+    meas = (f"{p} on the symptomatic ({side}) side {_fmt(r.xs, r.unit)} vs {_fmt(r.xc, r.unit)} on "
+            f"the {other} side (n = {r.n_s}/{r.n_c} voxels): {direction} on the symptomatic side, "
+            f"{index} {val:+.1f} % (CI {lo:+.1f} to {hi:+.1f} %).")
+    susp = "" if is_susp is None else (" This level is clinically suspected." if is_susp
+                                       else " This level is not clinically suspected.")
+    if cls == "concordant":
+        verdict = f" The difference reaches the {thr:g} % threshold and its interval excludes zero."
+    elif cls == "discordant" and "asymmetry_at_unsuspected_level" in reasons:
+        verdict = (f" The difference reaches the {thr:g} % threshold at a level that was not "
+                   "suspected clinically.")
+    elif cls in ("discordant", "no_asymmetry"):
+        verdict = f" No asymmetry of {thr:g} % or more: the whole interval lies within ±{thr:g} %."
+    else:
+        verdict = " Indeterminate: " + "; ".join(_REASON_TEXT.get(x, x) for x in reasons if x != "noisy") + "."
+    lit_txt = ""
+    if lit and direction in ("higher", "lower") and cls == "concordant":
+        lit_txt = (" The direction matches" if direction == lit else " The direction is opposite to") + \
+            f" the meta-analytic finding ({lit} {p} on compressed roots, §2.2)."
+    noisy = " One ROI is noisy (high coefficient of variation)." if "noisy" in reasons else ""
+    return meas + susp + verdict + lit_txt + noisy

@@ -1,0 +1,88 @@
+"""Read and write the per-subject ``clinical.json`` (schema in ``docs/clinical.md``).
+
+The content is validated by :class:`dwi_toolkit.clinical.vocab.ClinicalInput` (field names and
+vocabularies of ``clinical-reference.md §3.10–§3.11``). Files are never modified on read and are
+written atomically.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> from dwi_toolkit.clinical.vocab import ClinicalInput
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> p = save_clinical(ClinicalInput(age=45, radicular_side="left", suspected_levels=["L5"]),
+...                   d / "clinical.json")
+>>> load_clinical(p).suspected_levels
+('L5',)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from ..core.clinical import ClinicalInput
+from ..errors import ClinicalDataError
+from ._atomic import atomic_write_text
+
+__all__ = ["load_clinical", "save_clinical"]
+
+logger = logging.getLogger(__name__)
+
+
+def load_clinical(path: str | os.PathLike) -> ClinicalInput:
+    """Read a ``clinical.json`` file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        JSON object with the fields documented in ``docs/clinical.md``. Absent fields and
+        ``null`` mean "not recorded".
+
+    Returns
+    -------
+    ClinicalInput
+
+    Raises
+    ------
+    ClinicalDataError
+        When the file is missing, is not valid JSON, or has unknown fields or vocabulary (the
+        message names the file, the field and the allowed values).
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise ClinicalDataError(f"clinical file not found: {p}") from err
+    except OSError as err:
+        raise ClinicalDataError(f"cannot read clinical file {p}: {err}") from err
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ClinicalDataError(
+            f"{p} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
+        ) from err
+    try:
+        clinical = ClinicalInput.from_dict(data)
+    except ClinicalDataError as err:
+        raise ClinicalDataError(f"{p}: {err}") from err
+    logger.debug("read clinical data from %s", p)
+    return clinical
+
+
+def save_clinical(clinical: ClinicalInput, path: str | os.PathLike) -> Path:
+    """Write `clinical` as ``clinical.json`` (atomically; every field, schema version included).
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    if not isinstance(clinical, ClinicalInput):
+        raise ClinicalDataError(
+            f"save_clinical expects a ClinicalInput, got {type(clinical).__name__}; build one "
+            "with ClinicalInput.from_dict(...)"
+        )
+    text = json.dumps(clinical.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    return atomic_write_text(path, text)

@@ -1,0 +1,1 @@
+"""Per-subject and batch runs over the public API (layer L6)."""

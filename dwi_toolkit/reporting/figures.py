@@ -1,0 +1,447 @@
+"""Report figures, built with the matplotlib object API (``matplotlib.figure.Figure``).
+
+No pyplot state is used, so the functions are safe in scripts, servers and notebooks (the
+figures display in Jupyter through their own ``_repr_png_``) and with the Agg backend.
+
+Units: diffusivities are stored in mm²/s and drawn in ×10⁻³ mm²/s (``dwi_toolkit.units``);
+b-values in s/mm²; signal in the scanner's arbitrary units. Images are drawn in the voxel grid
+with the patient's left/right marked from the affine (voxel → RAS+ mm), so the reader never has
+to guess the display convention.
+
+ROIs are passed as ``(label, mask)`` pairs, where ``mask`` is a boolean array on the image grid,
+so this module does not depend on how ROIs are stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputDataError
+from ..units import DISPLAY_SCALE
+
+__all__ = [
+    "DecayCurve",
+    "adc_montage",
+    "side_comparison_figure",
+    "roi_decay_curves",
+    "signal_decay_figure",
+]
+
+logger = logging.getLogger(__name__)
+
+_COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
+           "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#fffac8", "#800000")
+
+
+def _new_figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _map_array(adc: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """(X, Y, Z) array and affine from an ADCFit, a ParameterMap, (array, affine) or an array."""
+    if isinstance(adc, tuple) and len(adc) == 2:
+        return np.asarray(adc[0], dtype=float), np.asarray(adc[1], dtype=float)
+    if hasattr(adc, "adc") and hasattr(adc, "affine"):
+        return np.asarray(adc.adc, dtype=float), np.asarray(adc.affine, dtype=float)
+    if hasattr(adc, "data") and hasattr(adc, "affine"):
+        return np.asarray(adc.data, dtype=float), np.asarray(adc.affine, dtype=float)
+    return np.asarray(adc, dtype=float), None
+
+
+#: Patient direction letters at the low and high end of each RAS+ world axis.
+_AXIS_LETTERS = (("L", "R"), ("P", "A"), ("I", "S"))
+
+
+def _edge_labels(affine: np.ndarray | None, axis: int) -> tuple[str, str] | None:
+    """Patient-direction letters at the (low-index, high-index) ends of a voxel axis.
+
+    Uses the dominant RAS+ component of the voxel axis; returns None for strongly oblique axes
+    (no component above 80 % of the axis length, i.e. tilted more than about 37°), so the display never guesses.
+    """
+    if affine is None:
+        return None
+    col = np.asarray(affine, dtype=float)[:3, axis]
+    norm = float(np.linalg.norm(col))
+    if norm == 0:
+        return None
+    k = int(np.argmax(np.abs(col)))
+    if abs(col[k]) / norm < 0.8:
+        return None
+    lo, hi = _AXIS_LETTERS[k]
+    return (lo, hi) if col[k] > 0 else (hi, lo)
+
+
+def _pick_slices(shape_z: int, masks: Sequence[np.ndarray], max_slices: int) -> list[int]:
+    with_roi = sorted({int(k) for m in masks for k in np.nonzero(m.any(axis=(0, 1)))[0]})
+    cand = with_roi or list(range(shape_z))
+    if len(cand) > max_slices:
+        pick = np.linspace(0, len(cand) - 1, max_slices).round().astype(int)
+        cand = [cand[i] for i in pick]
+    return cand
+
+
+def adc_montage(
+    adc: Any,
+    *,
+    rois: Sequence[tuple[str, np.ndarray]] = (),
+    affine: np.ndarray | None = None,
+    slices: Sequence[int] | None = None,
+    max_slices: int = 12,
+    ncols: int = 4,
+    vmax: float = 3.0e-3,
+    title: str | None = "ADC map with ROIs",
+):
+    """Montage of axial slices of an ADC map with ROI outlines and labels.
+
+    Parameters
+    ----------
+    adc : ParameterMap, ADCFit, (ndarray, affine) or ndarray of shape (X, Y, Z)
+        ADC in mm²/s (drawn as ×10⁻³ mm²/s, grey scale 0 to `vmax`). NaN is drawn black.
+    rois : sequence of (str, ndarray of bool, shape (X, Y, Z))
+        Labels and masks on the same grid; each is outlined in its own colour on every slice it
+        touches and labelled once, on the shown slice where it is largest.
+    affine : ndarray of shape (4, 4), optional
+        Voxel → RAS+ mm; taken from `adc` when it carries one. Used to mark the patient
+        directions (L/R, P/A, I/S) on the image edges; nothing is marked for oblique axes.
+    slices : sequence of int, optional
+        Slice indices (third axis); default the slices that contain ROI voxels (at most
+        `max_slices`, evenly chosen), or evenly spaced slices when there are no ROIs.
+    ncols : int, optional
+        Panels per row.
+    vmax : float, optional
+        Upper end of the grey scale in mm²/s (default 3.0 × 10⁻³, free water at 37 °C,
+        clinical-reference.md §1.4).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    InputDataError
+        If the map is not 3-D or a mask has another shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> adc = np.full((8, 8, 3), 1.1e-3)
+    >>> m = np.zeros((8, 8, 3), bool); m[2:4, 2:4, 1] = True
+    >>> fig = adc_montage(adc, rois=[("L5 left", m)], affine=np.eye(4))
+    >>> len(fig.axes)  # one panel and the colour bar
+    2
+    """
+    data, aff = _map_array(adc)
+    if affine is not None:
+        aff = np.asarray(affine, dtype=float)
+    if data.ndim != 3:
+        raise InputDataError(f"adc_montage needs a 3-D map (X, Y, Z), got shape {data.shape}.")
+    masks = []
+    for label, mask in rois:
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != data.shape:
+            raise InputDataError(
+                f"ROI {label!r} mask has shape {m.shape} but the map has {data.shape}; "
+                "rasterise ROIs on the map's grid."
+            )
+        masks.append(m)
+    zs = list(slices) if slices is not None else _pick_slices(data.shape[2], masks, max_slices)
+    n = max(1, len(zs))
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    aspect = data.shape[1] / max(data.shape[0], 1)
+    fig = _new_figure(2.6 * ncols + 0.8, 2.6 * nrows * aspect + (0.5 if title else 0.2))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    horiz = _edge_labels(aff, 0)
+    vert = _edge_labels(aff, 1)
+    disp = data * DISPLAY_SCALE
+    import matplotlib
+
+    cmap = matplotlib.colormaps["gray"].with_extremes(bad="black")
+    im = None
+    # label each ROI once, on the shown slice where its cross-section is largest
+    label_slice = {}
+    for j, m in enumerate(masks):
+        areas = [int(m[:, :, z].sum()) for z in zs]
+        if areas and max(areas) > 0:
+            label_slice[j] = zs[int(np.argmax(areas))]
+    for k, ax in enumerate(axes.ravel()):
+        ax.set_axis_off()
+        if k >= len(zs):
+            continue
+        z = zs[k]
+        sl = np.ma.masked_invalid(disp[:, :, z].T)
+        im = ax.imshow(sl, origin="lower", cmap=cmap, vmin=0.0, vmax=vmax * DISPLAY_SCALE,
+                       interpolation="nearest")
+        ax.set_title(f"slice {z}", fontsize=8)
+        for j, ((label, _), m) in enumerate(zip(rois, masks)):
+            ms = m[:, :, z]
+            if not ms.any():
+                continue
+            color = _COLORS[j % len(_COLORS)]
+            ax.contour(ms.T.astype(float), levels=[0.5], colors=[color], linewidths=1.0)
+            if label_slice.get(j) != z:
+                continue
+            ii, jj = np.nonzero(ms)
+            ax.text(ii.mean(), jj.max() + 1.5, str(label), color=color, fontsize=6, ha="center",
+                    va="bottom", bbox={"facecolor": "black", "alpha": 0.5, "pad": 0.5, "lw": 0})
+        for pos, (x, y, ha, va) in zip(
+            ((horiz, 0), (horiz, 1), (vert, 0), (vert, 1)),
+            ((0.01, 0.5, "left", "center"), (0.99, 0.5, "right", "center"),
+             (0.5, 0.01, "center", "bottom"), (0.5, 0.99, "center", "top")),
+        ):
+            letters, end = pos
+            if letters:
+                ax.text(x, y, letters[end], transform=ax.transAxes, color="yellow", fontsize=8,
+                        ha=ha, va=va, fontweight="bold")
+    if im is not None:
+        cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8)
+        cb.set_label("ADC (×10⁻³ mm²/s)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def side_comparison_figure(comparison: Any, *, parameter: str = "adc", threshold_pct: float | None = None):
+    """Per-level plot of symptomatic vs contralateral ROI means with confidence intervals.
+
+    Left panel: ROI mean per side with the bootstrap interval of each mean. Right panel: the signed
+    relative difference ``rel_diff_pct`` with its interval (or ``abs_asymmetry_index_pct`` when the
+    symptomatic side is unknown), a zero line and, if given, ±`threshold_pct` lines.
+
+    Parameters
+    ----------
+    comparison : SideComparison
+        From :func:`dwi_toolkit.analysis.compare.compare_sides`.
+    parameter : str, optional
+        Parameter to plot (default ``"adc"``; diffusivities drawn in ×10⁻³ mm²/s).
+    threshold_pct : float, optional
+        Threshold used by the entrapment assessment, drawn as dashed lines (not a diagnostic
+        cut-off, clinical-reference.md §2.8).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as R
+    >>> from dwi_toolkit.analysis.compare import compare_sides
+    >>> rows = [R(level="L5", side=s, segment="ganglion", parameter="adc", unit="mm^2/s",
+    ...           n_voxels=3, mean=m, values=np.array([m, m, m])) for s, m in
+    ...         [("left", 1.6e-3), ("right", 1.2e-3)]]
+    >>> fig = side_comparison_figure(compare_sides(R(rows=rows), symptomatic_side="left", n_boot=100))
+    >>> len(fig.axes)
+    2
+    """
+    rows = [r for r in comparison.rows if r.parameter == parameter]
+    side = getattr(comparison, "symptomatic_side", None)
+    fig = _new_figure(9.0, 3.6)
+    ax1, ax2 = fig.subplots(1, 2)
+    if not rows:
+        ax1.text(0.5, 0.5, f"no {parameter} comparisons", ha="center", transform=ax1.transAxes)
+        ax2.set_axis_off()
+        return fig
+    unit = rows[0].unit
+    scale = DISPLAY_SCALE if unit in ("mm^2/s", "mm²/s") else 1.0
+    unit_txt = "×10⁻³ mm²/s" if scale != 1.0 else unit
+    x = np.arange(len(rows))
+    labels = [r.level if len({q.segment for q in rows}) == 1 else f"{r.level}\n{r.segment[:4]}" for r in rows]
+    if side:
+        other = "right" if side == "left" else "left"
+        series = [(f"symptomatic ({side})", side, "#d62728", -0.12), (f"contralateral ({other})", other, "#1f77b4", 0.12)]
+    else:
+        series = [("left", "left", "#9467bd", -0.12), ("right", "right", "#2ca02c", 0.12)]
+    for name, s, color, dx in series:
+        v = np.array([getattr(r, f"value_{s}") for r in rows]) * scale
+        lo = np.array([getattr(r, f"{s}_ci_low") for r in rows]) * scale
+        hi = np.array([getattr(r, f"{s}_ci_high") for r in rows]) * scale
+        err = np.vstack([np.where(np.isfinite(lo), v - lo, 0), np.where(np.isfinite(hi), hi - v, 0)])
+        ax1.errorbar(x + dx, v, yerr=np.clip(err, 0, None), fmt="o", color=color, capsize=3, label=name)
+    ax1.set_xticks(x, labels)
+    ax1.set_ylabel(f"{parameter.upper()} ROI mean ({unit_txt})" if unit_txt else f"{parameter.upper()} ROI mean")
+    ax1.set_title("ROI means with bootstrap CI", fontsize=9)
+    ax1.legend(fontsize=7, loc="best")
+    ax1.grid(alpha=0.3)
+    if side:
+        v = np.array([r.rel_diff_pct for r in rows])
+        lo = np.array([r.rel_diff_pct_ci_low for r in rows])
+        hi = np.array([r.rel_diff_pct_ci_high for r in rows])
+        err = np.vstack([np.where(np.isfinite(lo), v - lo, 0), np.where(np.isfinite(hi), hi - v, 0)])
+        colors = ["#7f7f7f" if ("too_small" in r.flags or "missing_side" in r.flags) else "#d62728" for r in rows]
+        for xi, vi, e0, e1, c in zip(x, v, err[0], err[1], colors):
+            ax2.errorbar([xi], [vi], yerr=[[max(e0, 0)], [max(e1, 0)]], fmt="s", color=c, capsize=3)
+        ax2.set_ylabel("rel_diff_pct = 100·(Xs−Xc)/Xc (%)")
+        ax2.set_title("Side difference (symptomatic − contralateral)", fontsize=9)
+        if threshold_pct:
+            for t in (threshold_pct, -threshold_pct):
+                ax2.axhline(t, color="#ff7f0e", ls="--", lw=1)
+            ax2.text(0.99, 0.98, f"±{threshold_pct:g} % threshold (not diagnostic)", transform=ax2.transAxes,
+                     ha="right", va="top", fontsize=7, color="#ff7f0e")
+    else:
+        v = np.array([r.abs_asymmetry_index_pct for r in rows])
+        ax2.bar(x, np.nan_to_num(v), color="#8c564b")
+        ax2.set_ylabel("abs_asymmetry_index_pct (%)")
+        ax2.set_title("Absolute asymmetry (symptomatic side unknown)", fontsize=9)
+        if threshold_pct:
+            ax2.axhline(threshold_pct, color="#ff7f0e", ls="--", lw=1)
+    ax2.axhline(0, color="black", lw=0.8)
+    ax2.set_xticks(x, labels)
+    ax2.grid(alpha=0.3)
+    return fig
+
+
+@dataclass(frozen=True)
+class DecayCurve:
+    """Mean signal per b-value in one ROI and its mono-exponential fit.
+
+    Attributes
+    ----------
+    label : str
+    bvals : ndarray of shape (M,)
+        Shell b-values, s/mm².
+    signal, sd : ndarray of shape (M,)
+        Mean and standard deviation over the ROI voxels of the trace signal (arbitrary units).
+    n_voxels : int
+    s0 : float
+        Fitted signal at b = 0 (arbitrary units).
+    adc : float
+        Fitted ADC of the ROI-mean signal, mm²/s (NaN when it cannot be fitted).
+    b_fit : ndarray
+        The b-values (s/mm²) used in the fit.
+    """
+
+    label: str
+    bvals: np.ndarray
+    signal: np.ndarray
+    sd: np.ndarray
+    n_voxels: int
+    s0: float
+    adc: float
+    b_fit: np.ndarray
+
+
+def roi_decay_curves(
+    series: Any,
+    rois: Sequence[tuple[str, np.ndarray]],
+    *,
+    b_range: tuple[float | None, float | None] | None = None,
+) -> list[DecayCurve]:
+    """Mean trace signal per b-value in each ROI and a log-linear mono-exponential fit.
+
+    The signal is the direction-averaged (trace) image per shell (:meth:`DWISeries.trace`); the
+    fit is ordinary least squares of ``ln S = ln S0 − b·ADC`` on the ROI-mean signal of the shells
+    inside `b_range` (clinical-reference.md §1.1). It is drawn to show the data behind the voxel
+    fits; the reported ROI values come from the voxel-wise fit, not from this curve.
+
+    Parameters
+    ----------
+    series : DWISeries
+    rois : sequence of (str, ndarray of bool, shape (X, Y, Z))
+    b_range : (float or None, float or None), optional
+        Inclusive b-value range in s/mm² used for the fit (default all shells).
+
+    Returns
+    -------
+    list of DecayCurve
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> b = np.array([0., 500., 1000.])
+    >>> data = np.broadcast_to(1000 * np.exp(-b * 1.1e-3), (4, 4, 2, 3)).copy()
+    >>> s = DWISeries(data, np.eye(4), b, np.r_[[[0, 0, 0]], np.eye(3)[:2]])
+    >>> m = np.zeros((4, 4, 2), bool); m[1:3, 1:3, 0] = True
+    >>> c = roi_decay_curves(s, [("root", m)])[0]
+    >>> round(c.adc * 1e3, 4), round(c.s0, 1)
+    (1.1, 1000.0)
+    """
+    bv, tr = series.trace()
+    lo, hi = (b_range or (None, None))
+    sel = np.ones(bv.shape, bool)
+    if lo is not None:
+        sel &= bv >= float(lo) - 1e-6
+    if hi is not None:
+        sel &= bv <= float(hi) + 1e-6
+    out = []
+    for label, mask in rois:
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != tr.shape[:3]:
+            raise InputDataError(f"ROI {label!r} mask shape {m.shape} does not match the series grid {tr.shape[:3]}.")
+        vox = tr[m].astype(float)  # (V, M)
+        if vox.size == 0:
+            sig = np.full(bv.shape, np.nan)
+            sd = sig.copy()
+        else:
+            sig = vox.mean(axis=0)
+            sd = vox.std(axis=0, ddof=1) if vox.shape[0] > 1 else np.zeros_like(sig)
+        use = sel & np.isfinite(sig) & (sig > 0)
+        s0 = adc = math.nan
+        if np.unique(bv[use]).size >= 2:
+            slope, icpt = np.polyfit(bv[use], np.log(sig[use]), 1)
+            s0, adc = float(np.exp(icpt)), float(-slope)
+        out.append(DecayCurve(str(label), bv.copy(), sig, sd, int(m.sum()), s0, adc, bv[use].copy()))
+    return out
+
+
+def signal_decay_figure(curves: Sequence[DecayCurve], *, log: bool = True, max_curves: int = 12):
+    """Signal decay per ROI (mean ± SD over voxels) with the fitted mono-exponential curve.
+
+    Parameters
+    ----------
+    curves : sequence of DecayCurve
+        From :func:`roi_decay_curves`.
+    log : bool, optional
+        Logarithmic signal axis (a mono-exponential decay is then a straight line).
+    max_curves : int, optional
+        At most this many curves are drawn (in the given order).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> c = DecayCurve("root", np.array([0., 1000.]), np.array([1000., 332.9]), np.zeros(2), 4,
+    ...                1000.0, 1.1e-3, np.array([0., 1000.]))
+    >>> len(signal_decay_figure([c]).axes)
+    1
+    """
+    fig = _new_figure(6.5, 4.2)
+    ax = fig.subplots()
+    if not curves:
+        ax.text(0.5, 0.5, "no ROI curves", ha="center", transform=ax.transAxes)
+        return fig
+    bmax = max(float(np.nanmax(c.bvals)) for c in curves)
+    bb = np.linspace(0.0, bmax, 100)
+    # one colour per level (first word of the label); left solid/circles, right dashed/squares
+    groups: dict[str, int] = {}
+    for j, c in enumerate(curves[:max_curves]):
+        words = c.label.split()
+        key = words[0] if words else c.label
+        color = _COLORS[groups.setdefault(key, len(groups)) % len(_COLORS)]
+        right = len(words) > 1 and words[1].lower() == "right"
+        marker, ls = ("s", "--") if right else ("o", "-")
+        ax.errorbar(c.bvals, c.signal, yerr=c.sd, fmt=marker, ms=4, color=color, capsize=2,
+                    mfc="white" if right else color)
+        if math.isfinite(c.adc) and math.isfinite(c.s0):
+            lab = f"{c.label}: ADC {c.adc * DISPLAY_SCALE:.3f} ×10⁻³ mm²/s (n={c.n_voxels})"
+            ax.plot(bb, c.s0 * np.exp(-bb * c.adc), ls, color=color, lw=1, label=lab)
+        else:
+            ax.plot([], [], marker, color=color, label=f"{c.label}: not fitted")
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("b (s/mm²)")
+    ax.set_ylabel("mean trace signal (a.u.)")
+    ax.set_title("Signal decay in the compared ROIs: S(b) = S0·exp(−b·ADC)", fontsize=9)
+    ax.legend(fontsize=6, loc="best")
+    ax.grid(alpha=0.3, which="both")
+    return fig

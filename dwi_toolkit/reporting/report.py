@@ -1,0 +1,910 @@
+"""The subject report: one object, three renderings (JSON, CSV tables, self-contained HTML).
+
+:class:`Report` gathers what one analysis produced — provenance, a de-identified acquisition
+summary, ROI statistics, the side comparison, the indication and entrapment assessments, QC
+flags and figures — and renders it:
+
+- :meth:`Report.to_json` — schema ``dwi_toolkit.report/1`` (documented in ``docs/report.md``);
+  every number carries its unit, either as ``{"value": ..., "unit": ...}`` or, in tables, through
+  the table's ``columns`` map (``"{unit}"`` = the row's ``unit`` column). NaN is written as null.
+- :meth:`Report.to_html` — one self-contained page (figures as base64 PNG, inline CSS, no
+  scripts, no network).
+- :meth:`Report.save` — ``report.json``, ``roi_stats.csv``, ``side_comparison.csv``,
+  ``entrapment.csv``, ``figures/*.png`` and ``report.html``, each written atomically.
+
+:func:`build_report` assembles a Report from in-memory results (series, fit, ROI masks, tables,
+assessments); :func:`dwi_toolkit.pipeline.analyze.run_analysis` calls it for the CLI.
+
+Patient identifiers never enter a report: the acquisition summary passes through
+:func:`dwi_toolkit.io._phi.strip_phi`, input files are recorded by file name and SHA-256 only, and
+the subject label is whatever pseudonym the caller passes.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as _dt
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..io._atomic import atomic_write_bytes, atomic_write_text
+from ..io._phi import strip_phi
+from . import html as H
+
+__all__ = [
+    "SCHEMA",
+    "RESEARCH_NOTICE",
+    "ReportFigure",
+    "Report",
+    "build_report",
+    "make_provenance",
+    "acquisition_summary",
+    "file_checksum",
+    "estimate_snr",
+]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = "dwi_toolkit.report/1"
+
+RESEARCH_NOTICE = (
+    "This report was produced by dwi_toolkit, research software that has not been cleared or "
+    "approved as a medical device. Nerve-root diffusion MRI is a research technique: no guideline "
+    "endorses an ADC or FA cut-off for nerve-root entrapment (clinical-reference.md §0, §2.8, §4). "
+    "The values are measurements with their uncertainty, not a diagnosis, and must not be used on "
+    "their own for clinical decisions."
+)
+
+#: Units of known run parameters (value → {"value", "unit"} in the JSON).
+PARAMETER_UNITS = {
+    "b_min": "s/mm^2", "b_max": "s/mm^2", "b0_threshold": "s/mm^2", "threshold_pct": "%",
+    "n_boot": "resamples", "ci": "1", "min_voxels": "voxels", "max_cv": "1",
+    "snr_warn": "1",
+}
+
+ROI_STATS_UNITS: dict[str, str | None] = {
+    "level": None, "side": None, "segment": None, "parameter": None, "unit": None,
+    "n_voxels": "voxels", "n_excluded": "voxels", "n_excluded_fit": "voxels",
+    "n_excluded_csf": "voxels", "volume_mm3": "mm^3",
+    "mean": "{unit}", "median": "{unit}", "sd": "{unit}", "iqr": "{unit}", "p5": "{unit}",
+    "p95": "{unit}",
+}
+
+#: SNR below which the QC section flags an ROI [D] (rough b=0 SNR estimate, see estimate_snr).
+DEFAULT_SNR_WARN = 10.0
+
+_DIFFUSIVITY_UNITS = ("mm^2/s", "mm²/s")
+
+
+# --------------------------------------------------------------------------- JSON helpers
+def _jsonable(obj: Any) -> Any:
+    """Convert to JSON-ready builtins; NaN/inf → None; numpy → Python; dataclasses → dicts."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, np.ndarray):
+        return [_jsonable(x) for x in obj.tolist()]
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_jsonable(x) for x in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "value") and type(obj).__module__ != "builtins" and hasattr(type(obj), "__members__"):
+        return _jsonable(obj.value)  # Enum
+    if hasattr(obj, "to_dict") and callable(obj.to_dict):
+        return _jsonable(obj.to_dict())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)})
+    return str(obj)
+
+
+def _q(value: Any, unit: str | None) -> dict[str, Any]:
+    """A quantity: {"value": ..., "unit": ...}."""
+    return {"value": _jsonable(value), "unit": unit}
+
+
+def _as_dict(obj: Any) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    if hasattr(obj, "to_dict") and callable(obj.to_dict):
+        return dict(obj.to_dict())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    return {"value": str(obj)}
+
+
+def _stats_records(stats: Any) -> list[dict[str, Any]]:
+    if stats is None:
+        return []
+    if hasattr(stats, "to_records"):
+        recs = list(stats.to_records())
+    else:
+        recs = []
+        for r in getattr(stats, "rows", []):
+            d = dataclasses.asdict(r) if dataclasses.is_dataclass(r) else dict(vars(r))
+            recs.append(d)
+    return [{k: v for k, v in rec.items() if k != "values"} for rec in recs]
+
+
+# --------------------------------------------------------------------------- provenance
+def file_checksum(path: str | os.PathLike, *, chunk: int = 1 << 20) -> dict[str, Any]:
+    """SHA-256 of a file, or of a folder (every file, sorted by relative path, path and bytes).
+
+    Returns
+    -------
+    dict
+        ``name`` (file or folder name only — full paths may contain identifiers), ``kind``,
+        ``sha256``, ``size_bytes`` and, for folders, ``n_files``.
+    """
+    p = Path(path)
+    h = hashlib.sha256()
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file())
+        size = 0
+        for f in files:
+            h.update(f.relative_to(p).as_posix().encode() + b"\0")
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(chunk), b""):
+                    h.update(block)
+            size += f.stat().st_size
+        return {"name": p.name, "kind": "folder", "sha256": h.hexdigest(),
+                "size_bytes": _q(size, "bytes"), "n_files": len(files)}
+    with open(p, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return {"name": p.name, "kind": "file", "sha256": h.hexdigest(),
+            "size_bytes": _q(p.stat().st_size, "bytes")}
+
+
+def make_provenance(
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, str | os.PathLike | Sequence[str | os.PathLike]] | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Software version, parameters with units, input checksums and the UTC date.
+
+    Parameters
+    ----------
+    parameters : mapping, optional
+        Run options; known ones (``b_min``, ``threshold_pct`` ...) get their unit.
+    inputs : mapping, optional
+        Role (``"dwi"``, ``"rois"``, ``"clinical"``) → path or paths; each is checksummed
+        (NIfTI inputs also checksum their ``.bval``/``.bvec``/``.json`` siblings when present).
+    command : str, optional
+        A description of how the run was started (no paths with identifiers, please).
+    """
+    import matplotlib
+    import scipy
+
+    deps = {"numpy": np.__version__, "scipy": scipy.__version__, "matplotlib": matplotlib.__version__}
+    for mod in ("nibabel", "dipy", "pydicom"):
+        try:
+            deps[mod] = __import__(mod).__version__
+        except Exception:  # pragma: no cover - optional in some installs
+            deps[mod] = None
+    params = {}
+    for k, v in (parameters or {}).items():
+        params[k] = _q(v, PARAMETER_UNITS[k]) if k in PARAMETER_UNITS else _jsonable(v)
+    files = []
+    for role, paths in (inputs or {}).items():
+        if paths is None:
+            continue
+        plist = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        for p in plist:
+            p = Path(p)
+            if not p.exists():
+                continue
+            files.append({"role": role, **file_checksum(p)})
+            if role == "dwi" and p.is_file():
+                stem = p.name[:-7] if p.name.endswith(".nii.gz") else p.stem
+                for ext in (".bval", ".bvec", ".json"):
+                    sib = p.with_name(stem + ext)
+                    if sib.exists():
+                        files.append({"role": f"dwi{ext}", **file_checksum(sib)})
+    return {
+        "software": "dwi_toolkit",
+        "version": __version__,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "python": platform.python_version(),
+        "dependencies": deps,
+        "command": command,
+        "parameters": params,
+        "inputs": files,
+    }
+
+
+def acquisition_summary(series: Any) -> dict[str, Any]:
+    """De-identified acquisition facts of a DWISeries, every number with its unit."""
+    meta = strip_phi(dict(getattr(series, "meta", {}) or {}))
+    shells = [{"bval": _q(round(float(s.bval), 3), "s/mm^2"), "n_volumes": s.n_volumes}
+              for s in series.shells]
+    out: dict[str, Any] = {
+        "shape": _q(list(series.shape), "voxels x voxels x voxels x volumes"),
+        "voxel_size": _q([round(float(v), 4) for v in series.voxel_sizes], "mm"),
+        "orientation": series.orientation,
+        "slice_orientation": series.slice_orientation,
+        "bvals": _q([round(float(b), 3) for b in series.bvals], "s/mm^2"),
+        "b0_threshold": _q(float(series.b0_threshold), "s/mm^2"),
+        "shells": shells,
+    }
+    units = {"MagneticFieldStrength": "T", "EchoTime": "s", "RepetitionTime": "s",
+             "FlipAngle": "deg", "SliceThickness": "mm", "PixelBandwidth": "Hz/pixel"}
+    for key in ("Manufacturer", "ManufacturersModelName", "MagneticFieldStrength", "EchoTime",
+                "RepetitionTime", "FlipAngle", "SliceThickness", "PhaseEncodingDirection",
+                "SeriesDescription", "PixelBandwidth"):
+        if key in meta:
+            out[key] = _q(meta[key], units[key]) if key in units else _jsonable(meta[key])
+    return out
+
+
+def estimate_snr(series: Any, rois: Sequence[tuple[str, np.ndarray]]) -> dict[str, Any]:
+    """Rough b=0 SNR per ROI: mean b=0 signal in the ROI over the noise SD.
+
+    The noise SD comes from two or more b=0 volumes when available (SD of the difference of the
+    first two inside the ROIs, divided by √2); otherwise from the image corners (eight blocks of
+    1/8 of each dimension) assuming a Rayleigh-distributed magnitude background,
+    ``σ = mean / √(π/2)``. This is a QC indication, not a calibrated measurement.
+    """
+    b0 = np.nonzero(series.b0_mask)[0]
+    if b0.size == 0:
+        return {"method": "none (no b=0 volume)", "noise_sd": _q(None, "a.u."), "per_roi": []}
+    mean_b0 = series.mean_b0().astype(float)
+    union = np.zeros(series.spatial_shape, bool)
+    for _, m in rois:
+        union |= np.asarray(m, bool)
+    sigma = math.nan
+    method = ""
+    if b0.size >= 2 and union.any():
+        d = series.data[..., b0[0]].astype(float) - series.data[..., b0[1]].astype(float)
+        sigma = float(np.std(d[union], ddof=1) / math.sqrt(2.0)) if union.sum() > 2 else math.nan
+        method = "difference of two b=0 volumes within the ROIs"
+    if not (math.isfinite(sigma) and sigma > 0):
+        X, Y, Z = series.spatial_shape
+        bx, by, bz = max(1, X // 8), max(1, Y // 8), max(1, Z // 8)
+        blocks = []
+        for xs in (slice(0, bx), slice(X - bx, X)):
+            for ys in (slice(0, by), slice(Y - by, Y)):
+                for zs in (slice(0, bz), slice(Z - bz, Z)):
+                    blocks.append(mean_b0[xs, ys, zs].ravel())
+        bg = np.concatenate(blocks)
+        bg = bg[np.isfinite(bg)]
+        sigma = float(bg.mean() / math.sqrt(math.pi / 2.0)) if bg.size else math.nan
+        method = "image-corner background, Rayleigh assumption"
+    per = []
+    for label, m in rois:
+        m = np.asarray(m, bool)
+        sig = float(mean_b0[m].mean()) if m.any() else math.nan
+        snr = sig / sigma if (math.isfinite(sigma) and sigma > 0) else math.nan
+        per.append({"roi": str(label), "mean_b0": _q(sig, "a.u."), "snr": _q(snr, "1")})
+    return {"method": method, "noise_sd": _q(sigma, "a.u."), "per_roi": per}
+
+
+# --------------------------------------------------------------------------- the report
+@dataclass(frozen=True)
+class ReportFigure:
+    """A rendered figure: a short name, a caption and PNG bytes."""
+
+    name: str
+    caption: str
+    png: bytes
+
+
+@dataclass
+class Report:
+    """Everything one subject analysis produced, ready to render.
+
+    Attributes
+    ----------
+    provenance : dict
+        From :func:`make_provenance` (software version, parameters with units, input checksums,
+        UTC date).
+    acquisition : dict
+        From :func:`acquisition_summary` (no patient identifiers).
+    roi_stats : RoiStatsTable, optional
+    comparison : SideComparison, optional
+    indication : object or dict, optional
+        Indication assessment (class, decisive rules, citations ...), rendered generically.
+    entrapment : EntrapmentAssessment, optional
+    qc : dict
+        QC facts and ``flags`` (list of plain-language strings).
+    figures : list of ReportFigure
+    subject : str, optional
+        A pseudonymous label chosen by the user (never taken from DICOM).
+    notice : str
+        The research-use notice shown on top of every rendering.
+
+    Examples
+    --------
+    >>> r = Report(provenance=make_provenance(), acquisition={}, subject="demo-01")
+    >>> r.to_dict()["schema"]
+    'dwi_toolkit.report/1'
+    >>> "<!DOCTYPE html>" in r.to_html()
+    True
+    """
+
+    provenance: dict[str, Any]
+    acquisition: dict[str, Any]
+    roi_stats: Any = None
+    comparison: Any = None
+    indication: Any = None
+    entrapment: Any = None
+    qc: dict[str, Any] = field(default_factory=dict)
+    figures: list[ReportFigure] = field(default_factory=list)
+    subject: str | None = None
+    notice: str = RESEARCH_NOTICE
+
+    # ---------------------------------------------------------------- building
+    def add_figure(self, name: str, fig: Any, caption: str, *, dpi: int = 110) -> None:
+        """Render a matplotlib Figure to PNG and append it (the Figure is not kept)."""
+        self.figures.append(ReportFigure(name, caption, H.figure_to_png(fig, dpi=dpi)))
+
+    # ---------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready builtins (schema ``dwi_toolkit.report/1``)."""
+        from ..analysis.compare import FIELD_UNITS as CMP_UNITS
+        from ..analysis.compare import INDEX_FORMULAS
+        from ..clinical.entrapment import FIELD_UNITS as ENT_UNITS
+
+        cmp = None
+        if self.comparison is not None:
+            cmp = {
+                "symptomatic_side": self.comparison.symptomatic_side,
+                "convention": getattr(self.comparison, "convention", None),
+                "indices": {k: {"formula": f, "unit": "%", "source": "clinical-reference.md §2.8"}
+                            for k, f in INDEX_FORMULAS.items()},
+                "settings": dict(getattr(self.comparison, "settings", {})),
+                "notes": list(getattr(self.comparison, "notes", ())),
+                "columns": CMP_UNITS,
+                "rows": self.comparison.to_records(),
+            }
+        ent = None
+        if self.entrapment is not None:
+            ent = self.entrapment.to_dict() if hasattr(self.entrapment, "to_dict") else _as_dict(self.entrapment)
+            ent["columns"] = ENT_UNITS
+        d = {
+            "schema": SCHEMA,
+            "subject": self.subject,
+            "notice": self.notice,
+            "provenance": self.provenance,
+            "acquisition": self.acquisition,
+            "roi_stats": None if self.roi_stats is None else
+            {"columns": ROI_STATS_UNITS, "rows": _stats_records(self.roi_stats)},
+            "side_comparison": cmp,
+            "indication": _as_dict(self.indication),
+            "entrapment": ent,
+            "qc": self.qc,
+            "figures": [{"name": f.name, "caption": f.caption, "file": f"figures/{f.name}.png"}
+                        for f in self.figures],
+        }
+        return _jsonable(d)
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The report as a JSON string (strict JSON: NaN written as null)."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, allow_nan=False)
+
+    # ---------------------------------------------------------------- CSV
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        """Tidy tables (one row per observation) keyed by CSV file stem."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        if self.roi_stats is not None:
+            out["roi_stats"] = _stats_records(self.roi_stats)
+        if self.comparison is not None:
+            out["side_comparison"] = self.comparison.to_records()
+        if self.entrapment is not None and hasattr(self.entrapment, "levels"):
+            out["entrapment"] = [lv.to_record() for lv in self.entrapment.levels]
+        return out
+
+    @staticmethod
+    def _csv_text(records: list[dict[str, Any]]) -> str:
+        buf = io.StringIO()
+        if not records:
+            return ""
+        cols = list(records[0].keys())
+        w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for rec in records:
+            w.writerow({k: ("" if (isinstance(v, float) and not math.isfinite(v)) or v is None else v)
+                        for k, v in rec.items()})
+        return buf.getvalue()
+
+    # ---------------------------------------------------------------- HTML
+    def _sections(self) -> list[tuple[str, str, str]]:
+        secs: list[tuple[str, str, str]] = [("summary", "Summary", self._html_summary())]
+        figs = {f.name: f for f in self.figures}
+        if self.indication is not None:
+            secs.append(("indication", "Indication assessment (guideline criteria)", self._html_indication()))
+        if self.entrapment is not None:
+            secs.append(("entrapment", "Nerve-root entrapment assessment", self._html_entrapment()))
+        if self.comparison is not None or "side_comparison" in figs:
+            secs.append(("comparison", "Side-to-side comparison", self._html_comparison(figs.get("side_comparison"))))
+        if "adc_montage" in figs:
+            f = figs["adc_montage"]
+            secs.append(("montage", "ADC map with ROIs", H.img_tag(f.png, alt="ADC montage with ROI outlines", caption=f.caption)))
+        if "signal_decay" in figs:
+            f = figs["signal_decay"]
+            secs.append(("decay", "Signal decay and fit", H.img_tag(f.png, alt="signal decay curves", caption=f.caption)))
+        others = [f for n, f in figs.items() if n not in ("adc_montage", "signal_decay", "side_comparison")]
+        if others:
+            secs.append(("figures", "Other figures", "".join(H.img_tag(f.png, alt=f.name, caption=f.caption) for f in others)))
+        if self.roi_stats is not None:
+            secs.append(("roistats", "ROI statistics", self._html_roi_stats()))
+        secs.append(("qc", "Quality control", self._html_qc()))
+        secs.append(("acquisition", "Acquisition", self._html_acquisition()))
+        secs.append(("provenance", "Provenance", self._html_provenance()))
+        return secs
+
+    def _html_summary(self) -> str:
+        parts = []
+        ind = _as_dict(self.indication)
+        if ind is not None:
+            cls = _indication_class(ind)
+            parts.append(f'<p>Indication (rule set v1, clinical-reference.md §3.10): '
+                         f'<span class="badge {H.esc(cls)}">{H.esc(cls or "not assessed")}</span></p>')
+        if self.entrapment is not None:
+            rows = []
+            for lv in self.entrapment.levels:
+                rows.append(f'<li><strong>{H.esc(lv.level)}</strong> {H.esc(lv.segment)}: '
+                            f'<span class="badge {H.esc(lv.classification)}">{H.esc(lv.classification)}</span></li>')
+            parts.append(f"<p>Entrapment assessment ({H.esc(self.entrapment.parameter.upper())}, "
+                         f"threshold {self.entrapment.threshold_pct:g} % on "
+                         f"<code>{H.esc(self.entrapment.index)}</code>, not a diagnostic cut-off):</p>"
+                         f"<ul>{''.join(rows)}</ul>")
+            if getattr(self.entrapment, "indication_class", None) == "inappropriate":
+                from ..clinical.entrapment import NOT_INDICATED_STATEMENT
+
+                parts.append(f'<div class="warn">{H.esc(NOT_INDICATED_STATEMENT)}</div>')
+        flags = self.qc.get("flags") or []
+        if flags:
+            parts.append('<div class="warn"><strong>QC flags:</strong><ul>'
+                         + "".join(f"<li>{H.esc(f)}</li>" for f in flags) + "</ul></div>")
+        if not parts:
+            parts.append("<p>No assessments in this report.</p>")
+        return "".join(parts)
+
+    def _html_indication(self) -> str:
+        ind = _jsonable(_as_dict(self.indication) or {})
+        cls = _indication_class(ind)
+        out = f'<p>Class: <span class="badge {H.esc(cls)}">{H.esc(cls)}</span></p>' if cls else ""
+        if ind.get("explanation"):
+            out += f'<div class="callout">{H.esc(ind["explanation"])}</div>'
+        shown = {"classification", "explanation", "kovacs2013_risk_factors", "rule_trace"}
+        items = []
+        for k, v in ind.items():
+            if k in shown:
+                continue
+            if isinstance(v, dict):
+                v = ", ".join(f"{a}: {b}" for a, b in v.items())
+            elif isinstance(v, list) and v and isinstance(v[0], dict):
+                v = "; ".join(", ".join(f"{a}: {b}" for a, b in x.items()) for x in v)
+            items.append((k, v))
+        out += H.definition_list(items)
+        rf = ind.get("kovacs2013_risk_factors")
+        if isinstance(rf, list) and rf and isinstance(rf[0], dict):
+            out += H.table(rf, caption="Kovacs 2013 risk factors for an inappropriate request "
+                           "(reported, never deciding; odds ratios with 95 % CI, §3.8)")
+        trace = ind.get("rule_trace")
+        if isinstance(trace, list) and trace and isinstance(trace[0], dict):
+            out += ("<p><strong>Rule trace:</strong> "
+                    + H.esc(" · ".join(f"{t.get('rule')}: {t.get('decides')}" for t in trace)) + "</p>")
+        return out
+
+    def _html_entrapment(self) -> str:
+        e = self.entrapment
+        st = "".join(f"<li>{H.esc(s)}</li>" for s in e.statements)
+        recs = [lv.to_record() for lv in e.levels]
+        tbl = H.table(
+            recs,
+            columns=["level", "segment", "classification", "reasons", "direction",
+                     "literature_direction", "suspected", "index_value", "ci_low", "ci_high", "n_s", "n_c"],
+            headers={"index_value": f"{e.index} (%)", "ci_low": "CI low (%)", "ci_high": "CI high (%)",
+                     "n_s": "n symptomatic (voxels)", "n_c": "n contralateral (voxels)",
+                     "direction": "measured direction (symptomatic side)",
+                     "literature_direction": "direction in meta-analyses (§2.2)"},
+            formatters={k: (lambda v: "–" if v is None or not math.isfinite(v) else f"{v:+.1f}")
+                        for k in ("index_value", "ci_low", "ci_high")},
+            caption="Per-level classes",
+        )
+        cav = "".join(f"<li>{H.esc(c)}</li>" for c in e.caveats)
+        return (f'<div class="callout"><ul>{st}</ul></div>{tbl}'
+                f"<h3>Caveats</h3><ul>{cav}</ul>")
+
+    def _html_comparison(self, fig: ReportFigure | None) -> str:
+        from ..analysis.compare import INDEX_FORMULAS
+
+        parts = []
+        if fig is not None:
+            parts.append(H.img_tag(fig.png, alt="per-level side comparison plot", caption=fig.caption))
+        c = self.comparison
+        if c is not None:
+            recs = c.to_records()
+            scaled = []
+            for r in recs:
+                s = dict(r)
+                if r.get("unit") in _DIFFUSIVITY_UNITS:
+                    for k in ("xs", "xc", "value_left", "value_right", "difference", "difference_ci_low",
+                              "difference_ci_high"):
+                        v = s.get(k)
+                        s[k] = v * 1e3 if isinstance(v, float) and math.isfinite(v) else v
+                    s["unit"] = "×10⁻³ mm²/s"
+                scaled.append(s)
+            side = c.symptomatic_side
+            cols = ["level", "segment", "parameter", "unit"]
+            cols += (["xs", "xc", "n_s", "n_c"] if side else ["value_left", "value_right", "n_left", "n_right"])
+            cols += ["difference", "difference_ci_low", "difference_ci_high", "ratio_pct", "rel_diff_pct",
+                     "asymmetry_index_pct", "abs_asymmetry_index_pct", "flags"]
+            parts.append(H.table(scaled, columns=cols, caption=(
+                f"Symptomatic side: {side or 'unknown'}; difference = {scaled[0]['difference_convention'] if scaled else ''}; "
+                f"{c.settings.get('ci', 0.95):.0%} percentile bootstrap CI over voxels "
+                f"({c.settings.get('n_boot')} resamples)"), digits=4, formatters=_cmp_formatters(scaled)))
+            parts.append("<h3>Indices (clinical-reference.md §2.8)</h3><ul>"
+                         + "".join(f"<li><code>{H.esc(k)}</code> = {H.esc(v)} (%)</li>" for k, v in INDEX_FORMULAS.items())
+                         + "</ul>")
+            parts.append(f"<p>{H.esc(c.convention)} Flags: <code>too_small</code> fewer than "
+                         f"{H.esc(c.settings.get('min_voxels'))} voxels on a side; <code>noisy</code> coefficient "
+                         f"of variation above {H.esc(c.settings.get('max_cv'))}; <code>missing_side</code> no "
+                         "ROI value on one side.</p>")
+            for n in getattr(c, "notes", ()):
+                parts.append(f'<p class="callout">{H.esc(n)}</p>')
+        return "".join(parts)
+
+    def _html_roi_stats(self) -> str:
+        recs = _stats_records(self.roi_stats)
+        scaled = []
+        for r in recs:
+            s = dict(r)
+            if r.get("unit") in _DIFFUSIVITY_UNITS:
+                for k in ("mean", "median", "sd", "iqr", "p5", "p95"):
+                    v = s.get(k)
+                    s[k] = v * 1e3 if isinstance(v, (float, int)) and math.isfinite(v) else v
+                s["unit"] = "×10⁻³ mm²/s"
+            scaled.append(s)
+        cols = [c for c in ROI_STATS_UNITS if any(c in r for r in scaled)]
+        return H.table(scaled, columns=cols, headers={"volume_mm3": "volume (mm³)", "n_voxels": "n voxels",
+                                                       "n_excluded": "excluded voxels",
+                                                       "n_excluded_fit": "excluded: failed fit",
+                                                       "n_excluded_csf": "excluded: CSF threshold"},
+                       caption="Included voxels only (failed fits and excluded voxels removed)")
+
+    def _html_qc(self) -> str:
+        qc = dict(self.qc)
+        flags = qc.pop("flags", []) or []
+        out = ""
+        if flags:
+            out += '<div class="warn"><ul>' + "".join(f"<li>{H.esc(f)}</li>" for f in flags) + "</ul></div>"
+        else:
+            out += "<p>No QC flags raised.</p>"
+        snr = qc.pop("snr", None)
+        items = [(k, _fmt_q(v)) for k, v in qc.items()]
+        out += H.definition_list(items)
+        if snr:
+            recs = [{"roi": p["roi"], "mean b=0 signal (a.u.)": p["mean_b0"]["value"], "SNR": p["snr"]["value"]}
+                    for p in snr.get("per_roi", [])]
+            out += (f"<p>SNR (b=0) estimate: {H.esc(snr.get('method'))}; noise SD "
+                    f"{H.esc(_fmt_q(snr.get('noise_sd')))}.</p>")
+            if recs:
+                out += H.table(recs, digits=3)
+        return out
+
+    def _html_acquisition(self) -> str:
+        acq = dict(self.acquisition)
+        shells = acq.pop("shells", None)
+        out = H.definition_list((k, _fmt_q(v)) for k, v in acq.items())
+        if shells:
+            out += H.table([{"b (s/mm²)": s["bval"]["value"], "volumes": s["n_volumes"]} for s in shells],
+                           caption="Shells")
+        return out + "<p>No patient identifiers are stored in this report.</p>"
+
+    def _html_provenance(self) -> str:
+        p = self.provenance
+        out = H.definition_list([
+            ("software", f"{p.get('software')} {p.get('version')}"),
+            ("created (UTC)", p.get("created_utc")),
+            ("python", p.get("python")),
+            ("dependencies", ", ".join(f"{k} {v}" for k, v in (p.get("dependencies") or {}).items())),
+            ("command", p.get("command")),
+        ])
+        params = [(k, _fmt_q(v)) for k, v in (p.get("parameters") or {}).items()]
+        if params:
+            out += "<h3>Parameters</h3>" + H.definition_list(params)
+        inputs = p.get("inputs") or []
+        if inputs:
+            out += H.table([{"role": f["role"], "name": f["name"], "kind": f.get("kind"),
+                             "SHA-256": f["sha256"], "size (bytes)": (f.get("size_bytes") or {}).get("value")}
+                            for f in inputs], caption="Input files (name and checksum only)")
+        return out
+
+    def to_html(self) -> str:
+        """The report as one self-contained HTML page (no scripts, no network)."""
+        when = self.provenance.get("created_utc", "")
+        subtitle = (f"Subject: {self.subject or 'unnamed'} · created {when} UTC · "
+                    f"dwi_toolkit {self.provenance.get('version', __version__)} · schema {SCHEMA}")
+        return H.document(
+            "Lumbar nerve-root DWI report", self._sections(), subtitle=subtitle, notice=self.notice,
+            footer=f"Generated by dwi_toolkit {__version__}. Sources: clinical-reference.md section numbers "
+                   "as cited. " + self.notice,
+        )
+
+    def _repr_html_(self) -> str:
+        body = "".join(f"<h3>{H.esc(h)}</h3>{b}" for _, h, b in self._sections())
+        return (f'<div class="dwi-report"><style>{H.SCOPED_CSS}</style><div class="notice">'
+                f"<strong>Research use only.</strong> {H.esc(self.notice)}</div>{body}</div>")
+
+    def __repr__(self) -> str:
+        n_rows = len(getattr(self.comparison, "rows", ()) or ())
+        return (f"Report(subject={self.subject!r}, comparisons={n_rows}, figures={len(self.figures)}, "
+                f"schema={SCHEMA!r})")
+
+    # ---------------------------------------------------------------- files
+    def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:
+        """Write ``report.json``, the CSV tables, ``figures/*.png`` and ``report.html`` into `out_dir`.
+
+        Each file is written atomically (a temporary file renamed into place), so a reader never
+        sees a half-written file; report.html is written last. Existing files of the same names
+        are replaced; other files in `out_dir` are left alone.
+
+        Returns
+        -------
+        dict
+            Name → path of every file written.
+        """
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written: dict[str, Path] = {}
+        written["report.json"] = atomic_write_text(out / "report.json", self.to_json() + "\n")
+        for stem, recs in self.tables().items():
+            written[f"{stem}.csv"] = atomic_write_text(out / f"{stem}.csv", self._csv_text(recs))
+        for f in self.figures:
+            written[f"figures/{f.name}.png"] = atomic_write_bytes(out / "figures" / f"{f.name}.png", f.png)
+        written["report.html"] = atomic_write_text(out / "report.html", self.to_html())
+        logger.info("report written to %s", out)
+        return written
+
+
+def _num(fmt: str):
+    def f(v: Any) -> str:
+        return "–" if not isinstance(v, (int, float)) or not math.isfinite(v) else format(v, fmt)
+    return f
+
+
+def _cmp_formatters(scaled: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fixed decimals for the comparison table (values in ×10⁻³ mm²/s for diffusivities)."""
+    diffusivity = bool(scaled) and all(r.get("unit") == "×10⁻³ mm²/s" for r in scaled)
+    val = _num(".3f") if diffusivity else _num(".4g")
+    out = {k: val for k in ("xs", "xc", "value_left", "value_right")}
+    out.update({k: (_num("+.3f") if diffusivity else _num("+.4g"))
+                for k in ("difference", "difference_ci_low", "difference_ci_high")})
+    out.update({"ratio_pct": _num(".1f"), "rel_diff_pct": _num("+.1f"),
+                "asymmetry_index_pct": _num("+.1f"), "abs_asymmetry_index_pct": _num(".1f")})
+    return out
+
+
+def _fmt_q(v: Any) -> str:
+    if isinstance(v, Mapping) and "value" in v and "unit" in v:
+        val = v["value"]
+        if isinstance(val, float):
+            val = f"{val:.4g}" if math.isfinite(val) else "–"
+        elif isinstance(val, list):
+            val = ", ".join(f"{x:g}" if isinstance(x, float) else str(x) for x in val)
+        elif val is None:
+            val = "–"
+        unit = v["unit"]
+        return f"{val} {unit}" if unit and unit != "1" else str(val)
+    if isinstance(v, Mapping):
+        return "; ".join(f"{k}: {_fmt_q(x)}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_fmt_q(x) for x in v)
+    if isinstance(v, float):
+        return f"{v:.4g}" if math.isfinite(v) else "–"
+    return "–" if v is None else str(v)
+
+
+def _indication_class(ind: Mapping[str, Any] | None) -> str | None:
+    if not ind:
+        return None
+    for k in ("classification", "class", "class_", "category", "result", "label"):
+        v = ind.get(k)
+        v = getattr(v, "value", v)
+        if isinstance(v, str):
+            return v
+    return None
+
+
+# --------------------------------------------------------------------------- assembly
+def build_report(
+    *,
+    series: Any = None,
+    fit: Any = None,
+    roi_masks: Sequence[tuple[str, np.ndarray]] | None = None,
+    stats: Any = None,
+    comparison: Any = None,
+    indication: Any = None,
+    entrapment: Any = None,
+    parameters: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    subject: str | None = None,
+    command: str | None = None,
+    figures: bool = True,
+    snr_warn: float = DEFAULT_SNR_WARN,
+) -> Report:
+    """Assemble a :class:`Report` from in-memory results, with QC and figures.
+
+    Parameters
+    ----------
+    series : DWISeries, optional
+        For the acquisition summary, SNR and signal-decay curves.
+    fit : ADCFit, optional
+        For the ADC montage and the fit QC (``status`` codes, ``bvals_used``, ``b0_threshold``,
+        ``method``).
+    roi_masks : sequence of (label, bool ndarray (X, Y, Z)), optional
+        ROIs on the image grid, for overlays, SNR and decay curves.
+    stats, comparison, indication, entrapment : optional
+        Results of ``roi_stats``, ``compare_sides``, ``assess_indication``, ``assess_entrapment``.
+    parameters, inputs, command : optional
+        Passed to :func:`make_provenance`.
+    subject : str, optional
+        Pseudonymous subject label.
+    figures : bool, optional
+        Render figures (default True).
+    snr_warn : float, optional
+        ROI b=0 SNR below which a QC flag is raised (default 10 [D]).
+
+    Returns
+    -------
+    Report
+    """
+    roi_masks = list(roi_masks or [])
+    params = dict(parameters or {})
+    params.setdefault("snr_warn", snr_warn)
+    prov = make_provenance(parameters=params, inputs=inputs, command=command)
+    acq = acquisition_summary(series) if series is not None else {}
+    qc: dict[str, Any] = {}
+    flags: list[str] = []
+
+    if fit is not None:
+        qc["method"] = getattr(fit, "method", None)
+        bu = getattr(fit, "bvals_used", None)
+        if bu is not None:
+            qc["bvals_used"] = _q([round(float(b), 3) for b in np.asarray(bu).ravel()], "s/mm^2")
+        b0t = getattr(fit, "b0_threshold", None)
+        if b0t is None and series is not None:
+            b0t = series.b0_threshold
+        qc["b0_threshold"] = _q(b0t, "s/mm^2")
+        status = getattr(fit, "status", None)
+        if status is not None:
+            qc["fit_status"] = _fit_status_summary(np.asarray(status), roi_masks)
+            n_fail_roi = qc["fit_status"]["in_rois_failed"]["value"]
+            if n_fail_roi:
+                flags.append(f"{n_fail_roi} voxel(s) inside the ROIs failed the fit and were excluded "
+                             "from the ROI values (see fit_status).")
+    elif series is not None:
+        qc["b0_threshold"] = _q(series.b0_threshold, "s/mm^2")
+    if stats is not None:
+        recs = _stats_records(stats)
+        excl = sum(int(r.get("n_excluded") or 0) for r in recs)
+        qc["excluded_voxels"] = _q(excl, "voxels")
+        qc["included_voxels"] = _q(sum(int(r.get("n_voxels") or 0) for r in recs), "voxels")
+    if series is not None and roi_masks:
+        snr = estimate_snr(series, roi_masks)
+        qc["snr"] = snr
+        low = [p["roi"] for p in snr["per_roi"]
+               if p["snr"]["value"] is not None and math.isfinite(p["snr"]["value"]) and p["snr"]["value"] < snr_warn]
+        if low:
+            flags.append(f"Low b=0 SNR (< {snr_warn:g}) in ROI(s): {', '.join(low)}.")
+    if comparison is not None:
+        for r in comparison.rows:
+            for fl in r.flags:
+                if fl in ("too_small", "noisy", "missing_side"):
+                    flags.append(f"{r.level} {r.segment} {r.parameter}: {fl.replace('_', ' ')}.")
+    qc["flags"] = flags
+
+    rep = Report(provenance=prov, acquisition=acq, roi_stats=stats, comparison=comparison,
+                 indication=indication, entrapment=entrapment, qc=qc, subject=subject)
+    if figures:
+        _add_figures(rep, series=series, fit=fit, roi_masks=roi_masks, comparison=comparison,
+                     entrapment=entrapment)
+    return rep
+
+
+def _status_codes() -> dict[int, str]:
+    try:
+        from ..models.adc import STATUS_CODES
+
+        return {int(k): str(v) for k, v in STATUS_CODES.items()}
+    except ImportError:
+        return {0: "ok", 1: "outside mask", 2: "invalid signal", 3: "negative ADC", 4: "not converged"}
+
+
+def _fit_status_summary(status: np.ndarray, roi_masks: Sequence[tuple[str, np.ndarray]]) -> dict[str, Any]:
+    codes = _status_codes()
+    st = status.astype(int)
+    counts = np.bincount(st.ravel(), minlength=max(codes) + 1 if codes else 1)
+    overall = {codes.get(c, f"code {c}"): _q(int(n), "voxels") for c, n in enumerate(counts) if n}
+    union = np.zeros(st.shape, bool)
+    for _, m in roi_masks:
+        m = np.asarray(m, bool)
+        if m.shape == st.shape:
+            union |= m
+    in_roi = st[union]
+    roi_counts = np.bincount(in_roi.ravel(), minlength=len(counts)) if in_roi.size else np.zeros(len(counts), int)
+    fitted = int(np.sum(st != 1))
+    failed = int(np.sum((st != 0) & (st != 1)))
+    return {
+        "codes": {str(k): v for k, v in codes.items()},
+        "all_voxels": overall,
+        "attempted_voxels": _q(fitted, "voxels"),
+        "failed_voxels": _q(failed, "voxels"),
+        "failed_fraction": _q(failed / fitted if fitted else None, "1"),
+        "in_rois": {codes.get(c, f"code {c}"): _q(int(n), "voxels") for c, n in enumerate(roi_counts) if n},
+        "in_rois_failed": _q(int(np.sum((in_roi != 0))) if in_roi.size else 0, "voxels"),
+    }
+
+
+def _compared_masks(roi_masks, comparison, entrapment=None) -> list[tuple[str, np.ndarray]]:
+    """ROIs for the decay plot: both sides of the levels that matter, so the plot stays legible.
+
+    Levels that matter: clinically suspected levels and levels not classed ``no_asymmetry``; when
+    that leaves nothing (or there is no assessment), every compared level.
+    """
+    if comparison is None:
+        return list(roi_masks)
+    levels = {r.level for r in comparison.rows if "missing_side" not in r.flags}
+    if entrapment is not None and getattr(entrapment, "levels", None):
+        focus = {lv.level for lv in entrapment.levels
+                 if lv.classification != "no_asymmetry" or lv.suspected}
+        if focus & levels:
+            levels &= focus
+    keep = [(lab, m) for lab, m in roi_masks if str(lab).split(" ")[0] in levels]
+    return keep or list(roi_masks)
+
+
+def _add_figures(rep: Report, *, series, fit, roi_masks, comparison, entrapment) -> None:
+    from . import figures as F
+
+    thr = getattr(entrapment, "threshold_pct", None)
+    if comparison is not None and len(comparison.rows):
+        param = "adc" if any(r.parameter == "adc" for r in comparison.rows) else comparison.rows[0].parameter
+        fig = F.side_comparison_figure(comparison, parameter=param, threshold_pct=thr)
+        rep.add_figure("side_comparison", fig,
+                       "Left: ROI mean per side with its bootstrap CI. Right: rel_diff_pct = "
+                       "100·(Xs−Xc)/Xc with its CI" + (f"; dashed lines ±{thr:g} % (user threshold, not "
+                                                          "a diagnostic cut-off)." if thr else "."))
+    if fit is not None and getattr(fit, "adc", None) is not None:
+        fig = F.adc_montage(fit, rois=roi_masks)
+        rep.add_figure("adc_montage", fig,
+                       "ADC (×10⁻³ mm²/s, grey 0–3) on the slices that contain ROIs; outlines and labels "
+                       "mark the ROIs; edge letters (L/R, P/A, I/S) give the patient directions from "
+                       "the affine.")
+    if series is not None and roi_masks:
+        bu = getattr(fit, "bvals_used", None) if fit is not None else None
+        b_range = (float(np.min(bu)), float(np.max(bu))) if bu is not None and np.size(bu) else None
+        curves = F.roi_decay_curves(series, _compared_masks(roi_masks, comparison, entrapment),
+                                    b_range=b_range)
+        fig = F.signal_decay_figure(curves)
+        rep.add_figure("signal_decay", fig,
+                       "Mean trace signal per b-value (± SD over voxels) in both roots of the suspected "
+                       "levels and of levels with a finding (all levels when there are none), and the "
+                       "mono-exponential fit S0·exp(−b·ADC) of the ROI-mean signal over the b-values "
+                       "used by the voxel fit (clinical-reference.md §1.1).")

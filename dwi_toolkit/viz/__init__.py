@@ -1,0 +1,1 @@
+"""Interactive tools (matplotlib): the nerve-root ROI editor."""

@@ -1,0 +1,189 @@
+"""compare_sides: §2.8 indices against hand-computed formulas, bootstrap CI behaviour, flags."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dwi_toolkit.analysis.compare import INDEX_NAMES, compare_sides, side_indices
+from dwi_toolkit.errors import InputDataError
+from tests.analysis._standin import make_row, table
+
+
+def _hand(xs, xc):
+    """The formulas of clinical-reference.md §2.8, written out independently."""
+    return {
+        "ratio_pct": 100.0 * xs / xc,
+        "rel_diff_pct": 100.0 * (xs - xc) / xc,
+        "asymmetry_index_pct": 100.0 * (xs - xc) / ((xs + xc) / 2.0),
+        "abs_asymmetry_index_pct": 100.0 * abs(xs - xc) / ((xs + xc) / 2.0),
+    }
+
+
+def test_worked_example_of_reference():
+    # clinical-reference.md §2.8: Xs = 1.79, Xc = 1.50 -> 119.3 %, +19.3 %, +17.6 %
+    ix = side_indices(1.79e-3, 1.50e-3)
+    assert round(ix["ratio_pct"], 1) == 119.3
+    assert round(ix["rel_diff_pct"], 1) == 19.3
+    assert round(ix["asymmetry_index_pct"], 1) == 17.6
+    assert ix["rel_diff_pct"] == pytest.approx(ix["ratio_pct"] - 100.0)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("xs,xc", [(1.79e-3, 1.50e-3), (1.1e-3, 1.6e-3), (0.25, 0.34), (2.0e-3, 2.0e-3)])
+def test_indices_match_hand_formulas(side, xs, xc):
+    other = "right" if side == "left" else "left"
+    rng = np.random.default_rng(3)
+    vs = xs + rng.normal(0, 0.01 * xs, 25)
+    vc = xc + rng.normal(0, 0.01 * xc, 25)
+    vs += xs - vs.mean()  # exact means
+    vc += xc - vc.mean()
+    cmp = compare_sides(table(make_row("L5", side, vs), make_row("L5", other, vc)),
+                        symptomatic_side=side, n_boot=200)
+    r = cmp.get("L5")
+    want = _hand(xs, xc)
+    for name in INDEX_NAMES:
+        assert getattr(r, name) == pytest.approx(want[name], rel=1e-9, abs=1e-9), name
+    assert r.xs == pytest.approx(xs) and r.xc == pytest.approx(xc)
+    assert r.difference == pytest.approx(xs - xc)
+    assert (r.n_s, r.n_c) == (25, 25)
+    assert r.reference_side == other
+    assert r.difference_convention == "symptomatic - contralateral"
+
+
+def test_unknown_side_reports_absolute_asymmetry_only():
+    t = table(make_row("L4", "left", [1.2e-3] * 10), make_row("L4", "right", [1.5e-3] * 10),
+              make_row("L5", "left", [1.4e-3] * 10), make_row("L5", "right", [1.4e-3] * 10))
+    cmp = compare_sides(t, symptomatic_side=None, n_boot=200)
+    assert cmp.symptomatic_side is None and cmp.notes
+    for r in cmp.rows:
+        assert math.isnan(r.ratio_pct) and math.isnan(r.rel_diff_pct) and math.isnan(r.asymmetry_index_pct)
+        assert math.isnan(r.xs) and r.difference_convention == "left - right"
+    l4 = cmp.get("L4")
+    assert l4.abs_asymmetry_index_pct == pytest.approx(_hand(1.2e-3, 1.5e-3)["abs_asymmetry_index_pct"])
+    assert l4.difference == pytest.approx(1.2e-3 - 1.5e-3)
+    assert cmp.get("L5").abs_asymmetry_index_pct == pytest.approx(0.0)
+
+
+def test_bilateral_is_treated_as_unknown_with_note():
+    t = table(make_row("L5", "left", [1.2e-3] * 8), make_row("L5", "right", [1.3e-3] * 8))
+    cmp = compare_sides(t, symptomatic_side="bilateral", n_boot=200)
+    assert cmp.symptomatic_side is None
+    assert any("bilateral" in n.lower() for n in cmp.notes)
+
+
+def test_rows_sorted_and_levels_parameters():
+    t = table(make_row("S1", "left", [1.0e-3] * 6), make_row("S1", "right", [1.0e-3] * 6),
+              make_row("L4", "left", [1.0e-3] * 6), make_row("L4", "right", [1.0e-3] * 6),
+              make_row("L4", "left", [0.3] * 6, parameter="fa", unit=""),
+              make_row("L4", "right", [0.3] * 6, parameter="fa", unit=""))
+    cmp = compare_sides(t, symptomatic_side="left", n_boot=200)
+    assert [r.level for r in cmp.rows] == ["L4", "L4", "S1"]
+    assert cmp.parameters == ["adc", "fa"]
+    only_adc = compare_sides(t, symptomatic_side="left", parameters=["adc"], n_boot=200)
+    assert {r.parameter for r in only_adc.rows} == {"adc"}
+
+
+def test_flags_too_small_missing_noisy_and_no_values():
+    rng = np.random.default_rng(0)
+    t = table(
+        make_row("L3", "left", [1.1e-3, 1.2e-3]), make_row("L3", "right", np.full(20, 1.1e-3)),
+        make_row("L4", "left", np.full(20, 1.1e-3)),
+        make_row("L5", "left", np.abs(rng.normal(1.1e-3, 1.0e-3, 30))),
+        make_row("L5", "right", np.full(30, 1.1e-3)),
+        make_row("S1", "left", np.full(20, 1.1e-3), keep_values=False),
+        make_row("S1", "right", np.full(20, 1.2e-3), keep_values=False),
+    )
+    cmp = compare_sides(t, symptomatic_side="left", n_boot=200, min_voxels=5)
+    assert "too_small" in cmp.get("L3").flags and not cmp.get("L3").comparable
+    assert "missing_side" in cmp.get("L4").flags and cmp.get("L4").n_c == 0
+    assert "noisy" in cmp.get("L5").flags and "too_small" not in cmp.get("L5").flags
+    s1 = cmp.get("S1")
+    assert "no_voxel_values" in s1.flags and math.isnan(s1.difference_ci_low)
+    assert s1.rel_diff_pct == pytest.approx(_hand(1.1e-3, 1.2e-3)["rel_diff_pct"])
+
+
+def test_bootstrap_ci_agrees_with_scipy_bootstrap():
+    from scipy import stats
+
+    rng = np.random.default_rng(11)
+    a = rng.normal(1.5e-3, 0.2e-3, 40)
+    b = rng.normal(1.3e-3, 0.2e-3, 35)
+    cmp = compare_sides(table(make_row("L5", "left", a), make_row("L5", "right", b)),
+                        symptomatic_side="left", n_boot=4000, rng=1)
+    r = cmp.get("L5")
+    res = stats.bootstrap((a, b), lambda x, y, axis=-1: x.mean(axis) - y.mean(axis), n_resamples=4000,
+                          method="percentile", confidence_level=0.95, vectorized=True, random_state=2)
+    width = res.confidence_interval.high - res.confidence_interval.low
+    assert r.difference_ci_low == pytest.approx(res.confidence_interval.low, abs=0.08 * width)
+    assert r.difference_ci_high == pytest.approx(res.confidence_interval.high, abs=0.08 * width)
+    assert r.ci_excludes_zero is True
+
+
+def test_bootstrap_ci_coverage_monte_carlo():
+    """The 95 % interval covers the true difference at about the nominal rate."""
+    rng = np.random.default_rng(20261124)
+    n_rep, n = 300, 40
+    true_s, true_c, sd = 1.45e-3, 1.30e-3, 0.25e-3
+    hits = 0
+    for _ in range(n_rep):
+        t = table(make_row("L5", "left", rng.normal(true_s, sd, n)),
+                  make_row("L5", "right", rng.normal(true_c, sd, n)))
+        r = compare_sides(t, symptomatic_side="left", n_boot=600, rng=rng).rows[0]
+        hits += r.difference_ci_low <= true_s - true_c <= r.difference_ci_high
+    coverage = hits / n_rep
+    # binomial SD at p=0.95, n=300 is 1.3 %; the percentile bootstrap runs slightly low for n=40.
+    assert 0.90 <= coverage <= 0.99, coverage
+
+
+def test_same_seed_same_interval_and_default_is_reproducible():
+    rng = np.random.default_rng(5)
+    t = table(make_row("L5", "left", rng.normal(1.5e-3, 2e-4, 30)),
+              make_row("L5", "right", rng.normal(1.3e-3, 2e-4, 30)))
+    a = compare_sides(t, symptomatic_side="left").rows[0]
+    b = compare_sides(t, symptomatic_side="left").rows[0]
+    assert (a.difference_ci_low, a.difference_ci_high) == (b.difference_ci_low, b.difference_ci_high)
+    assert a.left_ci_low < a.value_left < a.left_ci_high
+
+
+def test_errors():
+    t = table(make_row("L5", "left", [1e-3] * 6), make_row("L5", "left", [1e-3] * 6))
+    with pytest.raises(InputDataError, match="two ROI statistics rows"):
+        compare_sides(t, symptomatic_side="left")
+    with pytest.raises(InputDataError, match="symptomatic_side"):
+        compare_sides(table(), symptomatic_side="up")
+    with pytest.raises(InputDataError, match="RoiStatsTable"):
+        compare_sides([1, 2, 3])
+    with pytest.raises(InputDataError, match="n_boot"):
+        compare_sides(table(), n_boot=10)
+    with pytest.raises(InputDataError, match="ci"):
+        compare_sides(table(), ci=95)
+
+
+def test_records_and_html_escape():
+    t = table(make_row("L5", "left", [1.6e-3] * 6, segment="<b>x</b>"),
+              make_row("L5", "right", [1.2e-3] * 6, segment="<b>x</b>"))
+    cmp = compare_sides(t, symptomatic_side="left", n_boot=200)
+    rec = cmp.to_records()[0]
+    assert "values" not in rec and rec["flags"] == "" and rec["unit"] == "mm^2/s"
+    html = cmp._repr_html_()
+    assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_pos = st.floats(min_value=1e-5, max_value=1e3, allow_nan=False, allow_infinity=False)
+
+
+@given(_pos, _pos)
+def test_index_identities(xs, xc):
+    """§2.8 identities: rel = ratio − 100; AI antisymmetric under side swap; |AI| < 200 %."""
+    a, b = side_indices(xs, xc), side_indices(xc, xs)
+    assert a["rel_diff_pct"] == pytest.approx(a["ratio_pct"] - 100.0, rel=1e-9, abs=1e-9)
+    assert a["asymmetry_index_pct"] == pytest.approx(-b["asymmetry_index_pct"], rel=1e-9, abs=1e-12)
+    assert a["abs_asymmetry_index_pct"] == pytest.approx(abs(a["asymmetry_index_pct"]))
+    assert -200.0 < a["asymmetry_index_pct"] < 200.0
+    assert np.sign(a["asymmetry_index_pct"]) == np.sign(xs - xc)
