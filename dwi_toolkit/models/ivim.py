@@ -105,22 +105,11 @@ _N_DSTAR_GRID = 24
 class IVIMResult(NamedTuple):
     """Per-voxel IVIM parameters from :func:`ivim_segmented` / :func:`ivim_full`.
 
-    Attributes
-    ----------
-    s0 : ndarray of shape (V,)
-        Signal at b=0 (signal units).
-    f : ndarray of shape (V,)
-        Perfusion fraction (unitless).
-    d : ndarray of shape (V,)
-        Diffusion coefficient, mm²/s.
-    dstar : ndarray of shape (V,)
-        Pseudo-diffusion coefficient, mm²/s.
-    rsquared : ndarray of shape (V,)
-        Coefficient of determination of the fit on the samples used.
-    status : ndarray of uint8, shape (V,)
-        See :data:`STATUS_CODES` (0, 2, 4 or 5; 1 is assigned by :func:`fit_ivim`).
-    n_iter : ndarray of int, shape (V,)
-        Levenberg–Marquardt iterations used.
+    Fields, each an ndarray of shape (V,): ``s0`` signal at b=0 (signal units); ``f`` perfusion
+    fraction (unitless); ``d`` diffusion coefficient (mm²/s); ``dstar`` pseudo-diffusion
+    coefficient (mm²/s); ``rsquared`` coefficient of determination on the samples used;
+    ``status`` uint8 code from :data:`STATUS_CODES` (0, 2, 4 or 5; 1 is assigned by
+    :func:`fit_ivim`); ``n_iter`` Levenberg–Marquardt iterations used.
     """
 
     s0: NDArray[np.float64]
