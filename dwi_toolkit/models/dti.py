@@ -106,15 +106,22 @@ class DTIFit:
         """Map shape (X, Y, Z)."""
         return tuple(self.fa.shape)  # type: ignore[return-value]
 
-    def map(self, name: str) -> ParameterMap:
-        """One scalar map: ``"fa"``, ``"md"``, ``"ad"``, ``"rd"``, ``"s0"`` or ``"status"``."""
+    def map(self, name: str, *, ok_only: bool = False) -> ParameterMap:
+        """One scalar map: ``"fa"``, ``"md"``, ``"ad"``, ``"rd"``, ``"s0"`` or ``"status"``.
+
+        With ``ok_only=True`` voxels whose status is not 0 are NaN, so ROI statistics of the map
+        (:func:`dwi_toolkit.analysis.roi_stats.roi_stats`, which drops NaN) exclude them.
+        """
         key = name.lower()
         if key not in MAP_UNITS:
             raise InputDataError(
                 f"unknown DTI map {name!r}; choose one of {list(MAP_UNITS)} (the principal "
                 "direction is the 4-D array DTIFit.principal_direction)."
             )
-        return ParameterMap(getattr(self, key), self.affine, key, MAP_UNITS[key])
+        data = getattr(self, key)
+        if ok_only and key != "status":
+            data = np.where(self.status == 0, data, np.nan)
+        return ParameterMap(data, self.affine, key, MAP_UNITS[key])
 
     def to_maps(self) -> dict[str, ParameterMap]:
         """All scalar maps, name → :class:`ParameterMap`."""

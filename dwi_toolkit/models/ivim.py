@@ -713,13 +713,20 @@ class IVIMFit:
         """Map shape (X, Y, Z)."""
         return tuple(self.d.shape)  # type: ignore[return-value]
 
-    def map(self, name: str) -> ParameterMap:
+    def map(self, name: str, *, ok_only: bool = False) -> ParameterMap:
         """One map as a :class:`ParameterMap`: ``"d"``, ``"dstar"``, ``"f"``, ``"s0"``,
-        ``"rsquared"`` or ``"status"`` (aliases ``"D"``, ``"D*"``, ``"Dp"``, ``"S0"``)."""
+        ``"rsquared"`` or ``"status"`` (aliases ``"D"``, ``"D*"``, ``"Dp"``, ``"S0"``).
+
+        With ``ok_only=True`` voxels whose status is not 0 are NaN, so ROI statistics of the map
+        (:func:`dwi_toolkit.analysis.roi_stats.roi_stats`, which drops NaN) exclude failed fits.
+        """
         key = _ALIASES.get(name, name)
         if key not in MAP_UNITS:
             raise InputDataError(f"unknown IVIM map {name!r}; choose one of {list(MAP_UNITS)}.")
-        return ParameterMap(getattr(self, key), self.affine, key, MAP_UNITS[key])
+        data = getattr(self, key)
+        if ok_only and key != "status":
+            data = np.where(self.status == 0, data, np.nan)
+        return ParameterMap(data, self.affine, key, MAP_UNITS[key])
 
     def to_maps(self) -> dict[str, ParameterMap]:
         """All maps, name → :class:`ParameterMap`."""

@@ -167,3 +167,21 @@ def test_equals_dipy_on_vendor_series(folder, sub, stem, ext, has_contrast):
     b0 = s.mean_b0()
     bright = ok & (b0 > np.percentile(b0[ok], 75))
     assert 0.2e-3 < np.median(fit.md[bright]) < 3.5e-3
+
+
+def test_fa_roi_statistics_exclude_failed_voxels(rng):
+    from dwi_toolkit.analysis.roi_stats import roi_stats
+    from dwi_toolkit.roi.model import RootROI, Sphere
+
+    tens, _ = _random_tensors(1, rng)
+    bvecs = np.vstack([np.zeros((1, 3)), _directions(12, rng)])
+    bvals = np.r_[0.0, np.full(12, 1000.0)]
+    data = np.tile(_signal(tens, bvals, bvecs)[0], (9, 9, 9, 1))
+    data[4, 4, 4, 0] = 0.0  # one invalid voxel inside the ROI
+    fit = fit_dti(DWISeries(data, np.eye(4), bvals, bvecs))
+    roi = RootROI("L5", "left", shape=Sphere([4, 4, 4], 2))
+    row = roi_stats(fit.map("fa", ok_only=True), [roi])[0]
+    assert row.parameter == "fa" and row.n_voxels == 32 and row.n_excluded == 1
+    ev = np.linalg.eigvalsh(tens[0])
+    fa = np.sqrt(1.5) * np.linalg.norm(ev - ev.mean()) / np.linalg.norm(ev)
+    assert row.mean == pytest.approx(fa, abs=1e-6)
