@@ -76,3 +76,36 @@ def test_dti_command(tmp_path, rng):
     np.testing.assert_allclose(fa, fa_true, atol=1e-5)
     assert (out / "dti_montage.png").is_file() and (out / "dti_v1.nii.gz").is_file()
     assert json.loads((out / "dti_summary.json").read_text())["method"] == "WLS"
+
+
+def test_ivim_and_dti_commands_write_roi_statistics(tmp_path, rng):
+    from dwi_toolkit.roi.model import RoiSet, RootROI, Sphere
+
+    # one series that serves both models: 3 b-values x 12 directions + b=0, isotropic tissue
+    v = rng.standard_normal((12, 3))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    shells = [10.0, 30.0, 100.0, 300.0, 600.0, 1000.0]
+    bvals = np.r_[0.0, np.repeat(shells, 12)]
+    bvecs = np.vstack([np.zeros(3), np.tile(v, (len(shells), 1))])
+    data = ivim_signal(bvals, 1000.0, np.full((12, 12, 6), 0.1), 1.1e-3, 0.03).astype(np.float32)
+    path = tmp_path / "dwi.nii.gz"
+    DWISeries(data, np.diag([2.0, 2.0, 2.0, 1.0]), bvals, bvecs).save(path)
+    rois = tmp_path / "rois.json"
+    RoiSet([RootROI("L5", "left", shape=Sphere([8.0, 8.0, 6.0], 3.0)),
+            RootROI("L5", "right", shape=Sphere([14.0, 14.0, 6.0], 3.0))]).save(rois)
+    assert main(["ivim", str(path), "-o", str(tmp_path / "iv"), "--method", "full", "--rois", str(rois),
+                 "--no-png"]) == 0
+    text = (tmp_path / "iv" / "ivim_roi_stats.csv").read_text().splitlines()
+    header = text[0].split(",")
+    rows = [dict(zip(header, line.split(","))) for line in text[1:]]
+    assert {r["parameter"] for r in rows} == {"d", "dstar", "f"} and len(rows) == 6
+    d_rows = [r for r in rows if r["parameter"] == "d"]
+    assert all(abs(float(r["mean"]) - 1.1e-3) < 1e-8 for r in d_rows)
+    assert main(["dti", str(path), "-o", str(tmp_path / "dt"), "--rois", str(rois), "--no-png",
+                 "--b-range", "0", "1000"]) == 0
+    text = (tmp_path / "dt" / "dti_roi_stats.csv").read_text().splitlines()
+    header = text[0].split(",")
+    rows = [dict(zip(header, line.split(","))) for line in text[1:]]
+    assert {r["parameter"] for r in rows} == {"fa", "md", "ad", "rd"}
+    # isotropic tissue: FA ~ 0 (the tensor absorbs part of the perfusion term, so MD > D)
+    assert all(float(r["mean"]) < 0.05 for r in rows if r["parameter"] == "fa")

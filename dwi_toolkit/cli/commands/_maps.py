@@ -24,6 +24,8 @@ def add_input_args(p) -> None:
                    help="restrict the fit to a brain/body mask from dipy's median_otsu on the mean b=0")
     p.add_argument("--b0-threshold", type=float, default=50.0, help="s/mm^2 (default 50)")
     p.add_argument("--no-png", action="store_true", help="do not write the PNG montage")
+    p.add_argument("--rois", help="nerve-root ROIs (any format load_rois reads): also write per-ROI "
+                   "statistics of every map (status-ok voxels only) as CSV")
 
 
 def load_inputs(args):
@@ -105,3 +107,17 @@ def write_summary(path: Path, summary: dict[str, Any]) -> Path:
     from ...io._atomic import atomic_write_text
 
     return atomic_write_text(path, json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_roi_stats(fit, names: list[str], rois_path: str, path: Path) -> tuple[Path, list]:
+    """Per-ROI statistics of the maps `names` of `fit` (failed voxels excluded) → one CSV."""
+    from ...analysis.roi_stats import RoiStatsTable, roi_stats
+    from ...io.rois import load_rois
+
+    rois = load_rois(rois_path)
+    rows = []
+    for name in names:
+        rows.extend(roi_stats(fit.map(name, ok_only=True), rois).rows)
+    table = RoiStatsTable(rows)
+    table.to_csv(path)
+    return path, rows

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ...models.dti import fit_dti
-    from ._maps import load_inputs, montage, robust_range, write_summary
+    from ._maps import load_inputs, montage, robust_range, write_roi_stats, write_summary
 
     series, mask = load_inputs(args)
     fit = fit_dti(series, method=args.method, b_range=tuple(args.b_range) if args.b_range else None, mask=mask)
@@ -48,10 +48,15 @@ def run(args: argparse.Namespace) -> int:
                   ("colour FA (RAS)", fit.color_fa(), {})]
         png = montage(panels, out / "dti_montage.png", title=f"DTI ({fit.method})")
         summary["outputs"]["montage"] = str(png)
+    if args.rois:
+        csv, rows = write_roi_stats(fit, ["fa", "md", "ad", "rd"], args.rois, out / "dti_roi_stats.csv")
+        summary["outputs"]["roi_stats"] = str(csv)
     write_summary(out / "dti_summary.json", summary)
     counts = summary["status_counts"]
     print(f"DTI {fit.method}: {counts['ok']} voxels ok; maps in {out}")
     med = summary["median_ok"]
     if med["fa"] is not None:
         print(f"median FA {med['fa']:.3f}, MD {med['md'] * 1e3:.3f} x10^-3 mm^2/s")
+    if args.rois:
+        print(f"ROI statistics ({len(rows)} rows): {csv}")
     return 0

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ...models.ivim import fit_ivim
-    from ._maps import load_inputs, montage, robust_range, write_summary
+    from ._maps import load_inputs, montage, robust_range, write_roi_stats, write_summary
 
     series, mask = load_inputs(args)
     corr = None if args.noise_correction == "none" else args.noise_correction
@@ -81,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
             panels.append((label, vol, {"cmap": "viridis", "vmin": lo, "vmax": hi}))
         png = montage(panels, out / "ivim_montage.png", title=f"IVIM ({fit.method}), status-ok voxels")
         summary["outputs"]["montage"] = str(png)
+    if args.rois:
+        csv, rows = write_roi_stats(fit, ["d", "dstar", "f"], args.rois, out / "ivim_roi_stats.csv")
+        summary["outputs"]["roi_stats"] = str(csv)
     write_summary(out / "ivim_summary.json", summary)
     counts = summary["status_counts"]
     print(f"IVIM {fit.method}: {counts['ok']} voxels ok, "
@@ -89,4 +92,6 @@ def run(args: argparse.Namespace) -> int:
     if med["d"] is not None:
         print(f"median D {med['d'] * 1e3:.3f} x10^-3 mm^2/s, D* {med['dstar'] * 1e3:.2f} x10^-3 mm^2/s, "
               f"f {med['f']:.3f}")
+    if args.rois:
+        print(f"ROI statistics ({len(rows)} rows): {csv}")
     return 0
