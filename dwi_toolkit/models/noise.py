@@ -278,8 +278,8 @@ def estimate_sigma_repeated(b0s: ArrayLike, mask: ArrayLike | None = None) -> fl
     b0s : array_like of shape (X, Y, Z, R)
         R ≥ 2 repeated b=0 volumes.
     mask : array_like of bool, shape (X, Y, Z), optional
-        Voxels to pool (default: voxels whose mean over repeats is above the median, i.e. the
-        brighter half of the image, where the Gaussian approximation holds).
+        Voxels to pool (default: voxels whose mean over repeats is at least half the image's
+        99th percentile, i.e. bright tissue, where the Gaussian approximation holds).
 
     Returns
     -------
@@ -301,7 +301,7 @@ def estimate_sigma_repeated(b0s: ArrayLike, mask: ArrayLike | None = None) -> fl
         )
     mean = arr.mean(axis=-1)
     if mask is None:
-        m = mean > np.percentile(mean, 50)
+        m = mean >= 0.5 * np.percentile(mean, 99)
     else:
         m = np.asarray(mask, dtype=bool)
     var = arr[m].var(axis=-1, ddof=1)

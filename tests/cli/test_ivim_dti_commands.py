@@ -101,6 +101,7 @@ def test_ivim_and_dti_commands_write_roi_statistics(tmp_path, rng):
     assert {r["parameter"] for r in rows} == {"d", "dstar", "f"} and len(rows) == 6
     d_rows = [r for r in rows if r["parameter"] == "d"]
     assert all(abs(float(r["mean"]) - 1.1e-3) < 1e-8 for r in d_rows)
+    assert "roi_snr" in json.loads((tmp_path / "iv" / "ivim_summary.json").read_text())
     assert main(["dti", str(path), "-o", str(tmp_path / "dt"), "--rois", str(rois), "--no-png",
                  "--b-range", "0", "1000"]) == 0
     text = (tmp_path / "dt" / "dti_roi_stats.csv").read_text().splitlines()
@@ -109,3 +110,31 @@ def test_ivim_and_dti_commands_write_roi_statistics(tmp_path, rng):
     assert {r["parameter"] for r in rows} == {"fa", "md", "ad", "rd"}
     # isotropic tissue: FA ~ 0 (the tensor absorbs part of the perfusion term, so MD > D)
     assert all(float(r["mean"]) < 0.05 for r in rows if r["parameter"] == "fa")
+
+
+def test_preprocessing_flags_are_recorded(ivim_nifti, tmp_path):
+    path, _ = ivim_nifti
+    out = tmp_path / "o"
+    assert main(["ivim", str(path), "-o", str(out), "--gibbs", "--no-png"]) == 0
+    steps = json.loads((out / "ivim_summary.json").read_text())["preprocessing"]
+    assert [s["step"] for s in steps] == ["remove_gibbs"] and "dipy" in steps[0]["software"]
+
+
+def test_roi_snr_in_summary(tmp_path, rng):
+    from dwi_toolkit.roi.model import RoiSet, RootROI, Sphere
+
+    b = np.r_[0.0, 0.0, B[1:]]
+    obj = np.zeros((20, 20, 6))
+    obj[5:15, 5:15] = 1.0
+    clean = ivim_signal(b, 600.0, np.full(obj.shape, 0.1), 1.0e-3, 0.03) * obj[..., None]
+    sigma = 10.0
+    noisy = np.abs(clean + sigma * rng.standard_normal(clean.shape) + 1j * sigma * rng.standard_normal(clean.shape))
+    path = tmp_path / "dwi.nii.gz"
+    DWISeries(noisy.astype(np.float32), np.eye(4), b, np.zeros((b.size, 3))).save(path)
+    rois = tmp_path / "rois.json"
+    RoiSet([RootROI("S1", "right", shape=Sphere([10.0, 10.0, 3.0], 2.0))]).save(rois)
+    assert main(["ivim", str(path), "-o", str(tmp_path / "o"), "--rois", str(rois), "--no-png"]) == 0
+    snr = json.loads((tmp_path / "o" / "ivim_summary.json").read_text())["roi_snr"]
+    assert snr["sigma_source"] == "repeated b=0 volumes"
+    assert snr["sigma"] == pytest.approx(sigma, rel=0.1)
+    assert snr["rois"][0]["snr"] == pytest.approx(600.0 / sigma, rel=0.1)

@@ -25,7 +25,12 @@ def add_input_args(p) -> None:
     p.add_argument("--b0-threshold", type=float, default=50.0, help="s/mm^2 (default 50)")
     p.add_argument("--no-png", action="store_true", help="do not write the PNG montage")
     p.add_argument("--rois", help="nerve-root ROIs (any format load_rois reads): also write per-ROI "
-                   "statistics of every map (status-ok voxels only) as CSV")
+                   "statistics of every map (status-ok voxels only) as CSV, and b=0 SNR per ROI")
+    g = p.add_argument_group("preprocessing (optional, dipy; applied in this order, recorded in the summary)")
+    g.add_argument("--denoise", action="store_true", help="MP-PCA denoising (dipy localpca.mppca)")
+    g.add_argument("--gibbs", action="store_true", help="Gibbs-ringing removal (dipy gibbs_removal)")
+    g.add_argument("--motion", action="store_true",
+                   help="volume-to-b0 affine motion correction with b-vector rotation (dipy.align)")
 
 
 def load_inputs(args):
@@ -51,6 +56,67 @@ def load_inputs(args):
         _, auto = median_otsu(series.mean_b0(), median_radius=2, numpass=1)
         mask = auto if mask is None else (mask & auto)
     return series, mask
+
+
+def preprocess(series, args) -> tuple[object, list[dict[str, Any]]]:
+    """Apply the preprocessing steps selected on the command line; return the series and provenance."""
+    from ...models.preprocess import denoise_mppca, motion_correct, remove_gibbs
+
+    steps = []
+    if getattr(args, "denoise", False):
+        series, prov = denoise_mppca(series)
+        steps.append(prov)
+    if getattr(args, "gibbs", False):
+        series, prov = remove_gibbs(series)
+        steps.append(prov)
+    if getattr(args, "motion", False):
+        series, prov = motion_correct(series)
+        steps.append(prov)
+    return series, steps
+
+
+def estimate_sigma(series) -> tuple[float, str]:
+    """σ (signal units) from repeated b=0 volumes when there are two or more, else the background.
+
+    Only true b=0 volumes (b <= 1 s/mm², which includes Philips' 0.001–0.004) count as repeats:
+    low-b IVIM volumes under the b0 threshold carry perfusion contrast.
+    """
+    from ...models.noise import estimate_sigma_background, estimate_sigma_repeated
+
+    zero = series.bvals <= min(series.b0_threshold, 1.0)
+    if int(zero.sum()) >= 2:
+        return estimate_sigma_repeated(series.data[..., zero]), "repeated b=0 volumes"
+    return estimate_sigma_background(series.data), "background corners"
+
+
+def try_roi_snr(series, rois_path: str, sigma: float | None = None) -> dict[str, Any]:
+    """QC block: σ and b=0 SNR per ROI; never fails the command (the reason is recorded)."""
+    import logging
+
+    from ...errors import DwiToolkitError
+
+    source = "given"
+    try:
+        if sigma is None:
+            sigma, source = estimate_sigma(series)
+        if not sigma > 0:
+            raise DwiToolkitError("the noise estimate is 0 (noise-free data?)")
+        return {"sigma": sigma, "sigma_source": source, "rois": roi_snr_table(series, rois_path, sigma)}
+    except DwiToolkitError as err:
+        logging.getLogger(__name__).warning("ROI SNR not computed: %s", err)
+        return {"sigma": None, "error": str(err)}
+
+
+def roi_snr_table(series, rois_path: str, sigma: float) -> list[dict[str, Any]]:
+    """b=0 SNR (mean b=0 in the ROI / σ) per ROI, for the QC section."""
+    from ...analysis.roi_stats import roi_stats
+    from ...core.image import ParameterMap
+    from ...io.rois import load_rois
+
+    b0 = ParameterMap(series.mean_b0(), series.affine, "b0", "")
+    rows = roi_stats(b0, load_rois(rois_path)).rows
+    return [{"level": r.level, "side": r.side, "segment": r.segment, "n_voxels": r.n_voxels,
+             "mean_b0": r.mean, "snr": (r.mean / sigma if r.n_voxels else None)} for r in rows]
 
 
 def montage(panels: list[tuple[str, np.ndarray, dict[str, Any]]], path: Path, *, title: str,

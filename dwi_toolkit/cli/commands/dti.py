@@ -29,15 +29,24 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ...models.dti import fit_dti
-    from ._maps import load_inputs, montage, robust_range, write_roi_stats, write_summary
+    from ._maps import (
+        load_inputs,
+        montage,
+        preprocess,
+        robust_range,
+        try_roi_snr,
+        write_roi_stats,
+        write_summary,
+    )
 
     series, mask = load_inputs(args)
+    series, steps = preprocess(series, args)
     fit = fit_dti(series, method=args.method, b_range=tuple(args.b_range) if args.b_range else None, mask=mask)
     out = Path(args.out_dir)
     paths = fit.save(out)
     summary = fit.summary()
     summary.update({"input": str(args.path), "bvals_used": fit.bvals_used.tolist(),
-                    "outputs": {k: str(v) for k, v in paths.items()}})
+                    "outputs": {k: str(v) for k, v in paths.items()}, "preprocessing": steps})
     if not args.no_png:
         ok = fit.status == 0
         fa = np.where(ok, fit.fa, np.nan)
@@ -51,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rois:
         csv, rows = write_roi_stats(fit, ["fa", "md", "ad", "rd"], args.rois, out / "dti_roi_stats.csv")
         summary["outputs"]["roi_stats"] = str(csv)
+        summary["roi_snr"] = try_roi_snr(series, args.rois)
     write_summary(out / "dti_summary.json", summary)
     counts = summary["status_counts"]
     print(f"DTI {fit.method}: {counts['ok']} voxels ok; maps in {out}")

@@ -35,7 +35,7 @@ def add_parser(sub, add_common) -> None:
 
 def _sigma(series, text: str) -> float:
     from ...errors import InputDataError
-    from ...models.noise import estimate_sigma_background, estimate_sigma_repeated
+    from ._maps import estimate_sigma
 
     if text != "auto":
         try:
@@ -45,12 +45,8 @@ def _sigma(series, text: str) -> float:
         if not value > 0:
             raise InputDataError(f"--sigma must be > 0, got {value}.")
         return value
-    if int(series.b0_mask.sum()) >= 2:
-        sigma = estimate_sigma_repeated(series.data[..., series.b0_mask])
-        logger.info("sigma %.4g from %d repeated b=0 volumes", sigma, int(series.b0_mask.sum()))
-    else:
-        sigma = estimate_sigma_background(series.data)
-        logger.info("sigma %.4g from the background corners", sigma)
+    sigma, source = estimate_sigma(series)
+    logger.info("sigma %.4g from %s", sigma, source)
     return sigma
 
 
@@ -58,9 +54,18 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ...models.ivim import fit_ivim
-    from ._maps import load_inputs, montage, robust_range, write_roi_stats, write_summary
+    from ._maps import (
+        load_inputs,
+        montage,
+        preprocess,
+        robust_range,
+        try_roi_snr,
+        write_roi_stats,
+        write_summary,
+    )
 
     series, mask = load_inputs(args)
+    series, steps = preprocess(series, args)
     corr = None if args.noise_correction == "none" else args.noise_correction
     sigma = _sigma(series, args.sigma) if corr else None
     fit = fit_ivim(series, method=args.method, b_threshold=args.b_threshold, mask=mask,
@@ -69,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     paths = fit.save(out)
     summary = fit.summary()
     summary.update({"input": str(args.path), "bvals_used": fit.bvals_used.tolist(), "sigma": sigma,
-                    "bounds": fit.bounds, "outputs": {k: str(v) for k, v in paths.items()}})
+                    "bounds": fit.bounds, "outputs": {k: str(v) for k, v in paths.items()},
+                    "preprocessing": steps})
     if not args.no_png:
         ok = fit.status == 0
         panels = []
@@ -84,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rois:
         csv, rows = write_roi_stats(fit, ["d", "dstar", "f"], args.rois, out / "ivim_roi_stats.csv")
         summary["outputs"]["roi_stats"] = str(csv)
+        summary["roi_snr"] = try_roi_snr(series, args.rois, sigma)
     write_summary(out / "ivim_summary.json", summary)
     counts = summary["status_counts"]
     print(f"IVIM {fit.method}: {counts['ok']} voxels ok, "
