@@ -77,15 +77,17 @@ def run(args: argparse.Namespace) -> int:
                     "bounds": fit.bounds, "outputs": {k: str(v) for k, v in paths.items()},
                     "preprocessing": steps})
     if not args.no_png:
-        ok = fit.status == 0
+        import numpy as np
+
+        # D and f are meaningful at a bound (f = 0: no perfusion); D* is not when f is ~0
+        shown = {"d": np.isin(fit.status, (0, 5)), "f": np.isin(fit.status, (0, 5)), "dstar": fit.status == 0}
         panels = []
         for name, label, scale in (("d", "D (x1e-3 mm2/s)", 1e3), ("dstar", "D* (x1e-3 mm2/s)", 1e3), ("f", "f", 1.0)):
-            vol = getattr(fit, name) * scale
-            vol = vol.copy()
-            vol[~ok] = float("nan")
+            vol = np.where(shown[name], getattr(fit, name) * scale, np.nan)
             lo, hi = robust_range(vol)
             panels.append((label, vol, {"cmap": "viridis", "vmin": lo, "vmax": hi}))
-        png = montage(panels, out / "ivim_montage.png", title=f"IVIM ({fit.method}), status-ok voxels")
+        png = montage(panels, out / "ivim_montage.png",
+                      title=f"IVIM ({fit.method}); D, f: status 0 or 5 (at a bound); D*: status 0")
         summary["outputs"]["montage"] = str(png)
     if args.rois:
         csv, rows = write_roi_stats(fit, ["d", "dstar", "f"], args.rois, out / "ivim_roi_stats.csv")
