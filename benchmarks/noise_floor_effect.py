@@ -66,7 +66,7 @@ def main(argv=None):
     mask = ph.labels > 0
     adc = fit_adc(s, mask=mask).adc
     flat = tr.reshape(-1, bv.size).astype(float)
-    w_ex = (flat > args.k * sig_tr[None, :]).astype(float)
+    w_ex = rician_exclusion_weights(flat / sig_tr[None, :], 1.0, k=args.k)  # per-sample σ
     adc_ex = wls_adc(flat, bv, w_ex).reshape(s.spatial_shape)
     ivim = {c: fit_ivim(s, method="segmented", b_threshold=400, mask=mask, noise_correction=c,
                         sigma=(sigma if c else None), k=args.k) for c in (None, "exclude", "rician")}

@@ -37,7 +37,6 @@ Default bounds follow the OSIPI TF2.4 IVIM code collection: ``D`` 0–5×10⁻³
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Mapping
