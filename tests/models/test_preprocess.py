@@ -96,3 +96,27 @@ def test_motion_correction_recovers_translation(rng):
     err_before = np.abs(data[..., 3] - data[..., 2]).mean()
     err_after = np.abs(out.data[..., 3] - out.data[..., 2]).mean()
     assert err_after < 0.3 * err_before
+
+
+def test_rotate_bvecs_preserves_angles_for_any_rotation_and_affine():
+    hyp = pytest.importorskip("hypothesis")
+    st = pytest.importorskip("hypothesis.strategies")
+    from scipy.spatial.transform import Rotation
+
+    @hyp.settings(max_examples=40, deadline=None)
+    @hyp.given(st.integers(0, 2**31 - 1))
+    def check(seed):
+        rng = np.random.default_rng(seed)
+        v = _dirs(5, rng)
+        r = Rotation.random(random_state=seed).as_matrix()
+        t = np.tile(np.eye(4), (5, 1, 1))
+        t[:, :3, :3] = r
+        aff = np.eye(4)
+        aff[:3, :3] = Rotation.random(random_state=seed + 1).as_matrix() @ np.diag(rng.uniform(0.5, 3, 3))
+        if rng.random() < 0.5:
+            aff[:, 0] *= -1  # both determinant signs (FSL flip on or off)
+        out = rotate_bvecs(v, t, aff)
+        np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-12)
+        np.testing.assert_allclose(out @ out.T, v @ v.T, atol=1e-9)  # one rotation for all
+
+    check()
