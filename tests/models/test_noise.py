@@ -71,6 +71,14 @@ def test_sigma_with_dipy_estimate_sigma(rng):
         estimate_sigma_dipy(data, method="guess")
 
 
+def test_sigma_with_dipy_piesno(rng):
+    sigma = 8.0
+    a = np.zeros((40, 40, 4, 20))
+    a[10:30, 10:30] = 300.0  # object in the middle, background around it
+    data = _rician(a, sigma, rng)
+    assert estimate_sigma_dipy(data, method="piesno") == pytest.approx(sigma, rel=0.05)
+
+
 def test_roi_snr():
     b0 = np.zeros((4, 4, 1))
     b0[1:3, 1:3] = 250.0
