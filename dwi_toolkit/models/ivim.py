@@ -225,11 +225,13 @@ def _batched_lm(
         a = a * keep[:, :, None] * keep[:, None, :] + eye * fixed[:, None, :]
         g = np.where(fixed, 0.0, grad)
         delta = _solve_spd4(a, g)
+        solved = np.all(np.isfinite(delta), axis=1)  # else: more damping, try again
+        delta = np.where(solved[:, None], delta, 0.0)
         p_new = np.clip(p + delta, lo, hi)
         pred_new, jac_new = _model_jac(p_new, b, sw)
         r_new = yw - pred_new
         cost_new = np.einsum("vn,vn->v", ww, r_new * r_new)
-        ok = np.isfinite(cost_new) & (cost_new <= cost)
+        ok = solved & np.isfinite(cost_new) & (cost_new <= cost)
         small_step = np.all(np.abs(p_new - p) <= xtol * (np.abs(p) + xtol), axis=1)
         small_gain = (cost - cost_new) <= ftol * cost + 1e-30
         p[ok] = p_new[ok]
@@ -259,8 +261,8 @@ def _batched_lm(
 def _solve_spd4(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Solve the (V, 4, 4) symmetric positive-definite systems ``a x = g`` (vectorised Cholesky).
 
-    Systems that are not numerically positive definite return a zero step (the damping then
-    grows and the next try is a shorter, gradient-like step).
+    Systems that are not numerically positive definite give non-finite rows; the solver then
+    rejects the step and increases the damping (a shorter, gradient-like step next time).
     """
     with np.errstate(invalid="ignore", divide="ignore"):
         l00 = np.sqrt(a[:, 0, 0])
@@ -279,8 +281,7 @@ def _solve_spd4(a: np.ndarray, g: np.ndarray) -> np.ndarray:
         x2 = (z2 - l32 * x3) / l22
         x1 = (z1 - l21 * x2 - l31 * x3) / l11
         x0 = (z0 - l10 * x1 - l20 * x2 - l30 * x3) / l00
-    x = np.stack([x0, x1, x2, x3], axis=1)
-    return np.where(np.isfinite(x), x, 0.0)
+    return np.stack([x0, x1, x2, x3], axis=1)
 
 
 # --------------------------------------------------------------------------------------- helpers
