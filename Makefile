@@ -26,8 +26,11 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/dwi-toolkit info sample_data/sub-01/dwi/sub-01_dwi.nii.gz
-	$(BIN)/dwi-toolkit adc sample_data/sub-01/dwi/sub-01_dwi.nii.gz -o $(DEMO_OUT)/sub-01/adc
-	@echo "Demo finished: see $(DEMO_OUT)/sub-01/"
+	$(BIN)/dwi-toolkit analyze sample_data/sub-01/dwi/sub-01_dwi.nii.gz \
+		--rois sample_data/sub-01/rois/sub-01_rois.json \
+		--clinical sample_data/sub-01/clinical.json \
+		--b-min 100 -o $(DEMO_OUT)/sub-01
+	@echo "Demo finished: open $(DEMO_OUT)/sub-01/report.html"
 
 
 test: $(STAMP)

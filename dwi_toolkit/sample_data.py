@@ -10,6 +10,8 @@ Layout (BIDS-like, one folder per subject)::
     sub-01/truth/sub-01_tissue_dseg.nii.gz (+ .tsv)          tissue labels
     sub-01/truth/sub-01_roots_dseg.nii.gz (+ .tsv)           one label per root (L1..S1 x left/right)
     sub-01/truth/sub-01_root_centerlines.json               centre-lines in RAS+ mm, root ADCs
+    sub-01/rois/sub-01_rois.json (+ .mrk.json)              a sphere on every root's ganglion (ROI set)
+    sub-01/clinical.json                                    the subject's clinical picture (left L5 sciatica)
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from .io._atomic import atomic_path, atomic_write_text
+from .io.clinical import save_clinical
 from .io.nifti import save_dwi
+from .io.rois import save_rois
 from .phantom import TISSUES, LumbarPhantom, make_lumbar_phantom
+from .roi.sample import sample_rois
 
 __all__ = ["SAMPLE_SUBJECT", "make_sample_phantom", "write_subject", "generate", "checksums"]
 
@@ -33,6 +38,30 @@ logger = logging.getLogger(__name__)
 
 SAMPLE_SUBJECT = "sub-01"
 SAMPLE_SEED = 20261124
+
+#: Clinical picture of the sample subject (schema of docs/clinical.md): left L5 radicular pain from
+#: a suspected disc herniation after 8 weeks of failed conservative care, surgery considered.
+SAMPLE_CLINICAL = {
+    "subject_id": SAMPLE_SUBJECT,
+    "age": 45,
+    "sex": "M",
+    "pain_duration_weeks": 10,
+    "conservative_treatment_weeks": 8,
+    "radicular_pain": True,
+    "radicular_side": "left",
+    "suspected_levels": ["L5"],
+    "referred_pain": True,
+    "suspected_condition": "disc_herniation",
+    "red_flags": [],
+    "cauda_equina_signs": [],
+    "surgery_considered": True,
+    "prior_lumbar_surgery": False,
+    "new_or_progressive_symptoms": False,
+    "prior_lumbar_mri_months_ago": None,
+    "clinical_change_since_prior_mri": None,
+    "setting": "public",
+    "prescriber_specialty": "neurosurgery",
+}
 
 
 def make_sample_phantom(**overrides) -> LumbarPhantom:
@@ -54,8 +83,15 @@ def _save_nifti(data, affine, path: Path, descrip: str = "") -> None:
         nib.save(img, str(tmp))
 
 
-def write_subject(phantom: LumbarPhantom, out_dir: str | os.PathLike, subject: str = SAMPLE_SUBJECT) -> dict:
-    """Write one phantom subject (DWI as int16 + ground truth) under ``out_dir/subject``."""
+def write_subject(
+    phantom: LumbarPhantom,
+    out_dir: str | os.PathLike,
+    subject: str = SAMPLE_SUBJECT,
+    *,
+    clinical: dict | None = None,
+) -> dict:
+    """Write one phantom subject under ``out_dir/subject``: DWI (int16), ground truth, an ROI set
+    on every root's ganglion (JSON and 3D Slicer markups) and, when given, ``clinical.json``."""
     root = Path(out_dir) / subject
     s = phantom.series
     data16 = np.clip(np.rint(s.data), 0, np.iinfo(np.int16).max).astype(np.int16)
@@ -97,6 +133,13 @@ def write_subject(phantom: LumbarPhantom, out_dir: str | os.PathLike, subject: s
     }
     atomic_write_text(truth / f"{subject}_root_centerlines.json", json.dumps(doc, indent=2) + "\n")
     paths["truth"] = truth
+    rois = sample_rois(phantom)
+    paths["rois"] = save_rois(rois, root / "rois" / f"{subject}_rois.json")
+    save_rois(rois, root / "rois" / f"{subject}_rois.mrk.json")
+    if clinical is not None:
+        from .core.clinical import ClinicalInput
+
+        paths["clinical"] = save_clinical(ClinicalInput.from_dict(clinical), root / "clinical.json")
     return paths
 
 
@@ -113,7 +156,7 @@ def checksums(folder: str | os.PathLike) -> str:
 def generate(out_dir: str | os.PathLike) -> Path:
     """(Re)generate the whole sample folder and its checksum list."""
     out = Path(out_dir)
-    write_subject(make_sample_phantom(), out)
+    write_subject(make_sample_phantom(), out, clinical=SAMPLE_CLINICAL)
     atomic_write_text(out / "CHECKSUMS.sha256", checksums(out))
     logger.info("sample data written to %s", out)
     return out

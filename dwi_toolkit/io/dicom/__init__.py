@@ -1,15 +1,220 @@
-"""DICOM loading (work in progress: see issue 3)."""
+"""DICOM loading for every vendor: discovery, geometry, vendor diffusion conventions, assembly.
+
+Public entry points:
+
+- :func:`find_dwi_series` — what series are in a folder (header-only).
+- :func:`load_dicom_dwi` — one raw DWI series as a :class:`~dwi_toolkit.core.image.DWISeries`
+  (called by :func:`dwi_toolkit.io.loading.load_dwi`).
+- :func:`load_scanner_adc` — the scanner's own ADC map as a ParameterMap in mm²/s.
+
+Output geometry and b-vectors follow dcm2niix (see docs/dicom.md): voxel axes x = DICOM column
+index, y = rows bottom-up, z = ascending along ``row × col``; affine voxel → RAS+ mm; b-vectors
+unit vectors in that voxel frame (FSL ``.bvec`` convention), b-values in s/mm².
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ...core.gradients import DEFAULT_B0_THRESHOLD
+from ...core.image import DWISeries, ParameterMap
 from ...errors import DicomError
+from .discovery import DicomSeriesInfo, find_dwi_series, scan_files
 
-__all__ = ["load_dicom_dwi"]
+__all__ = ["load_dicom_dwi", "load_dicom_series", "load_scanner_adc", "find_dwi_series", "DicomSeriesInfo",
+           "select_series"]
+
+logger = logging.getLogger(__name__)
 
 
-def load_dicom_dwi(path, *, series_uid=None, b0_threshold=50.0, keep_phi=False):
-    """Not yet available in this build: DICOM support lands with issue 3."""
-    raise DicomError(
-        f"{path}: DICOM input is not supported by this build yet; convert with dcm2niix and load "
-        "the NIfTI + .bval/.bvec."
-    )
+def _listing(infos) -> str:
+    return "\n".join("  " + s.summary() for s in infos)
+
+
+def _series_infos(path: Path, *, b0_threshold: float):
+    """Series under `path`; for a single file, the series it belongs to (from its folder)."""
+    from .discovery import _group_key, describe_series
+
+    if path.is_file():
+        from ._files import CorruptDicom, NotDicom, read_header
+
+        try:
+            one = read_header(path)
+        except (NotDicom, CorruptDicom) as err:
+            raise DicomError(f"{path} is not a readable DICOM file ({err}).") from err
+        uid = str(one.ds.get("SeriesInstanceUID", ""))
+        if int(one.ds.get("NumberOfFrames", 1) or 1) > 1 or not uid:
+            return [describe_series([one], b0_threshold=b0_threshold)], uid
+        files = [f for f in scan_files(path.parent) if str(f.ds.get("SeriesInstanceUID", "")) == uid]
+        key = _group_key(one)
+        files = [f for f in files if _group_key(f) == key] or [one]
+        return [describe_series(files, b0_threshold=b0_threshold)], uid
+    files = scan_files(path)
+    if not files:
+        raise DicomError(f"no DICOM files found under {path} (looked at every file, any depth).")
+    groups: dict = {}
+    for f in files:
+        groups.setdefault(_group_key(f), []).append(f)
+    infos = [describe_series(g, b0_threshold=b0_threshold) for g in groups.values()]
+    infos.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.description))
+    return infos, None
+
+
+def select_series(infos, *, series_uid: str | None, role: str, path) -> DicomSeriesInfo:
+    """Pick the one series of `role` (or the one with `series_uid`); raise with a listing otherwise."""
+    if series_uid:
+        match = [s for s in infos if s.series_uid == series_uid]
+        if not match:
+            raise DicomError(
+                f"no series with SeriesInstanceUID {series_uid} under {path}. Series found:\n{_listing(infos)}"
+            )
+        pick = [s for s in match if s.role == role] or match
+        if pick[0].role != role:
+            raise DicomError(
+                f"series {series_uid} ('{pick[0].description}') is a '{pick[0].role}' series, not "
+                f"'{role}'." + (" Load scanner ADC maps with load_scanner_adc()." if pick[0].role == "adc" else "")
+            )
+        return pick[0]
+    cand = [s for s in infos if s.role == role]
+    if not cand:
+        raise DicomError(
+            f"no {'raw diffusion-weighted' if role == 'dwi' else role} series under {path}. "
+            f"Series found:\n{_listing(infos) or '  (none)'}"
+        )
+    if len(cand) > 1:
+        raise DicomError(
+            f"{len(cand)} {'raw DWI' if role == 'dwi' else role} series under {path}; pick one with "
+            f"series_uid=... (command line: --series-uid UID):\n{_listing(cand)}"
+        )
+    return cand[0]
+
+
+def _frames_of(info: DicomSeriesInfo):
+    from .series import expand_file
+
+    frames = []
+    for f in info._headers:
+        frames.extend(expand_file(f))
+    return frames
+
+
+def load_dicom_dwi(
+    path: str | os.PathLike,
+    *,
+    series_uid: str | None = None,
+    b0_threshold: float = DEFAULT_B0_THRESHOLD,
+    keep_phi: bool = False,
+) -> DWISeries:
+    """Load one raw DWI series from a DICOM folder (any depth) or file.
+
+    Parameters
+    ----------
+    path : path-like
+        Folder of DICOM files, or one file (its series is loaded from the file's folder).
+    series_uid : str, optional
+        SeriesInstanceUID of the series to load when several raw DWI series are present.
+    b0_threshold : float
+        s/mm²; stored on the series (volumes at or below count as b=0).
+    keep_phi : bool
+        Keep patient/visit identifiers in ``meta`` (off by default).
+
+    Returns
+    -------
+    DWISeries
+        ``data`` (X, Y, Z, N) (stored integers, or float32 after rescale slope/intercept or
+        Philips precise scaling), ``affine`` voxel → RAS+ mm, ``bvals`` s/mm², ``bvecs`` unit
+        vectors in the image frame (FSL convention, as dcm2niix writes them), ``meta``
+        BIDS-sidecar fields.
+
+    Raises
+    ------
+    DicomError
+        No raw DWI series, several of them without `series_uid`, or a series that cannot be
+        assembled (the message names the missing tag or slice).
+    """
+    p = Path(path)
+    infos, _uid = _series_infos(p, b0_threshold=b0_threshold)
+    info = select_series(infos, series_uid=series_uid, role="dwi", path=p)
+    return load_dicom_series(info, b0_threshold=b0_threshold, keep_phi=keep_phi)
+
+
+def load_dicom_series(
+    info: DicomSeriesInfo, *, b0_threshold: float = DEFAULT_B0_THRESHOLD, keep_phi: bool = False
+) -> DWISeries:
+    """Load a raw DWI series described by :func:`find_dwi_series` (no second folder scan).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dwi_toolkit.io.dicom._synthetic import write_series
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = write_series(folder)
+    >>> [load_dicom_series(i).shape for i in find_dwi_series(folder) if i.role == "dwi"]
+    [(10, 8, 5, 4)]
+    """
+    from .series import assemble
+    from .vendors import acquisition_meta, vendor_of
+
+    if info.role != "dwi":
+        raise DicomError(f"series {info.series_uid} ('{info.description}') is '{info.role}', not raw DWI.")
+    res = assemble(_frames_of(info), diffusion=True)
+    ds = res.first.ds
+    meta = acquisition_meta(ds, vendor_of(ds), res.first.csa, keep_phi=keep_phi)
+    meta["ConversionSoftware"] = "dwi_toolkit"
+    if res.n_dropped_isotropic:
+        meta["DroppedIsotropicFrames"] = res.n_dropped_isotropic
+    logger.info("loaded DICOM series '%s' (%d volumes)", info.description, res.data.shape[3])
+    return DWISeries(res.data, res.affine, res.bvals, res.bvecs, meta=_strip(meta, keep_phi),
+                     b0_threshold=b0_threshold)
+
+
+def load_scanner_adc(path: str | os.PathLike, *, series_uid: str | None = None) -> ParameterMap:
+    """Load the scanner's own ADC map as a ParameterMap in mm²/s.
+
+    Vendors store ADC as integers scaled to 10⁻⁶ mm²/s (Siemens, GE, Canon, UIH; Philips after
+    its rescale slope). The unit is inferred from the magnitude of the values: a median tissue
+    value above 0.1 means 10⁻⁶ mm²/s, between 1e-4 and 0.1 means 10⁻³ mm²/s, below that mm²/s.
+
+    Parameters
+    ----------
+    path : path-like
+        Folder holding the ADC series (or one file of it).
+    series_uid : str, optional
+        When several ADC series are present.
+
+    Returns
+    -------
+    ParameterMap
+        ``name="scanner_adc"``, ``unit="mm^2/s"``, same voxel order/affine convention as
+        :func:`load_dicom_dwi` so it overlays the DWI of the same acquisition.
+    """
+    from .series import assemble
+
+    p = Path(path)
+    infos, _uid = _series_infos(p, b0_threshold=DEFAULT_B0_THRESHOLD)
+    info = select_series(infos, series_uid=series_uid, role="adc", path=p)
+    res = assemble(_frames_of(info), diffusion=False)
+    data = np.asarray(res.data, dtype=np.float64)
+    if data.shape[3] != 1:
+        raise DicomError(f"ADC series '{info.description}' has {data.shape[3]} images per slice; expected 1.")
+    data = data[..., 0]
+    pos = data[data > 0]
+    med = float(np.median(pos)) if pos.size else 0.0
+    if med > 0.1:
+        factor = 1e-6
+    elif med > 1e-4:
+        factor = 1e-3
+    else:
+        factor = 1.0
+    logger.info("scanner ADC '%s': median %.4g stored units -> factor %g to mm^2/s", info.description, med, factor)
+    return ParameterMap((data * factor).astype(np.float32), res.affine, "scanner_adc", "mm^2/s")
+
+
+def _strip(meta, keep_phi):
+    from .._phi import strip_phi
+
+    return dict(meta) if keep_phi else strip_phi(meta)

@@ -1,0 +1,99 @@
+"""``dwi-toolkit convert PATH -o OUTDIR``: DICOM DWI → NIfTI + .bval + .bvec + JSON sidecar."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+
+def add_parser(sub, add_common) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="convert DICOM DWI to NIfTI + .bval/.bvec + BIDS JSON sidecar",
+        description="Convert raw DWI series found under PATH (any depth, any vendor) to NIfTI with "
+        "FSL .bval/.bvec (image frame, as dcm2niix) and a BIDS JSON sidecar without patient "
+        "identifiers. Scanner-derived TRACEW/ADC/FA series are never merged into the DWI.",
+    )
+    p.add_argument("path", help="DICOM folder (searched recursively) or one DICOM file")
+    p.add_argument("-o", "--outdir", help="output folder (created if needed)")
+    p.add_argument("--series-uid", help="convert only this SeriesInstanceUID")
+    p.add_argument("--all", action="store_true", help="convert every raw DWI series found")
+    p.add_argument("--list", action="store_true", help="list the series found and exit")
+    p.add_argument("--keep-phi", action="store_true", help="keep patient identifiers in the sidecar")
+    p.add_argument("--no-gzip", action="store_true", help="write .nii instead of .nii.gz")
+    p.add_argument("--scanner-adc", action="store_true",
+                   help="also write the scanner's ADC map(s) in mm^2/s (scanner_adc_*.nii.gz)")
+    p.add_argument("--b0-threshold", type=float, default=50.0, help="s/mm^2 (default 50)")
+    add_common(p)
+    p.set_defaults(func=run)
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "series"
+
+
+def _import_nibabel_without_pydicom() -> None:
+    """Import nibabel's NIfTI writer without letting it import pydicom.
+
+    nibabel.nifti1 imports pydicom eagerly (``optional_package``) only to decode DICOM NIfTI
+    extensions, which conversion never uses; that import costs about as much as converting a
+    whole series. pydicom is hidden during nibabel's import only, and stays importable after it
+    (dwi_toolkit imports it when a file needs its fallback reader).
+    """
+    import sys
+
+    if "pydicom" in sys.modules or "nibabel.nifti1" in sys.modules:
+        return
+    sys.modules["pydicom"] = None  # type: ignore[assignment]
+    try:
+        import nibabel.nifti1  # noqa: F401
+    except ImportError:  # pragma: no cover - nibabel is a core dependency
+        pass
+    finally:
+        if sys.modules.get("pydicom", 0) is None:
+            del sys.modules["pydicom"]
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ...errors import InputDataError
+    from ...io.dicom import find_dwi_series, load_dicom_series, select_series
+
+    if not args.list:
+        _import_nibabel_without_pydicom()
+    infos = find_dwi_series(args.path, b0_threshold=args.b0_threshold)
+    if args.list:
+        if not infos:
+            print("no DICOM series found")
+        for s in infos:
+            print(s.summary())
+        return 0
+    if not args.outdir:
+        raise InputDataError("convert needs an output folder: -o OUTDIR (or --list to only list series)")
+    out = Path(args.outdir)
+    if args.all and not args.series_uid:
+        chosen = [s for s in infos if s.role == "dwi"]
+        if not chosen:
+            select_series(infos, series_uid=None, role="dwi", path=args.path)  # raises with listing
+    else:
+        chosen = [select_series(infos, series_uid=args.series_uid, role="dwi", path=args.path)]
+    ext = ".nii" if args.no_gzip else ".nii.gz"
+    used: set[str] = set()
+    for info in chosen:
+        series = load_dicom_series(info, b0_threshold=args.b0_threshold, keep_phi=args.keep_phi)
+        stem = f"{info.series_number if info.series_number is not None else 0}_{_safe(info.description)}"
+        while stem in used:
+            stem += "_b"
+        used.add(stem)
+        written = series.save(out / (stem + ext))
+        print(f"{info.description or info.series_uid}: {series.shape} -> {written['nifti']}")
+    if args.scanner_adc:
+        from ...io.dicom import load_scanner_adc
+        from ...io.nifti import save_map
+
+        for info in (s for s in infos if s.role == "adc"):
+            pmap = load_scanner_adc(args.path, series_uid=info.series_uid)
+            target = save_map(pmap, out / f"scanner_adc_{info.series_number}_{_safe(info.description)}{ext}")
+            print(f"{info.description}: scanner ADC (mm^2/s) -> {target}")
+    return 0

@@ -1,0 +1,62 @@
+"""Siemens MOSAIC images: one 2-D image holding all slices of a volume as tiles.
+
+Tiles fill a square grid of ``ceil(sqrt(N))`` tiles per side, row by row; tile k is slice k in
+acquisition-space order, ascending along the CSA ``SliceNormalVector``. ImagePositionPatient of a
+mosaic refers to the top-left corner of the *whole* mosaic as if it were one slice, so the first
+tile's position is shifted by half the mosaic/tile size difference (as nibabel and dcm2niix do).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...errors import DicomError
+
+__all__ = ["tile_shape", "detile", "tile_positions"]
+
+
+def tile_shape(rows: int, cols: int, n_images: int) -> tuple[int, int, int]:
+    """(tiles per side, tile rows, tile cols) of a mosaic.
+
+    Examples
+    --------
+    >>> tile_shape(816, 816, 60)
+    (8, 102, 102)
+    """
+    per_side = int(math.ceil(math.sqrt(n_images)))
+    if rows % per_side or cols % per_side:
+        raise DicomError(
+            f"MOSAIC of {rows}x{cols} pixels cannot hold {n_images} equal tiles "
+            f"({per_side} per side); NumberOfImagesInMosaic is inconsistent with the image size."
+        )
+    return per_side, rows // per_side, cols // per_side
+
+
+def detile(mosaic: np.ndarray, n_images: int) -> np.ndarray:
+    """Split a (rows, cols) mosaic into (n_images, tile_rows, tile_cols).
+
+    Examples
+    --------
+    >>> m = np.arange(16).reshape(4, 4)
+    >>> detile(m, 3)[1].tolist()
+    [[2, 3], [6, 7]]
+    """
+    rows, cols = mosaic.shape
+    per_side, tr, tc = tile_shape(rows, cols, n_images)
+    t = mosaic.reshape(per_side, tr, per_side, tc).transpose(0, 2, 1, 3).reshape(per_side * per_side, tr, tc)
+    return t[:n_images]
+
+
+def tile_positions(ipp, iop, pixel_spacing, rows: int, cols: int, n_images: int,
+                   slice_normal, spacing: float) -> np.ndarray:
+    """ImagePositionPatient (LPS mm) of each tile, shape (n_images, 3)."""
+    _, tr, tc = tile_shape(rows, cols, n_images)
+    iop = np.asarray(iop, dtype=float)
+    row, col = iop[:3], iop[3:]
+    dr, dc = float(pixel_spacing[0]), float(pixel_spacing[1])
+    first = (np.asarray(ipp, dtype=float) + row * dc * (cols - tc) / 2.0 + col * dr * (rows - tr) / 2.0)
+    nvec = np.asarray(slice_normal, dtype=float)
+    nvec = nvec / np.linalg.norm(nvec)
+    return first[None, :] + np.arange(n_images)[:, None] * spacing * nvec[None, :]
