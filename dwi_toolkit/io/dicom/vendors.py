@@ -2,20 +2,33 @@
 
 Where each vendor stores the b-value and gradient direction (see docs/dicom.md):
 
-========================  ===========================================  ======================
-source                    b-value / direction                           direction frame
-========================  ===========================================  ======================
-DICOM standard            (0018,9087) / (0018,9089), classic top level  patient (LPS)
-                          or in MRDiffusionSequence (0018,9117) per
-                          frame of enhanced multi-frame objects
-Siemens classic (CSA)     CSA ``B_value`` / ``DiffusionGradientDirection``  patient (LPS)
-GE                        (0043,1039)[0] mod 1e9 / (0019,10BB..BD)      logical (image) frame
-Philips classic           (2001,1003) / (2005,10B0..B2)                 patient (LPS)
-United Imaging (private)  (0065,1009) / (0065,1037)                     image frame
-Canon classic             DICOM standard tags                           logical (as GE)
-Canon enhanced, Toshiba,  DICOM standard tags                           patient (LPS)
-others
-========================  ===========================================  ======================
+.. list-table::
+   :header-rows: 1
+
+   * - source
+     - b-value / direction
+     - direction frame
+   * - DICOM standard
+     - (0018,9087) / (0018,9089), classic top level or in MRDiffusionSequence (0018,9117) per frame of enhanced multi-frame objects
+     - patient (LPS)
+   * - Siemens classic (CSA)
+     - CSA ``B_value`` / ``DiffusionGradientDirection``
+     - patient (LPS)
+   * - GE
+     - (0043,1039)[0] mod 1e9 / (0019,10BB..BD)
+     - logical (image) frame
+   * - Philips classic
+     - (2001,1003) / (2005,10B0..B2)
+     - patient (LPS)
+   * - United Imaging (private)
+     - (0065,1009) / (0065,1037)
+     - image frame
+   * - Canon classic
+     - DICOM standard tags
+     - logical (as GE)
+   * - Canon enhanced, Toshiba, others
+     - DICOM standard tags
+     - patient (LPS)
 
 Directions are turned into the output image frame (FSL ``.bvec`` convention) exactly as dcm2niix
 does: see :func:`to_image_frame`.
