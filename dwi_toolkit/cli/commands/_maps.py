@@ -1,0 +1,189 @@
+"""Shared helpers of the map-fitting commands (``ivim``, ``dti``): inputs, montages, summaries.
+
+Private to the CLI (the leading underscore keeps it out of subcommand discovery).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def add_input_args(p) -> None:
+    """Input options shared by the fitting commands."""
+    p.add_argument("path", help="NIfTI file (with .bval/.bvec beside it), DICOM file or folder")
+    p.add_argument("-o", "--out-dir", required=True, help="output folder (created if missing)")
+    p.add_argument("--bvals", help="b-value file when not beside the NIfTI")
+    p.add_argument("--bvecs", help="b-vector file when not beside the NIfTI")
+    p.add_argument("--series-uid", help="DICOM: which series to use when several are present")
+    p.add_argument("--mask", help="NIfTI mask (non-zero = fit) on the same grid as the DWI")
+    p.add_argument("--auto-mask", action="store_true",
+                   help="restrict the fit to a brain/body mask from dipy's median_otsu on the mean b=0")
+    p.add_argument("--b0-threshold", type=float, default=50.0, help="s/mm^2 (default 50)")
+    p.add_argument("--no-png", action="store_true", help="do not write the PNG montage")
+    p.add_argument("--rois", help="nerve-root ROIs (any format load_rois reads): also write per-ROI "
+                   "statistics of every map (status-ok voxels only) as CSV, and b=0 SNR per ROI")
+    g = p.add_argument_group("preprocessing (optional, dipy; applied in this order, recorded in the summary)")
+    g.add_argument("--denoise", action="store_true", help="MP-PCA denoising (dipy localpca.mppca)")
+    g.add_argument("--gibbs", action="store_true", help="Gibbs-ringing removal (dipy gibbs_removal)")
+    g.add_argument("--motion", action="store_true",
+                   help="volume-to-b0 affine motion correction with b-vector rotation (dipy.align)")
+
+
+def load_inputs(args):
+    """Load the series and the optional mask named on the command line."""
+    from ...errors import InputDataError
+    from ...io.loading import load_dwi
+    from ...io.nifti import load_map
+
+    series = load_dwi(args.path, bvals=args.bvals, bvecs=args.bvecs, series_uid=args.series_uid,
+                      b0_threshold=args.b0_threshold)
+    mask = None
+    if args.mask:
+        m = load_map(args.mask)
+        if m.shape != series.spatial_shape:
+            raise InputDataError(
+                f"mask {args.mask} has shape {m.shape} but the DWI grid is {series.spatial_shape}; "
+                "resample the mask onto the DWI first."
+            )
+        mask = np.asarray(m.data) > 0
+    if getattr(args, "auto_mask", False):
+        from dipy.segment.mask import median_otsu
+
+        _, auto = median_otsu(series.mean_b0(), median_radius=2, numpass=1)
+        mask = auto if mask is None else (mask & auto)
+    return series, mask
+
+
+def preprocess(series, args) -> tuple[object, list[dict[str, Any]]]:
+    """Apply the preprocessing steps selected on the command line; return the series and provenance."""
+    from ...models.preprocess import denoise_mppca, motion_correct, remove_gibbs
+
+    steps = []
+    if getattr(args, "denoise", False):
+        series, prov = denoise_mppca(series)
+        steps.append(prov)
+    if getattr(args, "gibbs", False):
+        series, prov = remove_gibbs(series)
+        steps.append(prov)
+    if getattr(args, "motion", False):
+        series, prov = motion_correct(series)
+        steps.append(prov)
+    return series, steps
+
+
+def estimate_sigma(series) -> tuple[float, str]:
+    """σ (signal units) from repeated b=0 volumes when there are two or more, else the background.
+
+    Only true b=0 volumes (b <= 1 s/mm², which includes Philips' 0.001–0.004) count as repeats:
+    low-b IVIM volumes under the b0 threshold carry perfusion contrast.
+    """
+    from ...models.noise import estimate_sigma_background, estimate_sigma_repeated
+
+    zero = series.bvals <= min(series.b0_threshold, 1.0)
+    if int(zero.sum()) >= 2:
+        return estimate_sigma_repeated(series.data[..., zero]), "repeated b=0 volumes"
+    return estimate_sigma_background(series.data), "background corners"
+
+
+def try_roi_snr(series, rois_path: str, sigma: float | None = None) -> dict[str, Any]:
+    """QC block: σ and b=0 SNR per ROI; never fails the command (the reason is recorded)."""
+    import logging
+
+    from ...errors import DwiToolkitError
+
+    source = "given"
+    try:
+        if sigma is None:
+            sigma, source = estimate_sigma(series)
+        if not sigma > 0:
+            raise DwiToolkitError("the noise estimate is 0 (noise-free data?)")
+        return {"sigma": sigma, "sigma_source": source, "rois": roi_snr_table(series, rois_path, sigma)}
+    except DwiToolkitError as err:
+        logging.getLogger(__name__).warning("ROI SNR not computed: %s", err)
+        return {"sigma": None, "error": str(err)}
+
+
+def roi_snr_table(series, rois_path: str, sigma: float) -> list[dict[str, Any]]:
+    """b=0 SNR (mean b=0 in the ROI / σ) per ROI, for the QC section."""
+    from ...analysis.roi_stats import roi_stats
+    from ...core.image import ParameterMap
+    from ...io.rois import load_rois
+
+    b0 = ParameterMap(series.mean_b0(), series.affine, "b0", "")
+    rows = roi_stats(b0, load_rois(rois_path)).rows
+    return [{"level": r.level, "side": r.side, "segment": r.segment, "n_voxels": r.n_voxels,
+             "mean_b0": r.mean, "snr": (r.mean / sigma if r.n_voxels else None)} for r in rows]
+
+
+def montage(panels: list[tuple[str, np.ndarray, dict[str, Any]]], path: Path, *, title: str,
+            n_slices: int = 4) -> Path:
+    """Write a PNG grid: one row per map, `n_slices` evenly spaced slices (voxel axis 2).
+
+    Each panel is ``(label, volume (X, Y, Z) or (X, Y, Z, 3) RGB, imshow kwargs)``. Uses the
+    matplotlib object API (Agg canvas), never pyplot state.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from ...io._atomic import atomic_path
+
+    nz = panels[0][1].shape[2]
+    zs = np.unique(np.linspace(0, nz - 1, min(n_slices, nz) + 2)[1:-1].round().astype(int)) if nz > 2 \
+        else np.arange(nz)
+    fig = Figure(figsize=(2.2 * len(zs) + 1.2, 2.2 * len(panels) + 0.5), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(panels), len(zs), squeeze=False)
+    for r, (label, vol, kw) in enumerate(panels):
+        im = None
+        for c, z in enumerate(zs):
+            ax = axes[r, c]
+            sl = vol[:, :, z]
+            sl = np.swapaxes(sl, 0, 1)  # rows = voxel axis 1, columns = voxel axis 0
+            im = ax.imshow(np.nan_to_num(sl) if sl.ndim == 3 else np.ma.masked_invalid(sl), origin="lower",
+                           interpolation="nearest", **kw)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"slice {z}", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=9)
+        if im is not None and vol.ndim == 3:
+            fig.colorbar(im, ax=list(axes[r]), shrink=0.8, pad=0.01)
+    fig.suptitle(title, fontsize=10)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(str(tmp), format="png")
+    return path
+
+
+def robust_range(vol: np.ndarray, lo: float = 1.0, hi: float = 99.0) -> tuple[float, float]:
+    """Display range from percentiles of the finite values (falls back to 0..1)."""
+    v = vol[np.isfinite(vol)]
+    if v.size == 0:
+        return 0.0, 1.0
+    a, b = np.percentile(v, [lo, hi])
+    return float(a), float(b if b > a else a + 1e-12)
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> Path:
+    """Write a JSON summary atomically."""
+    from ...io._atomic import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_roi_stats(fit, names: list[str], rois_path: str, path: Path) -> tuple[Path, list]:
+    """Per-ROI statistics of the maps `names` of `fit` (failed voxels excluded) → one CSV."""
+    from ...analysis.roi_stats import RoiStatsTable, roi_stats
+    from ...io.rois import load_rois
+
+    rois = load_rois(rois_path)
+    rows = []
+    for name in names:
+        rows.extend(roi_stats(fit.map(name, ok_only=True), rois).rows)
+    table = RoiStatsTable(rows)
+    table.to_csv(path)
+    return path, rows

@@ -1,0 +1,300 @@
+"""Diffusion tensor imaging (DTI): a thin adapter over dipy's ``TensorModel``.
+
+dipy's tensor fit is vectorised and well tested, so this module adds only what the toolkit
+needs around it: our :class:`~dwi_toolkit.core.image.DWISeries`, masks, a b-value range,
+per-voxel status codes, NaN outside the fitted voxels, and maps as
+:class:`~dwi_toolkit.core.image.ParameterMap` with units.
+
+Scalars (clinical-reference.md §1.3; Basser, Mattiello & LeBihan 1994), eigenvalues
+λ1 ≥ λ2 ≥ λ3 in mm²/s:
+
+- ``MD = (λ1 + λ2 + λ3) / 3``, ``AD = λ1``, ``RD = (λ2 + λ3) / 2`` (mm²/s);
+- ``FA = sqrt(3/2) · sqrt(Σ (λi − MD)²) / sqrt(Σ λi²)`` (unitless, 0–1).
+
+The principal direction (eigenvector of λ1) is returned in the frame of the b-vectors, i.e. the
+image voxel axes with FSL's convention (see :mod:`dwi_toolkit.io.nifti`);
+:meth:`DTIFit.principal_direction_ras` rotates it into RAS+ world space.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..core.image import DWISeries, ParameterMap
+from ..errors import FitError, InputDataError
+
+__all__ = ["fit_dti", "DTIFit", "STATUS_CODES", "MAP_UNITS", "METHODS"]
+
+logger = logging.getLogger(__name__)
+
+#: Per-voxel status codes (uint8), aligned with the ADC fit's codes.
+STATUS_CODES: dict[int, str] = {
+    0: "ok",
+    1: "outside mask",
+    2: "invalid signal (non-finite samples or mean b=0 <= 0)",
+    3: "an eigenvalue <= 0 (non-physical tensor, clipped to 0 by dipy; maps kept, flagged)",
+}
+
+#: Units of the scalar maps.
+MAP_UNITS: dict[str, str] = {
+    "fa": "",
+    "md": "mm^2/s",
+    "ad": "mm^2/s",
+    "rd": "mm^2/s",
+    "s0": "",
+    "status": "",
+}
+
+#: Fit methods accepted (dipy's names).
+METHODS = ("WLS", "OLS", "NLLS", "RESTORE")
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class DTIFit:
+    """Voxel-wise tensor maps with status and provenance (returned by :func:`fit_dti`).
+
+    Attributes
+    ----------
+    fa : ndarray of shape (X, Y, Z)
+        Fractional anisotropy, 0–1; NaN where status is 1 or 2.
+    md, ad, rd : ndarray of shape (X, Y, Z)
+        Mean, axial and radial diffusivity, mm²/s.
+    evals : ndarray of shape (X, Y, Z, 3)
+        Eigenvalues λ1 ≥ λ2 ≥ λ3, mm²/s.
+    evecs : ndarray of shape (X, Y, Z, 3, 3)
+        Eigenvectors as columns (``evecs[..., :, k]`` belongs to ``evals[..., k]``), in the
+        b-vector frame.
+    principal_direction : ndarray of shape (X, Y, Z, 3)
+        Unit eigenvector of λ1 in the b-vector frame (sign arbitrary).
+    s0 : ndarray of shape (X, Y, Z)
+        Fitted b=0 signal (signal units).
+    status : ndarray of uint8, shape (X, Y, Z)
+        :data:`STATUS_CODES`.
+    affine : ndarray of shape (4, 4)
+        Voxel → RAS+ mm.
+    bvals_used : ndarray of shape (N,)
+        b-values (s/mm²) of the volumes fitted.
+    method : str
+        dipy fit method.
+    b0_threshold : float
+        s/mm².
+    """
+
+    fa: np.ndarray
+    md: np.ndarray
+    ad: np.ndarray
+    rd: np.ndarray
+    evals: np.ndarray
+    evecs: np.ndarray
+    principal_direction: np.ndarray
+    s0: np.ndarray
+    status: np.ndarray
+    affine: np.ndarray
+    bvals_used: np.ndarray
+    method: str
+    b0_threshold: float = 50.0
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Map shape (X, Y, Z)."""
+        return tuple(self.fa.shape)  # type: ignore[return-value]
+
+    def map(self, name: str, *, ok_only: bool = False) -> ParameterMap:
+        """One scalar map: ``"fa"``, ``"md"``, ``"ad"``, ``"rd"``, ``"s0"`` or ``"status"``.
+
+        With ``ok_only=True`` voxels whose status is not 0 are NaN, so ROI statistics of the map
+        (:func:`dwi_toolkit.analysis.roi_stats.roi_stats`, which drops NaN) exclude them.
+        """
+        key = name.lower()
+        if key not in MAP_UNITS:
+            raise InputDataError(
+                f"unknown DTI map {name!r}; choose one of {list(MAP_UNITS)} (the principal "
+                "direction is the 4-D array DTIFit.principal_direction)."
+            )
+        data = getattr(self, key)
+        if ok_only and key != "status":
+            data = np.where(self.status == 0, data, np.nan)
+        return ParameterMap(data, self.affine, key, MAP_UNITS[key])
+
+    def to_maps(self) -> dict[str, ParameterMap]:
+        """All scalar maps, name → :class:`ParameterMap`."""
+        return {k: self.map(k) for k in MAP_UNITS}
+
+    def principal_direction_ras(self) -> NDArray[np.float64]:
+        """Principal direction rotated into RAS+ world space, shape (X, Y, Z, 3), unit vectors.
+
+        The b-vector frame is the voxel frame with FSL's first-axis flip when the affine has a
+        positive determinant; this undoes the flip and applies the affine's rotation.
+        """
+        v = np.array(self.principal_direction, dtype=float, copy=True)
+        rot = self.affine[:3, :3] / np.linalg.norm(self.affine[:3, :3], axis=0)
+        if np.linalg.det(self.affine[:3, :3]) > 0:
+            v[..., 0] = -v[..., 0]
+        return v @ rot.T
+
+    def color_fa(self) -> NDArray[np.float64]:
+        """Direction-encoded colour FA (X, Y, Z, 3) in RAS+ (red L–R, green A–P, blue S–I)."""
+        rgb = np.abs(self.principal_direction_ras()) * np.nan_to_num(self.fa)[..., None]
+        return np.clip(rgb, 0.0, 1.0)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts per status code and medians of FA/MD over ok voxels (JSON-ready)."""
+        ok = self.status == 0
+        counts = {STATUS_CODES[c]: int((self.status == c).sum()) for c in STATUS_CODES}
+        med = {k: (float(np.median(getattr(self, k)[ok])) if ok.any() else None) for k in ("fa", "md")}
+        return {"method": self.method, "status_counts": counts, "median_ok": med}
+
+    def save(self, out_dir: str | os.PathLike, *, prefix: str = "dti_") -> dict[str, Path]:
+        """Write the scalar maps and the principal direction as NIfTI into `out_dir`, atomically.
+
+        Returns
+        -------
+        dict
+            name → path (``<prefix><name>.nii.gz``; the direction as ``<prefix>v1.nii.gz``,
+            4-D (X, Y, Z, 3) in the b-vector frame).
+        """
+        import nibabel as nib
+
+        from ..io._atomic import atomic_path  # io sits above models; imported lazily on purpose
+        from ..io.nifti import save_map
+
+        d = Path(out_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        out = {k: save_map(m, d / f"{prefix}{k}.nii.gz") for k, m in self.to_maps().items()}
+        target = d / f"{prefix}v1.nii.gz"
+        img = nib.Nifti1Image(np.asarray(self.principal_direction, dtype=np.float32), self.affine)
+        img.header.set_xyzt_units("mm")
+        img.header["descrip"] = b"principal eigenvector (b-vector frame)"
+        with atomic_path(target) as tmp:
+            nib.save(img, str(tmp))
+        out["v1"] = target
+        return out
+
+    def __repr__(self) -> str:
+        return f"DTIFit(method={self.method!r}, shape={self.shape}, ok_voxels={int((self.status == 0).sum())})"
+
+
+def _select(series: DWISeries, b_range: tuple[float | None, float | None] | None) -> DWISeries:
+    if b_range is None:
+        return series
+    try:
+        b_min, b_max = b_range
+    except (TypeError, ValueError) as err:
+        raise InputDataError(f"b_range must be a (b_min, b_max) pair in s/mm^2, got {b_range!r}.") from err
+    return series.select_b(b_min, b_max)
+
+
+def fit_dti(
+    series: DWISeries,
+    *,
+    method: str = "WLS",
+    b_range: tuple[float | None, float | None] | None = None,
+    mask: ArrayLike | None = None,
+    min_signal: float | None = None,
+) -> DTIFit:
+    """Fit the diffusion tensor voxel by voxel with dipy's ``TensorModel``.
+
+    Parameters
+    ----------
+    series : DWISeries
+        At least one b=0 volume and six non-collinear directions (b in s/mm², b-vectors in the
+        image frame, FSL convention).
+    method : {"WLS", "OLS", "NLLS", "RESTORE"}, optional
+        dipy fit method (default weighted least squares).
+    b_range : (b_min, b_max), optional
+        s/mm²; only volumes with b in the range (plus the b=0 volumes) are fitted, e.g.
+        ``(0, 1000)`` to keep a single shell from a multi-shell acquisition.
+    mask : array_like of bool, shape (X, Y, Z), optional
+        Voxels to fit; others get status 1 and NaN maps.
+    min_signal : float, optional
+        Passed to dipy: samples below are raised to it before taking logarithms.
+
+    Returns
+    -------
+    DTIFit
+
+    Raises
+    ------
+    InputDataError
+        Unknown method, bad mask, b-range without volumes.
+    FitError
+        Fewer than six non-collinear directions or no b=0 volume.
+
+    Examples
+    --------
+    >>> bvecs = np.vstack([[0, 0, 0], np.eye(3), np.array([[1, 1, 0], [1, 0, 1], [0, 1, 1]]) / np.sqrt(2)])
+    >>> bvals = np.array([0] + [1000] * 6)
+    >>> dt = np.diag([1.7e-3, 0.3e-3, 0.3e-3])
+    >>> sig = 1000 * np.exp(-bvals * np.einsum("ni,ij,nj->n", bvecs, dt, bvecs))
+    >>> s = DWISeries(np.tile(sig, (2, 2, 1, 1)), np.eye(4), bvals, bvecs)
+    >>> fit = fit_dti(s)
+    >>> print(f"{fit.fa[0, 0, 0]:.4f} {fit.md[0, 0, 0]:.3g}")
+    0.7990 0.000767
+    """
+    from dipy.core.gradients import gradient_table
+    from dipy.reconst.dti import TensorModel
+
+    if not isinstance(method, str) or method.upper() not in METHODS:
+        raise InputDataError(f"unknown DTI method {method!r}; choose one of {list(METHODS)}.")
+    sel = _select(series, b_range)
+    spatial = sel.spatial_shape
+    if mask is None:
+        m = np.ones(spatial, dtype=bool)
+    else:
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != spatial:
+            raise InputDataError(f"mask shape {m.shape} does not match the image {spatial}.")
+    b0 = sel.b0_mask
+    if not b0.any():
+        raise FitError(
+            f"DTI needs at least one b=0 volume (b <= {sel.b0_threshold:g} s/mm^2); b-values: "
+            f"{sorted(set(np.round(sel.bvals, 3).tolist()))}."
+        )
+    dw = ~b0
+    bmat = sel.bvecs[dw] * np.sqrt(sel.bvals[dw])[:, None]
+    quad = np.column_stack([bmat[:, 0] ** 2, bmat[:, 1] ** 2, bmat[:, 2] ** 2, 2 * bmat[:, 0] * bmat[:, 1],
+                            2 * bmat[:, 0] * bmat[:, 2], 2 * bmat[:, 1] * bmat[:, 2]])
+    if dw.sum() < 6 or np.linalg.matrix_rank(quad, tol=1e-6 * max(1.0, np.abs(quad).max())) < 6:
+        raise FitError(
+            f"DTI needs at least six non-collinear diffusion directions; this series has {int(dw.sum())} "
+            "diffusion-weighted volumes whose directions do not span a tensor. Use fit_adc for "
+            "trace-weighted or 3-direction data."
+        )
+    data = sel.data
+    with np.errstate(invalid="ignore"):
+        finite = np.all(np.isfinite(data), axis=-1) if np.issubdtype(data.dtype, np.floating) else np.ones(spatial, bool)
+        b0_ok = np.mean(data[..., b0], axis=-1) > 0
+    valid = m & finite & b0_ok
+    gtab = gradient_table(sel.bvals, bvecs=sel.bvecs, b0_threshold=sel.b0_threshold)
+    kwargs: dict[str, Any] = {}
+    if min_signal is not None:
+        kwargs["min_signal"] = min_signal
+    model = TensorModel(gtab, fit_method=method.upper(), return_S0_hat=True, **kwargs)
+    tf = model.fit(data, mask=valid)
+    evals = np.asarray(tf.evals, dtype=float)
+    evecs = np.asarray(tf.evecs, dtype=float)
+    fa = np.asarray(tf.fa, dtype=float)
+    md = np.asarray(tf.md, dtype=float)
+    ad = np.asarray(tf.ad, dtype=float)
+    rd = np.asarray(tf.rd, dtype=float)
+    s0 = np.asarray(tf.S0_hat, dtype=float)
+    status = np.where(m, np.where(valid, 0, 2), 1).astype(np.uint8)
+    status[valid & np.any(evals <= 0, axis=-1)] = 3
+    fill = ~valid
+    for arr in (fa, md, ad, rd, s0):
+        arr[fill] = np.nan
+    evals[fill] = np.nan
+    evecs[fill] = np.nan
+    v1 = evecs[..., :, 0].copy()
+    logger.info("DTI %s fit: %d voxels, %d ok, %d negative eigenvalue, %d invalid", method.upper(),
+                int(m.sum()), int((status == 0).sum()), int((status == 3).sum()), int((status == 2).sum()))
+    return DTIFit(fa=fa, md=md, ad=ad, rd=rd, evals=evals, evecs=evecs, principal_direction=v1, s0=s0,
+                  status=status, affine=sel.affine.copy(), bvals_used=sel.bvals.copy(),
+                  method=method.upper(), b0_threshold=sel.b0_threshold)
