@@ -340,3 +340,23 @@ class ParameterMap:
 
     def __repr__(self) -> str:
         return f"ParameterMap(name={self.name!r}, unit={self.unit!r}, shape={self.shape})"
+
+    def _repr_html_(self) -> str:
+        from ._display import html_table, thumbnail_img
+
+        data = np.asarray(self.data)
+        finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data.ravel()
+        diffusivity = self.unit in ("mm^2/s", "mm²/s")
+        scale, unit = (1e3, "×10⁻³ mm²/s") if diffusivity else (1.0, self.unit)
+        rows = [
+            ("name", self.name),
+            ("unit", self.unit or "(unitless)"),
+            ("shape", str(self.shape)),
+            ("voxel size (mm)", " × ".join(f"{v:.3g}" for v in _aff.voxel_sizes(self.affine))),
+            ("orientation", "".join(_aff.orientation_codes(self.affine))),
+            ("finite voxels", f"{finite.size} / {data.size}"),
+        ]
+        if finite.size:
+            p5, med, p95 = np.percentile(finite.astype(np.float64), [5, 50, 95]) * scale
+            rows.append((f"median [p5, p95] ({unit})".replace(" ()", ""), f"{med:.4g} [{p5:.4g}, {p95:.4g}]"))
+        return html_table("ParameterMap", rows, image=thumbnail_img(data))

@@ -453,8 +453,11 @@ class ADCFit:
             ("fitted voxels", f"{s['n_fitted']} / {self.status.size}"),
             ("median ADC (×10⁻³ mm²/s)", "—" if med is None else f"{med * 1e3:.3f}"),
         ] + [(f"status: {k}", str(v)) for k, v in s["status_counts"].items()]
-        body = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{v}</td></tr>" for k, v in rows)
-        return f"<table><caption>ADCFit</caption>{body}</table>"
+        from ..core._display import html_table, thumbnail_img
+
+        shown = np.where(self.status == OK, self.adc, np.nan)
+        return html_table("ADCFit", rows, image=thumbnail_img(shown * 1e3, vmin=0.0, vmax=3.0,
+                                                            title="ADC 0–3 ×10⁻³ mm²/s"))
 
 
 class AdcModel:

@@ -180,6 +180,21 @@ class DTIFit:
     def __repr__(self) -> str:
         return f"DTIFit(method={self.method!r}, shape={self.shape}, ok_voxels={int((self.status == 0).sum())})"
 
+    def _repr_html_(self) -> str:
+        from ..core._display import fmt_seq, html_table, thumbnail_img
+
+        s = self.summary()
+        med = s["median_ok"]
+        rows = [
+            ("method", self.method),
+            ("shape", str(self.shape)),
+            ("b-values used (s/mm²)", fmt_seq(sorted(set(np.round(self.bvals_used, 0).tolist())))),
+            ("median FA", "—" if med["fa"] is None else f"{med['fa']:.3f}"),
+            ("median MD (×10⁻³ mm²/s)", "—" if med["md"] is None else f"{med['md'] * 1e3:.3f}"),
+        ] + [(f"status: {k}", str(v)) for k, v in s["status_counts"].items() if v]
+        shown = np.where(self.status == 0, self.fa, np.nan)
+        return html_table("DTIFit", rows, image=thumbnail_img(shown, vmin=0.0, vmax=1.0, title="FA 0–1"))
+
 
 def _select(series: DWISeries, b_range: tuple[float | None, float | None] | None) -> DWISeries:
     if b_range is None:

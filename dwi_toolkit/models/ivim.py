@@ -764,6 +764,29 @@ class IVIMFit:
         return (f"IVIMFit(method={self.method!r}, shape={self.shape}, ok_voxels={n_ok}, "
                 f"b_threshold={self.b_threshold:g})")
 
+    def _repr_html_(self) -> str:
+        from ..core._display import fmt_seq, html_table, thumbnail_img
+
+        s = self.summary()
+        med = s["median_ok"]
+
+        def show(v: float | None, scale: float, fmt: str) -> str:
+            return "—" if v is None else format(v * scale, fmt)
+
+        rows = [
+            ("method", self.method),
+            ("shape", str(self.shape)),
+            ("b-values used (s/mm²)", fmt_seq(self.bvals_used)),
+            ("b threshold (s/mm²)", f"{self.b_threshold:g}"),
+            ("noise correction", self.noise_correction or "none"),
+            ("median D (×10⁻³ mm²/s)", show(med["d"], 1e3, ".3f")),
+            ("median D* (×10⁻³ mm²/s)", show(med["dstar"], 1e3, ".1f")),
+            ("median f", show(med["f"], 1.0, ".3f")),
+        ] + [(f"status: {k}", str(v)) for k, v in s["status_counts"].items() if v]
+        shown = np.where(self.status == 0, self.d, np.nan) * 1e3
+        return html_table("IVIMFit", rows, image=thumbnail_img(shown, vmin=0.0, vmax=3.0,
+                                                              title="D 0–3 ×10⁻³ mm²/s"))
+
 
 # --------------------------------------------------------------------------------------- series API
 _METHODS = {"segmented": False, "full": True}

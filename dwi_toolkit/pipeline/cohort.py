@@ -58,6 +58,32 @@ class CohortSummary:
     def index(self) -> Path:
         return self.files["index.html"]
 
+    def __repr__(self) -> str:
+        n = {s: sum(1 for r in self.subject_rows if r.get("status") == s) for s in ("done", "failed")}
+        return (f"CohortSummary(subjects={len(self.subject_rows)}, done={n['done']}, failed={n['failed']}, "
+                f"indication={self.indication.get('counts', {})}, levels={sorted(self.side_differences)}, "
+                f"out_dir={str(self.out_dir)!r})")
+
+    def _repr_html_(self) -> str:
+        from ..core._display import esc, html_table
+
+        ind = self.indication or {}
+        shares = ind.get("shares_pct", {}) or {}
+        counts = ind.get("counts", {}) or {}
+        rows = [("output", str(self.out_dir)), ("subjects", str(len(self.subject_rows)))]
+        rows += [(f"indication: {k}", f"{v} ({shares.get(k):.0f} %)" if shares.get(k) is not None else str(v))
+                 for k, v in counts.items()]
+        if self.side_differences:
+            rows.append((f"side difference ({self.side_difference_measure}, %)", "median per level: " + ", ".join(
+                f"{lv} {sorted(v)[len(v) // 2]:+.1f}" for lv, v in sorted(self.side_differences.items()) if v)))
+        facts = html_table("CohortSummary", rows, note="Indices as in clinical-reference.md §2.8; "
+                                                       "indication classes from rule set v1 (§3.10).")
+        cols = ("subject", "status", "indication", "entrapment", "reason")
+        head = "".join(f"<th style='text-align:left'>{c}</th>" for c in cols)
+        body = "".join("<tr>" + "".join(f"<td>{esc(r.get(c) or '')}</td>" for c in cols) + "</tr>"
+                       for r in self.subject_rows)
+        return f"{facts}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
 
 def indication_shares(classes: Sequence[str | None]) -> dict[str, Any]:
     """Counts and shares (% of assessed subjects) of the indication classes.

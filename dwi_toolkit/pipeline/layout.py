@@ -123,6 +123,19 @@ class Dataset:
     name: str = ""
     derivatives: tuple[Path, ...] = field(default_factory=tuple)
 
+    def __repr__(self) -> str:
+        return (f"Dataset(kind={self.kind!r}, name={self.name!r}, subjects={len(self.subjects)}, "
+                f"root={str(self.root)!r})")
+
+    def _repr_html_(self) -> str:
+        from ..core._display import html_table
+
+        rows = [("layout", self.kind), ("name", self.name), ("root", str(self.root)),
+                ("subjects", ", ".join(s.key for s in self.subjects) or "none")]
+        if self.derivatives:
+            rows.append(("derivatives", ", ".join(map(str, self.derivatives))))
+        return html_table("Dataset", rows)
+
 
 # ------------------------------------------------------------------------------ helpers
 def _is_nifti(p: Path) -> bool:

@@ -111,6 +111,22 @@ class SubjectResult:
     finished_utc: str = ""
     reason: str = ""
 
+    def __repr__(self) -> str:
+        extra = f", reason={self.reason or self.error!r}" if self.status == "failed" else ""
+        return (f"SubjectResult(key={self.key!r}, status={self.status!r}, duration_s={self.duration_s:.2f}, "
+                f"products={len(self.products)}{extra})")
+
+    def _repr_html_(self) -> str:
+        from ..core._display import html_table
+
+        rows = [("subject", self.key), ("status", self.status), ("duration (s)", f"{self.duration_s:.2f}"),
+                ("output", self.output), ("pipeline hash", self.pipeline_hash[:12])]
+        if self.status == "failed":
+            rows.append(("reason", self.reason or self.error or ""))
+        rows += [(f"step {st.get('id')}", f"{st.get('duration_s', 0):.2f} s") for st in self.steps]
+        rows += [(f"product {k}", v) for k, v in self.products.items()]
+        return html_table("SubjectResult", rows)
+
     def to_manifest(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("traceback")
@@ -160,6 +176,35 @@ class RunResult:
     @property
     def manifest_path(self) -> Path:
         return self.out_dir / MANIFEST
+
+    def __repr__(self) -> str:
+        c = self.counts
+        return (f"RunResult(pipeline={self.pipeline.name!r}, subjects={len(self.plan)}, done={c['done']}, "
+                f"skipped={c['skipped']}, failed={c['failed']}, dry_run={self.dry_run}, "
+                f"duration_s={self.duration_s:.1f}, out_dir={str(self.out_dir)!r})")
+
+    def _repr_html_(self) -> str:
+        from ..core._display import esc, html_table
+
+        c = self.counts
+        facts = html_table("RunResult", [
+            ("pipeline", f"{self.pipeline.name} (hash {self.pipeline.hash[:12]})"),
+            ("input", f"{self.dataset.kind}: {self.dataset.root}"),
+            ("output", str(self.out_dir)),
+            ("subjects", f"{len(self.plan)}: done {c['done']}, skipped {c['skipped']}, failed {c['failed']}"
+                         + (" (dry run)" if self.dry_run else "")),
+            ("duration (s)", f"{self.duration_s:.1f}"),
+            ("exit code", str(self.exit_code)),
+        ])
+        if self.results:
+            body = "".join(
+                f"<tr><td>{esc(r.key)}</td><td>{esc(r.status)}</td><td>{r.duration_s:.2f}</td>"
+                f"<td>{esc(r.reason or r.error or '')}</td></tr>" for r in self.results)
+        else:
+            body = "".join(f"<tr><td>{esc(p.subject.key)}</td><td>{esc(p.action)}</td><td></td>"
+                           f"<td>{esc(p.reason)}</td></tr>" for p in self.plan)
+        head = "".join(f"<th style='text-align:left'>{h}</th>" for h in ("subject", "status", "time (s)", "reason"))
+        return f"{facts}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,21 @@ class PipelineSpec:
                 "steps": [s.to_dict() for s in self.steps], "version": __version__}
         return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()
 
+    def __repr__(self) -> str:
+        return (f"PipelineSpec(name={self.name!r}, steps=[{', '.join(s.id for s in self.steps)}], "
+                f"source={self.source!r})")
+
+    def _repr_html_(self) -> str:
+        from ..core._display import html_table
+
+        rows = [("name", self.name), ("description", self.description), ("source", self.source),
+                ("hash", self.hash[:12])]
+        rows += [(f"step {s.id}", f"{s.step}: " + ", ".join(f"{k}={v!r}" for k, v in s.params.items()))
+                 for s in self.steps]
+        if self.plugins:
+            rows.append(("plugins", ", ".join(self.plugins)))
+        return html_table("PipelineSpec", rows)
+
     def to_toml(self) -> str:
         """The effective configuration as TOML, headed by the software version and hash."""
         head = (f"# Effective pipeline configuration written by dwi_toolkit {__version__}\n"

@@ -802,6 +802,17 @@ class RootROI:
     def __repr__(self) -> str:
         return f"RootROI({self.name!r}, {self.shape.describe()})"  # type: ignore[union-attr]
 
+    def _repr_html_(self) -> str:
+        from ..core._display import html_table
+
+        rows = [("level", self.level), ("side", f"{self.side} (patient's)"), ("segment", self.segment),
+                ("shape (RAS+ mm)", self.shape.describe())]  # type: ignore[union-attr]
+        if self.distance_mm is not None:
+            rows.append(("distance (mm)", f"{self.distance_mm:g}"))
+        if self.notes:
+            rows.append(("notes", self.notes))
+        return html_table(f"RootROI {self.name}", rows)
+
 
 def _sort_key(roi: RootROI) -> tuple[int, int, int]:
     return (LEVELS.index(roi.level), SIDES.index(roi.side), SEGMENTS.index(roi.segment))

@@ -69,6 +69,17 @@ class DicomSeriesInfo:
     files: tuple[Path, ...] = field(default=(), repr=False, compare=False)
     _headers: tuple = field(default=(), repr=False, compare=False)
 
+    def _repr_html_(self) -> str:
+        from ...core._display import fmt_seq, html_table
+
+        return html_table(f"DICOM series #{self.series_number if self.series_number is not None else '?'}", [
+            ("description", self.description), ("role", self.role), ("vendor", self.vendor),
+            ("volumes", str(self.n_volumes)), ("files", str(self.n_files)),
+            ("b-values (s/mm²)", fmt_seq(self.bvals) or "—"),
+            ("orientation", f"{self.orientation}, patient position {self.patient_position}"),
+            ("series UID", self.series_uid),
+        ])
+
     def summary(self) -> str:
         """One line: uid, description, role, volumes, b-values."""
         b = ", ".join(f"{x:g}" for x in self.bvals) or "-"
