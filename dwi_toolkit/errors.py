@@ -26,48 +26,143 @@ __all__ = [
 
 
 class DwiToolkitError(Exception):
-    """Base class for every error dwi_toolkit raises on purpose."""
+    """Base class for every error dwi_toolkit raises on purpose.
+
+    Examples
+    --------
+    >>> issubclass(InputDataError, DwiToolkitError) and issubclass(DicomError, DwiToolkitError)
+    True
+    """
 
 
 class InputDataError(DwiToolkitError, ValueError):
-    """Bad input values: shapes, units, NaNs, inconsistent files."""
+    """Bad input values: shapes, units, NaNs, inconsistent files.
+
+    Examples
+    --------
+    >>> try:
+    ...     raise InputDataError("data must be 4-D (X, Y, Z, N), got shape (4, 4)")
+    ... except ValueError as err:  # also a ValueError
+    ...     print(type(err).__name__)
+    InputDataError
+    """
 
 
 class GradientError(InputDataError):
-    """A problem with b-values or b-vectors (count, norm, layout, missing file)."""
+    """A problem with b-values or b-vectors (count, norm, layout, missing file).
+
+    Examples
+    --------
+    >>> from dwi_toolkit.core.gradients import check_gradients
+    >>> try:
+    ...     check_gradients([0, 800], [[0, 0, 0]])
+    ... except GradientError as err:
+    ...     print("GradientError")
+    GradientError
+    """
 
 
 class DicomError(DwiToolkitError, OSError):
-    """A DICOM file or series that cannot be read or assembled."""
+    """A DICOM file or series that cannot be read or assembled.
+
+    Examples
+    --------
+    >>> issubclass(DicomError, OSError)
+    True
+    """
 
 
 class RoiError(InputDataError):
-    """A region of interest that is malformed, unknown, empty or outside the image."""
+    """A region of interest that is malformed, unknown, empty or outside the image.
+
+    Examples
+    --------
+    >>> from dwi_toolkit.roi.model import normalize_level
+    >>> try:
+    ...     normalize_level("L7")
+    ... except RoiError:
+    ...     print("not a lumbar level")
+    not a lumbar level
+    """
 
 
 class FitError(DwiToolkitError, RuntimeError):
-    """A whole fit cannot run (e.g. too few b-values for the model)."""
+    """A whole fit cannot run (e.g. too few b-values for the model).
+
+    Examples
+    --------
+    >>> issubclass(FitError, RuntimeError)
+    True
+    """
 
 
 class PipelineError(DwiToolkitError):
-    """A bad pipeline definition or run set-up."""
+    """A bad pipeline definition or run set-up.
+
+    Examples
+    --------
+    >>> from dwi_toolkit.pipeline.spec import load_pipeline
+    >>> try:
+    ...     load_pipeline("no-such-pipeline")
+    ... except PipelineError:
+    ...     print("unknown pipeline")
+    unknown pipeline
+    """
 
 
 class ClinicalDataError(InputDataError):
-    """Clinical input (``clinical.json``) that does not follow the documented schema."""
+    """Clinical input (``clinical.json``) that does not follow the documented schema.
+
+    Examples
+    --------
+    >>> from dwi_toolkit.clinical.indication import assess_indication
+    >>> try:
+    ...     assess_indication({"radicular_side": "up"})
+    ... except ClinicalDataError:
+    ...     print("invalid clinical.json")
+    invalid clinical.json
+    """
 
 
 class DwiToolkitWarning(UserWarning):
-    """Base class for warnings the caller can act on."""
+    """Base class for warnings the caller can act on.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warnings.warn("b-vectors renormalised", GradientWarning)
+    >>> issubclass(caught[0].category, DwiToolkitWarning)
+    True
+    """
 
 
 class GradientWarning(DwiToolkitWarning):
-    """Suspicious but usable gradient information (e.g. renormalised b-vectors)."""
+    """Suspicious but usable gradient information (e.g. renormalised b-vectors).
+
+    Examples
+    --------
+    >>> issubclass(GradientWarning, UserWarning)
+    True
+    """
 
 
 class FitWarning(DwiToolkitWarning):
-    """A fit ran but something about it deserves attention."""
+    """A fit ran but something about it deserves attention.
+
+    Examples
+    --------
+    >>> issubclass(FitWarning, DwiToolkitWarning)
+    True
+    """
 
 
 class DicomWarning(DwiToolkitWarning):
-    """A DICOM file was skipped or a vendor convention was assumed."""
+    """A DICOM file was skipped or a vendor convention was assumed.
+
+    Examples
+    --------
+    >>> issubclass(DicomWarning, DwiToolkitWarning)
+    True
+    """

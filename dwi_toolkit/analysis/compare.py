@@ -126,6 +126,17 @@ class SideComparisonRow:
         ``"missing_side"`` (one side has no ROI or no finite value), ``"too_small"`` (fewer than
         ``min_voxels`` voxels on a side), ``"noisy"`` (coefficient of variation above ``max_cv``
         on a side), ``"no_voxel_values"`` (no voxel values to bootstrap; no interval).
+
+    Examples
+    --------
+    >>> from dwi_toolkit.analysis.roi_stats import roi_stats
+    >>> from dwi_toolkit.core.image import ParameterMap
+    >>> from dwi_toolkit.roi.model import RootROI, Sphere
+    >>> adc = np.full((20, 10, 10), 1.2e-3); adc[:10] = 1.5e-3      # voxels x < 10: patient's left
+    >>> rois = [RootROI("L5", "left", shape=Sphere([5, 5, 5], 2.5)), RootROI("L5", "right", shape=Sphere([14, 5, 5], 2.5))]
+    >>> row = compare_sides(roi_stats(ParameterMap(adc, np.eye(4), "adc", "mm^2/s"), rois), symptomatic_side="left", n_boot=100).get("L5")
+    >>> round(row.rel_diff_pct, 1), round(row.ratio_pct, 1)      # %
+    (25.0, 125.0)
     """
 
     level: str
@@ -214,6 +225,19 @@ class SideComparison:
         ``n_boot``, ``ci``, ``min_voxels``, ``max_cv``, ``seed`` as used.
     notes : tuple of str
         Plain-language notes (e.g. why signed indices are absent).
+
+    Examples
+    --------
+    >>> from dwi_toolkit.analysis.roi_stats import roi_stats
+    >>> from dwi_toolkit.core.image import ParameterMap
+    >>> from dwi_toolkit.roi.model import RootROI, Sphere
+    >>> adc = np.full((20, 10, 10), 1.2e-3); adc[:10] = 1.5e-3
+    >>> rois = [RootROI("L5", "left", shape=Sphere([5, 5, 5], 2.5)), RootROI("L5", "right", shape=Sphere([14, 5, 5], 2.5))]
+    >>> cmp = compare_sides(roi_stats(ParameterMap(adc, np.eye(4), "adc", "mm^2/s"), rois), symptomatic_side="left", n_boot=100)
+    >>> cmp
+    SideComparison(symptomatic_side='left', rows=1, levels=['L5'], parameters=['adc'])
+    >>> round(cmp.get("L5").asymmetry_index_pct, 1)
+    22.2
     """
 
     rows: tuple[SideComparisonRow, ...]

@@ -73,6 +73,14 @@ class RoiStats:
     ``n_voxels`` counts the included voxels, ``n_excluded`` the excluded ones (failed fit/NaN:
     ``n_excluded_fit``; above the CSF threshold: ``n_excluded_csf``). ``volume_mm3`` is the
     volume of the included voxels. Values are in ``unit`` (mm²/s for ADC).
+
+    Examples
+    --------
+    >>> from dwi_toolkit.core.image import ParameterMap
+    >>> from dwi_toolkit.roi.model import RootROI, Sphere
+    >>> row = roi_stats(ParameterMap(np.full((10, 10, 10), 1.2e-3), np.eye(4), "adc", "mm^2/s"), RootROI("L5", "left", shape=Sphere([5, 5, 5], 2.0)))[0]
+    >>> row.name, row.n_voxels, round(row.mean * 1e3, 3), row.unit
+    ('L5_left_ganglion', 33, 1.2, 'mm^2/s')
     """
 
     level: str
@@ -111,7 +119,19 @@ def _fmt(v: Any) -> str:
 
 @dataclass(frozen=True, eq=False)
 class RoiStatsTable:
-    """The rows of :func:`roi_stats`, one per (ROI, parameter)."""
+    """The rows of :func:`roi_stats`, one per (ROI, parameter).
+
+    Examples
+    --------
+    >>> from dwi_toolkit.core.image import ParameterMap
+    >>> from dwi_toolkit.roi.model import RootROI, Sphere
+    >>> table = roi_stats(ParameterMap(np.full((10, 10, 10), 1.2e-3), np.eye(4), "adc", "mm^2/s"),
+    ...                   [RootROI("L5", "left", shape=Sphere([3, 5, 5], 2.0)), RootROI("L5", "right", shape=Sphere([7, 5, 5], 2.0))])
+    >>> len(table), table.get("L5", "right").n_voxels
+    (2, 33)
+    >>> sorted(table.to_records()[0])[:3]
+    ['iqr', 'level', 'mean']
+    """
 
     rows: list[RoiStats]
 

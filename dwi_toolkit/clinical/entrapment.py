@@ -107,6 +107,20 @@ class LevelAssessment:
         Level listed in the clinical ``suspected_levels``; None when those were not recorded.
     statement : str
         Plain-language account of what was measured.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dwi_toolkit.analysis.compare import compare_sides
+    >>> from dwi_toolkit.analysis.roi_stats import roi_stats
+    >>> from dwi_toolkit.core.image import ParameterMap
+    >>> from dwi_toolkit.roi.model import RootROI, Sphere
+    >>> adc = np.full((20, 10, 10), 1.2e-3); adc[:10] = 1.5e-3
+    >>> rois = [RootROI("L5", "left", shape=Sphere([5, 5, 5], 2.5)), RootROI("L5", "right", shape=Sphere([14, 5, 5], 2.5))]
+    >>> cmp = compare_sides(roi_stats(ParameterMap(adc, np.eye(4), "adc", "mm^2/s"), rois), symptomatic_side="left", n_boot=100)
+    >>> lv = assess_entrapment(cmp, {"radicular_side": "left", "suspected_levels": ["L5"]}).get("L5")
+    >>> lv.classification, lv.reasons, lv.direction
+    ('concordant', ('asymmetry_at_suspected_level',), 'higher')
     """
 
     level: str
@@ -162,6 +176,20 @@ class EntrapmentAssessment:
     caveats : tuple of str
     references : tuple of str
         Citation keys (clinical-reference.md §5) of statements made.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dwi_toolkit.analysis.compare import compare_sides
+    >>> from dwi_toolkit.analysis.roi_stats import roi_stats
+    >>> from dwi_toolkit.core.image import ParameterMap
+    >>> from dwi_toolkit.roi.model import RootROI, Sphere
+    >>> adc = np.full((20, 10, 10), 1.2e-3)                   # symmetric roots
+    >>> rois = [RootROI("L4", "left", shape=Sphere([5, 5, 5], 2.5)), RootROI("L4", "right", shape=Sphere([14, 5, 5], 2.5))]
+    >>> cmp = compare_sides(roi_stats(ParameterMap(adc, np.eye(4), "adc", "mm^2/s"), rois), symptomatic_side="left", n_boot=100)
+    >>> ent = assess_entrapment(cmp, {"radicular_side": "left", "suspected_levels": ["L5"]})
+    >>> [(lv.level, lv.classification) for lv in ent.levels], ent.threshold_pct
+    ([('L4', 'no_asymmetry'), ('L5', 'indeterminate')], 10.0)
     """
 
     levels: tuple[LevelAssessment, ...]
@@ -315,6 +343,7 @@ def assess_entrapment(
     Examples
     --------
     >>> from types import SimpleNamespace as R
+    >>> import numpy as np
     >>> import numpy as np
     >>> from dwi_toolkit.analysis.compare import compare_sides
     >>> rng = np.random.default_rng(1)

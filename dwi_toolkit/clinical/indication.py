@@ -395,6 +395,13 @@ class RiskFactor:
     ci95 : tuple of float
         95 % confidence interval of the odds ratio.
     description : str
+
+    Examples
+    --------
+    >>> from dwi_toolkit.sample_data import SAMPLE_CLINICAL
+    >>> a = assess_indication(SAMPLE_CLINICAL)
+    >>> all(isinstance(r, RiskFactor) for r in a.kovacs_risk_factors), sorted({r.status for r in a.kovacs_risk_factors}) <= ["absent", "present", "unknown", "unrecorded"]
+    (True, True)
     """
 
     name: str
@@ -449,6 +456,13 @@ class IndicationAssessment:
     rule_set_version, rules_file_version : str
     references : dict
         Citation key → full reference for the keys in :attr:`citations`.
+
+    Examples
+    --------
+    >>> from dwi_toolkit.sample_data import SAMPLE_CLINICAL   # left L5 radicular pain, 10 weeks
+    >>> a = assess_indication(SAMPLE_CLINICAL)
+    >>> a.classification, a.decisive_rules
+    ('appropriate', ('R-DISC-6W',))
     """
 
     classification: str

@@ -17,6 +17,11 @@ def check_affine(affine: ArrayLike) -> NDArray[np.float64]:
     ------
     InputDataError
         If the affine is not 4×4, not finite, or singular.
+
+    Examples
+    --------
+    >>> check_affine(np.diag([2.0, 2.0, 4.0, 1.0])).shape
+    (4, 4)
     """
     a = np.asarray(affine, dtype=float)
     if a.shape != (4, 4):

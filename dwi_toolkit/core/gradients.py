@@ -50,6 +50,11 @@ class Shell:
         Representative b-value of the shell (mean of its members), s/mm².
     indices : tuple of int
         Volume indices (last data axis) belonging to the shell.
+
+    Examples
+    --------
+    >>> find_shells([0, 800, 5, 800])[1]
+    Shell(bval=800.0, indices=(1, 3))
     """
 
     bval: float
@@ -172,6 +177,15 @@ def normalize_bvecs(
     ------
     GradientError
         If a diffusion-weighted volume has a zero vector or a norm too far from 1.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")  # GradientWarning: 1 b-vector renormalised
+    ...     v = normalize_bvecs([[0, 0, 0], [0, 0, 1.05]], [0, 800])
+    >>> v.tolist()
+    [[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
     """
     v = np.array(bvecs, dtype=float, copy=True)
     b = np.asarray(bvals, dtype=float)
@@ -231,6 +245,14 @@ def check_gradients(
     ------
     GradientError
         If shapes disagree or b-values are not finite and non-negative.
+
+    Examples
+    --------
+    >>> check_gradients([0, 800], [[0, 0, 0], [1, 0, 0]])  # valid: returns None
+    >>> check_gradients([0, 800], [[0, 0, 0]])
+    Traceback (most recent call last):
+    ...
+    dwi_toolkit.errors.GradientError: ...
     """
     b = np.asarray(bvals)
     v = np.asarray(bvecs)

@@ -48,6 +48,11 @@ def check_mask(mask: ArrayLike, shape: tuple[int, ...]) -> NDArray[np.bool_]:
     ------
     InputDataError
         If the shapes differ.
+
+    Examples
+    --------
+    >>> check_mask(np.ones((2, 3, 4)), (2, 3, 4)).dtype
+    dtype('bool')
     """
     m = np.asarray(mask)
     if m.shape != tuple(shape):

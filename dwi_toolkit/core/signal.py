@@ -55,6 +55,12 @@ def mean_b0(data: ArrayLike, b0: ArrayLike, *, axis: int = -1) -> NDArray[np.flo
     data : array_like of shape (..., N)
     b0 : array_like of bool, shape (N,)
         Mask of b=0 volumes (see :func:`dwi_toolkit.core.gradients.b0_mask`).
+
+    Examples
+    --------
+    >>> data = np.array([[10.0, 12.0, 5.0]])          # one voxel, volumes b = 0, 0, 800
+    >>> mean_b0(data, np.array([True, True, False])).tolist()
+    [11.0]
     """
     arr = np.asarray(data)
     return np.take(arr, np.flatnonzero(b0), axis=axis).astype(np.float32).mean(axis=axis)

@@ -364,6 +364,17 @@ class ADCFit:
         Image-frame unit vectors of those directions.
     params : dict
         The options the fit ran with (for provenance).
+
+    Examples
+    --------
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> b = np.array([0.0, 800.0])
+    >>> fit = fit_adc(DWISeries(1000 * np.exp(-b * 1.5e-3) * np.ones((2, 2, 1, 2)), np.eye(4), b,
+    ...                         [[0, 0, 0], [0, 0, 1]]))
+    >>> fit.map("adc").unit, round(float(np.nanmean(fit.adc)) * 1e3, 3)   # ×10⁻³ mm²/s
+    ('mm^2/s', 1.5)
+    >>> fit.status_counts()["fitted"]
+    4
     """
 
     adc: np.ndarray
@@ -483,6 +494,16 @@ class AdcModel:
     ------
     FitError
         Unknown method, or fewer than two distinct b-values left after `b_range`.
+
+    Examples
+    --------
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> b = np.array([0.0, 400.0, 800.0])
+    >>> series = DWISeries(np.exp(-b * 1.1e-3) * np.ones((2, 2, 1, 3)), np.eye(4), b,
+    ...                    [[0, 0, 0], [1, 0, 0], [1, 0, 0]])
+    >>> fit = AdcModel(b, method="ols").fit(series)
+    >>> round(float(fit.adc[0, 0, 0]), 6)   # mm²/s
+    0.0011
     """
 
     def __init__(

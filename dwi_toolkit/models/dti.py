@@ -85,6 +85,17 @@ class DTIFit:
         dipy fit method.
     b0_threshold : float
         s/mm².
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> g = rng.standard_normal((12, 3)); g /= np.linalg.norm(g, axis=1, keepdims=True)
+    >>> b = np.r_[0.0, np.full(12, 1000.0)]; bvecs = np.vstack([[0, 0, 0], g])
+    >>> q = (bvecs ** 2) @ np.array([1.7e-3, 0.3e-3, 0.3e-3])     # tensor along x, mm²/s
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> fit = fit_dti(DWISeries(np.broadcast_to(np.exp(-b * q), (2, 2, 1, 13)).copy(), np.eye(4), b, bvecs))
+    >>> round(float(fit.fa[0, 0, 0]), 3), round(float(fit.md[0, 0, 0]) * 1e3, 3)
+    (0.799, 0.767)
     """
 
     fa: np.ndarray

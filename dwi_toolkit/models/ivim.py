@@ -109,6 +109,13 @@ class IVIMResult(NamedTuple):
     coefficient (mm²/s); ``rsquared`` coefficient of determination on the samples used;
     ``status`` uint8 code from :data:`STATUS_CODES` (0, 2, 4 or 5; 1 is assigned by
     :func:`fit_ivim`); ``n_iter`` Levenberg–Marquardt iterations used.
+
+    Examples
+    --------
+    >>> b = np.array([0, 10, 20, 50, 100, 200, 400, 600, 800.0])
+    >>> res = ivim_segmented(ivim_signal(b, 1000.0, 0.1, 1e-3, 20e-3)[None, :], b)
+    >>> round(float(res.f[0]), 2), res.status.tolist()
+    (0.1, [0])
     """
 
     s0: NDArray[np.float64]
@@ -691,6 +698,15 @@ class IVIMFit:
         Noise σ used (signal units), when a correction was applied.
     b0_threshold : float
         s/mm², from the series.
+
+    Examples
+    --------
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> b = np.array([0, 10, 20, 50, 100, 200, 400, 600, 800.0])
+    >>> sig = ivim_signal(b, 1000.0, np.full((2, 2, 1), 0.1), np.full((2, 2, 1), 1e-3), np.full((2, 2, 1), 20e-3))
+    >>> fit = fit_ivim(DWISeries(sig, np.eye(4), b, np.zeros((9, 3))), method="segmented")
+    >>> fit.map("d").unit, bool(abs(np.median(fit.d) - 1e-3) < 2e-5)
+    ('mm^2/s', True)
     """
 
     d: np.ndarray
