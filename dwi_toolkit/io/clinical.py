@@ -49,6 +49,17 @@ def load_clinical(path: str | os.PathLike) -> ClinicalInput:
     ClinicalDataError
         When the file is missing, is not valid JSON, or has unknown fields or vocabulary (the
         message names the file, the field and the allowed values).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.sample_data import SAMPLE_CLINICAL
+    >>> from dwi_toolkit.core.clinical import ClinicalInput
+    >>> path = save_clinical(ClinicalInput.from_dict(SAMPLE_CLINICAL), Path(tempfile.mkdtemp()) / "clinical.json")
+    >>> c = load_clinical(path)
+    >>> c.radicular_side, c.suspected_levels, c.pain_duration_weeks
+    ('left', ('L5',), 10)
     """
     p = Path(path)
     try:
@@ -78,6 +89,16 @@ def save_clinical(clinical: ClinicalInput, path: str | os.PathLike) -> Path:
     -------
     pathlib.Path
         The path written.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.sample_data import SAMPLE_CLINICAL
+    >>> from dwi_toolkit.core.clinical import ClinicalInput
+    >>> path = save_clinical(ClinicalInput.from_dict(SAMPLE_CLINICAL), Path(tempfile.mkdtemp()) / "clinical.json")
+    >>> json.loads(path.read_text())["schema"]
+    'dwi_toolkit.clinical'
     """
     if not isinstance(clinical, ClinicalInput):
         raise ClinicalDataError(

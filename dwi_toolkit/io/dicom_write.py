@@ -121,6 +121,24 @@ def write_dicom_series(
     InputDataError
         Negative or non-finite data, or an affine whose third axis is not perpendicular to the
         slice plane (DICOM slices cannot be sheared).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> from dwi_toolkit.io.dicom_write import write_dicom_series
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> b = np.array([0.0, 800.0])
+    >>> s = DWISeries(np.full((4, 3, 2, 2), 100.0) * np.exp(-b * 1e-3), np.diag([2.0, 2.0, 4.0, 1.0]), b,
+    ...               [[0, 0, 0], [0, 0, 1]])
+    >>> files = write_dicom_series(s, tmp / "dicom")
+    >>> len(files), files[0].suffix
+    (4, '.dcm')
+    >>> from dwi_toolkit.io.dicom import load_dicom_dwi
+    >>> np.allclose(load_dicom_dwi(tmp / "dicom").data, s.data, atol=1)
+    True
     """
     import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset

@@ -45,6 +45,14 @@ def read_bvals(path: str | os.PathLike) -> NDArray[np.float64]:
     ------
     GradientError
         If the file is missing, empty or not a single row/column of numbers.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> p = write_bvals(Path(tempfile.mkdtemp()) / "dwi.bval", [0, 800, 800])
+    >>> read_bvals(p).tolist()
+    [0.0, 800.0, 800.0]
     """
     p = Path(path)
     arr = _read_numbers(p, "bval")
@@ -67,6 +75,14 @@ def read_bvecs(path: str | os.PathLike, n_volumes: int | None = None) -> NDArray
     ------
     GradientError
         If neither layout fits.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> p = write_bvecs(Path(tempfile.mkdtemp()) / "dwi.bvec", [[0, 0, 0], [1, 0, 0]])
+    >>> read_bvecs(p).tolist()                       # (N, 3)
+    [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]
     """
     p = Path(path)
     arr = _read_numbers(p, "bvec")
@@ -105,12 +121,29 @@ def _fmt(values) -> str:
 
 
 def write_bvals(path: str | os.PathLike, bvals: ArrayLike) -> Path:
-    """Write b-values (s/mm²) as one row, atomically."""
+    """Write b-values (s/mm²) as one row, atomically.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> write_bvals(Path(tempfile.mkdtemp()) / "dwi.bval", [0, 800]).read_text().split()
+    ['0', '800']
+    """
     return atomic_write_text(path, _fmt(np.asarray(bvals, dtype=float).reshape(-1)) + "\n")
 
 
 def write_bvecs(path: str | os.PathLike, bvecs: ArrayLike) -> Path:
-    """Write (N, 3) b-vectors in FSL layout (3 rows × N columns), atomically."""
+    """Write (N, 3) b-vectors in FSL layout (3 rows × N columns), atomically.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> p = write_bvecs(Path(tempfile.mkdtemp()) / "dwi.bvec", [[0, 0, 0], [0, 0.6, 0.8]])
+    >>> len(p.read_text().splitlines())           # FSL layout: 3 rows x N columns
+    3
+    """
     v = np.asarray(bvecs, dtype=float)
     return atomic_write_text(path, "\n".join(_fmt(row) for row in v.T) + "\n")
 
@@ -120,6 +153,15 @@ def find_gradient_files(nifti_path: str | os.PathLike) -> tuple[Path | None, Pat
 
     Looks for ``stem.bval``/``stem.bvec`` (also ``stem.bvals``/``stem.bvecs``) and, in the same
     folder, the FSL names ``bvals``/``bvecs``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = write_bvals(d / "sub-01_dwi.bval", [0, 800]); _ = write_bvecs(d / "sub-01_dwi.bvec", [[0, 0, 0], [1, 0, 0]])
+    >>> [p.name for p in find_gradient_files(d / "sub-01_dwi.nii.gz")]
+    ['sub-01_dwi.bval', 'sub-01_dwi.bvec']
     """
     p = Path(nifti_path)
     name = p.name

@@ -17,13 +17,29 @@ __all__ = ["load_dwi", "is_nifti", "looks_like_dicom"]
 
 
 def is_nifti(path: str | os.PathLike) -> bool:
-    """True if `path` has a ``.nii`` or ``.nii.gz`` extension."""
+    """True if `path` has a ``.nii`` or ``.nii.gz`` extension.
+
+    Examples
+    --------
+    >>> is_nifti("sub-01_dwi.nii.gz"), is_nifti("IM_0001.dcm")
+    (True, False)
+    """
     name = Path(path).name.lower()
     return name.endswith(".nii") or name.endswith(".nii.gz")
 
 
 def looks_like_dicom(path: str | os.PathLike) -> bool:
-    """True if `path` is a DICOM Part-10 file (``DICM`` at byte 128), plain or gzip-compressed."""
+    """True if `path` is a DICOM Part-10 file (``DICM`` at byte 128), plain or gzip-compressed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> p = Path(tempfile.mkdtemp()) / "x.dcm"
+    >>> _ = p.write_bytes(bytes(128) + b"DICM")
+    >>> looks_like_dicom(p)
+    True
+    """
     p = Path(path)
     try:
         with open(p, "rb") as fh:
@@ -77,6 +93,20 @@ def load_dwi(
         Gradients missing or inconsistent with the data.
     DicomError
         A DICOM series cannot be assembled.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> b = np.array([0.0, 800.0])
+    >>> s = DWISeries(np.full((4, 3, 2, 2), 100.0) * np.exp(-b * 1e-3), np.diag([2.0, 2.0, 4.0, 1.0]), b,
+    ...               [[0, 0, 0], [0, 0, 1]])
+    >>> _ = s.save(tmp / "sub-01_dwi.nii.gz")             # NIfTI + .bval/.bvec/.json
+    >>> load_dwi(tmp / "sub-01_dwi.nii.gz")
+    DWISeries(shape=(4, 3, 2, 2), voxel_mm=(2, 2, 4), orientation='RAS', shells=[0 x1, 800 x1])
     """
     p = Path(path)
     if not p.exists():

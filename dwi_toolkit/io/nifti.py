@@ -52,6 +52,15 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
     ------
     InputDataError
         If the file is not valid JSON or not a JSON object.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> p = Path(tempfile.mkdtemp()) / "dwi.json"
+    >>> _ = p.write_text(json.dumps({"EchoTime": 0.068, "PatientName": "Doe^Jane"}))
+    >>> read_sidecar(p)                                  # identifiers dropped
+    {'EchoTime': 0.068}
     """
     p = Path(path)
     try:
@@ -109,6 +118,21 @@ def load_nifti_dwi(
         Unreadable image, 3-D data, NaN/inf voxels.
     GradientError
         Missing or mismatched gradient files.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> b = np.array([0.0, 800.0])
+    >>> s = DWISeries(np.full((4, 3, 2, 2), 100.0) * np.exp(-b * 1e-3), np.diag([2.0, 2.0, 4.0, 1.0]), b,
+    ...               [[0, 0, 0], [0, 0, 1]])
+    >>> _ = save_dwi(s, tmp / "dwi.nii.gz")
+    >>> back = load_nifti_dwi(tmp / "dwi.nii.gz")
+    >>> back.bvals.tolist(), np.allclose(back.affine, s.affine)
+    ([0.0, 800.0], True)
     """
     p = Path(path)
     img = _load_image(p)
@@ -174,6 +198,19 @@ def save_dwi(series: DWISeries, path: str | os.PathLike) -> dict[str, Path]:
     -------
     dict
         Paths written, keyed ``"nifti"``, ``"bval"``, ``"bvec"``, ``"json"``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> b = np.array([0.0, 800.0])
+    >>> s = DWISeries(np.full((4, 3, 2, 2), 100.0) * np.exp(-b * 1e-3), np.diag([2.0, 2.0, 4.0, 1.0]), b,
+    ...               [[0, 0, 0], [0, 0, 1]])
+    >>> sorted(p.name for p in save_dwi(s, tmp / "dwi.nii.gz").values())
+    ['dwi.bval', 'dwi.bvec', 'dwi.json', 'dwi.nii.gz']
     """
     import nibabel as nib
 
@@ -197,7 +234,18 @@ def save_dwi(series: DWISeries, path: str | os.PathLike) -> dict[str, Path]:
 
 
 def save_map(pmap: ParameterMap, path: str | os.PathLike) -> Path:
-    """Write a parameter map as NIfTI (float32), atomically; its unit goes into ``descrip``."""
+    """Write a parameter map as NIfTI (float32), atomically; its unit goes into ``descrip``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.core.image import ParameterMap
+    >>> p = save_map(ParameterMap(np.full((2, 2, 1), 1.1e-3), np.eye(4), "adc", "mm^2/s"),
+    ...              Path(tempfile.mkdtemp()) / "adc.nii.gz")
+    >>> load_map(p).unit
+    'mm^2/s'
+    """
     import nibabel as nib
 
     target = _nifti_target(path)
@@ -213,7 +261,19 @@ def save_map(pmap: ParameterMap, path: str | os.PathLike) -> Path:
 
 
 def load_map(path: str | os.PathLike, *, name: str | None = None, unit: str = "") -> ParameterMap:
-    """Read a 3-D NIfTI parameter map (e.g. one written by :func:`save_map`)."""
+    """Read a 3-D NIfTI parameter map (e.g. one written by :func:`save_map`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.core.image import ParameterMap
+    >>> p = save_map(ParameterMap(np.full((2, 2, 1), 1.1e-3), np.eye(4), "adc", "mm^2/s"),
+    ...              Path(tempfile.mkdtemp()) / "adc.nii.gz")
+    >>> m = load_map(p, name="adc")
+    >>> m, round(float(m.data.mean()) * 1e3, 3)
+    (ParameterMap(name='adc', unit='mm^2/s', shape=(2, 2, 1)), 1.1)
+    """
     p = Path(path)
     img = _load_image(p)
     data = np.asanyarray(img.dataobj)

@@ -144,6 +144,17 @@ def rois_from_json(doc: Mapping[str, Any], *, source: str = "ROI JSON") -> RoiSe
     RoiError
         Missing or newer schema, unknown coordinate system, malformed ROI entries (the message
         names the entry).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.roi.model import RoiSet, RootROI, Sphere
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> rois = RoiSet([RootROI("L5", "left", shape=Sphere([-20, 0, 0], 3.0)), RootROI("L5", "right", shape=Sphere([20, 0, 0], 3.0))])
+    >>> rois_from_json(rois_to_json(rois)) == rois
+    True
     """
     if not isinstance(doc, Mapping):
         raise RoiError(f"{source}: expected a JSON object, got {type(doc).__name__}.")
@@ -239,6 +250,18 @@ def rois_to_slicer(rois: RoiSet, *, coordinate_system: str = "LPS") -> dict[str,
     ------
     RoiError
         For voxel-mask ROIs (no markups equivalent: save a label map instead).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.roi.model import RoiSet, RootROI, Sphere
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> rois = RoiSet([RootROI("L5", "left", shape=Sphere([-20, 0, 0], 3.0)), RootROI("L5", "right", shape=Sphere([20, 0, 0], 3.0))])
+    >>> doc = rois_to_slicer(rois)                       # LPS: x is negated
+    >>> [cp["position"][0] for cp in doc["markups"][0]["controlPoints"]]
+    [20.0, -20.0]
     """
     frame = coordinate_system.upper().rstrip("+")
     if frame not in ("LPS", "RAS"):
@@ -295,6 +318,18 @@ def rois_from_slicer(doc: Mapping[str, Any], *, default_radius_mm: float = DEFAU
     ------
     RoiError
         Unnamed/unknown roots, malformed markups, or no usable markup at all.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.roi.model import RoiSet, RootROI, Sphere
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> rois = RoiSet([RootROI("L5", "left", shape=Sphere([-20, 0, 0], 3.0)), RootROI("L5", "right", shape=Sphere([20, 0, 0], 3.0))])
+    >>> back = rois_from_slicer(rois_to_slicer(rois))
+    >>> back.names, back.get("L5", "left").shape.center.tolist()
+    (['L5_left_ganglion', 'L5_right_ganglion'], [-20.0, 0.0, 0.0])
     """
     markups = doc.get("markups") if isinstance(doc, Mapping) else None
     if not isinstance(markups, list):
@@ -379,7 +414,13 @@ def read_itksnap_labels(text: str, *, source: str = "ITK-SNAP labels") -> dict[i
 
 
 def format_itksnap_labels(table: Mapping[int, str]) -> str:
-    """ITK-SNAP label description text for ``{index: name}``."""
+    """ITK-SNAP label description text for ``{index: name}``.
+
+    Examples
+    --------
+    >>> print(format_itksnap_labels({1: "L5_left_ganglion"}).splitlines()[-1])
+        1   ...  "L5_left_ganglion"
+    """
     import colorsys
 
     lines = ["################################################",
@@ -449,6 +490,20 @@ def load_label_map(path: str | os.PathLike, *, labels: str | os.PathLike | Mappi
     RoiError
         No label table, names that are not nerve roots, labels present in the image but missing
         from the table, or an image without any label.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.roi.model import RoiSet, RootROI, Sphere
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> rois = RoiSet([RootROI("L5", "left", shape=Sphere([-20, 0, 0], 3.0)), RootROI("L5", "right", shape=Sphere([20, 0, 0], 3.0))])
+    >>> ref = ((30, 10, 10), np.array([[2.0, 0, 0, -30], [0, 2, 0, -10], [0, 0, 2, -10], [0, 0, 0, 1]]))
+    >>> files = save_label_map(rois, tmp / "sub-01_dseg.nii.gz", reference=ref)
+    >>> back = load_label_map(files["nifti"])
+    >>> back.names, back.get("L5", "left").shape.kind
+    (['L5_left_ganglion', 'L5_right_ganglion'], 'voxel_mask')
     """
     import nibabel as nib
 
@@ -523,6 +578,18 @@ def save_label_map(rois: RoiSet, path: str | os.PathLike, *, reference: Any = No
     -------
     dict
         Paths written: ``"nifti"``, ``"tsv"`` (and ``"itksnap"``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.roi.model import RoiSet, RootROI, Sphere
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> rois = RoiSet([RootROI("L5", "left", shape=Sphere([-20, 0, 0], 3.0)), RootROI("L5", "right", shape=Sphere([20, 0, 0], 3.0))])
+    >>> ref = ((30, 10, 10), np.array([[2.0, 0, 0, -30], [0, 2, 0, -10], [0, 0, 2, -10], [0, 0, 0, 1]]))
+    >>> sorted(p.name for p in save_label_map(rois, tmp / "sub-01_dseg.nii.gz", reference=ref).values())
+    ['sub-01_dseg.nii.gz', 'sub-01_dseg.tsv']
     """
     import nibabel as nib
 
@@ -646,6 +713,18 @@ def save_rois(rois: RoiSet, path: str | os.PathLike, *, reference: Any = None,
     ------
     RoiError
         Unsupported extension, or content the format cannot hold.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.roi.model import RoiSet, RootROI, Sphere
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> rois = RoiSet([RootROI("L5", "left", shape=Sphere([-20, 0, 0], 3.0)), RootROI("L5", "right", shape=Sphere([20, 0, 0], 3.0))])
+    >>> p = save_rois(rois, tmp / "sub-01_rois.json")
+    >>> load_rois(p).names
+    ['L5_left_ganglion', 'L5_right_ganglion']
     """
     if not isinstance(rois, RoiSet):
         rois = RoiSet(list(rois))

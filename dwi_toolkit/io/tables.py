@@ -54,5 +54,14 @@ def format_csv(records: Iterable[Mapping[str, Any]], *, columns: Sequence[str] |
 
 def write_csv(path: str | os.PathLike, records: Iterable[Mapping[str, Any]], *,
               columns: Sequence[str] | None = None) -> Path:
-    """Write records as CSV to `path` atomically and return the path."""
+    """Write records as CSV to `path` atomically and return the path.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> p = write_csv(Path(tempfile.mkdtemp()) / "t.csv", [{"level": "L5", "mean": 1.2e-3}])
+    >>> p.read_text().splitlines()
+    ['level,mean', 'L5,0.0012']
+    """
     return atomic_write_text(path, format_csv(records, columns=columns))

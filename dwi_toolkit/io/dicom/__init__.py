@@ -65,7 +65,24 @@ def _series_infos(path: Path, *, b0_threshold: float):
 
 
 def select_series(infos, *, series_uid: str | None, role: str, path) -> DicomSeriesInfo:
-    """Pick the one series of `role` (or the one with `series_uid`); raise with a listing otherwise."""
+    """Pick the one series of `role` (or the one with `series_uid`); raise with a listing otherwise.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> from dwi_toolkit.io.dicom_write import write_dicom_series
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> b = np.array([0.0, 800.0])
+    >>> s = DWISeries(np.full((4, 3, 2, 2), 100.0) * np.exp(-b * 1e-3), np.diag([2.0, 2.0, 4.0, 1.0]), b,
+    ...               [[0, 0, 0], [0, 0, 1]])
+    >>> files = write_dicom_series(s, tmp / "dicom")
+    >>> infos = find_dwi_series(tmp / "dicom")
+    >>> select_series(infos, series_uid=None, role="dwi", path=tmp).n_volumes
+    2
+    """
     if series_uid:
         match = [s for s in infos if s.series_uid == series_uid]
         if not match:
@@ -135,6 +152,22 @@ def load_dicom_dwi(
     DicomError
         No raw DWI series, several of them without `series_uid`, or a series that cannot be
         assembled (the message names the missing tag or slice).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> from dwi_toolkit.io.dicom_write import write_dicom_series
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> b = np.array([0.0, 800.0])
+    >>> s = DWISeries(np.full((4, 3, 2, 2), 100.0) * np.exp(-b * 1e-3), np.diag([2.0, 2.0, 4.0, 1.0]), b,
+    ...               [[0, 0, 0], [0, 0, 1]])
+    >>> files = write_dicom_series(s, tmp / "dicom")
+    >>> series = load_dicom_dwi(tmp / "dicom")
+    >>> series.shape, series.bvals.tolist()
+    ((4, 3, 2, 2), [0.0, 800.0])
     """
     p = Path(path)
     infos, _uid = _series_infos(p, b0_threshold=b0_threshold)
@@ -191,6 +224,18 @@ def load_scanner_adc(path: str | os.PathLike, *, series_uid: str | None = None) 
     ParameterMap
         ``name="scanner_adc"``, ``unit="mm^2/s"``, same voxel order/affine convention as
         :func:`load_dicom_dwi` so it overlays the DWI of the same acquisition.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.io.dicom._synthetic import write_series
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = write_series(tmp / "adc", description="ADC", bvals=(0,), bvecs_lps=((0, 0, 0),),
+    ...                  image_type=("DERIVED", "PRIMARY", "DIFFUSION", "ADC"))
+    >>> adc = load_scanner_adc(tmp)          # stored integers of 1e-6 mm²/s -> mm²/s
+    >>> adc.name, adc.unit, adc.shape
+    ('scanner_adc', 'mm^2/s', (10, 8, 5))
     """
     from .series import assemble
 

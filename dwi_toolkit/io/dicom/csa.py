@@ -78,7 +78,13 @@ def _parse(b: bytes) -> dict[str, list[str]]:
 
 
 def csa_floats(csa: dict[str, list[str]], name: str) -> list[float] | None:
-    """All numeric items of tag `name`, or None when absent/empty."""
+    """All numeric items of tag `name`, or None when absent/empty.
+
+    Examples
+    --------
+    >>> csa_floats({"DiffusionGradientDirection": ["0", "0.6", "0.8"]}, "DiffusionGradientDirection")
+    [0.0, 0.6, 0.8]
+    """
     items = csa.get(name)
     if not items:
         return None
@@ -89,12 +95,24 @@ def csa_floats(csa: dict[str, list[str]], name: str) -> list[float] | None:
 
 
 def csa_float(csa: dict[str, list[str]], name: str) -> float | None:
-    """First numeric item of tag `name`, or None."""
+    """First numeric item of tag `name`, or None.
+
+    Examples
+    --------
+    >>> csa_float({"B_value": ["800"]}, "B_value"), csa_float({}, "B_value")
+    (800.0, None)
+    """
     v = csa_floats(csa, name)
     return v[0] if v else None
 
 
 def csa_int(csa: dict[str, list[str]], name: str) -> int | None:
-    """First item of tag `name` as int, or None."""
+    """First item of tag `name` as int, or None.
+
+    Examples
+    --------
+    >>> csa_int({"PhaseEncodingDirectionPositive": ["1"]}, "PhaseEncodingDirectionPositive")
+    1
+    """
     v = csa_float(csa, name)
     return int(round(v)) if v is not None else None

@@ -54,6 +54,22 @@ class DicomSeriesInfo:
     role : str
         ``dwi`` (raw diffusion-weighted), ``trace`` (scanner TRACEW/isotropic), ``adc``
         (scanner ADC map), ``fa`` (scanner FA map) or ``other``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> from dwi_toolkit.io.dicom_write import write_dicom_series
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> b = np.array([0.0, 800.0])
+    >>> s = DWISeries(np.full((4, 3, 2, 2), 100.0) * np.exp(-b * 1e-3), np.diag([2.0, 2.0, 4.0, 1.0]), b,
+    ...               [[0, 0, 0], [0, 0, 1]])
+    >>> files = write_dicom_series(s, tmp / "dicom")
+    >>> (info,) = find_dwi_series(tmp / "dicom")
+    >>> info.role, info.n_volumes, info.bvals, info.orientation
+    ('dwi', 2, (0.0, 800.0), 'axial')
     """
 
     series_uid: str
@@ -116,6 +132,21 @@ def scan_files(path: str | os.PathLike, *, workers: int | None = None) -> list[D
 
     Corrupt or truncated DICOM files are skipped with one :class:`DicomWarning` naming them;
     non-DICOM files are skipped silently.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> from dwi_toolkit.io.dicom_write import write_dicom_series
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> b = np.array([0.0, 800.0])
+    >>> s = DWISeries(np.full((4, 3, 2, 2), 100.0) * np.exp(-b * 1e-3), np.diag([2.0, 2.0, 4.0, 1.0]), b,
+    ...               [[0, 0, 0], [0, 0, 1]])
+    >>> files = write_dicom_series(s, tmp / "dicom")
+    >>> len(scan_files(tmp / "dicom"))       # 2 slices x 2 volumes, headers only
+    4
     """
     root = Path(path)
     if not root.exists():
@@ -255,6 +286,21 @@ def find_dwi_series(path: str | os.PathLike, *, b0_threshold: float = 50.0) -> l
     ------
     DicomError
         When `path` does not exist.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> from dwi_toolkit.io.dicom_write import write_dicom_series
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> b = np.array([0.0, 800.0])
+    >>> s = DWISeries(np.full((4, 3, 2, 2), 100.0) * np.exp(-b * 1e-3), np.diag([2.0, 2.0, 4.0, 1.0]), b,
+    ...               [[0, 0, 0], [0, 0, 1]])
+    >>> files = write_dicom_series(s, tmp / "dicom")
+    >>> [(i.role, i.n_files) for i in find_dwi_series(tmp / "dicom")]
+    [('dwi', 4)]
     """
     files = scan_files(path)
     groups: dict = {}

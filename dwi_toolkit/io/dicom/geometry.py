@@ -45,6 +45,12 @@ def check_orientation(iops: np.ndarray, names) -> np.ndarray:
     iops : ndarray of shape (F, 6)
     names : sequence of str
         Frame descriptions for the error message.
+
+    Examples
+    --------
+    >>> iops = np.array([[1, 0, 0, 0, 1, 0], [1, 0, 0, 0, 1, 0]], dtype=float)
+    >>> check_orientation(iops, ["frame 1", "frame 2"]).tolist()
+    [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     """
     ref = iops[0]
     bad = np.flatnonzero(np.abs(iops - ref).max(axis=1) > IOP_TOLERANCE)

@@ -51,7 +51,15 @@ def detile(mosaic: np.ndarray, n_images: int) -> np.ndarray:
 
 def tile_positions(ipp, iop, pixel_spacing, rows: int, cols: int, n_images: int,
                    slice_normal, spacing: float) -> np.ndarray:
-    """ImagePositionPatient (LPS mm) of each tile, shape (n_images, 3)."""
+    """ImagePositionPatient (LPS mm) of each tile, shape (n_images, 3).
+
+    Examples
+    --------
+    >>> pos = tile_positions([0, 0, 0], [1, 0, 0, 0, 1, 0], (2.0, 2.0), rows=128, cols=128, n_images=4,
+    ...                      slice_normal=[0, 0, 1], spacing=4.0)
+    >>> pos.shape, pos[:, 2].tolist()                  # LPS mm
+    ((4, 3), [0.0, 4.0, 8.0, 12.0])
+    """
     _, tr, tc = tile_shape(rows, cols, n_images)
     iop = np.asarray(iop, dtype=float)
     row, col = iop[:3], iop[3:]

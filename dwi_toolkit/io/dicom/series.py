@@ -34,7 +34,25 @@ __all__ = ["Frame", "expand_file", "Assembled", "assemble"]
 
 @dataclass(eq=False)
 class Frame:
-    """One 2-D slice image and everything needed to place it."""
+    """One 2-D slice image and everything needed to place it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> from dwi_toolkit.io.dicom_write import write_dicom_series
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> b = np.array([0.0, 800.0])
+    >>> s = DWISeries(np.full((4, 3, 2, 2), 100.0) * np.exp(-b * 1e-3), np.diag([2.0, 2.0, 4.0, 1.0]), b,
+    ...               [[0, 0, 0], [0, 0, 1]])
+    >>> files = write_dicom_series(s, tmp / "dicom")
+    >>> from dwi_toolkit.io.dicom.discovery import scan_files
+    >>> frame = expand_file(scan_files(tmp / "dicom")[0])[0]
+    >>> frame.rows, frame.cols, frame.pixel_spacing
+    (3, 4, (2.0, 2.0))
+    """
 
     file: DicomFile
     index: int  # frame of a multi-frame file, tile of a mosaic, else 0
@@ -104,7 +122,24 @@ def _require(ds, kw: str, f: DicomFile) -> list[float]:
 
 
 def expand_file(f: DicomFile) -> list[Frame]:
-    """All frames of one file (header only; no pixel data is read; cached on the file)."""
+    """All frames of one file (header only; no pixel data is read; cached on the file).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> from dwi_toolkit.io.dicom_write import write_dicom_series
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> b = np.array([0.0, 800.0])
+    >>> s = DWISeries(np.full((4, 3, 2, 2), 100.0) * np.exp(-b * 1e-3), np.diag([2.0, 2.0, 4.0, 1.0]), b,
+    ...               [[0, 0, 0], [0, 0, 1]])
+    >>> files = write_dicom_series(s, tmp / "dicom")
+    >>> from dwi_toolkit.io.dicom.discovery import scan_files
+    >>> [len(expand_file(f)) for f in scan_files(tmp / "dicom")]      # one frame per classic file
+    [1, 1, 1, 1]
+    """
     if f.frames is None:
         f.frames = _expand(f)
     return f.frames
@@ -201,7 +236,25 @@ def _expand_enhanced(f: DicomFile, vendor: str) -> list[Frame]:
 
 @dataclass
 class Assembled:
-    """Result of :func:`assemble` before wrapping into a DWISeries/ParameterMap."""
+    """Result of :func:`assemble` before wrapping into a DWISeries/ParameterMap.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> from dwi_toolkit.io.dicom_write import write_dicom_series
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> b = np.array([0.0, 800.0])
+    >>> s = DWISeries(np.full((4, 3, 2, 2), 100.0) * np.exp(-b * 1e-3), np.diag([2.0, 2.0, 4.0, 1.0]), b,
+    ...               [[0, 0, 0], [0, 0, 1]])
+    >>> files = write_dicom_series(s, tmp / "dicom")
+    >>> from dwi_toolkit.io.dicom.discovery import scan_files
+    >>> res = assemble([fr for f in scan_files(tmp / "dicom") for fr in expand_file(f)])
+    >>> res.data.shape, res.bvals.tolist()
+    ((4, 3, 2, 2), [0.0, 800.0])
+    """
 
     data: np.ndarray  # (X, Y, Z, N)
     affine: np.ndarray
@@ -266,6 +319,23 @@ def assemble(frames: list[Frame], *, diffusion: bool = True, workers: int | None
     DicomError
         Inconsistent orientation, missing or duplicated slices, non-uniform spacing, volumes that
         cannot be told apart, missing b-values.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> from dwi_toolkit.io.dicom_write import write_dicom_series
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> b = np.array([0.0, 800.0])
+    >>> s = DWISeries(np.full((4, 3, 2, 2), 100.0) * np.exp(-b * 1e-3), np.diag([2.0, 2.0, 4.0, 1.0]), b,
+    ...               [[0, 0, 0], [0, 0, 1]])
+    >>> files = write_dicom_series(s, tmp / "dicom")
+    >>> from dwi_toolkit.io.dicom.discovery import scan_files
+    >>> res = assemble([fr for f in scan_files(tmp / "dicom") for fr in expand_file(f)])
+    >>> np.linalg.norm(res.affine[:3, :3], axis=0).round(3).tolist()     # voxel sizes, mm
+    [2.0, 2.0, 4.0]
     """
     frames = _dedupe(frames)
     n_iso = 0

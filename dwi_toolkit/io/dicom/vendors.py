@@ -80,6 +80,12 @@ class Diffusion:
     ``bval`` in s/mm² (None when the file has no diffusion information), ``vec`` a 3-vector or
     None, ``frame`` the frame of `vec`: ``"lps"`` (patient), ``"ge"`` (GE logical) or ``"uih"``
     (UIH image frame); ``isotropic`` marks scanner-computed trace frames.
+
+    Examples
+    --------
+    >>> d = Diffusion(800.0, (0.0, 0.0, 1.0))
+    >>> d.bval, d.frame, d.isotropic
+    (800.0, 'lps', False)
     """
 
     bval: float | None
@@ -125,7 +131,17 @@ def _norm(v) -> float:
 
 
 def frame_diffusion(item) -> Diffusion:
-    """Diffusion encoding from an MRDiffusionSequence item (standard, enhanced or classic)."""
+    """Diffusion encoding from an MRDiffusionSequence item (standard, enhanced or classic).
+
+    Examples
+    --------
+    >>> from pydicom import Dataset
+    >>> item = Dataset()
+    >>> item.DiffusionBValue = 0.0
+    >>> item.DiffusionDirectionality = "NONE"
+    >>> frame_diffusion(item)
+    Diffusion(bval=0.0, vec=None, frame='lps', isotropic=False)
+    """
     bval = get_float(item, 0x00189087)
     direc = get_str(item, 0x00189075).upper()
     vec = _std_direction(item)
@@ -136,7 +152,17 @@ def frame_diffusion(item) -> Diffusion:
 
 
 def classic_diffusion(ds, vendor: str, csa: dict) -> Diffusion:
-    """Diffusion encoding of a classic (single-frame or mosaic) image, any vendor."""
+    """Diffusion encoding of a classic (single-frame or mosaic) image, any vendor.
+
+    Examples
+    --------
+    >>> from pydicom import Dataset
+    >>> ds = Dataset()
+    >>> ds.DiffusionBValue = 800.0
+    >>> ds.DiffusionGradientOrientation = [0.0, 0.0, 1.0]
+    >>> classic_diffusion(ds, "other", {})
+    Diffusion(bval=800.0, vec=(0.0, 0.0, 1.0), frame='lps', isotropic=False)
+    """
     # Vendor private tags first where vendors are known to fill the standard ones inconsistently.
     if vendor == "ge":
         raw = _num(ds, (0x0043, 0x1039))
@@ -268,6 +294,14 @@ def rescale_of(ds, vendor: str) -> tuple[float, float]:
     rescale slope/intercept (RealWorldValueMapping when present) and SS the private scale slope
     (2005,100E), as dcm2niix with ``UsePhilipsFloatNotDisplayScaling`` (PMC3998685). Others:
     RescaleSlope/RescaleIntercept (identity when absent).
+
+    Examples
+    --------
+    >>> from pydicom import Dataset
+    >>> ds = Dataset()
+    >>> ds.RescaleSlope, ds.RescaleIntercept = 2.0, -10.0
+    >>> rescale_of(ds, "siemens")
+    (2.0, -10.0)
     """
     slope = get_float(ds, 0x00281053) or 1.0
     inter = get_float(ds, 0x00281052) or 0.0
@@ -297,6 +331,14 @@ def phase_encoding(ds, vendor: str, csa: dict, phase_rc: str | None) -> dict[str
 
     The sign follows dcm2niix: axis ``i`` for ROW, ``j`` for COL; the output rows are flipped
     (bottom-up), so a positive DICOM polarity along COL is ``j-``.
+
+    Examples
+    --------
+    >>> from pydicom import Dataset
+    >>> phase_encoding(Dataset(), "siemens", {"PhaseEncodingDirectionPositive": ["1"]}, "C")
+    {'PhaseEncodingDirection': 'j-'}
+    >>> phase_encoding(Dataset(), "ge", {}, "R")                # polarity unknown
+    {'PhaseEncodingAxis': 'i'}
     """
     if phase_rc not in ("R", "C"):
         return {}
@@ -355,7 +397,17 @@ def _clean(v):
 
 
 def acquisition_meta(ds, vendor: str, csa: dict, *, keep_phi: bool = False) -> dict[str, Any]:
-    """BIDS-sidecar-style acquisition facts from one header (times in seconds, no PHI by default)."""
+    """BIDS-sidecar-style acquisition facts from one header (times in seconds, no PHI by default).
+
+    Examples
+    --------
+    >>> from pydicom import Dataset
+    >>> ds = Dataset()
+    >>> ds.Manufacturer, ds.EchoTime, ds.RepetitionTime = "SIEMENS", 68.0, 4000.0
+    >>> ds.PatientName = "Doe^Jane"
+    >>> acquisition_meta(ds, "siemens", {})              # times in s, no patient identifiers
+    {'Manufacturer': 'SIEMENS', 'EchoTime': 0.068, 'RepetitionTime': 4.0}
+    """
     meta: dict[str, Any] = {}
 
     def put(key, value):
