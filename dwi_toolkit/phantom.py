@@ -139,6 +139,14 @@ class LumbarPhantom:
         (point, unit normal) in RAS+ mm world coordinates.
     sigma : float
         Noise standard deviation of each quadrature channel (0 without noise).
+
+    Examples
+    --------
+    >>> from dwi_toolkit.phantom import make_lumbar_phantom
+    >>> ph = make_lumbar_phantom(shape=(36, 28, 24), voxel_size=(4.0, 4.0, 8.0), noise=False)
+
+    >>> ph.series.shape, ph.root_table[1], round(ph.root_adc[("L5", "left")] * 1e3, 2)   # ×10⁻³ mm²/s
+    ((36, 28, 24, 10), ('L1', 'left'), 1.6)
     """
 
     series: DWISeries

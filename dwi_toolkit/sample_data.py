@@ -66,7 +66,14 @@ SAMPLE_CLINICAL = {
 
 
 def make_sample_phantom(**overrides) -> LumbarPhantom:
-    """The phantom behind ``sample_data/sub-01`` (left L5 root altered to 1.65×10⁻³ mm²/s)."""
+    """The phantom behind ``sample_data/sub-01`` (left L5 root altered to 1.65×10⁻³ mm²/s).
+
+    Examples
+    --------
+    >>> ph = make_sample_phantom(shape=(36, 28, 24), voxel_size=(4.0, 4.0, 8.0))
+    >>> round(ph.root_adc[("L5", "left")] * 1e3, 2), round(ph.root_adc[("L5", "right")] * 1e3, 2)
+    (1.65, 1.32)
+    """
     kwargs = dict(seed=SAMPLE_SEED, snr=40.0, altered={("L5", "left"): 1.65e-3})
     kwargs.update(overrides)
     return make_lumbar_phantom(**kwargs)
@@ -92,7 +99,18 @@ def write_subject(
     clinical: dict | None = None,
 ) -> dict:
     """Write one phantom subject under ``out_dir/subject``: DWI (int16), ground truth, an ROI set
-    on every root's ganglion (JSON and 3D Slicer markups) and, when given, ``clinical.json``."""
+    on every root's ganglion (JSON and 3D Slicer markups) and, when given, ``clinical.json``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> out = Path(tempfile.mkdtemp())
+    >>> _ = write_subject(make_sample_phantom(shape=(36, 28, 24), voxel_size=(4.0, 4.0, 8.0)), out, "sub-01",
+    ...                   clinical=SAMPLE_CLINICAL)
+    >>> sorted(p.name for p in (out / "sub-01").iterdir())
+    ['clinical.json', 'dwi', 'rois', 'truth']
+    """
     root = Path(out_dir) / subject
     s = phantom.series
     data16 = np.clip(np.rint(s.data), 0, np.iinfo(np.int16).max).astype(np.int16)
@@ -145,7 +163,16 @@ def write_subject(
 
 
 def checksums(folder: str | os.PathLike) -> str:
-    """SHA-256 lines (``hash  relative/path``) of every file under `folder` except CHECKSUMS/README."""
+    """SHA-256 lines (``hash  relative/path``) of every file under `folder` except CHECKSUMS/README.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> d = Path(tempfile.mkdtemp()); _ = (d / "a.txt").write_text("x")
+    >>> checksums(d).split()
+    ['2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881', 'a.txt']
+    """
     base = Path(folder)
     lines = []
     for p in sorted(base.rglob("*")):
@@ -155,7 +182,16 @@ def checksums(folder: str | os.PathLike) -> str:
 
 
 def generate(out_dir: str | os.PathLike) -> Path:
-    """(Re)generate the whole sample folder and its checksum list."""
+    """(Re)generate the whole sample folder and its checksum list.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> out = generate(Path(tempfile.mkdtemp()))                      # the bundled sample, ~1 s
+    >>> (out / "sub-01" / "dwi" / "sub-01_dwi.nii.gz").is_file(), (out / "CHECKSUMS.sha256").is_file()
+    (True, True)
+    """
     out = Path(out_dir)
     write_subject(make_sample_phantom(), out, clinical=SAMPLE_CLINICAL)
     atomic_write_text(out / "CHECKSUMS.sha256", checksums(out))
@@ -266,6 +302,15 @@ def generate_cohort(
     -------
     dict
         Folder → facts (storage, altered roots, note), also written to ``cohort_truth.json``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> out = Path(tempfile.mkdtemp())
+    >>> truth = generate_cohort(out, subjects={"sub-01": COHORT["sub-01"]}, dicom=False)
+    >>> truth["sub-01"]["note"], sorted(p.name for p in (out / "sub-01").iterdir())
+    ('left L5 root altered; symptoms left L5', ['clinical.json', 'dwi', 'rois.json'])
     """
     from .io.dicom_write import write_dicom_series
 

@@ -36,7 +36,14 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser (no side effects; used by the docs' CLI reference)."""
+    """Build the argument parser (no side effects; used by the docs' CLI reference).
+
+    Examples
+    --------
+    >>> p = build_parser()
+    >>> p.prog, "analyze" in p.format_help()
+    ('dwi-toolkit', True)
+    """
     parser = argparse.ArgumentParser(
         prog="dwi-toolkit",
         description=(
@@ -75,7 +82,16 @@ def _configure_logging(level_offset: int, debug: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (never calls ``sys.exit`` itself)."""
+    """Run the command line; returns the exit code (never calls ``sys.exit`` itself).
+
+    Examples
+    --------
+    >>> import contextlib, io
+    >>> with contextlib.redirect_stdout(io.StringIO()) as out:
+    ...     code = main([])                   # no command: prints the usage, exit code 2
+    >>> code, out.getvalue().startswith("usage: dwi-toolkit")
+    (2, True)
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

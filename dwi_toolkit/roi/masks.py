@@ -133,6 +133,13 @@ def rasterize(
     ndarray of shape (X, Y, Z)
         bool, or float32 fractions with ``partial_volume=True``. All false/zero when the shape
         misses the grid (use :func:`roi_mask` for a checked mask).
+
+    Examples
+    --------
+    >>> from dwi_toolkit.roi.model import Sphere
+    >>> m = rasterize(Sphere([5.0, 5.0, 5.0], 2.0), (10, 10, 10), np.eye(4))   # 1 mm voxels
+    >>> m.dtype, int(m.sum())
+    (dtype('bool'), 33)
     """
     grid_shape, aff = grid_of((tuple(shape), affine))
     s = _as_shape(roi)
@@ -186,6 +193,15 @@ def roi_mask(
     RoiError
         If the ROI lies outside the grid, or covers no voxel centre (too small for the grid).
         An ROI partly outside the grid is logged as a warning.
+
+    Examples
+    --------
+    >>> from dwi_toolkit.roi.model import RootROI, Sphere
+    >>> roi = RootROI("L5", "left", shape=Sphere([50.0, 5.0, 5.0], 2.0))      # far outside the grid
+    >>> roi_mask(roi, (10, 10, 10), np.eye(4))
+    Traceback (most recent call last):
+    ...
+    dwi_toolkit.errors.RoiError: ROI L5_left_ganglion (centre 50.0, 5.0, 5.0 RAS+ mm) lies outside the image grid (10, 10, 10); ...
     """
     grid_shape, aff = grid_of((tuple(shape), affine))
     s = _as_shape(roi)
@@ -243,6 +259,14 @@ def label_map(
     ------
     RoiError
         Overlapping ROIs with ``overlap="error"``, or an ROI outside the grid / without voxels.
+
+    Examples
+    --------
+    >>> from dwi_toolkit.roi.model import RootROI, Sphere
+    >>> rois = [RootROI("L5", "left", shape=Sphere([3, 5, 5], 1.5)), RootROI("L5", "right", shape=Sphere([7, 5, 5], 1.5))]
+    >>> labels, table = label_map(rois, (10, 10, 10), np.eye(4))
+    >>> table, np.unique(labels).tolist()
+    ({1: 'L5_left_ganglion', 2: 'L5_right_ganglion'}, [0, 1, 2])
     """
     if overlap not in ("error", "first", "last"):
         raise InputDataError(f"overlap must be 'error', 'first' or 'last', got {overlap!r}.")

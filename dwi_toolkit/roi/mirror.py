@@ -300,6 +300,15 @@ def estimate_midsagittal_plane(
     ------
     InputDataError
         For an image without foreground or a mask of the wrong shape.
+
+    Examples
+    --------
+    >>> from dwi_toolkit.phantom import make_lumbar_phantom
+    >>> ph = make_lumbar_phantom(shape=(36, 28, 24), voxel_size=(4.0, 4.0, 8.0), noise=False)
+
+    >>> plane = estimate_midsagittal_plane(ph.series.mean_b0(), ph.series.affine)
+    >>> plane.normal.round(2).tolist(), round(float(plane.point[0]), 1)       # true plane x = 0 mm
+    ([1.0, 0.0, 0.0], 0.0)
     """
     vol, aff = _as_volume(image, affine)
     if vol.ndim == 4:
@@ -358,7 +367,15 @@ def estimate_midsagittal_plane(
 
 
 def level_ranges_from_rois(rois: RoiSet, *, margin_mm: float = 15.0) -> dict[str, tuple[float, float]]:
-    """S–I slabs ``{level: (z_min, z_max)}`` (RAS+ mm) around each level's ROIs, for ``per_level``."""
+    """S–I slabs ``{level: (z_min, z_max)}`` (RAS+ mm) around each level's ROIs, for ``per_level``.
+
+    Examples
+    --------
+    >>> from dwi_toolkit.roi.model import RoiSet, RootROI, Sphere
+    >>> rois = RoiSet([RootROI("L5", "left", shape=Sphere([-20, 0, 10], 3)), RootROI("S1", "left", shape=Sphere([-20, 0, -20], 3))])
+    >>> level_ranges_from_rois(rois, margin_mm=5)                      # S-I slabs, RAS+ mm
+    {'L5': (5.0, 15.0), 'S1': (-25.0, -15.0)}
+    """
     out: dict[str, tuple[float, float]] = {}
     for roi in rois:
         z = float(roi.shape.centroid()[2])  # type: ignore[union-attr]
@@ -381,6 +398,14 @@ def snap_to_bright(roi: RootROI, image: Any, affine: ArrayLike | None = None, *,
         The shifted ROI.
     offset : ndarray of shape (3,)
         Applied shift in RAS+ mm.
+
+    Examples
+    --------
+    >>> from dwi_toolkit.roi.model import RootROI, Sphere
+    >>> img = np.zeros((20, 20, 20)); img[11, 10, 10] = 100.0          # bright voxel at x = 11 mm
+    >>> roi, offset = snap_to_bright(RootROI("L5", "left", shape=Sphere([9.0, 10, 10], 1.0)), img, np.eye(4))
+    >>> offset.round(1).tolist()
+    [2.0, 0.0, 0.0]
     """
     vol, aff = _as_volume(image, affine)
     if vol.ndim == 4:
@@ -477,6 +502,14 @@ def mirror_rois(
     """Add the contralateral twin of every ROI that lacks one (or of all, ``overwrite=True``).
 
     The plane(s) used are stored in the returned set's ``meta["midsagittal_plane"]``.
+
+    Examples
+    --------
+    >>> from dwi_toolkit.roi.model import RoiSet, RootROI, Sphere
+    >>> rois = RoiSet([RootROI("L5", "left", shape=Sphere([-20.0, 5, 10], 3))])
+    >>> both = mirror_rois(rois, Plane([0, 0, 0], [1, 0, 0]))          # across x = 0
+    >>> both.names, both.get("L5", "right").shape.center.tolist()
+    (['L5_left_ganglion', 'L5_right_ganglion'], [20.0, 5.0, 10.0])
     """
     out = rois
     produced: set[tuple[str, str, str]] = set()

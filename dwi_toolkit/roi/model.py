@@ -275,6 +275,11 @@ class Shape:
     Subclasses implement :meth:`contains` (world points → bool), :meth:`bounds` (axis-aligned
     world bounding box), :meth:`transformed` (apply a 4×4 world → world affine, e.g. a
     reflection), :meth:`centroid` and :meth:`to_dict`.
+
+    Examples
+    --------
+    >>> isinstance(Sphere([0, 0, 0], 2.0), Shape), Sphere.kind, Tube.kind
+    (True, 'sphere', 'tube')
     """
 
     kind: ClassVar[str] = ""

@@ -45,7 +45,13 @@ def point_along(points: ArrayLike, fraction: float) -> NDArray[np.float64]:
 
 
 def sub_polyline(points: ArrayLike, f0: float, f1: float) -> NDArray[np.float64]:
-    """The piece of a polyline between arc-length fractions `f0` < `f1` (vertices kept)."""
+    """The piece of a polyline between arc-length fractions `f0` < `f1` (vertices kept).
+
+    Examples
+    --------
+    >>> sub_polyline([[0, 0, 0], [10, 0, 0], [20, 0, 0]], 0.25, 0.75).tolist()
+    [[5.0, 0.0, 0.0], [10.0, 0.0, 0.0], [15.0, 0.0, 0.0]]
+    """
     p = np.asarray(points, float)
     s = _arc(p)
     a, b = sorted((float(np.clip(f0, 0, 1)), float(np.clip(f1, 0, 1))))
@@ -119,6 +125,15 @@ def sample_rois(phantom: Any, *, kind: str = "sphere", radius_mm: float | None =
         Default: the phantom's root radius (ROIs stay inside the root).
     positions : mapping, optional
         ``{segment: fraction along the root}``; default ganglion at 0.5.
+
+    Examples
+    --------
+    >>> from dwi_toolkit.phantom import make_lumbar_phantom
+    >>> ph = make_lumbar_phantom(shape=(36, 28, 24), voxel_size=(4.0, 4.0, 8.0), noise=False)
+
+    >>> rois = sample_rois(ph)
+    >>> len(rois), rois.get("L5", "left").shape.radius_mm == ph.root_radius_mm
+    (12, True)
     """
     if radius_mm is None:
         radius_mm = float(np.min(phantom.root_radius_mm))
