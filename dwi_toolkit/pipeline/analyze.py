@@ -53,6 +53,13 @@ def roi_masks(rois: Any, shape: Sequence[int], affine: np.ndarray) -> list[tuple
     shape : (X, Y, Z)
     affine : ndarray of shape (4, 4)
         Voxel → RAS+ mm of the grid.
+
+    Examples
+    --------
+    >>> from dwi_toolkit.roi.model import RoiSet, RootROI, Sphere
+    >>> rois = RoiSet([RootROI("L5", "left", shape=Sphere([3, 5, 5], 1.5))])
+    >>> [(label, int(mask.sum())) for label, mask in roi_masks(rois, (10, 10, 10), np.eye(4))]
+    [('L5 left ganglion', 19)]
     """
     shape = tuple(int(s) for s in shape[:3])
     out: list[tuple[str, np.ndarray]] = []
@@ -181,6 +188,19 @@ def run_analysis(
         From any step (bad input files, unknown clinical vocabulary, fit impossible ...).
     PipelineError
         Contradictory options.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.sample_data import COHORT, generate_cohort
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = generate_cohort(tmp / "in", subjects={k: COHORT[k] for k in ("sub-01", "sub-05")}, dicom=False)
+    >>> sub = tmp / "in" / "sub-01"
+    >>> report = run_analysis(sub / "dwi" / "sub-01_dwi.nii.gz", sub / "rois.json", sub / "clinical.json",
+    ...                       tmp / "report", figures=False, n_boot=200)
+    >>> report.entrapment.get("L5").classification, (tmp / "report" / "report.html").is_file()
+    ('concordant', True)
     """
     from ..analysis.compare import compare_sides
     from ..analysis.roi_stats import roi_stats

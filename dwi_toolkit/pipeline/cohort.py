@@ -43,7 +43,21 @@ ROI_COLUMNS = ["subject", "session", "level", "side", "segment", "parameter", "u
 
 @dataclass
 class CohortSummary:
-    """What :func:`build_cohort` found and wrote."""
+    """What :func:`build_cohort` found and wrote.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.sample_data import COHORT, generate_cohort
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = generate_cohort(tmp / "in", subjects={k: COHORT[k] for k in ("sub-01", "sub-05")}, dicom=False)
+    >>> from dwi_toolkit.pipeline.runner import run_pipeline
+    >>> res = run_pipeline(tmp / "in", tmp / "out", pipeline="adc-only", jobs=1)
+    >>> summary = res.cohort
+    >>> [(r["subject"], r["status"]) for r in summary.subject_rows], summary.side_difference_measure
+    ([('sub-01', 'done'), ('sub-05', 'failed')], 'lr_asymmetry_index_pct')
+    """
 
     out_dir: Path
     roi_rows: list[dict[str, Any]] = field(default_factory=list)
@@ -173,6 +187,19 @@ def build_cohort(out_dir: str | os.PathLike, *, figure: bool = True) -> CohortSu
     Returns
     -------
     CohortSummary
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.sample_data import COHORT, generate_cohort
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = generate_cohort(tmp / "in", subjects={k: COHORT[k] for k in ("sub-01", "sub-05")}, dicom=False)
+    >>> from dwi_toolkit.pipeline.runner import run_pipeline
+    >>> res = run_pipeline(tmp / "in", tmp / "out", pipeline="adc-only", jobs=1)
+    >>> summary = build_cohort(tmp / "out", figure=False)
+    >>> sorted(summary.files)
+    ['cohort_roi_stats.csv', 'cohort_side_comparison.csv', 'cohort_subjects.csv', 'cohort_summary.json', 'index.html']
     """
     from ..io._atomic import atomic_write_bytes, atomic_write_text
     from .runner import read_manifest

@@ -64,6 +64,17 @@ class Subject:
         Why the subject cannot run (reported as its failure reason).
     root : Path
         The input root.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.sample_data import COHORT, generate_cohort
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = generate_cohort(tmp / "in", subjects={k: COHORT[k] for k in ("sub-01", "sub-05")}, dicom=False)
+    >>> s = discover(tmp / "in").subjects[0]
+    >>> s.key, s.dwi.name, s.rois.name, s.clinical.name
+    ('sub-01', 'sub-01_dwi.nii.gz', 'rois.json', 'clinical.json')
     """
 
     label: str
@@ -115,7 +126,19 @@ class Subject:
 
 @dataclass(frozen=True)
 class Dataset:
-    """The discovered study: its layout kind (``folders`` or ``bids``), root and subjects."""
+    """The discovered study: its layout kind (``folders`` or ``bids``), root and subjects.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.sample_data import COHORT, generate_cohort
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = generate_cohort(tmp / "in", subjects={k: COHORT[k] for k in ("sub-01", "sub-05")}, dicom=False)
+    >>> ds = discover(tmp / "in")
+    >>> ds.kind, [s.key for s in ds.subjects]
+    ('folders', ['sub-01', 'sub-05'])
+    """
 
     kind: str
     root: Path
@@ -344,6 +367,16 @@ def discover(
     ------
     PipelineError
         The input does not exist, holds no subject, or a requested participant is absent.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.sample_data import COHORT, generate_cohort
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = generate_cohort(tmp / "in", subjects={k: COHORT[k] for k in ("sub-01", "sub-05")}, dicom=False)
+    >>> [s.key for s in discover(tmp / "in", participant_labels=["05"]).subjects]
+    ['sub-05']
     """
     root = Path(input_path)
     if not root.is_dir():
@@ -388,6 +421,17 @@ def input_checksums(subject: Subject) -> dict[str, dict]:
     A role with one file gives ``{"path", "sha256", "size_bytes"}``; a DICOM folder gives the
     SHA-256 over the sorted ``relative/path  sha256`` lines of its files and ``n_files``. Paths
     are relative to the input root (no absolute paths in outputs).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.sample_data import COHORT, generate_cohort
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = generate_cohort(tmp / "in", subjects={k: COHORT[k] for k in ("sub-01", "sub-05")}, dicom=False)
+    >>> sums = input_checksums(discover(tmp / "in").subjects[0])
+    >>> sorted(sums)[:3], len(sums["dwi"]["sha256"])
+    (['clinical', 'dwi', 'dwi:bval'], 64)
     """
     out: dict[str, dict] = {}
     for role, files in subject.input_files().items():

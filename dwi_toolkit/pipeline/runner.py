@@ -79,6 +79,18 @@ class ProgressEvent:
     ``kind`` is ``"start"`` (the plan is known: `total` subjects, `n_skip` skipped), ``"subject"``
     (a subject finished: `key`, `status`, `message`; `completed` counts finished ones), or
     ``"step"`` (serial runs only: step `message` of subject `key` started).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.sample_data import COHORT, generate_cohort
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = generate_cohort(tmp / "in", subjects={k: COHORT[k] for k in ("sub-01", "sub-05")}, dicom=False)
+    >>> events = []
+    >>> _ = run_pipeline(tmp / "in", tmp / "out", pipeline="adc-only", progress=events.append, cohort=False)
+    >>> [(e.kind, e.key, e.status) for e in events if e.kind != "step"]
+    [('start', None, None), ('subject', 'sub-01', 'done'), ('subject', 'sub-05', 'failed')]
     """
 
     kind: str
@@ -92,7 +104,21 @@ class ProgressEvent:
 
 @dataclass
 class SubjectResult:
-    """Outcome of one subject: ``status`` is ``done``, ``skipped`` or ``failed``."""
+    """Outcome of one subject: ``status`` is ``done``, ``skipped`` or ``failed``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.sample_data import COHORT, generate_cohort
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = generate_cohort(tmp / "in", subjects={k: COHORT[k] for k in ("sub-01", "sub-05")}, dicom=False)
+    >>> from dwi_toolkit.pipeline.runner import run_pipeline
+    >>> res = run_pipeline(tmp / "in", tmp / "out", pipeline="adc-only", jobs=1)
+    >>> bad = res.failed[0]
+    >>> bad.key, bad.status, bad.reason.split(":")[0]
+    ('sub-05', 'failed', 'load')
+    """
 
     key: str
     status: str
@@ -136,7 +162,19 @@ class SubjectResult:
 
 @dataclass(frozen=True)
 class PlannedSubject:
-    """A subject and what the run will do with it (``run`` or ``skip``) and why."""
+    """A subject and what the run will do with it (``run`` or ``skip``) and why.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.sample_data import COHORT, generate_cohort
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = generate_cohort(tmp / "in", subjects={k: COHORT[k] for k in ("sub-01", "sub-05")}, dicom=False)
+    >>> plan = run_pipeline(tmp / "in", tmp / "out", dry_run=True).plan
+    >>> [(p.subject.key, p.action, p.reason) for p in plan]
+    [('sub-01', 'run', 'no finished output'), ('sub-05', 'run', 'no finished output')]
+    """
 
     subject: Subject
     action: str
@@ -146,7 +184,20 @@ class PlannedSubject:
 
 @dataclass
 class RunResult:
-    """Everything a run did (returned by :func:`run_pipeline`)."""
+    """Everything a run did (returned by :func:`run_pipeline`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.sample_data import COHORT, generate_cohort
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = generate_cohort(tmp / "in", subjects={k: COHORT[k] for k in ("sub-01", "sub-05")}, dicom=False)
+    >>> from dwi_toolkit.pipeline.runner import run_pipeline
+    >>> res = run_pipeline(tmp / "in", tmp / "out", pipeline="adc-only", jobs=1)
+    >>> res.counts, res.exit_code, res.manifest_path.name
+    ({'done': 1, 'skipped': 0, 'failed': 1}, 1, 'manifest.json')
+    """
 
     out_dir: Path
     pipeline: PipelineSpec
@@ -361,7 +412,21 @@ def _dask(tasks: list[_Task], scheduler: Any) -> Iterator[SubjectResult]:
 
 # ------------------------------------------------------------------------------ manifest etc.
 def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any]:
-    """The run manifest of an output folder (an empty skeleton when there is none)."""
+    """The run manifest of an output folder (an empty skeleton when there is none).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.sample_data import COHORT, generate_cohort
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = generate_cohort(tmp / "in", subjects={k: COHORT[k] for k in ("sub-01", "sub-05")}, dicom=False)
+    >>> from dwi_toolkit.pipeline.runner import run_pipeline
+    >>> res = run_pipeline(tmp / "in", tmp / "out", pipeline="adc-only", jobs=1)
+    >>> m = read_manifest(tmp / "out")
+    >>> m["schema"], sorted(m["subjects"]), m["subjects"]["sub-01"]["status"]
+    ('dwi_toolkit.manifest/1', ['sub-01', 'sub-05'], 'done')
+    """
     p = Path(out_dir) / MANIFEST
     if p.is_file():
         try:
@@ -539,6 +604,20 @@ def run_pipeline(
     ------
     PipelineError
         Invalid pipeline, input or output folder (before any work starts).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.sample_data import COHORT, generate_cohort
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = generate_cohort(tmp / "in", subjects={k: COHORT[k] for k in ("sub-01", "sub-05")}, dicom=False)
+    >>> from dwi_toolkit.pipeline.runner import run_pipeline
+    >>> res = run_pipeline(tmp / "in", tmp / "out", pipeline="adc-only", jobs=1)
+    >>> res
+    RunResult(pipeline='adc-only', subjects=2, done=1, skipped=0, failed=1, dry_run=False, duration_s=..., out_dir=...)
+    >>> run_pipeline(tmp / "in", tmp / "out", pipeline="adc-only").counts    # resumable: sub-01 is skipped
+    {'done': 0, 'skipped': 1, 'failed': 1}
     """
     t0 = time.perf_counter()
     spec = load_pipeline(pipeline)

@@ -96,7 +96,15 @@ def _toml_loads(text: str, where: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class StepSpec:
-    """One configured step: the registered step name, a unique id and every parameter's value."""
+    """One configured step: the registered step name, a unique id and every parameter's value.
+
+    Examples
+    --------
+    >>> spec = load_pipeline("adc-only")
+    >>> step = spec.steps[1]
+    >>> step.step, step.id, step.params["method"]
+    ('adc', 'adc', 'wls')
+    """
 
     step: str
     id: str
@@ -119,6 +127,14 @@ class PipelineSpec:
         Modules imported (here and in every worker) to register extra steps.
     source : str
         Where it came from (``builtin:default`` or the file name).
+
+    Examples
+    --------
+    >>> spec = load_pipeline("default")
+    >>> spec
+    PipelineSpec(name='default', steps=[load, adc, roi_stats, compare, assess, report], source='builtin:default')
+    >>> len(spec.hash)                       # SHA-256 of the steps, parameters and version
+    64
     """
 
     name: str
@@ -339,12 +355,32 @@ def parse_pipeline(text: str, *, source: str = "<string>") -> PipelineSpec:
     ------
     PipelineError
         Invalid TOML or any schema violation; the message names the key.
+
+    Examples
+    --------
+    >>> spec = parse_pipeline('''
+    ... schema = "dwi_toolkit.pipeline/1"
+    ... name = "adc-high-b"
+    ... [[steps]]
+    ... step = "load"
+    ... [[steps]]
+    ... step = "adc"
+    ... b_min = 200.0
+    ... ''')
+    >>> spec.steps[1].params["b_min"], spec.steps[1].params["method"]      # defaults filled in
+    (200.0, 'wls')
     """
     return _validate(_toml_loads(text, source), source)
 
 
 def builtin_pipelines() -> dict[str, Path]:
-    """Pipelines shipped inside the package: name → path of its TOML file."""
+    """Pipelines shipped inside the package: name → path of its TOML file.
+
+    Examples
+    --------
+    >>> sorted(builtin_pipelines())
+    ['adc-only', 'default', 'high-b', 'ivim']
+    """
     from importlib import resources
 
     folder = resources.files("dwi_toolkit.pipeline") / "builtin"
@@ -352,7 +388,14 @@ def builtin_pipelines() -> dict[str, Path]:
 
 
 def resolve_pipeline_path(name_or_path: str | os.PathLike) -> tuple[Path, str]:
-    """The file of a pipeline given by built-in name or path, and a label for messages."""
+    """The file of a pipeline given by built-in name or path, and a label for messages.
+
+    Examples
+    --------
+    >>> path, label = resolve_pipeline_path("default")
+    >>> path.name, label
+    ('default.toml', 'builtin:default')
+    """
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.exists() or os.sep in str(name_or_path):
         if not p.is_file():

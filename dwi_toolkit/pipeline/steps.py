@@ -53,6 +53,12 @@ class Param:
 
     ``types`` may be one type or a tuple; a ``float`` parameter also accepts integers. A default
     of ``None`` means "not set" (TOML has no null: leave the key out).
+
+    Examples
+    --------
+    >>> p = Param(float, default=10.0, min=0.0, doc="threshold in %")
+    >>> p.types, p.default
+    ((<class 'float'>,), 10.0)
     """
 
     types: Any
@@ -69,7 +75,14 @@ class Param:
 
 @dataclass(frozen=True)
 class StepDef:
-    """A registered step: its function and declarations."""
+    """A registered step: its function and declarations.
+
+    Examples
+    --------
+    >>> d = get_step("adc")
+    >>> d.name, "method" in d.params, d.params["method"].choices
+    ('adc', True, ('wls', 'ols', 'nlls'))
+    """
 
     name: str
     func: Callable[..., Any]
@@ -109,6 +122,17 @@ class SubjectContext:
         Name → path relative to `out_dir` of each file written (recorded in the manifest).
     progress : callable, optional
         ``progress(message)`` for progress within long steps.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.pipeline.layout import Subject
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> ctx = SubjectContext(Subject(label="sub-01", source="sub-01", root=tmp), out_dir=tmp / "out")
+    >>> p = ctx.path("dwi", "x.json"); _ = p.write_text("{}")
+    >>> ctx.add_product("x", p); ctx.prefix, ctx.products
+    ('sub-01', {'x': 'dwi/x.json'})
     """
 
     subject: Any
@@ -144,6 +168,15 @@ def register_step(name: str, *, params: dict[str, Param] | None = None, requires
     """Decorator registering ``func(ctx, **params)`` as pipeline step `name`.
 
     Re-registering a name replaces the earlier step (plugins may override built-ins).
+
+    Examples
+    --------
+    >>> @register_step("count_volumes", params={"label": Param(str, default="n")}, requires=("series",))
+    ... def count_volumes(ctx, label):
+    ...     ctx.data[label] = ctx.data["series"].n_volumes
+    >>> get_step("count_volumes").requires
+    ('series',)
+    >>> _ = STEPS.pop("count_volumes")           # tidy up the registry
     """
 
     def deco(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -156,7 +189,17 @@ def register_step(name: str, *, params: dict[str, Param] | None = None, requires
 
 
 def get_step(name: str) -> StepDef:
-    """The registered step `name`."""
+    """The registered step `name`.
+
+    Examples
+    --------
+    >>> get_step("report").name
+    'report'
+    >>> get_step("nope")
+    Traceback (most recent call last):
+    ...
+    dwi_toolkit.errors.PipelineError: unknown step 'nope'; registered steps: ...
+    """
     try:
         return STEPS[name]
     except KeyError:

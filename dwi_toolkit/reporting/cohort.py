@@ -68,7 +68,15 @@ def side_difference_figure(values: Mapping[str, Sequence[float]], *, ylabel: str
 
 
 def figure_png(fig: Any, *, dpi: int = 110) -> bytes:
-    """Render a Figure to PNG bytes (Agg, no pyplot)."""
+    """Render a Figure to PNG bytes (Agg, no pyplot).
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> fig = Figure(figsize=(1, 1)); _ = fig.subplots().plot([0, 1])
+    >>> figure_png(fig, dpi=50)[1:4] == b"PNG"
+    True
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)

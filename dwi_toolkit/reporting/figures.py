@@ -316,6 +316,14 @@ class DecayCurve:
         Fitted ADC of the ROI-mean signal, mm²/s (NaN when it cannot be fitted).
     b_fit : ndarray
         The b-values (s/mm²) used in the fit.
+
+    Examples
+    --------
+    >>> from dwi_toolkit.phantom import make_lumbar_phantom
+    >>> ph = make_lumbar_phantom(shape=(36, 28, 24), voxel_size=(4.0, 4.0, 8.0))
+    >>> curve = roi_decay_curves(ph.series, [("L5 left", ph.root_labels == 9)])[0]
+    >>> curve.bvals.tolist(), curve.n_voxels, round(curve.adc * 1e3, 1)          # ×10⁻³ mm²/s
+    ([0.0, 100.0, 400.0, 800.0], 11, 1.7)
     """
 
     label: str

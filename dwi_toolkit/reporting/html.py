@@ -87,7 +87,15 @@ def esc(value: Any) -> str:
 
 
 def figure_to_png(fig: Any, *, dpi: int = 110) -> bytes:
-    """Render a matplotlib Figure to PNG bytes (no pyplot, no file)."""
+    """Render a matplotlib Figure to PNG bytes (no pyplot, no file).
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> fig = Figure(figsize=(1, 1)); _ = fig.subplots().plot([0, 1])
+    >>> figure_to_png(fig, dpi=50)[1:4]
+    b'PNG'
+    """
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
@@ -105,7 +113,13 @@ def png_data_uri(png: bytes) -> str:
 
 
 def img_tag(png: bytes, *, alt: str, caption: str | None = None, fig_id: str | None = None) -> str:
-    """A ``<figure>`` with an embedded PNG and an escaped caption."""
+    """A ``<figure>`` with an embedded PNG and an escaped caption.
+
+    Examples
+    --------
+    >>> img_tag(b"PNG", alt="ADC", caption="ADC <map>")
+    '<figure><img alt="ADC" src="data:image/png;base64,UE5H"><figcaption>ADC &lt;map&gt;</figcaption></figure>'
+    """
     idattr = f' id="{esc(fig_id)}"' if fig_id else ""
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
     return f'<figure{idattr}><img alt="{esc(alt)}" src="{png_data_uri(png)}">{cap}</figure>'
@@ -178,7 +192,13 @@ def table(
 
 
 def definition_list(items: Iterable[tuple[str, Any]]) -> str:
-    """An escaped ``<dl>`` from (term, value) pairs; lists are joined with commas."""
+    """An escaped ``<dl>`` from (term, value) pairs; lists are joined with commas.
+
+    Examples
+    --------
+    >>> definition_list([("b-values (s/mm²)", [0, 800]), ("note", "<b>")])
+    '<dl><dt>b-values (s/mm²)</dt><dd>0, 800</dd><dt>note</dt><dd>&lt;b&gt;</dd></dl>'
+    """
     parts = []
     for k, v in items:
         text, _ = _fmt_cell(v, 6)

@@ -66,6 +66,12 @@ def map_montage(
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> fig = map_montage(np.random.default_rng(0).random((8, 8, 4)), title="FA", max_slices=4)
+    >>> type(fig).__name__, len(fig.axes) >= 4
+    ('Figure', True)
     """
     from matplotlib.figure import Figure
 
@@ -104,6 +110,12 @@ def adc_montage(adc: ArrayLike, *, title: str = "ADC", vmax: float = 3.2, **kwar
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> fig = adc_montage(np.full((8, 8, 3), 1.2e-3))            # mm²/s, shown as ×10⁻³ mm²/s
+    >>> type(fig).__name__
+    'Figure'
     """
     return map_montage(adc, title=title, unit=f"ADC ({DISPLAY_UNIT_PRETTY})", scale=DISPLAY_SCALE,
                        vmin=0.0, vmax=vmax, cmap="viridis", **kwargs)

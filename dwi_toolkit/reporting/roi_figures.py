@@ -49,12 +49,25 @@ def view_axis(affine: ArrayLike, view: str) -> int:
 
 
 def slice_image(vol: NDArray, axis: int, index: int) -> NDArray:
-    """2-D slice for ``imshow(..., origin="lower")``: rows = second in-plane axis."""
+    """2-D slice for ``imshow(..., origin="lower")``: rows = second in-plane axis.
+
+    Examples
+    --------
+    >>> vol = np.arange(24.0).reshape(2, 3, 4)
+    >>> slice_image(vol, 2, 0).shape               # rows = second axis, columns = first axis
+    (3, 2)
+    """
     return np.take(vol, index, axis=axis).T
 
 
 def orientation_labels(affine: ArrayLike, axis: int) -> tuple[str, str, str, str]:
-    """Edge letters (left, right, bottom, top) of a slice through voxel `axis`."""
+    """Edge letters (left, right, bottom, top) of a slice through voxel `axis`.
+
+    Examples
+    --------
+    >>> orientation_labels(np.eye(4), 2)            # axial slice of a RAS image: left, right, bottom, top
+    ('L', 'R', 'P', 'A')
+    """
     import nibabel.orientations as nio
 
     codes = nio.aff2axcodes(np.asarray(affine, float))
@@ -63,7 +76,14 @@ def orientation_labels(affine: ArrayLike, axis: int) -> tuple[str, str, str, str
 
 
 def roi_colors(n: int) -> list[tuple[float, float, float, float]]:
-    """`n` distinct RGBA colours (tab10, then tab20)."""
+    """`n` distinct RGBA colours (tab10, then tab20).
+
+    Examples
+    --------
+    >>> cols = roi_colors(3)
+    >>> len(cols), len(cols[0]), float(cols[0][3])
+    (3, 4, 1.0)
+    """
     import matplotlib
 
     cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
@@ -75,6 +95,14 @@ def background_volume(background: Any, affine: ArrayLike | None = None) -> tuple
 
     A DWISeries gives its highest-b trace image; a ParameterMap its data (ADC shown in
     ×10⁻³ mm²/s); a nibabel image its data; a 4-D array its last volume.
+
+    Examples
+    --------
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> s = DWISeries(np.ones((4, 3, 2, 2)), np.eye(4), [0, 800], [[0, 0, 0], [0, 0, 1]])
+    >>> vol, aff, what = background_volume(s)               # a series shows its highest-b trace
+    >>> vol.shape, what
+    ((4, 3, 2), 'trace b=800 s/mm²')
     """
     if affine is not None:
         vol = np.asarray(background, float)
@@ -107,6 +135,15 @@ def draw_roi_overlay(ax, masks: Sequence[NDArray], names: Sequence[str], colors:
 
     `aspect` is the pixel height/width ratio (voxel size along the vertical axis over the
     horizontal one), as for the background image.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> ax = Figure().subplots()
+    >>> mask = np.zeros((5, 5), bool); mask[1:3, 1:3] = True
+    >>> draw_roi_overlay(ax, [mask], ["L5 left"], roi_colors(1))
+    >>> [t.get_text() for t in ax.texts]
+    ['L5 left']
     """
     for m, name, col in zip(masks, names, colors):
         if not m.any():
@@ -162,6 +199,15 @@ def roi_montage(
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from dwi_toolkit.phantom import make_lumbar_phantom
+    >>> ph = make_lumbar_phantom(shape=(36, 28, 24), voxel_size=(4.0, 4.0, 8.0))
+    >>> from dwi_toolkit.roi.sample import sample_rois
+    >>> fig = roi_montage(ph.series, rois=sample_rois(ph), max_panels=2)
+    >>> type(fig).__name__
+    'Figure'
     """
     from matplotlib.figure import Figure
 
