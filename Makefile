@@ -61,4 +61,4 @@ sample-data: $(STAMP)
 	$(BIN)/python -m dwi_toolkit.sample_data sample_data
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache build *.egg-info docs/_build docs/_autosummary
