@@ -246,6 +246,8 @@ def test_pipeline_objects(tmp_path):
     plan = run_pipeline(tmp_path / "in", tmp_path / "out", pipeline="adc-only", dry_run=True)
     check_repr(plan, "pipeline='adc-only'", "subjects=2", "dry_run=True")
     check_html(plan, "RunResult", "adc-only", "sub-01", "sub-02", "dry run")
+    check_repr(plan.plan[0], "'sub-01'", "action='run'")
+    check_repr(plan.dataset.subjects[0], "'sub-01'", "kind='nifti'", "'dwi'")
     check_repr(plan.dataset, "subjects=2")
     check_html(plan.dataset, "sub-01, sub-02")
 

@@ -89,6 +89,11 @@ class Subject:
     problem: str | None = None
     kind: str = "nifti"
 
+    def __repr__(self) -> str:
+        have = [r for r in ("dwi", "bvals", "bvecs", "rois", "clinical") if getattr(self, r) is not None]
+        extra = f", problem={self.problem!r}" if self.problem else ""
+        return f"Subject({self.key!r}, kind={self.kind!r}, inputs={have}{extra})"
+
     @property
     def key(self) -> str:
         """Unique name of the unit, e.g. ``sub-01`` or ``sub-01_ses-1`` (manifest key)."""

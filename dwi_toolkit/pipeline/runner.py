@@ -181,6 +181,9 @@ class PlannedSubject:
     reason: str
     inputs: dict[str, dict]
 
+    def __repr__(self) -> str:
+        return f"PlannedSubject({self.subject.key!r}, action={self.action!r}, reason={self.reason!r})"
+
 
 @dataclass
 class RunResult:
