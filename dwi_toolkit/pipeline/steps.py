@@ -466,8 +466,14 @@ def _model_roi_stats(ctx: SubjectContext, fit: Any, names: tuple[str, ...], mode
     from ..analysis.roi_stats import roi_stats
 
     rows: list[dict[str, Any]] = []
-    for name in names:
-        rows += roi_stats(fit.map(name), rois, exclude_status=False, parameter=name).to_records()
+    tables = [roi_stats(fit.map(name, ok_only=True), rois, exclude_status=False, parameter=name)
+              for name in names]
+    for table in tables:
+        rows += table.to_records()
+    stats = ctx.data.get("stats")
+    if stats is not None:
+        # one statistics table for the later compare/assess/report steps (FA compared like ADC)
+        ctx.data["stats"] = type(stats)(rows=[*stats.rows, *(r for t in tables for r in t.rows)])
     if rows:
         import csv
 
