@@ -1,6 +1,5 @@
 """run_analysis adds FA/MD comparisons when the acquisition allows a tensor (issue 7)."""
 
-import numpy as np
 import pytest
 
 from dwi_toolkit.errors import FitError

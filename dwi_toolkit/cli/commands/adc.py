@@ -29,7 +29,7 @@ def add_parser(sub, add_common) -> None:
                    help="refit to the expected Rician magnitude (removes the noise-floor bias at high b)")
     p.add_argument("--sigma", default="auto",
                    help="noise sigma per channel for --noise-correction: a number in signal units, or "
-                   "'auto' (estimated from the image background)")
+                   "'auto' (repeated b=0 volumes when there are two, else the image background)")
     p.add_argument("--mask", default="auto",
                    help="'auto' (default: voxels above the background on the b=0 image), 'none' "
                    "(fit every voxel), or a NIfTI mask file on the same grid")
@@ -63,17 +63,9 @@ def run(args: argparse.Namespace) -> int:
     mask = resolve_mask(args.mask, series)
     sigma = None
     if args.noise_correction:
-        if args.sigma == "auto":
-            from ...models.noise import estimate_sigma_background
+        from ._maps import resolve_sigma
 
-            sigma = estimate_sigma_background(series.data)
-        else:
-            try:
-                sigma = float(args.sigma)
-            except ValueError:
-                from ...errors import InputDataError
-
-                raise InputDataError(f"--sigma must be a number or 'auto', got {args.sigma!r}.") from None
+        sigma = resolve_sigma(series, args.sigma)
     fit = fit_adc(series, method=args.method, b_range=b_range, mask=mask,
                   noise_correction=args.noise_correction, sigma=sigma)
     out = Path(args.out_dir)
