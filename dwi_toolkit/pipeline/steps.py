@@ -32,6 +32,8 @@ in the pipeline's ``plugins`` list)::
 
 from __future__ import annotations
 
+import os
+
 import importlib.util
 import json
 import logging
@@ -131,7 +133,10 @@ class SubjectContext:
     def add_product(self, name: str, path: str | Path) -> None:
         """Record an output file (absolute or relative to `out_dir`)."""
         p = Path(path)
-        self.products[name] = (p.relative_to(self.out_dir) if p.is_absolute() else p).as_posix()
+        if p.is_absolute() or p.parts[: len(self.out_dir.parts)] == self.out_dir.parts:
+            # a path made by self.path(...) (absolute, or relative to the working directory)
+            p = Path(os.path.relpath(p.resolve(), self.out_dir.resolve()))
+        self.products[name] = p.as_posix()
 
 
 #: Registered steps by name.
