@@ -60,6 +60,9 @@ _LAZY = {
     "assess_entrapment": "dwi_toolkit.clinical.entrapment",
     # reporting
     "Report": "dwi_toolkit.reporting.report",
+    # pipeline
+    "run_analysis": "dwi_toolkit.pipeline.analyze",
+    "run_pipeline": "dwi_toolkit.pipeline.runner",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

@@ -29,6 +29,8 @@ __all__ = [
     "LumbarPhantom",
     "make_lumbar_phantom",
     "rotation_matrix",
+    "gradient_directions",
+    "fa_to_axial_factor",
 ]
 
 LEVELS = ("L1", "L2", "L3", "L4", "L5", "S1")
@@ -65,6 +67,41 @@ def rotation_matrix(angles_deg: ArrayLike) -> NDArray[np.float64]:
     return rz @ ry @ rx
 
 
+def gradient_directions(n: int) -> NDArray[np.float64]:
+    """``n`` unit gradient directions: the voxel axes for ``n <= 3``, otherwise a deterministic,
+    near-uniform half-sphere set (Fibonacci lattice), as used for DTI.
+
+    Examples
+    --------
+    >>> gradient_directions(2).tolist()
+    [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    >>> d = gradient_directions(12); d.shape, bool(np.allclose(np.linalg.norm(d, axis=1), 1))
+    ((12, 3), True)
+    """
+    if n <= 3:
+        return np.eye(3)[:n].copy()
+    k = np.arange(n) + 0.5
+    z = k / n  # upper half sphere: antipodal directions are equivalent for diffusion
+    phi = np.pi * (1 + 5**0.5) * k
+    r = np.sqrt(1 - z * z)
+    return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
+
+
+def fa_to_axial_factor(fa: float) -> float:
+    """t such that eigenvalues ``MD·(1+2t), MD·(1−t), MD·(1−t)`` have fractional anisotropy `fa`.
+
+    From FA = 3|t| / sqrt(3 + 6t²) (clinical-reference §1.3 with λ2 = λ3).
+
+    Examples
+    --------
+    >>> t = fa_to_axial_factor(0.3); round(float(3 * t / np.sqrt(3 + 6 * t * t)), 12)
+    0.3
+    """
+    if not 0.0 <= fa < 1.0:
+        raise ValueError(f"fa must be in [0, 1), got {fa}")
+    return float(fa * np.sqrt(3.0 / (9.0 - 6.0 * fa * fa)))
+
+
 def _root_centerline(level: str, side: str) -> NDArray[np.float64]:
     """Centre-line of one root in patient RAS+ mm: from the dural sleeve through the foramen
     (dorsal root ganglion) to the extraforaminal course, running inferolaterally and anteriorly."""
@@ -87,12 +124,14 @@ def _root_centerline(level: str, side: str) -> NDArray[np.float64]:
 SEGMENT_BOUNDS = {"preganglionic": (0.0, 0.38), "ganglion": (0.38, 0.62), "postganglionic": (0.62, 1.0)}
 
 
-def _dist_to_polyline(p: NDArray, line: NDArray) -> tuple[NDArray, NDArray]:
-    """Distance of points (V, 3) to a polyline (K, 3), and the arc-length fraction of the foot."""
+def _dist_to_polyline(p: NDArray, line: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+    """Distance of points (V, 3) to a polyline (K, 3), the arc-length fraction of the foot, and
+    the unit direction (V, 3) of the nearest segment."""
     seg_len = np.linalg.norm(np.diff(line, axis=0), axis=1)
     total = seg_len.sum()
     best = np.full(p.shape[0], np.inf)
     frac = np.zeros(p.shape[0])
+    direction = np.zeros((p.shape[0], 3))
     start = 0.0
     for a, b, ln in zip(line[:-1], line[1:], seg_len):
         d = b - a
@@ -102,8 +141,9 @@ def _dist_to_polyline(p: NDArray, line: NDArray) -> tuple[NDArray, NDArray]:
         closer = dist < best
         best[closer] = dist[closer]
         frac[closer] = (start + t[closer] * ln) / total
+        direction[closer] = d / ln
         start += ln
-    return best, frac
+    return best, frac, direction
 
 
 def _in_ellipse(p: NDArray, cx: float, cy: float, rx: float, ry: float) -> NDArray[np.bool_]:
@@ -139,12 +179,15 @@ class LumbarPhantom:
         (point, unit normal) in RAS+ mm world coordinates.
     sigma : float
         Noise standard deviation of each quadrature channel (0 without noise).
+    fa_true : ndarray of shape (X, Y, Z) or None
+        True fractional anisotropy (0 in isotropic tissue) when roots are anisotropic.
+    root_fa : dict
+        (level, side) → FA of anisotropic roots (empty when isotropic).
 
     Examples
     --------
     >>> from dwi_toolkit.phantom import make_lumbar_phantom
     >>> ph = make_lumbar_phantom(shape=(36, 28, 24), voxel_size=(4.0, 4.0, 8.0), noise=False)
-
     >>> ph.series.shape, ph.root_table[1], round(ph.root_adc[("L5", "left")] * 1e3, 2)   # ×10⁻³ mm²/s
     ((36, 28, 24, 10), ('L1', 'left'), 1.6)
     """
@@ -162,6 +205,8 @@ class LumbarPhantom:
     midsagittal_plane: tuple
     sigma: float
     params: dict = field(default_factory=dict)
+    fa_true: np.ndarray | None = None
+    root_fa: dict = field(default_factory=dict)
 
     def root_mask(self, level: str, side: str, segment: str | None = None) -> NDArray[np.bool_]:
         """Voxels of one root (optionally one segment of it)."""
@@ -201,6 +246,8 @@ def make_lumbar_phantom(
     root_adc: dict | None = None,
     altered: dict | None = None,
     root_radius_mm: float = 2.6,
+    root_fa: float | dict | None = None,
+    altered_fa: dict | None = None,
     seed: int | np.random.Generator | None = 0,
     noise: bool = True,
     dtype=np.float32,
@@ -216,8 +263,9 @@ def make_lumbar_phantom(
     bvals : sequence of float, optional
         Distinct b-values in s/mm²; b=0 is acquired once, every other b-value along
         `n_directions` orthogonal directions (image frame).
-    n_directions : {1, 2, 3}, optional
-        Directions per non-zero b-value (signal is isotropic, so any direction gives the same).
+    n_directions : int, optional
+        Directions per non-zero b-value: the voxel axes for up to 3 (enough for a trace ADC),
+        a near-uniform set (:func:`gradient_directions`) for more (≥ 6 for DTI).
     snr : float, optional
         b=0 root signal divided by the noise σ (per quadrature channel; magnitude is Rician).
     rotation_deg, translation_mm : optional
@@ -232,6 +280,14 @@ def make_lumbar_phantom(
         symmetric control.
     root_radius_mm : float, optional
         Radius of the root tubes.
+    root_fa : float or dict, optional
+        Fractional anisotropy of the roots (a float for all, or (level, side) → FA). ``None``
+        (default) keeps every tissue isotropic. Otherwise each root voxel has an axially
+        symmetric tensor along the local centre-line with mean diffusivity equal to the root's
+        ADC (clinical-reference §1.3), so the trace ADC is unchanged; normal lumbar roots have FA
+        ≈ 0.30–0.35 (§2.4) and compressed roots lower (≈ 0.22–0.26, §2.3).
+    altered_fa : dict, optional
+        (level, side) → FA overriding `root_fa` (e.g. ``{("L5", "left"): 0.22}``).
     seed : int or Generator, optional
         Noise seed.
     noise : bool, optional
@@ -291,6 +347,13 @@ def make_lumbar_phantom(
 
     root_labels = np.zeros(p.shape[0], dtype=np.int16)
     seg_labels = np.zeros(p.shape[0], dtype=np.int16)
+    fa_by_root: dict[tuple[str, str], float] = {}
+    if root_fa is not None:
+        base = root_fa if isinstance(root_fa, dict) else {(lev, side): float(root_fa) for lev in LEVELS for side in SIDES}
+        fa_by_root = {(k[0], k[1]): float(v) for k, v in base.items()}
+        fa_by_root.update({(k[0], k[1]): float(v) for k, v in (altered_fa or {}).items()})
+    fa_vox = np.zeros(p.shape[0])
+    axis_world = np.zeros((p.shape[0], 3))
     root_table: dict[int, tuple[str, str]] = {}
     centerlines: dict[tuple[str, str], NDArray] = {}
     adc = np.array([TISSUES[int(t)][1] for t in range(6)])[labels]
@@ -304,7 +367,7 @@ def make_lumbar_phantom(
             centerlines[(lev, side)] = line_p @ rp.T + tp
             near = np.all((p >= line_p.min(0) - root_radius_mm - 1) & (p <= line_p.max(0) + root_radius_mm + 1), axis=1)
             idx = np.flatnonzero(near)
-            dist, frac = _dist_to_polyline(p[idx], line_p)
+            dist, frac, axis_p = _dist_to_polyline(p[idx], line_p)
             inside = dist <= root_radius_mm
             hit = idx[inside]
             root_labels[hit] = lab
@@ -316,20 +379,38 @@ def make_lumbar_phantom(
             seg_labels[hit] = seg
             adc[hit] = adc_by_root[(lev, side)]
             s0[hit] = TISSUES[5][2]
+            if fa_by_root:
+                fa_vox[hit] = fa_by_root.get((lev, side), 0.0)
+                axis_world[hit] = axis_p[inside] @ rp.T
 
     b_unique = [float(b) for b in bvals]
     bl, vl = [], []
-    eye = np.eye(3)
+    dirs = gradient_directions(int(n_directions))
     for b in b_unique:
         if b == 0:
             bl.append(0.0)
             vl.append(np.zeros(3))
         else:
-            for d in range(int(n_directions)):
+            for d in dirs:
                 bl.append(b)
-                vl.append(eye[d])
+                vl.append(d)
     bv = np.array(bl)
+    bvecs = np.array(vl)
     signal = s0[:, None] * np.exp(-bv[None, :] * adc[:, None])
+    aniso = np.flatnonzero(fa_vox > 0)
+    if aniso.size:
+        # image-frame b-vectors (FSL convention) -> world directions: voxel axes of the affine,
+        # with FSL's first-axis flip for a positive-determinant affine
+        axes = lin / np.linalg.norm(lin, axis=0)
+        flip = np.diag([-1.0, 1.0, 1.0]) if np.linalg.det(lin) > 0 else np.eye(3)
+        g_world = bvecs @ (axes @ flip).T
+        t = np.array([fa_to_axial_factor(f) for f in fa_vox[aniso]])
+        md = adc[aniso]
+        lam_par, lam_perp = md * (1 + 2 * t), md * (1 - t)
+        cos2 = (g_world @ axis_world[aniso].T).T ** 2  # (V, N)
+        # g^T D g for an axially symmetric tensor: λ⊥ + (λ∥ − λ⊥) (g·u)²
+        gdg = lam_perp[:, None] + (lam_par - lam_perp)[:, None] * cos2
+        signal[aniso] = s0[aniso, None] * np.exp(-bv[None, :] * gdg)
     sigma = 0.0
     if noise:
         sigma = TISSUES[5][2] / float(snr)
@@ -344,7 +425,7 @@ def make_lumbar_phantom(
         "EchoTime": 0.07,
         "RepetitionTime": 4.0,
     }
-    series = DWISeries(data, affine, bv, np.array(vl), meta=meta)
+    series = DWISeries(data, affine, bv, bvecs, meta=meta)
     normal = rp @ np.array([1.0, 0.0, 0.0])
     return LumbarPhantom(
         series=series,
@@ -359,10 +440,14 @@ def make_lumbar_phantom(
         root_radius_mm=float(root_radius_mm),
         midsagittal_plane=(tp.copy(), normal),
         sigma=sigma,
+        fa_true=fa_vox.reshape(shape) if fa_by_root else None,
+        root_fa=fa_by_root,
         params={
             "shape": list(shape), "voxel_size": vox.tolist(), "bvals": b_unique,
             "n_directions": int(n_directions), "snr": float(snr), "rotation_deg": list(map(float, rotation_deg)),
             "translation_mm": tp.tolist(), "grid_rotation_deg": list(map(float, grid_rotation_deg)),
             "root_radius_mm": float(root_radius_mm), "noise": bool(noise),
+            "root_fa": None if root_fa is None else (root_fa if not isinstance(root_fa, dict) else "per root"),
+            "altered_fa": {f"{k[0]}_{k[1]}": float(v) for k, v in (altered_fa or {}).items()},
         },
     )

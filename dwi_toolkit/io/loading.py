@@ -13,7 +13,7 @@ from ..core.image import DWISeries
 from ..errors import InputDataError
 from .nifti import load_nifti_dwi
 
-__all__ = ["load_dwi", "is_nifti", "looks_like_dicom"]
+__all__ = ["load_dwi", "is_nifti", "looks_like_dicom", "nifti_dwi_candidates"]
 
 
 def is_nifti(path: str | os.PathLike) -> bool:
@@ -52,6 +52,24 @@ def looks_like_dicom(path: str | os.PathLike) -> bool:
     return len(head) >= 132 and head[128:132] == b"DICM"
 
 
+def nifti_dwi_candidates(folder: str | os.PathLike) -> list[Path]:
+    """NIfTI files under `folder` (any depth) that have a ``.bval`` file beside them.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> nifti_dwi_candidates(tempfile.mkdtemp())
+    []
+    """
+    from .gradients import find_gradient_files
+
+    found = []
+    for f in sorted(Path(folder).rglob("*.nii*")):
+        if f.is_file() and is_nifti(f) and find_gradient_files(f)[0] is not None:
+            found.append(f)
+    return found
+
+
 def load_dwi(
     path: str | os.PathLike,
     *,
@@ -67,7 +85,9 @@ def load_dwi(
     Parameters
     ----------
     path : path-like
-        A ``.nii``/``.nii.gz`` file, a DICOM file, or a folder of DICOM files (any depth).
+        A ``.nii``/``.nii.gz`` file, a DICOM file, or a folder. A folder that holds exactly one
+        NIfTI with a ``.bval`` beside it (any depth) loads that file; otherwise its DICOM files
+        (any depth) are read.
     bvals, bvecs : path-like or array, optional
         NIfTI only: gradient files or arrays when they are not beside the image.
     sidecar : path-like, optional
@@ -113,6 +133,17 @@ def load_dwi(
         raise InputDataError(f"no such file or folder: {p}")
     if p.is_file() and is_nifti(p):
         return load_nifti_dwi(p, bvals=bvals, bvecs=bvecs, sidecar=sidecar, b0_threshold=b0_threshold)
+    if p.is_dir() and series_uid is None:
+        candidates = nifti_dwi_candidates(p)
+        if len(candidates) == 1:
+            return load_nifti_dwi(candidates[0], bvals=bvals, bvecs=bvecs, sidecar=sidecar,
+                                  b0_threshold=b0_threshold)
+        if len(candidates) > 1:
+            listing = ", ".join(str(c.relative_to(p)) for c in candidates[:10])
+            raise InputDataError(
+                f"{p} holds {len(candidates)} NIfTI DWI series with .bval/.bvec ({listing}); "
+                "pass the file you want to load."
+            )
     if p.is_dir() or looks_like_dicom(p):
         from .dicom import load_dicom_dwi  # pydicom is imported only when DICOM is read
 

@@ -68,6 +68,7 @@ __all__ = [
     "fit_adc",
     "adc_loglinear",
     "adc_nlls",
+    "adc_rician",
 ]
 
 logger = logging.getLogger(__name__)
@@ -330,6 +331,103 @@ def adc_nlls(
         e = np.exp(-bb * adc)
         we = w * e
         s0 = (we * S).sum(axis=0) / (we * e).sum(axis=0)
+    return s0, adc, converged
+
+
+def adc_rician(
+    signal: NDArray,
+    b: ArrayLike,
+    sigma: ArrayLike,
+    *,
+    s0_init: NDArray,
+    adc_init: NDArray,
+    max_iter: int = 100,
+    xtol: float = 1e-9,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Mono-exponential fit of magnitude data to the expected **Rician** magnitude.
+
+    Minimises ``Σ_i (M_i − E[M | S0·exp(−b_i·ADC), σ])²`` per voxel (``E[M]`` from
+    :func:`dwi_toolkit.models.noise.rician_expected_magnitude`), with ``ADC >= 0`` and
+    ``S0 >= 0``, by a batched Levenberg–Marquardt with analytic Jacobian over all voxels at once.
+    Magnitude images sit on a noise floor at high b, which biases ordinary fits towards lower
+    ADC (clinical-reference §1.1); modelling the floor removes that bias.
+
+    Parameters
+    ----------
+    signal : ndarray of shape (N, V)
+        Magnitude samples (individual volumes, not direction averages: the average of Rician
+        samples is not Rician) for V voxels.
+    b : array_like of shape (N,)
+        b-values in s/mm².
+    sigma : float or ndarray of shape (V,)
+        Noise σ of each quadrature channel, in signal units.
+    s0_init, adc_init : ndarray of shape (V,)
+        Starting values (e.g. a WLS fit).
+    max_iter : int, optional
+        Iteration limit.
+    xtol : float, optional
+        Relative parameter change below which a voxel has converged.
+
+    Returns
+    -------
+    s0 : ndarray of shape (V,)
+    adc : ndarray of shape (V,)
+        mm²/s.
+    converged : ndarray of bool, shape (V,)
+
+    Examples
+    --------
+    >>> from dwi_toolkit.models.noise import rician_expected_magnitude
+    >>> b = np.array([0.0, 500, 1000, 1500, 2000])
+    >>> m = rician_expected_magnitude(100 * np.exp(-b * 2e-3), 5.0)[:, None]  # floor-biased data
+    >>> s0, adc, ok = adc_rician(m, b, 5.0, s0_init=np.array([100.0]), adc_init=np.array([1.5e-3]))
+    >>> round(float(adc[0]) * 1e3, 6), bool(ok[0])
+    (2.0, True)
+    """
+    from .noise import rician_expected_magnitude, rician_expected_magnitude_derivative
+
+    M = np.asarray(signal, dtype=np.float64)
+    bb = np.asarray(b, dtype=np.float64)[:, None]
+    V = M.shape[1]
+    sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (V,))[None, :]
+    s0 = np.maximum(np.array(s0_init, dtype=np.float64, copy=True).reshape(V), 1e-12)
+    adc = np.maximum(np.array(adc_init, dtype=np.float64, copy=True).reshape(V), 0.0)
+    adc[~np.isfinite(adc)] = 1e-3
+    s0[~np.isfinite(s0)] = np.nanmax(M, axis=0)[~np.isfinite(s0)] if V else 1.0
+    lam = np.full(V, 1e-2)
+    converged = np.zeros(V, dtype=bool)
+    active = np.arange(V)
+
+    def residual(s0_, adc_, M_, sg):
+        a = s0_[None, :] * np.exp(-bb * adc_[None, :])
+        r = M_ - rician_expected_magnitude(a, sg)
+        return a, r, (r * r).sum(axis=0)
+
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for _ in range(max_iter):
+            if active.size == 0:
+                break
+            Ma, sg = M[:, active], sig[:, active]
+            s0a, adca, la = s0[active], adc[active], lam[active]
+            a, r, cost = residual(s0a, adca, Ma, sg)
+            d = rician_expected_magnitude_derivative(a, sg)
+            e = a / s0a[None, :]
+            j0 = d * e
+            j1 = -bb * a * d
+            a00, a01, a11 = (j0 * j0).sum(0), (j0 * j1).sum(0), (j1 * j1).sum(0)
+            g0, g1 = (j0 * r).sum(0), (j1 * r).sum(0)
+            d00, d11 = a00 * (1 + la), a11 * (1 + la)
+            det = d00 * d11 - a01 * a01
+            ns0 = np.maximum(s0a + (d11 * g0 - a01 * g1) / det, 1e-12)
+            nadc = np.maximum(adca + (d00 * g1 - a01 * g0) / det, 0.0)
+            _, _, ncost = residual(ns0, nadc, Ma, sg)
+            better = np.isfinite(ncost) & (ncost <= cost)
+            rel = np.maximum(np.abs(ns0 - s0a) / s0a, np.abs(nadc - adca) / np.maximum(adca, 1e-4))
+            s0[active[better]], adc[active[better]] = ns0[better], nadc[better]
+            lam[active] = np.where(better, np.maximum(la / 10, 1e-9), la * 10)
+            done = (better & (rel < xtol)) | (~better & (la > 1e9))
+            converged[active[done]] = True
+            active = active[~done]
     return s0, adc, converged
 
 
@@ -663,6 +761,45 @@ class AdcModel:
         }
 
 
+def _rician_refit(fit: ADCFit, series: DWISeries, correction: str, sigma, chunk_size: int) -> ADCFit:
+    """Refine the fitted voxels of `fit` with :func:`adc_rician` on the individual volumes."""
+    from .noise import rician_expected_magnitude
+
+    if correction != "rician":
+        raise InputDataError(f"unknown noise_correction {correction!r}; choose None or 'rician'.")
+    if sigma is None or not np.all(np.asarray(sigma) > 0):
+        raise InputDataError(
+            "noise_correction='rician' needs sigma > 0 (noise per channel in signal units); "
+            "estimate it with dwi_toolkit.models.noise.estimate_sigma_background(series.data)."
+        )
+    sig_map = np.broadcast_to(np.asarray(sigma, dtype=np.float64), series.spatial_shape)
+    flat = series.data.reshape(-1, series.n_volumes)
+    ok = np.flatnonzero(fit.status.reshape(-1) == OK)
+    adc = fit.adc.reshape(-1).astype(np.float64)
+    s0 = fit.s0.reshape(-1).astype(np.float64)
+    r2 = fit.rsquared.reshape(-1).astype(np.float64)
+    status = fit.status.reshape(-1).copy()
+    b = series.bvals
+    for start in range(0, ok.size, chunk_size):
+        idx = ok[start : start + chunk_size]
+        m = flat[idx].T.astype(np.float64)
+        sg = sig_map.reshape(-1)[idx]
+        s0n, an, conv = adc_rician(m, b, sg, s0_init=s0[idx], adc_init=adc[idx])
+        conv &= np.isfinite(s0n) & (s0n < 1e30) & np.isfinite(an)
+
+        pred = rician_expected_magnitude(s0n[None, :] * np.exp(-b[:, None] * an[None, :]), sg[None, :])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r2n = 1 - ((m - pred) ** 2).sum(0) / ((m - m.mean(0)) ** 2).sum(0)
+        adc[idx], s0[idx], r2[idx] = np.where(conv, an, np.nan), np.where(conv, s0n, np.nan), np.where(conv, r2n, np.nan)
+        status[idx[~conv]] = NOT_CONVERGED
+    shape = fit.adc.shape
+    return ADCFit(**{**fit.__dict__, "adc": adc.reshape(shape).astype(fit.adc.dtype),
+                     "s0": s0.reshape(shape).astype(fit.s0.dtype),
+                     "rsquared": r2.reshape(shape).astype(fit.rsquared.dtype),
+                     "status": status.reshape(shape),
+                     "bvals_used": np.unique(np.round(b, 6))})
+
+
 def _direction_groups(series: DWISeries, keep: NDArray[np.bool_]) -> list[tuple[NDArray, list[int]]]:
     """Unique diffusion directions (sign-insensitive) and the volumes along each."""
     dw = np.flatnonzero(keep & ~series.b0_mask)
@@ -689,6 +826,8 @@ def fit_adc(
     per_direction: bool = False,
     wls_iterations: int = 2,
     chunk_size: int = DEFAULT_CHUNK,
+    noise_correction: str | None = None,
+    sigma: float | ArrayLike | None = None,
 ) -> ADCFit:
     """Fit a mono-exponential ADC map to a DWI series.
 
@@ -711,6 +850,13 @@ def fit_adc(
         Re-weighting passes for ``"wls"``.
     chunk_size : int, optional
         Voxels processed at a time.
+    noise_correction : {None, "rician"}, optional
+        ``"rician"``: after the `method` fit, refit every fitted voxel to the expected Rician
+        magnitude of its individual volumes (:func:`adc_rician`), which removes the noise-floor
+        bias of high-b magnitude data. Needs `sigma`. ``rsquared`` is then that of the signal.
+    sigma : float or ndarray of shape (X, Y, Z), optional
+        Noise σ per quadrature channel in signal units (e.g. from
+        :func:`dwi_toolkit.models.noise.estimate_sigma_background`).
 
     Returns
     -------
@@ -720,6 +866,8 @@ def fit_adc(
     ------
     FitError
         Unknown method or fewer than two distinct b-values.
+    InputDataError
+        ``noise_correction="rician"`` without a positive `sigma`, or an unknown correction.
 
     Examples
     --------
@@ -745,6 +893,11 @@ def fit_adc(
     )
     fit = model.fit(work, mask=mask)
     params = dict(fit.params, b_range=[lo, hi])
+    if noise_correction is not None:
+        fit = _rician_refit(fit, work, noise_correction, sigma, chunk_size)
+        params.update(noise_correction=noise_correction,
+                      sigma=float(np.median(sigma)) if sigma is not None else None,
+                      signal="individual volumes, expected Rician magnitude (started from the trace fit)")
     if not per_direction:
         return ADCFit(**{**fit.__dict__, "params": params})
     groups = _direction_groups(series, keep)

@@ -30,7 +30,8 @@ from numpy.typing import ArrayLike, NDArray
 from ..core.image import DWISeries, ParameterMap
 from ..errors import FitError, InputDataError
 
-__all__ = ["fit_dti", "DTIFit", "STATUS_CODES", "MAP_UNITS", "METHODS"]
+__all__ = [
+    "dti_feasible", "fit_dti", "DTIFit", "STATUS_CODES", "MAP_UNITS", "METHODS"]
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +218,29 @@ def _select(series: DWISeries, b_range: tuple[float | None, float | None] | None
     return series.select_b(b_min, b_max)
 
 
+def _spans_tensor(bvals: np.ndarray, bvecs: np.ndarray) -> bool:
+    """True when the diffusion-weighted volumes determine all six tensor elements."""
+    if bvals.size < 6:
+        return False
+    bmat = bvecs * np.sqrt(bvals)[:, None]
+    quad = np.column_stack([bmat[:, 0] ** 2, bmat[:, 1] ** 2, bmat[:, 2] ** 2, 2 * bmat[:, 0] * bmat[:, 1],
+                            2 * bmat[:, 0] * bmat[:, 2], 2 * bmat[:, 1] * bmat[:, 2]])
+    return bool(np.linalg.matrix_rank(quad, tol=1e-6 * max(1.0, np.abs(quad).max())) >= 6)
+
+
+def dti_feasible(series: DWISeries) -> bool:
+    """Whether a tensor can be fitted: a b=0 volume and directions that span the six elements.
+
+    Examples
+    --------
+    >>> bvecs = np.vstack([[0, 0, 0], np.eye(3)])
+    >>> dti_feasible(DWISeries(np.ones((1, 1, 1, 4)), np.eye(4), [0, 800, 800, 800], bvecs))
+    False
+    """
+    b0 = series.b0_mask
+    return bool(b0.any()) and _spans_tensor(series.bvals[~b0], series.bvecs[~b0])
+
+
 def fit_dti(
     series: DWISeries,
     *,
@@ -284,10 +308,7 @@ def fit_dti(
             f"{sorted(set(np.round(sel.bvals, 3).tolist()))}."
         )
     dw = ~b0
-    bmat = sel.bvecs[dw] * np.sqrt(sel.bvals[dw])[:, None]
-    quad = np.column_stack([bmat[:, 0] ** 2, bmat[:, 1] ** 2, bmat[:, 2] ** 2, 2 * bmat[:, 0] * bmat[:, 1],
-                            2 * bmat[:, 0] * bmat[:, 2], 2 * bmat[:, 1] * bmat[:, 2]])
-    if dw.sum() < 6 or np.linalg.matrix_rank(quad, tol=1e-6 * max(1.0, np.abs(quad).max())) < 6:
+    if not _spans_tensor(sel.bvals[dw], sel.bvecs[dw]):
         raise FitError(
             f"DTI needs at least six non-collinear diffusion directions; this series has {int(dw.sum())} "
             "diffusion-weighted volumes whose directions do not span a tensor. Use fit_adc for "

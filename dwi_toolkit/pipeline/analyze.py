@@ -138,6 +138,7 @@ def run_analysis(
     b0_threshold: float = 50.0,
     subject: str | None = None,
     stenosis_policy: str | None = None,
+    dti: bool | None = None,
     figures: bool = True,
     command: str | None = None,
 ) -> Any:
@@ -175,6 +176,11 @@ def run_analysis(
         Pseudonymous label printed on the report (default ``subject_id`` of the clinical file).
     stenosis_policy : {"kovacs2013", "acr2021"}, optional
         Stenosis-threshold policy of the indication rules (§3.10); default the rule set's own.
+    dti : bool, optional
+        Also fit the diffusion tensor and measure and compare FA and MD in the ROIs (FA is the
+        most consistent marker of root compression, clinical-reference §2.2). Default (None):
+        whenever the directions allow a tensor (b=0 plus six non-collinear directions);
+        True requires it (FitError otherwise); False never.
     figures : bool, optional
         Render the figures (default True).
 
@@ -225,6 +231,16 @@ def run_analysis(
     logger.info("fitting ADC (%s, b range %s)", method, b_range)
     fit = fit_adc(series, method=method, b_range=b_range)
     stats = roi_stats(fit, rois)
+    dti_fit = None
+    if dti or dti is None:
+        from ..models.dti import dti_feasible, fit_dti
+
+        if dti or dti_feasible(series):
+            logger.info("fitting the diffusion tensor (FA, MD)")
+            dti_fit = fit_dti(series, b_range=b_range)
+            extra = [row for name in ("fa", "md")
+                     for row in roi_stats(dti_fit.map(name, ok_only=True), rois).rows]
+            stats = type(stats)(rows=[*stats.rows, *extra])  # one table, rows per parameter
 
     clinical = None
     indication = None
@@ -252,6 +268,7 @@ def run_analysis(
             "option" if symptomatic_side else "clinical.radicular_side" if side else None),
         "threshold_pct": threshold_pct, "parameter": parameter, "n_boot": n_boot, "ci": ci,
         "min_voxels": min_voxels, "seed": seed, "stenosis_policy": stenosis_policy,
+        "dti": dti_fit is not None,
     }
     inputs = {"dwi": series_path, "rois": rois_path, "clinical": clinical_path,
               "bvals": bvals, "bvecs": bvecs}

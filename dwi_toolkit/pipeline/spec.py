@@ -379,7 +379,7 @@ def builtin_pipelines() -> dict[str, Path]:
     Examples
     --------
     >>> sorted(builtin_pipelines())
-    ['adc-only', 'default', 'high-b', 'ivim']
+    ['adc-only', 'default', 'dti', 'high-b', 'ivim']
     """
     from importlib import resources
 

@@ -32,6 +32,8 @@ in the pipeline's ``plugins`` list)::
 
 from __future__ import annotations
 
+import os
+
 import importlib.util
 import json
 import logging
@@ -155,7 +157,10 @@ class SubjectContext:
     def add_product(self, name: str, path: str | Path) -> None:
         """Record an output file (absolute or relative to `out_dir`)."""
         p = Path(path)
-        self.products[name] = (p.relative_to(self.out_dir) if p.is_absolute() else p).as_posix()
+        if p.is_absolute() or p.parts[: len(self.out_dir.parts)] == self.out_dir.parts:
+            # a path made by self.path(...) (absolute, or relative to the working directory)
+            p = Path(os.path.relpath(p.resolve(), self.out_dir.resolve()))
+        self.products[name] = p.as_posix()
 
 
 #: Registered steps by name.
@@ -509,8 +514,14 @@ def _model_roi_stats(ctx: SubjectContext, fit: Any, names: tuple[str, ...], mode
     from ..analysis.roi_stats import roi_stats
 
     rows: list[dict[str, Any]] = []
-    for name in names:
-        rows += roi_stats(fit.map(name), rois, exclude_status=False, parameter=name).to_records()
+    tables = [roi_stats(fit.map(name, ok_only=True), rois, exclude_status=False, parameter=name)
+              for name in names]
+    for table in tables:
+        rows += table.to_records()
+    stats = ctx.data.get("stats")
+    if stats is not None:
+        # one statistics table for the later compare/assess/report steps (FA compared like ADC)
+        ctx.data["stats"] = type(stats)(rows=[*stats.rows, *(r for t in tables for r in t.rows)])
     if rows:
         import csv
 

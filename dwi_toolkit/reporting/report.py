@@ -478,15 +478,17 @@ class Report:
             secs.append(("indication", "Indication assessment (guideline criteria)", self._html_indication()))
         if self.entrapment is not None:
             secs.append(("entrapment", "Nerve-root entrapment assessment", self._html_entrapment()))
-        if self.comparison is not None or "side_comparison" in figs:
-            secs.append(("comparison", "Side-to-side comparison", self._html_comparison(figs.get("side_comparison"))))
+        cmp_figs = [f for n, f in figs.items() if n.startswith("side_comparison")]
+        if self.comparison is not None or cmp_figs:
+            secs.append(("comparison", "Side-to-side comparison", self._html_comparison(cmp_figs)))
         if "adc_montage" in figs:
             f = figs["adc_montage"]
             secs.append(("montage", "ADC map with ROIs", H.img_tag(f.png, alt="ADC montage with ROI outlines", caption=f.caption)))
         if "signal_decay" in figs:
             f = figs["signal_decay"]
             secs.append(("decay", "Signal decay and fit", H.img_tag(f.png, alt="signal decay curves", caption=f.caption)))
-        others = [f for n, f in figs.items() if n not in ("adc_montage", "signal_decay", "side_comparison")]
+        others = [f for n, f in figs.items()
+                  if n not in ("adc_montage", "signal_decay") and not n.startswith("side_comparison")]
         if others:
             secs.append(("figures", "Other figures", "".join(H.img_tag(f.png, alt=f.name, caption=f.caption) for f in others)))
         if self.roi_stats is not None:
@@ -571,12 +573,12 @@ class Report:
         return (f'<div class="callout"><ul>{st}</ul></div>{tbl}'
                 f"<h3>Caveats</h3><ul>{cav}</ul>")
 
-    def _html_comparison(self, fig: ReportFigure | None) -> str:
+    def _html_comparison(self, figs: list[ReportFigure]) -> str:
         from ..analysis.compare import INDEX_FORMULAS
 
         parts = []
-        if fig is not None:
-            parts.append(H.img_tag(fig.png, alt="per-level side comparison plot", caption=fig.caption))
+        for fig in figs:
+            parts.append(H.img_tag(fig.png, alt=f"per-level side comparison plot ({fig.name})", caption=fig.caption))
         c = self.comparison
         if c is not None:
             recs = c.to_records()
@@ -935,12 +937,17 @@ def _add_figures(rep: Report, *, series, fit, roi_masks, comparison, entrapment)
 
     thr = getattr(entrapment, "threshold_pct", None)
     if comparison is not None and len(comparison.rows):
-        param = "adc" if any(r.parameter == "adc" for r in comparison.rows) else comparison.rows[0].parameter
-        fig = F.side_comparison_figure(comparison, parameter=param, threshold_pct=thr)
-        rep.add_figure("side_comparison", fig,
-                       "Left: ROI mean per side with its bootstrap CI. Right: rel_diff_pct = "
-                       "100·(Xs−Xc)/Xc with its CI" + (f"; dashed lines ±{thr:g} % (user threshold, not "
-                                                          "a diagnostic cut-off)." if thr else "."))
+        present = list(dict.fromkeys(r.parameter for r in comparison.rows))
+        # ADC first (the entrapment parameter by default), then FA when DTI was fitted
+        for param in [p for p in ("adc", "fa") if p in present] or present[:1]:
+            name = "side_comparison" if param == present[0] or param == "adc" else f"side_comparison_{param}"
+            fig = F.side_comparison_figure(comparison, parameter=param,
+                                           threshold_pct=thr if param == getattr(entrapment, "parameter", "adc") else None)
+            rep.add_figure(name, fig,
+                           f"{param.upper()}. Left: ROI mean per side with its bootstrap CI. Right: "
+                           "rel_diff_pct = 100·(Xs−Xc)/Xc with its CI"
+                           + (f"; dashed lines ±{thr:g} % (user threshold, not a diagnostic cut-off)."
+                              if thr and param == getattr(entrapment, "parameter", "adc") else "."))
     if fit is not None and getattr(fit, "adc", None) is not None:
         fig = F.adc_montage(fit, rois=roi_masks)
         rep.add_figure("adc_montage", fig,

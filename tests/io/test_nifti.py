@@ -17,6 +17,7 @@ V = np.vstack([[0, 0, 0], np.eye(3)[[2, 0, 1]]])
 
 
 def write_case(tmp_path, *, bvec_layout="fsl", data=None, name="sub-01_dwi"):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     data = np.arange(3 * 4 * 2 * 4, dtype=np.int16).reshape(3, 4, 2, 4) + 1 if data is None else data
     aff = np.diag([-2.0, 2.0, 3.0, 1.0])
     nib.save(nib.Nifti1Image(data, aff), tmp_path / f"{name}.nii.gz")
@@ -133,3 +134,12 @@ def test_save_and_load_map(tmp_path):
     back = load_map(p)
     assert back.unit == "mm^2/s"
     np.testing.assert_allclose(back.data, 1.1e-3, rtol=1e-6)
+
+
+def test_folder_with_one_nifti_dwi_loads_it(tmp_path):
+    path, data, _ = write_case(tmp_path / "sub" / "dwi")
+    s = load_dwi(tmp_path / "sub")
+    np.testing.assert_array_equal(s.data, data)
+    write_case(tmp_path / "sub" / "dwi", name="sub-01_run-2_dwi")
+    with pytest.raises(InputDataError, match="2 NIfTI DWI series"):
+        load_dwi(tmp_path / "sub")

@@ -77,3 +77,19 @@ def test_list_pipelines(capsys):
     assert main(["run", "--list-pipelines"]) == 0
     out = capsys.readouterr().out
     assert {"default", "adc-only", "high-b"} <= {ln.split()[0] for ln in out.splitlines()}
+
+
+def test_relative_output_folder_products_and_cohort_summary(cohort, tmp_path, monkeypatch, capsys):
+    """A relative -o (as in `make demo`): products are recorded relative to each subject's final
+    folder (not the temporary one) and the cohort summary finds them."""
+    monkeypatch.chdir(tmp_path)
+    p = pipeline_file(tmp_path / "p.toml")
+    rc = main(["run", str(cohort / "in"), "-o", "rel_out", "--pipeline", str(p), "-q"])
+    assert rc == 1
+    manifest = json.loads((tmp_path / "rel_out" / "manifest.json").read_text())
+    done = {k: v for k, v in manifest["subjects"].items() if v["status"] == "done"}
+    assert done
+    for key, entry in done.items():
+        for rel in entry["products"].values():
+            assert not rel.startswith(("rel_out", ".", "/")), rel
+            assert (tmp_path / "rel_out" / entry.get("output", key) / rel).is_file(), rel

@@ -59,3 +59,29 @@ def test_ivim_step_matches_a_direct_fit(tmp_path):
     d_map = _load(out / "sub-s1_model-ivim_param-d_dwimap.nii.gz")
     assert np.isnan(d_map[0]).all()
     np.testing.assert_allclose(d_map[1:], 1.2e-3, rtol=0.05)
+
+
+def test_dti_pipeline_compares_fa_side_to_side(tmp_path):
+    """The built-in `dti` pipeline puts FA/MD rows into the comparison and the report."""
+    import json
+
+    from dwi_toolkit.io.clinical import save_clinical
+    from dwi_toolkit.io.rois import save_rois
+    from dwi_toolkit.core.clinical import ClinicalInput
+    from dwi_toolkit.phantom import make_lumbar_phantom
+    from dwi_toolkit.roi.sample import sample_rois
+    from dwi_toolkit.sample_data import SAMPLE_CLINICAL
+
+    ph = make_lumbar_phantom(shape=(64, 52, 44), voxel_size=(2.0, 2.0, 4.0), n_directions=12, bvals=(0, 800),
+                             root_fa=0.32, altered_fa={("L5", "left"): 0.20}, snr=80, seed=4)
+    subj = tmp_path / "in" / "p01"
+    save_dwi(ph.series, subj / "dwi.nii.gz")
+    save_rois(sample_rois(ph), subj / "rois.json")
+    save_clinical(ClinicalInput.from_dict({**SAMPLE_CLINICAL, "subject_id": "p01"}), subj / "clinical.json")
+    res = run_pipeline(tmp_path / "in", tmp_path / "out", pipeline="dti")
+    assert res.exit_code == 0, res.failed
+    report = json.loads(next((tmp_path / "out").rglob("*report.json")).read_text())
+    rows = report["side_comparison"]["rows"]
+    fa_l5 = next(r for r in rows if r["parameter"] == "fa" and r["level"] == "L5")
+    assert fa_l5["rel_diff_pct"] < -15  # lower FA on the altered, symptomatic root
+    assert {r["parameter"] for r in rows} >= {"adc", "fa", "md"}

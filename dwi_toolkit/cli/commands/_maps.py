@@ -89,6 +89,25 @@ def estimate_sigma(series) -> tuple[float, str]:
     return estimate_sigma_background(series.data), "background corners"
 
 
+def resolve_sigma(series, text: str) -> float:
+    """The ``--sigma`` option: a positive number in signal units, or ``auto`` (estimate_sigma)."""
+    import logging
+
+    from ...errors import InputDataError
+
+    if text != "auto":
+        try:
+            value = float(text)
+        except ValueError as err:
+            raise InputDataError(f"--sigma must be a number or 'auto', got {text!r}.") from err
+        if not value > 0:
+            raise InputDataError(f"--sigma must be > 0, got {value}.")
+        return value
+    sigma, source = estimate_sigma(series)
+    logging.getLogger("dwi_toolkit.cli").info("sigma %.4g from %s", sigma, source)
+    return sigma
+
+
 def try_roi_snr(series, rois_path: str, sigma: float | None = None) -> dict[str, Any]:
     """QC block: σ and b=0 SNR per ROI; never fails the command (the reason is recorded)."""
     import logging

@@ -25,6 +25,11 @@ def add_parser(sub, add_common) -> None:
     p.add_argument("--bvals", help="b-value file when not beside the NIfTI")
     p.add_argument("--bvecs", help="b-vector file when not beside the NIfTI")
     p.add_argument("--series-uid", help="DICOM: which series to fit when several are present")
+    p.add_argument("--noise-correction", choices=["rician"],
+                   help="refit to the expected Rician magnitude (removes the noise-floor bias at high b)")
+    p.add_argument("--sigma", default="auto",
+                   help="noise sigma per channel for --noise-correction: a number in signal units, or "
+                   "'auto' (repeated b=0 volumes when there are two, else the image background)")
     p.add_argument("--mask", default="auto",
                    help="'auto' (default: voxels above the background on the b=0 image), 'none' "
                    "(fit every voxel), or a NIfTI mask file on the same grid")
@@ -56,7 +61,13 @@ def run(args: argparse.Namespace) -> int:
                       b0_threshold=args.b0_threshold)
     b_range = None if args.b_min is None and args.b_max is None else (args.b_min, args.b_max)
     mask = resolve_mask(args.mask, series)
-    fit = fit_adc(series, method=args.method, b_range=b_range, mask=mask)
+    sigma = None
+    if args.noise_correction:
+        from ._maps import resolve_sigma
+
+        sigma = resolve_sigma(series, args.sigma)
+    fit = fit_adc(series, method=args.method, b_range=b_range, mask=mask,
+                  noise_correction=args.noise_correction, sigma=sigma)
     out = Path(args.out_dir)
     paths = fit.save(out)
     summary = {"input": str(args.path), **fit.summary(), "units": {"adc": "mm^2/s", "bvals": "s/mm^2"}}

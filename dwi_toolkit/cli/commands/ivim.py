@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
-logger = logging.getLogger(__name__)
 
 
 def add_parser(sub, add_common) -> None:
@@ -33,23 +31,6 @@ def add_parser(sub, add_common) -> None:
     p.set_defaults(func=run)
 
 
-def _sigma(series, text: str) -> float:
-    from ...errors import InputDataError
-    from ._maps import estimate_sigma
-
-    if text != "auto":
-        try:
-            value = float(text)
-        except ValueError as err:
-            raise InputDataError(f"--sigma must be a number or 'auto', got {text!r}.") from err
-        if not value > 0:
-            raise InputDataError(f"--sigma must be > 0, got {value}.")
-        return value
-    sigma, source = estimate_sigma(series)
-    logger.info("sigma %.4g from %s", sigma, source)
-    return sigma
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -58,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         load_inputs,
         montage,
         preprocess,
+        resolve_sigma,
         robust_range,
         try_roi_snr,
         write_roi_stats,
@@ -67,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     series, mask = load_inputs(args)
     series, steps = preprocess(series, args)
     corr = None if args.noise_correction == "none" else args.noise_correction
-    sigma = _sigma(series, args.sigma) if corr else None
+    sigma = resolve_sigma(series, args.sigma) if corr else None
     fit = fit_ivim(series, method=args.method, b_threshold=args.b_threshold, mask=mask,
                    noise_correction=corr, sigma=sigma, k=args.k)
     out = Path(args.out_dir)

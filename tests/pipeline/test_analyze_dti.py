@@ -1,0 +1,42 @@
+"""run_analysis adds FA/MD comparisons when the acquisition allows a tensor (issue 7)."""
+
+import pytest
+
+from dwi_toolkit.errors import FitError
+from dwi_toolkit.io.rois import save_rois
+from dwi_toolkit.phantom import make_lumbar_phantom
+from dwi_toolkit.pipeline.analyze import run_analysis
+from dwi_toolkit.roi.sample import sample_rois
+
+
+def _write(tmp_path, **kw):
+    ph = make_lumbar_phantom(shape=(56, 48, 40), voxel_size=(2.5, 2.5, 5.0), **kw)
+    ph.series.save(tmp_path / "dwi.nii.gz")
+    save_rois(sample_rois(ph), tmp_path / "rois.json")
+    return ph
+
+
+def test_fa_compared_when_dti_possible(tmp_path):
+    _write(tmp_path, n_directions=12, bvals=(0, 800), root_fa=0.32, altered_fa={("L5", "left"): 0.20},
+           snr=80, seed=3)
+    rep = run_analysis(tmp_path / "dwi.nii.gz", tmp_path / "rois.json", None, tmp_path / "out",
+                       symptomatic_side="left", n_boot=300)
+    params = {r.parameter for r in rep.comparison.rows}
+    assert {"adc", "fa", "md"} <= params
+    l5_fa = next(r for r in rep.comparison.rows if r.level == "L5" and r.parameter == "fa")
+    l4_fa = next(r for r in rep.comparison.rows if r.level == "L4" and r.parameter == "fa")
+    assert l5_fa.rel_diff_pct < -15  # lower FA on the altered (symptomatic) root
+    assert abs(l4_fa.rel_diff_pct) < 10
+    assert "side_comparison_fa" in {f.name for f in rep.figures}
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "side_comparison_fa" in html
+
+
+def test_no_dti_on_three_direction_data(tmp_path):
+    _write(tmp_path, n_directions=3, snr=60)
+    rep = run_analysis(tmp_path / "dwi.nii.gz", tmp_path / "rois.json", None, None,
+                       symptomatic_side="left", n_boot=100, figures=False)
+    assert {r.parameter for r in rep.comparison.rows} == {"adc"}
+    with pytest.raises(FitError, match="six non-collinear"):
+        run_analysis(tmp_path / "dwi.nii.gz", tmp_path / "rois.json", None, None,
+                     symptomatic_side="left", n_boot=100, figures=False, dti=True)
