@@ -265,10 +265,24 @@ def motion_correct(
         raise InputDataError("motion correction registers to the b=0 volumes; the series has none.")
     gtab = gradient_table(series.bvals, bvecs=series.bvecs, b0_threshold=series.b0_threshold)
     m = _mask(static_mask, series.spatial_shape)
-    img, transforms = motion_correction(
-        np.asarray(series.data, dtype=np.float32), gtab, affine=series.affine, pipeline=list(pipeline),
-        static_mask=m, level_iters=list(level_iters) if level_iters is not None else None,
-    )
+    kwargs = {}
+    if level_iters is not None:
+        import inspect
+
+        if "level_iters" in inspect.signature(motion_correction).parameters:
+            kwargs["level_iters"] = list(level_iters)
+        else:  # dipy < 1.12 registers with its own iteration schedule
+            logger.info("dipy %s has no level_iters option; using its default schedule", _dipy_version())
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()) as dipy_out:  # some dipy versions print progress
+        img, transforms = motion_correction(
+            np.asarray(series.data, dtype=np.float32), gtab, affine=series.affine, pipeline=list(pipeline),
+            static_mask=m, **kwargs,
+        )
+    if dipy_out.getvalue().strip():
+        logger.debug("dipy motion_correction: %s", dipy_out.getvalue().strip())
     t = np.moveaxis(np.asarray(transforms, dtype=float), -1, 0)  # (N, 4, 4)
     new_bvecs = rotate_bvecs(series.bvecs, t, series.affine)
     trans = np.linalg.norm(t[:, :3, 3], axis=1)
