@@ -139,6 +139,7 @@ def run_analysis(
     subject: str | None = None,
     stenosis_policy: str | None = None,
     dti: bool | None = None,
+    csf_threshold: float | None = None,
     figures: bool = True,
     command: str | None = None,
 ) -> Any:
@@ -181,6 +182,10 @@ def run_analysis(
         most consistent marker of root compression, clinical-reference §2.2). Default (None):
         whenever the directions allow a tensor (b=0 plus six non-collinear directions);
         True requires it (FitError otherwise); False never.
+    csf_threshold : float, optional
+        ADC in mm²/s above which an ROI voxel counts as CSF-contaminated and is left out of the
+        statistics (e.g. ``2.5e-3``; CSF ≈ 3.0e-3, clinical-reference §1.6); the excluded counts
+        are reported. Default: no CSF exclusion.
     figures : bool, optional
         Render the figures (default True).
 
@@ -230,7 +235,7 @@ def run_analysis(
                    float(np.max(series.bvals)) if b_max is None else float(b_max))
     logger.info("fitting ADC (%s, b range %s)", method, b_range)
     fit = fit_adc(series, method=method, b_range=b_range)
-    stats = roi_stats(fit, rois)
+    stats = roi_stats(fit, rois, csf_threshold=csf_threshold)
     dti_fit = None
     if dti or dti is None:
         from ..models.dti import dti_feasible, fit_dti
@@ -268,7 +273,7 @@ def run_analysis(
             "option" if symptomatic_side else "clinical.radicular_side" if side else None),
         "threshold_pct": threshold_pct, "parameter": parameter, "n_boot": n_boot, "ci": ci,
         "min_voxels": min_voxels, "seed": seed, "stenosis_policy": stenosis_policy,
-        "dti": dti_fit is not None,
+        "dti": dti_fit is not None, "csf_threshold": csf_threshold,
     }
     inputs = {"dwi": series_path, "rois": rois_path, "clinical": clinical_path,
               "bvals": bvals, "bvecs": bvecs}

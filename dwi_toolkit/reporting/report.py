@@ -71,6 +71,7 @@ RESEARCH_NOTICE = (
 #: Units of known run parameters (value → {"value", "unit"} in the JSON).
 PARAMETER_UNITS = {
     "b_min": "s/mm^2", "b_max": "s/mm^2", "b0_threshold": "s/mm^2", "threshold_pct": "%",
+    "csf_threshold": "mm^2/s",
     "n_boot": "resamples", "ci": "1", "min_voxels": "voxels", "max_cv": "1",
     "snr_warn": "1",
 }

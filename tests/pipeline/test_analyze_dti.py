@@ -40,3 +40,24 @@ def test_no_dti_on_three_direction_data(tmp_path):
     with pytest.raises(FitError, match="six non-collinear"):
         run_analysis(tmp_path / "dwi.nii.gz", tmp_path / "rois.json", None, None,
                      symptomatic_side="left", n_boot=100, figures=False, dti=True)
+
+
+def test_csf_threshold_excludes_contaminated_voxels(tmp_path):
+    """A root ROI grown into the CSF: with a CSF threshold those voxels are excluded and
+    counted, and the root mean moves back towards the true root ADC (clinical-reference §1.6)."""
+    from dwi_toolkit.roi.model import RoiSet, RootROI, Sphere
+
+    ph = _write(tmp_path, n_directions=3, noise=False)
+    # a sphere at the start of the left L3 root, reaching into the thecal sac (CSF, 3.0e-3)
+    start = ph.centerlines[("L3", "left")][0]
+    RoiSet([RootROI("L3", "left", shape=Sphere(start, 6.0)),
+            RootROI("L3", "right", shape=Sphere(ph.centerlines[("L3", "right")][0], 6.0))]).save(tmp_path / "big.json")
+    plain = run_analysis(tmp_path / "dwi.nii.gz", tmp_path / "big.json", None, None, symptomatic_side="left",
+                         n_boot=100, figures=False)
+    clean = run_analysis(tmp_path / "dwi.nii.gz", tmp_path / "big.json", None, None, symptomatic_side="left",
+                         n_boot=100, figures=False, csf_threshold=2.5e-3)
+    row_plain = plain.roi_stats.get("L3", "left", parameter="adc")
+    row_clean = clean.roi_stats.get("L3", "left", parameter="adc")
+    assert row_clean.n_excluded_csf > 0 and row_plain.n_excluded_csf == 0
+    assert row_clean.mean < row_plain.mean
+    assert row_clean.mean < 2.0e-3

@@ -40,6 +40,9 @@ def add_parser(sub, add_common) -> None:
     p.add_argument("--bvals", help="b-value file when not beside the NIfTI")
     p.add_argument("--bvecs", help="b-vector file when not beside the NIfTI")
     p.add_argument("--b0-threshold", type=float, default=50.0, help="s/mm^2 (default 50)")
+    p.add_argument("--csf-threshold", type=float, default=None,
+                   help="leave out ROI voxels with ADC above this (mm^2/s, e.g. 2.5e-3) as CSF "
+                   "contamination; counts are reported (default: none)")
     p.add_argument("--no-figures", action="store_true", help="skip figures (faster)")
     add_common(p)
     p.set_defaults(func=run)
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         symptomatic_side=args.symptomatic_side, threshold_pct=thr, n_boot=args.n_boot,
         seed=args.seed, bvals=args.bvals, bvecs=args.bvecs, b0_threshold=args.b0_threshold,
         subject=args.subject, stenosis_policy=args.stenosis_policy, figures=not args.no_figures,
+        csf_threshold=args.csf_threshold,
         command="dwi-toolkit analyze " + " ".join(opts),
     )
     ent = report.entrapment
