@@ -40,11 +40,10 @@ class InputDataError(DwiToolkitError, ValueError):
 
     Examples
     --------
-    >>> try:
-    ...     raise InputDataError("data must be 4-D (X, Y, Z, N), got shape (4, 4)")
-    ... except ValueError as err:  # also a ValueError
-    ...     print(type(err).__name__)
-    InputDataError
+    >>> issubclass(InputDataError, ValueError)  # ``except ValueError`` also catches it
+    True
+    >>> str(InputDataError("data must be 4-D (X, Y, Z, N), got shape (4, 4)"))
+    'data must be 4-D (X, Y, Z, N), got shape (4, 4)'
     """
 
 
@@ -57,8 +56,9 @@ class GradientError(InputDataError):
     >>> try:
     ...     check_gradients([0, 800], [[0, 0, 0]])
     ... except GradientError as err:
-    ...     print("GradientError")
-    GradientError
+    ...     caught = type(err).__name__
+    >>> caught
+    'GradientError'
     """
 
 
@@ -81,8 +81,9 @@ class RoiError(InputDataError):
     >>> try:
     ...     normalize_level("L7")
     ... except RoiError:
-    ...     print("not a lumbar level")
-    not a lumbar level
+    ...     caught = "not a lumbar level"
+    >>> caught
+    'not a lumbar level'
     """
 
 
@@ -105,8 +106,9 @@ class PipelineError(DwiToolkitError):
     >>> try:
     ...     load_pipeline("no-such-pipeline")
     ... except PipelineError:
-    ...     print("unknown pipeline")
-    unknown pipeline
+    ...     caught = "unknown pipeline"
+    >>> caught
+    'unknown pipeline'
     """
 
 
@@ -119,8 +121,9 @@ class ClinicalDataError(InputDataError):
     >>> try:
     ...     assess_indication({"radicular_side": "up"})
     ... except ClinicalDataError:
-    ...     print("invalid clinical.json")
-    invalid clinical.json
+    ...     caught = "invalid clinical.json"
+    >>> caught
+    'invalid clinical.json'
     """
 
 

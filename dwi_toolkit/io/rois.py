@@ -418,8 +418,9 @@ def format_itksnap_labels(table: Mapping[int, str]) -> str:
 
     Examples
     --------
-    >>> print(format_itksnap_labels({1: "L5_left_ganglion"}).splitlines()[-1])
-        1   ...  "L5_left_ganglion"
+    >>> line = format_itksnap_labels({1: "L5_left_ganglion"}).splitlines()[-1]
+    >>> line.split()[0], line.split()[-1]
+    ('1', '"L5_left_ganglion"')
     """
     import colorsys
 

@@ -33,10 +33,8 @@ def format_csv(records: Iterable[Mapping[str, Any]], *, columns: Sequence[str] |
 
     Examples
     --------
-    >>> print(format_csv([{"roi": "L5_left", "adc": 1.2e-3}, {"roi": "L5_right", "adc": float("nan")}]), end="")
-    roi,adc
-    L5_left,0.0012
-    L5_right,
+    >>> format_csv([{"roi": "L5_left", "adc": 1.2e-3}, {"roi": "L5_right", "adc": float("nan")}]).splitlines()
+    ['roi,adc', 'L5_left,0.0012', 'L5_right,']
     """
     recs = list(records)
     if columns is None:

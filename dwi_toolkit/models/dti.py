@@ -285,8 +285,8 @@ def fit_dti(
     >>> sig = 1000 * np.exp(-bvals * np.einsum("ni,ij,nj->n", bvecs, dt, bvecs))
     >>> s = DWISeries(np.tile(sig, (2, 2, 1, 1)), np.eye(4), bvals, bvecs)
     >>> fit = fit_dti(s)
-    >>> print(f"{fit.fa[0, 0, 0]:.4f} {fit.md[0, 0, 0]:.3g}")
-    0.7990 0.000767
+    >>> f"{fit.fa[0, 0, 0]:.4f} {fit.md[0, 0, 0]:.3g}"
+    '0.7990 0.000767'
     """
     from dipy.core.gradients import gradient_table
     from dipy.reconst.dti import TensorModel

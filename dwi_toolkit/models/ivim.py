@@ -485,8 +485,8 @@ def ivim_segmented(
     >>> b = np.array([0, 10, 20, 50, 100, 200, 400, 600, 800, 1000.0])
     >>> y = ivim_signal(b, 1000.0, 0.12, 1.0e-3, 30e-3)[None, :]
     >>> r = ivim_segmented(y, b, b_threshold=400)
-    >>> print(f"{r.d[0]:.4g} {r.status[0]}")
-    0.001 0
+    >>> f"{r.d[0]:.4g} {r.status[0]}"
+    '0.001 0'
     """
     y, b, sig, w = _prepare(signal, bvals, sigma, weights)
     lo_mm, hi_mm = _check_bounds(bounds)
@@ -514,8 +514,8 @@ def ivim_full(
     >>> b = np.array([0, 10, 20, 50, 100, 200, 400, 600, 800, 1000.0])
     >>> y = ivim_signal(b, 1000.0, 0.12, 1.0e-3, 30e-3)[None, :]
     >>> r = ivim_full(y, b)
-    >>> print(f"{r.f[0]:.4f} {r.d[0]:.4g} {r.dstar[0]:.4g}")
-    0.1200 0.001 0.03
+    >>> f"{r.f[0]:.4f} {r.d[0]:.4g} {r.dstar[0]:.4g}"
+    '0.1200 0.001 0.03'
     """
     y, b, sig, w = _prepare(signal, bvals, sigma, weights)
     lo_mm, hi_mm = _check_bounds(bounds)
@@ -876,8 +876,8 @@ def fit_ivim(
     >>> data = ivim_signal(b, 800.0, np.full((2, 2, 1), 0.1), 1.1e-3, 25e-3)
     >>> s = DWISeries(data, np.eye(4), b, np.zeros((b.size, 3)))
     >>> fit = fit_ivim(s, method="full")
-    >>> print(f"{fit.d[0, 0, 0]:.3g} {fit.f[0, 0, 0]:.3f} {fit.dstar[0, 0, 0]:.3g}")
-    0.0011 0.100 0.025
+    >>> f"{fit.d[0, 0, 0]:.3g} {fit.f[0, 0, 0]:.3f} {fit.dstar[0, 0, 0]:.3g}"
+    '0.0011 0.100 0.025'
     >>> fit.map("D").unit
     'mm^2/s'
     """

@@ -225,14 +225,8 @@ def to_toml(doc: dict[str, Any]) -> str:
 
     Examples
     --------
-    >>> print(to_toml({"schema": "s", "name": "n", "steps": [{"step": "load", "b0_threshold": 50.0}]}))
-    schema = "s"
-    name = "n"
-    <BLANKLINE>
-    [[steps]]
-    step = "load"
-    b0_threshold = 50.0
-    <BLANKLINE>
+    >>> to_toml({"schema": "s", "name": "n", "steps": [{"step": "load", "b0_threshold": 50.0}]}).splitlines()
+    ['schema = "s"', 'name = "n"', '', '[[steps]]', 'step = "load"', 'b0_threshold = 50.0']
     """
     lines = [f"{k} = {_toml_value(v)}" for k, v in doc.items() if k != "steps" and v is not None]
     for st in doc.get("steps", []):
