@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .core.affines import rotation_matrix
+from .core.gradients import bvec_frame_to_world
 from .core.image import DWISeries
 
 __all__ = [
@@ -50,21 +52,6 @@ NORMAL_ROOT_ADC = {"L1": 1.25e-3, "L2": 1.26e-3, "L3": 1.28e-3, "L4": 1.30e-3, "
 
 _BODY_Z = {"L1": 70.0, "L2": 42.0, "L3": 14.0, "L4": -14.0, "L5": -42.0, "S1": -70.0}
 _BODY_HALF_HEIGHT = 10.0
-
-
-def rotation_matrix(angles_deg: ArrayLike) -> NDArray[np.float64]:
-    """Rotation about x, then y, then z (degrees), as a 3×3 matrix ``Rz @ Ry @ Rx``.
-
-    Examples
-    --------
-    >>> np.round(rotation_matrix([0, 0, 90]) @ [1, 0, 0], 6).tolist()
-    [0.0, 1.0, 0.0]
-    """
-    ax, ay, az = np.radians(np.asarray(angles_deg, dtype=float))
-    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
-    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
-    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
-    return rz @ ry @ rx
 
 
 def gradient_directions(n: int) -> NDArray[np.float64]:
@@ -401,9 +388,7 @@ def make_lumbar_phantom(
     if aniso.size:
         # image-frame b-vectors (FSL convention) -> world directions: voxel axes of the affine,
         # with FSL's first-axis flip for a positive-determinant affine
-        axes = lin / np.linalg.norm(lin, axis=0)
-        flip = np.diag([-1.0, 1.0, 1.0]) if np.linalg.det(lin) > 0 else np.eye(3)
-        g_world = bvecs @ (axes @ flip).T
+        g_world = bvecs @ bvec_frame_to_world(lin).T
         t = np.array([fa_to_axial_factor(f) for f in fa_vox[aniso]])
         md = adc[aniso]
         lam_par, lam_perp = md * (1 + 2 * t), md * (1 - t)

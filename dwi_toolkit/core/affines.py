@@ -7,7 +7,10 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InputDataError
 
-__all__ = ["check_affine", "voxel_sizes", "orientation_codes", "slice_orientation", "apply_affine"]
+__all__ = [
+    "check_affine", "voxel_sizes", "orientation_codes", "slice_orientation", "apply_affine",
+    "rotation_matrix",
+]
 
 
 def check_affine(affine: ArrayLike) -> NDArray[np.float64]:
@@ -91,3 +94,18 @@ def apply_affine(affine: ArrayLike, points: ArrayLike) -> NDArray[np.float64]:
     a = np.asarray(affine, dtype=float)
     p = np.asarray(points, dtype=float)
     return p @ a[:3, :3].T + a[:3, 3]
+
+
+def rotation_matrix(angles_deg: ArrayLike) -> NDArray[np.float64]:
+    """Rotation about x, then y, then z (degrees), as a 3×3 matrix ``Rz @ Ry @ Rx``.
+
+    Examples
+    --------
+    >>> np.round(rotation_matrix([0, 0, 90]) @ [1, 0, 0], 6).tolist()
+    [0.0, 1.0, 0.0]
+    """
+    ax, ay, az = np.radians(np.asarray(angles_deg, dtype=float))
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+    return rz @ ry @ rx

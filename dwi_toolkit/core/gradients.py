@@ -27,6 +27,7 @@ __all__ = [
     "find_shells",
     "check_gradients",
     "normalize_bvecs",
+    "bvec_frame_to_world",
 ]
 
 #: Default b=0 threshold in s/mm².
@@ -278,3 +279,36 @@ def check_gradients(
             f"bvals has {b.shape[0]} entries but the data has {n_volumes} volumes (last axis); "
             "check that the .bval/.bvec files belong to this series."
         )
+
+
+def bvec_frame_to_world(affine: ArrayLike) -> NDArray[np.float64]:
+    """3×3 matrix taking b-vectors of the image frame (FSL convention) to RAS+ world directions.
+
+    FSL's ``.bvec`` frame is the voxel-axis frame with the first axis flipped when the affine
+    has a positive determinant; the matrix is ``M @ F`` with ``M`` the affine's column-normalised
+    3×3 part and ``F`` that flip. Its inverse takes world directions back to b-vectors.
+
+    Parameters
+    ----------
+    affine : array_like of shape (4, 4) or (3, 3)
+        Voxel → RAS+ mm affine (only its 3×3 part is used).
+
+    Returns
+    -------
+    ndarray of shape (3, 3)
+        ``g_world = bvec_frame_to_world(affine) @ g_bvec``.
+
+    Examples
+    --------
+    >>> las = np.diag([-2.0, 2.0, 4.0, 1.0])   # det < 0: FSL x is the voxel x, which points left
+    >>> (bvec_frame_to_world(las) @ [1.0, 0, 0]).tolist()
+    [-1.0, 0.0, 0.0]
+    >>> ras = np.diag([2.0, 2.0, 4.0, 1.0])    # det > 0: FSL flips x
+    >>> (bvec_frame_to_world(ras) @ [1.0, 0, 0]).tolist()
+    [-1.0, 0.0, 0.0]
+    """
+    a = np.asarray(affine, dtype=float)[:3, :3]
+    m = a / np.linalg.norm(a, axis=0)
+    if np.linalg.det(a) > 0:
+        m = m @ np.diag([-1.0, 1.0, 1.0])
+    return m

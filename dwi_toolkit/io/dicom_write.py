@@ -72,12 +72,9 @@ def bvecs_to_lps(bvecs: np.ndarray, affine: np.ndarray) -> np.ndarray:
     >>> bvecs_to_lps(np.array([[1.0, 0, 0]]), las).tolist()   # voxel +x = world -x (L) = LPS +x
     [[1.0, 0.0, 0.0]]
     """
-    a = np.asarray(affine, float)[:3, :3]
-    rot = a / np.linalg.norm(a, axis=0)
-    d = np.asarray(bvecs, float).copy()
-    if np.linalg.det(a) > 0:
-        d[:, 0] *= -1.0
-    world = d @ rot.T
+    from ..core.gradients import bvec_frame_to_world
+
+    world = np.asarray(bvecs, float) @ bvec_frame_to_world(affine).T
     n = np.linalg.norm(world, axis=1, keepdims=True)
     world = np.divide(world, n, out=np.zeros_like(world), where=n > 0)
     return world @ LPS_FROM_RAS.T

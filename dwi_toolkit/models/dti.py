@@ -145,11 +145,9 @@ class DTIFit:
         The b-vector frame is the voxel frame with FSL's first-axis flip when the affine has a
         positive determinant; this undoes the flip and applies the affine's rotation.
         """
-        v = np.array(self.principal_direction, dtype=float, copy=True)
-        rot = self.affine[:3, :3] / np.linalg.norm(self.affine[:3, :3], axis=0)
-        if np.linalg.det(self.affine[:3, :3]) > 0:
-            v[..., 0] = -v[..., 0]
-        return v @ rot.T
+        from ..core.gradients import bvec_frame_to_world
+
+        return np.asarray(self.principal_direction, dtype=float) @ bvec_frame_to_world(self.affine).T
 
     def color_fa(self) -> NDArray[np.float64]:
         """Direction-encoded colour FA (X, Y, Z, 3) in RAS+ (red L–R, green A–P, blue S–I)."""

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ..core.gradients import bvec_frame_to_world
 from ..core.image import DWISeries
 from ..errors import InputDataError
 
@@ -153,13 +154,6 @@ def remove_gibbs(
     return series.replace(data=np.asarray(out, dtype=np.float32)), prov
 
 
-def _fsl_flip(affine: np.ndarray) -> np.ndarray:
-    flip = np.eye(3)
-    if np.linalg.det(affine[:3, :3]) > 0:
-        flip[0, 0] = -1.0
-    return flip
-
-
 def rotate_bvecs(bvecs: ArrayLike, transforms: ArrayLike, affine: ArrayLike) -> np.ndarray:
     """Rotate FSL-convention b-vectors by the rotation part of per-volume world transforms.
 
@@ -200,9 +194,7 @@ def rotate_bvecs(bvecs: ArrayLike, transforms: ArrayLike, affine: ArrayLike) -> 
         t = np.moveaxis(t, -1, 0)
     if t.shape != (v.shape[0], 4, 4):
         raise InputDataError(f"need one 4x4 transform per volume ({v.shape[0]}), got shape {t.shape}.")
-    aff = np.asarray(affine, dtype=float)
-    m = aff[:3, :3] / np.linalg.norm(aff[:3, :3], axis=0)
-    to_world = m @ _fsl_flip(aff)
+    to_world = bvec_frame_to_world(affine)
     from_world = np.linalg.inv(to_world)
     out = np.zeros_like(v)
     for i in range(v.shape[0]):  # N is the number of volumes (tens), not voxels

@@ -24,11 +24,9 @@ def pixel_value(c, r, k, v):
 
 def rotation(ax: float, ay: float, az: float) -> np.ndarray:
     """Rotation matrix from angles in degrees about x, then y, then z."""
-    ax, ay, az = np.radians([ax, ay, az])
-    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
-    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
-    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
-    return rz @ ry @ rx
+    from ...core.affines import rotation_matrix
+
+    return rotation_matrix([ax, ay, az])
 
 
 def write_series(
