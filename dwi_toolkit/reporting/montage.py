@@ -7,7 +7,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..units import DISPLAY_SCALE, DISPLAY_UNIT_PRETTY
+from ..units import DISPLAY_SCALE
 
 __all__ = ["map_montage", "adc_montage", "choose_slices"]
 
@@ -104,8 +104,30 @@ def map_montage(
     return fig
 
 
-def adc_montage(adc: ArrayLike, *, title: str = "ADC", vmax: float = 3.2, **kwargs):
-    """Montage of an ADC map (mm²/s) displayed in ×10⁻³ mm²/s (range 0–`vmax`).
+def adc_montage(
+    adc,
+    *,
+    title: str = "ADC",
+    vmax: float = 3.2,
+    max_slices: int = 12,
+    slices: list[int] | None = None,
+    ncols: int | None = None,
+):
+    """Montage of an ADC map (mm²/s) displayed in ×10⁻³ mm²/s (grey scale 0–`vmax`).
+
+    The same display as the report (:func:`dwi_toolkit.reporting.figures.adc_montage`, which
+    also outlines ROIs): patient-direction letters on the edges when `adc` carries an affine
+    (an :class:`~dwi_toolkit.models.adc.ADCFit` or :class:`~dwi_toolkit.core.image.ParameterMap`).
+
+    Parameters
+    ----------
+    adc : ADCFit, ParameterMap, (ndarray, affine) or ndarray of shape (X, Y, Z)
+        ADC in mm²/s.
+    title : str, optional
+    vmax : float, optional
+        Upper end of the display range in ×10⁻³ mm²/s.
+    max_slices, slices, ncols : optional
+        Slices shown (evenly spaced by default) and panels per row.
 
     Returns
     -------
@@ -117,5 +139,7 @@ def adc_montage(adc: ArrayLike, *, title: str = "ADC", vmax: float = 3.2, **kwar
     >>> type(fig).__name__
     'Figure'
     """
-    return map_montage(adc, title=title, unit=f"ADC ({DISPLAY_UNIT_PRETTY})", scale=DISPLAY_SCALE,
-                       vmin=0.0, vmax=vmax, cmap="viridis", **kwargs)
+    from .figures import adc_montage as _adc_montage
+
+    return _adc_montage(adc, title=title, vmax=vmax / DISPLAY_SCALE, max_slices=max_slices,
+                        slices=slices, ncols=ncols or 6)

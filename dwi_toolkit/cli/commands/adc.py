@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_figure:
         from ...reporting.montage import adc_montage
 
-        fig = adc_montage(fit.adc, title=f"ADC ({fit.method.upper()}), b = "
+        fig = adc_montage(fit, title=f"ADC ({fit.method.upper()}), b = "
                           + ", ".join(f"{b:g}" for b in fit.bvals_used) + " s/mm²")
         with atomic_path(out / "adc_montage.png") as tmp:
             fig.savefig(tmp, dpi=110, format="png")
