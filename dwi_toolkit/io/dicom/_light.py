@@ -76,6 +76,7 @@ KEYWORDS: dict[str, tuple[int, str]] = {
     "InstanceNumber": (0x00200013, "IS"),
     "ImagePositionPatient": (0x00200032, "DS"),
     "ImageOrientationPatient": (0x00200037, "DS"),
+    "ImageComments": (0x00204000, "LT"),
     "FrameContentSequence": (0x00209111, "SQ"),
     "PlanePositionSequence": (0x00209113, "SQ"),
     "PlaneOrientationSequence": (0x00209116, "SQ"),
@@ -104,7 +105,7 @@ PRIVATE_VR = {
     0x00291010: "OB", 0x0019100A: "US", 0x00431039: "IS", 0x001910BB: "DS", 0x001910BC: "DS",
     0x001910BD: "DS", 0x20011003: "FL", 0x200510B0: "FL", 0x200510B1: "FL", 0x200510B2: "FL",
     0x2005100E: "FL", 0x2005140F: "SQ", 0x20051596: "IS", 0x20051412: "IS", 0x20051413: "IS",
-    0x00651009: "FD", 0x00651037: "FD", 0x002111FE: "SQ", 0x0021111C: "IS",
+    0x00651009: "FD", 0x00651037: "FD", 0x00651050: "DS", 0x00651051: "SQ", 0x002111FE: "SQ", 0x0021111C: "IS",
 }
 _TAG_VR = {t: vr for t, vr in KEYWORDS.values()} | PRIVATE_VR
 _TAG_OF = {k: t for k, (t, _vr) in KEYWORDS.items()}

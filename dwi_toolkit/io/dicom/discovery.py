@@ -54,6 +54,9 @@ class DicomSeriesInfo:
     role : str
         ``dwi`` (raw diffusion-weighted), ``trace`` (scanner TRACEW/isotropic), ``adc``
         (scanner ADC map), ``fa`` (scanner FA map) or ``other``.
+    rule : str
+        Vendor rule the diffusion encoding was read with (key of
+        :data:`dwi_toolkit.io.dicom.vendors.RULES`, e.g. ``siemens-csa``, ``ge``, ``uih``).
 
     Examples
     --------
@@ -83,6 +86,7 @@ class DicomSeriesInfo:
     bvals: tuple[float, ...]
     role: str
     files: tuple[Path, ...] = field(default=(), repr=False, compare=False)
+    rule: str = ""
     _headers: tuple = field(default=(), repr=False, compare=False)
 
     def _repr_html_(self) -> str:
@@ -93,6 +97,7 @@ class DicomSeriesInfo:
             ("volumes", str(self.n_volumes)), ("files", str(self.n_files)),
             ("b-values (s/mm²)", fmt_seq(self.bvals) or "—"),
             ("orientation", f"{self.orientation}, patient position {self.patient_position}"),
+            ("vendor rule", self.rule or "—"),
             ("series UID", self.series_uid),
         ])
 
@@ -101,7 +106,8 @@ class DicomSeriesInfo:
         b = ", ".join(f"{x:g}" for x in self.bvals) or "-"
         return (f"{self.series_uid}  #{self.series_number if self.series_number is not None else '?'} "
                 f"'{self.description}'  role={self.role}  volumes={self.n_volumes}  b=[{b}]  "
-                f"{self.orientation} {self.patient_position} ({self.n_files} files)")
+                f"{self.orientation} {self.patient_position} ({self.n_files} files)"
+                + (f"  rule={self.rule}" if self.rule else ""))
 
 
 def _candidate_files(root: Path) -> list[Path]:
@@ -207,7 +213,7 @@ def _group_key(f: DicomFile):
 
 def describe_series(files: list[DicomFile], *, b0_threshold: float = 50.0) -> DicomSeriesInfo:
     """Summarise one group of files (same series UID and image role)."""
-    from .series import expand_file
+    from .series import expand_file, fill_missing_b0
 
     ds = files[0].ds
     role = _image_role(ds)
@@ -217,6 +223,7 @@ def describe_series(files: list[DicomFile], *, b0_threshold: float = 50.0) -> Di
             frames.extend(expand_file(f))
         except DicomError as err:
             logger.debug("cannot place %s: %s", f.path, err)
+    fill_missing_b0(frames)
     bvals = sorted({round(fr.diff.bval, 3) for fr in frames if fr.diff.bval is not None
                     and not fr.diff.isotropic})
     iso_bvals = sorted({round(fr.diff.bval, 3) for fr in frames if fr.diff.bval is not None})
@@ -225,8 +232,9 @@ def describe_series(files: list[DicomFile], *, b0_threshold: float = 50.0) -> Di
     if role is None:
         if iso_only:
             role = "trace"
-        elif bvals and (max(bvals) > b0_threshold and (has_dir or len(bvals) > 1)):
-            role = "dwi"
+        elif bvals and (has_dir or (max(bvals) > 0 and "DERIVED" not in _tokens(ds))
+                        or (max(bvals) > b0_threshold and len(bvals) > 1)):
+            role = "dwi"  # any recorded diffusion weighting, even one volume at b = 5 s/mm^2
         elif bvals and "DERIVED" in _tokens(ds):
             role = "trace"
         else:
@@ -260,8 +268,14 @@ def describe_series(files: list[DicomFile], *, b0_threshold: float = 50.0) -> Di
         bvals=tuple(float(b) for b in (iso_bvals if role == "trace" else bvals)),
         role=role,
         files=tuple(f.path for f in files),
+        rule=_rule_of(frames),
         _headers=tuple(files),
     )
+
+
+def _rule_of(frames) -> str:
+    rules = sorted({fr.diff.rule for fr in frames if fr.diff.bval is not None})
+    return "+".join(rules) if rules else "none"
 
 
 def find_dwi_series(path: str | os.PathLike, *, b0_threshold: float = 50.0) -> list[DicomSeriesInfo]:

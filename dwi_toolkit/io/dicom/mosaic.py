@@ -1,7 +1,11 @@
-"""Siemens MOSAIC images: one 2-D image holding all slices of a volume as tiles.
+"""MOSAIC images: one 2-D image holding all slices of a volume as tiles.
 
-Tiles fill a square grid of ``ceil(sqrt(N))`` tiles per side, row by row; tile k is slice k in
-acquisition-space order, ascending along the CSA ``SliceNormalVector``. ImagePositionPatient of a
+Siemens: tiles fill a square grid of ``ceil(sqrt(N))`` tiles per side, row by row; tile k is
+slice k in acquisition-space order, ascending along the CSA ``SliceNormalVector``.
+United Imaging "VFRAME" files (one file per volume, ``(0065,1050)`` images in the grid): the grid
+has ``ceil(sqrt(N))`` columns but only ``ceil(N / columns)`` rows (dcm2niix ``nii_demosaic``,
+issue 225); each tile's ImagePositionPatient is in the private sequence ``(0065,1051)``.
+For Siemens, ImagePositionPatient of a
 mosaic refers to the top-left corner of the *whole* mosaic as if it were one slice, so the first
 tile's position is shifted by half the mosaic/tile size difference (as nibabel and dcm2niix do).
 """
@@ -14,27 +18,43 @@ import numpy as np
 
 from ...errors import DicomError
 
-__all__ = ["tile_shape", "detile", "tile_positions"]
+__all__ = ["grid_of", "tile_shape", "detile", "tile_positions"]
 
 
-def tile_shape(rows: int, cols: int, n_images: int) -> tuple[int, int, int]:
-    """(tiles per side, tile rows, tile cols) of a mosaic.
+def grid_of(n_images: int, layout: str = "siemens") -> tuple[int, int]:
+    """(tile rows, tile columns) of the mosaic grid: square for Siemens, trimmed rows for UIH.
+
+    Examples
+    --------
+    >>> grid_of(20), grid_of(20, "uih")
+    ((5, 5), (4, 5))
+    """
+    n_cols = int(math.ceil(math.sqrt(n_images)))
+    n_rows = int(math.ceil(n_images / n_cols)) if layout == "uih" else n_cols
+    return n_rows, n_cols
+
+
+def tile_shape(rows: int, cols: int, n_images: int, layout: str = "siemens") -> tuple[int, int, int]:
+    """(tiles per side, tile rows, tile cols) of a mosaic (tiles per row of the grid for UIH).
 
     Examples
     --------
     >>> tile_shape(816, 816, 60)
     (8, 102, 102)
+    >>> tile_shape(256, 320, 20, "uih")
+    (5, 64, 64)
     """
-    per_side = int(math.ceil(math.sqrt(n_images)))
-    if rows % per_side or cols % per_side:
+    n_rows, n_cols = grid_of(n_images, layout)
+    if rows % n_rows or cols % n_cols:
         raise DicomError(
             f"MOSAIC of {rows}x{cols} pixels cannot hold {n_images} equal tiles "
-            f"({per_side} per side); NumberOfImagesInMosaic is inconsistent with the image size."
+            f"({n_rows}x{n_cols} grid); the number of images in the mosaic is inconsistent with "
+            "the image size."
         )
-    return per_side, rows // per_side, cols // per_side
+    return n_cols, rows // n_rows, cols // n_cols
 
 
-def detile(mosaic: np.ndarray, n_images: int) -> np.ndarray:
+def detile(mosaic: np.ndarray, n_images: int, layout: str = "siemens") -> np.ndarray:
     """Split a (rows, cols) mosaic into (n_images, tile_rows, tile_cols).
 
     Examples
@@ -44,8 +64,9 @@ def detile(mosaic: np.ndarray, n_images: int) -> np.ndarray:
     [[2, 3], [6, 7]]
     """
     rows, cols = mosaic.shape
-    per_side, tr, tc = tile_shape(rows, cols, n_images)
-    t = mosaic.reshape(per_side, tr, per_side, tc).transpose(0, 2, 1, 3).reshape(per_side * per_side, tr, tc)
+    n_rows, n_cols = grid_of(n_images, layout)
+    _, tr, tc = tile_shape(rows, cols, n_images, layout)
+    t = mosaic.reshape(n_rows, tr, n_cols, tc).transpose(0, 2, 1, 3).reshape(n_rows * n_cols, tr, tc)
     return t[:n_images]
 
 

@@ -29,7 +29,7 @@ from .vendors import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Frame", "expand_file", "Assembled", "assemble"]
+__all__ = ["Frame", "expand_file", "Assembled", "assemble", "fill_missing_b0"]
 
 
 @dataclass(eq=False)
@@ -67,6 +67,7 @@ class Frame:
     slope: float = 1.0
     inter: float = 0.0
     mosaic_normal: np.ndarray | None = None  # CSA SliceNormalVector of a mosaic tile
+    layout: str = "siemens"  # mosaic grid layout (see mosaic.grid_of)
 
     def describe(self) -> str:
         extra = f" frame {self.index + 1}" if get_int(self.file.ds, 0x00280008, 1) > 1 else ""
@@ -155,14 +156,21 @@ def _expand(f: DicomFile) -> list[Frame]:
 
         f.csa = parse_csa(ds[0x0029, 0x1010].value)
     rows, cols = int(_require(ds, "Rows", f)[0]), int(_require(ds, "Columns", f)[0])
-    ipp = np.asarray(_require(ds, "ImagePositionPatient", f)[:3], dtype=float)
     iop = np.asarray(_require(ds, "ImageOrientationPatient", f)[:6], dtype=float)
     ps = _require(ds, "PixelSpacing", f)
+    if vendor == "uih" and 0x00200032 not in ds and _uih_grid_items(ds):
+        ipp = np.zeros(3)  # VFRAME file: positions are per tile, in (0065,1051)
+    else:
+        ipp = np.asarray(_require(ds, "ImagePositionPatient", f)[:3], dtype=float)
     spacing = (float(ps[0]), float(ps[1]))
     diff = classic_diffusion(ds, vendor, f.csa)
     order = _classic_order(ds, vendor, f)
     slope, inter = rescale_of(ds, vendor)
     n = mosaic_count(ds, f.csa)
+    if vendor == "uih" and not n:
+        uih = _expand_uih_grid(f, iop, spacing, rows, cols, diff, order, slope, inter)
+        if uih is not None:
+            return uih
     if n:
         normal = csa_floats(f.csa, "SliceNormalVector") or normal_of(iop)
         sp = get_float(ds, 0x00180088) or get_float(ds, 0x00180050) or 1.0
@@ -173,6 +181,32 @@ def _expand(f: DicomFile) -> list[Frame]:
         nvec = np.asarray(normal, dtype=float)
         return [Frame(f, k, n, pos[k], iop, spacing, tr, tc, diff, order, slope, inter, nvec) for k in range(n)]
     return [Frame(f, 0, 0, ipp, iop, spacing, rows, cols, diff, order, slope, inter)]
+
+
+def _uih_grid_items(ds):
+    """Items of the UIH VFRAME sequence (0065,1051) with an ImagePositionPatient, or []."""
+    el = ds.get((0x0065, 0x1051))
+    items = el.value if el is not None else None
+    if not items or isinstance(items, (bytes, bytearray)):
+        return []
+    return [it for it in items if get_floats(it, 0x00200032)]
+
+
+def _expand_uih_grid(f, iop, spacing, rows, cols, diff, order, slope, inter):
+    """United Imaging VFRAME storage: one file per volume, (0065,1050) slices tiled in one frame.
+
+    Tile k (row-major in a grid of ``ceil(sqrt(N))`` columns) is the slice whose position is item
+    k of (0065,1051), as dcm2niix reads it (``nii_demosaic`` with ``isUIH``).
+    """
+    n = int(get_float(f.ds, 0x00651050, 0) or 0)
+    items = _uih_grid_items(f.ds)
+    if n < 2 or len(items) != n:
+        return None
+    from .mosaic import tile_shape
+
+    _, tr, tc = tile_shape(rows, cols, n, "uih")
+    return [Frame(f, k, n, np.asarray(get_floats(it, 0x00200032)[:3], float), iop, spacing, tr, tc, diff,
+                  order, slope, inter, None, "uih") for k, it in enumerate(items)]
 
 
 def _classic_order(ds, vendor, f):
@@ -289,6 +323,28 @@ def _dedupe(frames: list[Frame]) -> list[Frame]:
     return out
 
 
+def fill_missing_b0(frames: list[Frame]) -> int:
+    """Frames without a b-value in a series where others have one are b=0 frames; returns how many.
+
+    Toshiba and Canon (and GE from software 27) fill (0018,9087) only for diffusion-weighted
+    images (dcm2niix Canon/README.md); the b=0 images carry no diffusion tags at all.
+
+    Examples
+    --------
+    >>> fill_missing_b0([])
+    0
+    """
+    rules = [fr.diff.rule for fr in frames if fr.diff.bval is not None]
+    if not rules:
+        return 0
+    n = 0
+    for fr in frames:
+        if fr.diff.bval is None:
+            fr.diff = Diffusion(0.0, None, "lps", False, rules[0])
+            n += 1
+    return n
+
+
 def _same_diffusion(a: Diffusion, b: Diffusion) -> bool:
     if (a.bval is None) != (b.bval is None):
         return False
@@ -340,6 +396,7 @@ def assemble(frames: list[Frame], *, diffusion: bool = True, workers: int | None
     frames = _dedupe(frames)
     n_iso = 0
     if diffusion:
+        fill_missing_b0(frames)
         iso = [fr for fr in frames if fr.diff.isotropic]
         if iso and len(iso) < len(frames):
             n_iso = len(iso)
@@ -468,7 +525,7 @@ def _read_grid(grid, nz: int, nvol: int, workers: int | None) -> np.ndarray:
             if fr.n_tiles:
                 t = tiles.get(id(fr.file))
                 if t is None:
-                    t = tiles[id(fr.file)] = detile(arr[0], fr.n_tiles)
+                    t = tiles[id(fr.file)] = detile(arr[0], fr.n_tiles, fr.layout)
                 raw[v, z] = t[fr.index]
             else:
                 if fr.index >= arr.shape[0]:

@@ -23,12 +23,12 @@ Where each vendor stores the b-value and gradient direction (see docs/dicom.md):
    * - United Imaging (private)
      - (0065,1009) / (0065,1037)
      - image frame
-   * - Canon classic
-     - DICOM standard tags
-     - logical (as GE)
-   * - Canon enhanced, Toshiba, others
-     - DICOM standard tags
+   * - Canon (V6.1+, classic and enhanced), Toshiba
+     - DICOM standard tags; (0018,9087) is omitted on b=0 images (read as b=0)
      - patient (LPS)
+   * - Canon V6.0 classic
+     - (0018,9087) / ImageComments ``b=1500(x,y,z)``
+     - logical (as GE, x and y swapped)
 
 Directions are turned into the output image frame (FSL ``.bvec`` convention) exactly as dcm2niix
 does: see :func:`to_image_frame`.
@@ -48,7 +48,7 @@ from .csa import csa_float, csa_floats, csa_int
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["vendor_of", "Diffusion", "classic_diffusion", "frame_diffusion", "to_image_frame",
+__all__ = ["vendor_of", "Diffusion", "RULES", "classic_diffusion", "frame_diffusion", "to_image_frame",
            "rescale_of", "acquisition_meta", "phase_encoding"]
 
 
@@ -79,19 +79,33 @@ class Diffusion:
 
     ``bval`` in s/mm² (None when the file has no diffusion information), ``vec`` a 3-vector or
     None, ``frame`` the frame of `vec`: ``"lps"`` (patient), ``"ge"`` (GE logical) or ``"uih"``
-    (UIH image frame); ``isotropic`` marks scanner-computed trace frames.
+    (UIH image frame); ``isotropic`` marks scanner-computed trace frames; ``rule`` names the
+    vendor rule the encoding was read with (see :data:`RULES`).
 
     Examples
     --------
     >>> d = Diffusion(800.0, (0.0, 0.0, 1.0))
-    >>> d.bval, d.frame, d.isotropic
-    (800.0, 'lps', False)
+    >>> d.bval, d.frame, d.isotropic, d.rule
+    (800.0, 'lps', False, 'standard')
     """
 
     bval: float | None
     vec: tuple[float, float, float] | None = None
     frame: str = "lps"
     isotropic: bool = False
+    rule: str = "standard"
+
+
+#: Vendor rules a diffusion encoding can be read with (``Diffusion.rule``, ``DicomSeriesInfo.rule``).
+RULES = {
+    "standard": "DICOM standard (0018,9087)/(0018,9089), patient frame",
+    "siemens-csa": "Siemens CSA B_value/DiffusionGradientDirection, patient frame",
+    "ge": "GE (0043,1039)/(0019,10BB-BD), logical frame",
+    "philips": "Philips (2001,1003)/(2005,10B0-B2), patient frame",
+    "uih": "United Imaging (0065,1009)/(0065,1037), image frame",
+    "canon-comments": "Canon V6.0 (0018,9087)/ImageComments, logical frame",
+    "none": "no diffusion tags",
+}
 
 
 def _num(ds, tag) -> Any:
@@ -148,7 +162,7 @@ def frame_diffusion(item) -> Diffusion:
     iso = direc == "ISOTROPIC"
     if direc == "NONE" and bval is not None and bval <= 0:
         vec = None
-    return Diffusion(bval, vec, "lps", iso)
+    return Diffusion(bval, vec, "lps", iso, "standard")
 
 
 def classic_diffusion(ds, vendor: str, csa: dict) -> Diffusion:
@@ -184,13 +198,15 @@ def classic_diffusion(ds, vendor: str, csa: dict) -> Diffusion:
                 if b <= 0 or _norm(vec) < 1e-6:
                     vec = None
                 iso = b > 0 and vec is None
-                return Diffusion(b, vec, "ge", iso)
+                return Diffusion(b, vec, "ge", iso, "ge")
+    if vendor in ("canon", "toshiba"):
+        d = _canon_comments(ds)
+        if d is not None:
+            return d
     if 0x00189087 in ds:
+        # (0018,9089) is in the patient frame for every vendor that fills it, Canon classic
+        # included (dcm2niix sets isBVecWorldCoordinates whenever it reads (0018,9089)).
         d = frame_diffusion(ds)
-        if vendor == "canon" and d.vec is not None:
-            # Canon classic images store the standard direction in the image (logical) frame,
-            # converted like GE's (dcm2niix); enhanced Canon objects use the patient frame.
-            d = Diffusion(d.bval, d.vec, "ge", d.isotropic)
         if vendor == "philips" and d.bval is not None and d.bval > 0 and (d.vec is None or _norm(d.vec) < 1e-6):
             return Diffusion(d.bval, None, "lps", True)
         if d.bval is not None:
@@ -201,7 +217,7 @@ def classic_diffusion(ds, vendor: str, csa: dict) -> Diffusion:
             vec = _vec3(csa_floats(csa, "DiffusionGradientDirection") or [])
             if b <= 0 or _norm(vec) < 1e-6:
                 vec = None
-            return Diffusion(b, vec, "lps", False)
+            return Diffusion(b, vec, "lps", False, "siemens-csa")
     if vendor == "philips":
         b = _num(ds, (0x2001, 0x1003))
         if b is not None:
@@ -212,8 +228,8 @@ def classic_diffusion(ds, vendor: str, csa: dict) -> Diffusion:
         if b is not None:
             vec = _vec3([_num(ds, (0x2005, t)) for t in (0x10B0, 0x10B1, 0x10B2)])
             if b > 0 and _norm(vec) < 1e-6:
-                return Diffusion(b, None, "lps", True)
-            return Diffusion(b, vec if b > 0 else None, "lps", False)
+                return Diffusion(b, None, "lps", True, "philips")
+            return Diffusion(b, vec if b > 0 else None, "lps", False, "philips")
     if vendor == "uih":
         b = _num(ds, (0x0065, 0x1009))
         if b is not None:
@@ -223,8 +239,41 @@ def classic_diffusion(ds, vendor: str, csa: dict) -> Diffusion:
                 b = None
             if b is not None:
                 vec = _vec3(_num(ds, (0x0065, 0x1037)) or [])
-                return Diffusion(b, vec if b > 0 else None, "uih", False)
-    return Diffusion(None)
+                return Diffusion(b, vec if b > 0 else None, "uih", False, "uih")
+    return Diffusion(None, rule="none")
+
+
+_COMMENT_B = None
+
+
+def _canon_comments(ds) -> Diffusion | None:
+    """Canon V6.0 classic: direction in ImageComments ``b=1500(0.445,0.000,0.895)``.
+
+    Read only when (0018,9089) is absent and the comment's b matches (0018,9087), as dcm2niix
+    does (issue 388): the triplet is in the logical frame with x and y swapped, then converted
+    with the GE rule.
+    """
+    global _COMMENT_B
+    if 0x00189089 in ds:
+        return None
+    text = get_str(ds, 0x00204000)
+    if not text or "b=" not in text:
+        return None
+    import re
+
+    if _COMMENT_B is None:
+        _COMMENT_B = re.compile(r"b=(-?[0-9.]+)\(\s*(-?[0-9.]+)\s*,\s*(-?[0-9.]+)\s*,\s*(-?[0-9.]+)")
+    m = _COMMENT_B.search(text)
+    if m is None:
+        return None
+    bc, x, y, z = (float(g) for g in m.groups())
+    b = get_float(ds, 0x00189087)
+    if b is None:
+        b = bc
+    if b <= 0 or round(b) != round(bc):
+        return None
+    vec = (y, x, z)
+    return Diffusion(b, vec if _norm(vec) > 1e-6 else None, "ge", False, "canon-comments")
 
 
 def to_image_frame(
