@@ -82,7 +82,7 @@ def test_csa2_parser_and_siemens_diffusion():
     assert parse_csa(b"garbage" * 3) == {}
     ds = pydicom.Dataset()
     d = classic_diffusion(ds, "siemens", csa)
-    assert d == Diffusion(1000.0, (0.6, -0.8, 0.0), "lps", False)
+    assert d == Diffusion(1000.0, (0.6, -0.8, 0.0), "lps", False, "siemens-csa")
 
 
 def test_ge_private_bvalue_and_logical_frame():

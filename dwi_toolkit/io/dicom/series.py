@@ -458,7 +458,8 @@ def assemble(frames: list[Frame], *, diffusion: bool = True, workers: int | None
         ds0 = frames[0].file.ds
         phase_rc = phase_rc_of(ds0) or "C"
         slice_axis = int(np.argmax(np.abs(n)))
-        if any(fr.diff.frame == "ge" for fr in frames):
+        canon_logical = _canon_logical(grid[0][0])
+        if canon_logical or any(fr.diff.frame == "ge" for fr in frames):
             pp = str(ds0.get("PatientPosition", "") or "").upper()
             if pp and pp != "HFS":
                 import warnings
@@ -489,13 +490,27 @@ def assemble(frames: list[Frame], *, diffusion: bool = True, workers: int | None
             bvals[v] = ref.bval
             vec = next((fr.diff.vec for fr in vol if fr.diff.vec is not None), None)
             if vec is not None and ref.bval > 0:
-                bvecs[v] = to_image_frame(vec, ref.frame, iop, phase_rc=phase_rc, slice_axis=slice_axis)
+                frame = "ge" if (canon_logical and ref.rule == "standard") else ref.frame
+                bvecs[v] = to_image_frame(vec, frame, iop, phase_rc=phase_rc, slice_axis=slice_axis)
                 if mosaic_flip:
                     bvecs[v, 1] = -bvecs[v, 1] + 0.0
     data = _read_grid(grid, nz, nvol, workers)
     first_ipp = np.mean([fr.ipp for fr in by_slice[0]], axis=0)
     affine = dicom_affine(iop, frames[0].pixel_spacing, first_ipp, spacing, frames[0].rows)
     return Assembled(data, affine, bvals, bvecs, grid[0][0].file, n_iso)
+
+
+def _canon_logical(first: Frame) -> bool:
+    """Canon classic series whose first image has no (0018,9089): directions in the logical frame.
+
+    dcm2niix takes the frame of a whole Canon series from its first image: (0018,9089) present
+    (V6.1 exports write it on b=0 images too, as zeros) means patient frame; absent means
+    image (logical) space, converted with the GE rule (``geCorrectBvecs``). Enhanced objects
+    always use the patient frame.
+    """
+    ds = first.file.ds
+    return (vendor_of(ds) == "canon" and first.n_tiles == 0 and "PerFrameFunctionalGroupsSequence" not in ds
+            and 0x00189089 not in ds)
 
 
 def _read_grid(grid, nz: int, nvol: int, workers: int | None) -> np.ndarray:
