@@ -155,7 +155,8 @@ def normalize_bvecs(
 ) -> NDArray[np.float64]:
     """Return b-vectors with unit norm for diffusion-weighted volumes.
 
-    Zero vectors are kept for b=0 volumes (and forced to zero there). Non-zero vectors whose norm
+    Zero vectors are kept for b=0 volumes (and forced to zero there, except that a unit direction
+    recorded for a low-b volume, 0 < b <= `b0_threshold`, is kept). Non-zero vectors whose norm
     is within `tolerance` of 1 are renormalised, with a :class:`~dwi_toolkit.errors.GradientWarning`
     when any needed more than rounding (1e-3).
 
@@ -191,7 +192,12 @@ def normalize_bvecs(
     v = np.array(bvecs, dtype=float, copy=True)
     b = np.asarray(bvals, dtype=float)
     is_b0 = b <= b0_threshold
-    v[is_b0] = 0.0
+    # Low-b volumes (0 < b <= threshold, e.g. IVIM b=50) keep the direction the scanner recorded:
+    # the threshold groups volumes for analysis, it does not erase stored gradients.
+    lown = np.linalg.norm(np.nan_to_num(v), axis=1)
+    keep_low = is_b0 & (b > 0) & np.all(np.isfinite(v), axis=1) & (np.abs(lown - 1.0) <= tolerance)
+    v[is_b0 & ~keep_low] = 0.0
+    v[keep_low] = v[keep_low] / lown[keep_low, None]
     norms = np.linalg.norm(v, axis=1)
     dw = ~is_b0
     # b=0 volumes carry no direction: FSL convention is a zero vector (set above).

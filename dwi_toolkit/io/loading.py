@@ -79,6 +79,8 @@ def load_dwi(
     series_uid: str | None = None,
     b0_threshold: float = DEFAULT_B0_THRESHOLD,
     keep_phi: bool = False,
+    backend: str = "native",
+    verify: str | None = None,
 ) -> DWISeries:
     """Load a DWI series from NIfTI (+ ``.bval``/``.bvec``, BIDS sidecar) or DICOM.
 
@@ -98,6 +100,11 @@ def load_dwi(
         s/mm²; volumes at or below count as b=0 (default 50).
     keep_phi : bool, optional
         DICOM only: keep patient identifiers in ``meta`` (off by default).
+    backend : {"native", "dcm2niix"}, optional
+        DICOM only: ``"dcm2niix"`` converts with the dcm2niix program and loads its output.
+    verify : {None, "dcm2niix"}, optional
+        DICOM only: cross-check our reader against dcm2niix (see
+        :func:`dwi_toolkit.io.dicom.load_dicom_dwi`).
 
     Returns
     -------
@@ -147,7 +154,8 @@ def load_dwi(
     if p.is_dir() or looks_like_dicom(p):
         from .dicom import load_dicom_dwi  # pydicom is imported only when DICOM is read
 
-        return load_dicom_dwi(p, series_uid=series_uid, b0_threshold=b0_threshold, keep_phi=keep_phi)
+        return load_dicom_dwi(p, series_uid=series_uid, b0_threshold=b0_threshold, keep_phi=keep_phi,
+                              backend=backend, verify=verify)
     raise InputDataError(
         f"{p} is neither NIfTI (.nii/.nii.gz) nor DICOM; dwi_toolkit reads NIfTI with .bval/.bvec "
         "files, DICOM files and folders of DICOM files."

@@ -24,6 +24,11 @@ def add_parser(sub, add_common) -> None:
     p.add_argument("--scanner-adc", action="store_true",
                    help="also write the scanner's ADC map(s) in mm^2/s (scanner_adc_*.nii.gz)")
     p.add_argument("--b0-threshold", type=float, default=50.0, help="s/mm^2 (default 50)")
+    p.add_argument("--verify", action="store_true",
+                   help="also convert with dcm2niix and compare b-values, b-vectors (world frame), affine "
+                   "and voxels; exit code 3 when they differ (needs: pip install dcm2niix)")
+    p.add_argument("--backend", choices=("native", "dcm2niix"), default="native",
+                   help="'dcm2niix': convert with the dcm2niix program instead of the built-in reader")
     add_common(p)
     p.set_defaults(func=run)
 
@@ -58,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ...errors import InputDataError
-    from ...io.dicom import find_dwi_series, load_dicom_series, select_series
+    from ...io.dicom import find_dwi_series, select_series
 
     if not args.list:
         _import_nibabel_without_pydicom()
@@ -80,8 +85,11 @@ def run(args: argparse.Namespace) -> int:
         chosen = [select_series(infos, series_uid=args.series_uid, role="dwi", path=args.path)]
     ext = ".nii" if args.no_gzip else ".nii.gz"
     used: set[str] = set()
+    agree = True
     for info in chosen:
-        series = load_dicom_series(info, b0_threshold=args.b0_threshold, keep_phi=args.keep_phi)
+        series = _load_one(info, args)
+        if getattr(args, "verify", False):
+            agree = _verify_one(series, info, args) and agree
         stem = f"{info.series_number if info.series_number is not None else 0}_{_safe(info.description)}"
         while stem in used:
             stem += "_b"
@@ -96,4 +104,25 @@ def run(args: argparse.Namespace) -> int:
             pmap = load_scanner_adc(args.path, series_uid=info.series_uid)
             target = save_map(pmap, out / f"scanner_adc_{info.series_number}_{_safe(info.description)}{ext}")
             print(f"{info.description}: scanner ADC (mm^2/s) -> {target}")
-    return 0
+    return 0 if agree else 3
+
+
+def _load_one(info, args):
+    from ...io.dicom import load_dicom_series
+
+    if getattr(args, "backend", "native") == "dcm2niix":
+        from ...io.dicom.dcm2niix import load_with_dcm2niix
+
+        return load_with_dcm2niix(info.files[0] if info.n_files == 1 else args.path, series_uid=info.series_uid,
+                                  b0_threshold=args.b0_threshold)
+    return load_dicom_series(info, b0_threshold=args.b0_threshold, keep_phi=args.keep_phi)
+
+
+def _verify_one(series, info, args) -> bool:
+    from ...io.dicom.dcm2niix import verify_with_dcm2niix
+
+    report = verify_with_dcm2niix(series, args.path, series_uid=info.series_uid, b0_threshold=args.b0_threshold)
+    print(f"dcm2niix cross-check of '{info.description}' (rule {info.rule}): "
+          f"{'agree' if report.ok else 'DIFFER'}")
+    print(report.table())
+    return report.ok

@@ -125,6 +125,8 @@ def load_dicom_dwi(
     series_uid: str | None = None,
     b0_threshold: float = DEFAULT_B0_THRESHOLD,
     keep_phi: bool = False,
+    backend: str = "native",
+    verify: str | None = None,
 ) -> DWISeries:
     """Load one raw DWI series from a DICOM folder (any depth) or file.
 
@@ -138,6 +140,13 @@ def load_dicom_dwi(
         s/mm²; stored on the series (volumes at or below count as b=0).
     keep_phi : bool
         Keep patient/visit identifiers in ``meta`` (off by default).
+    backend : {"native", "dcm2niix"}
+        ``"dcm2niix"`` converts the series with the dcm2niix program into a temporary folder and
+        loads its NIfTI (needs ``pip install dcm2niix``).
+    verify : {None, "dcm2niix"}
+        Also convert with dcm2niix and compare b-values, b-vectors (world frame, sign-free),
+        affine and voxels; a difference is reported as a :class:`~dwi_toolkit.errors.DicomWarning`
+        holding the comparison table. ``meta["Dcm2niixAgreement"]`` is True/False.
 
     Returns
     -------
@@ -170,9 +179,39 @@ def load_dicom_dwi(
     ((4, 3, 2, 2), [0.0, 800.0])
     """
     p = Path(path)
-    infos, _uid = _series_infos(p, b0_threshold=b0_threshold)
-    info = select_series(infos, series_uid=series_uid, role="dwi", path=p)
-    return load_dicom_series(info, b0_threshold=b0_threshold, keep_phi=keep_phi)
+    if backend not in ("native", "dcm2niix") or verify not in (None, "dcm2niix"):
+        raise DicomError(f"backend must be 'native' or 'dcm2niix' (got {backend!r}) and verify None or "
+                         f"'dcm2niix' (got {verify!r}).")
+    if backend == "dcm2niix":
+        from .dcm2niix import load_with_dcm2niix
+
+        return load_with_dcm2niix(p, series_uid=series_uid, b0_threshold=b0_threshold)
+    try:
+        infos, _uid = _series_infos(p, b0_threshold=b0_threshold)
+        info = select_series(infos, series_uid=series_uid, role="dwi", path=p)
+        series = load_dicom_series(info, b0_threshold=b0_threshold, keep_phi=keep_phi)
+    except DicomError as err:
+        if "several" in str(err) or "series_uid=" in str(err):
+            raise
+        raise DicomError(f"{err}\nIf dcm2niix converts this series, load it with backend='dcm2niix' "
+                         "(command line: --backend dcm2niix).") from err
+    if verify == "dcm2niix":
+        series = _verified(series, p, series_uid, b0_threshold)
+    return series
+
+
+def _verified(series: DWISeries, p: Path, series_uid, b0_threshold) -> DWISeries:
+    import warnings
+
+    from ...errors import DicomWarning
+    from .dcm2niix import verify_with_dcm2niix
+
+    report = verify_with_dcm2niix(series, p, series_uid=series_uid, b0_threshold=b0_threshold)
+    if not report.ok:
+        warnings.warn(f"{p}: our DICOM reader and dcm2niix differ:\n{report.table()}", DicomWarning, stacklevel=3)
+    meta = dict(series.meta, Dcm2niixAgreement=report.ok)
+    return DWISeries(series.data, series.affine, series.bvals, series.bvecs, meta=meta,
+                     b0_threshold=series.b0_threshold)
 
 
 def load_dicom_series(

@@ -208,7 +208,9 @@ def _image_role(ds) -> str | None:
 
 def _group_key(f: DicomFile):
     ds = f.ds
-    return (get_str(ds, 0x0020000E) or f"nouid:{f.path.parent}", _image_role(ds) or "")
+    # a series exported twice (classic and enhanced, e.g. Canon) keeps one UID: two groups
+    storage = "enhanced" if 0x52009230 in ds else "classic"
+    return (get_str(ds, 0x0020000E) or f"nouid:{f.path.parent}", _image_role(ds) or "", storage)
 
 
 def describe_series(files: list[DicomFile], *, b0_threshold: float = 50.0) -> DicomSeriesInfo:

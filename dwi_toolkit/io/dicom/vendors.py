@@ -476,8 +476,9 @@ def acquisition_meta(ds, vendor: str, csa: dict, *, keep_phi: bool = False) -> d
     if "ImageType" in ds:
         put("ImageType", get_strs(ds, 0x00080008))
     te = ds.get("EchoTime")
-    if te is None:
-        te = _first(ds, "PerFrameFunctionalGroupsSequence", "MREchoSequence", "EffectiveEchoTime")
+    for grp in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
+        if te is None:
+            te = _first(ds, grp, "MREchoSequence", "EffectiveEchoTime")
     tr = ds.get("RepetitionTime")
     fa = ds.get("FlipAngle")
     if tr is None:
