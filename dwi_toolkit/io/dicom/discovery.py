@@ -276,7 +276,8 @@ def describe_series(files: list[DicomFile], *, b0_threshold: float = 50.0) -> Di
 
 
 def _rule_of(frames) -> str:
-    rules = sorted({fr.diff.rule for fr in frames if fr.diff.bval is not None})
+    rules = sorted({fr.diff.rule for fr in frames if fr.diff.bval is not None and fr.diff.bval > 0}
+                   or {fr.diff.rule for fr in frames if fr.diff.bval is not None})
     return "+".join(rules) if rules else "none"
 
 
