@@ -26,7 +26,7 @@ def add_parser(sub, add_common) -> None:
     p.add_argument("--b0-threshold", type=float, default=50.0, help="s/mm^2 (default 50)")
     p.add_argument("--verify", action="store_true",
                    help="also convert with dcm2niix and compare b-values, b-vectors (world frame), affine "
-                   "and voxels; exit code 3 when they differ (needs: pip install dcm2niix)")
+                   "and voxels; exit code 1 when they differ (needs: pip install dcm2niix)")
     p.add_argument("--backend", choices=("native", "dcm2niix"), default="native",
                    help="'dcm2niix': convert with the dcm2niix program instead of the built-in reader")
     add_common(p)
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             pmap = load_scanner_adc(args.path, series_uid=info.series_uid)
             target = save_map(pmap, out / f"scanner_adc_{info.series_number}_{_safe(info.description)}{ext}")
             print(f"{info.description}: scanner ADC (mm^2/s) -> {target}")
-    return 0 if agree else 3
+    return 0 if agree else 1
 
 
 def _load_one(info, args):
