@@ -1,8 +1,9 @@
-"""Write small synthetic classic DICOM DWI series with pydicom (tests, benchmarks, examples).
+"""Synthetic DICOM DWI test series (tests, benchmarks, examples) in vendor styles.
 
-Each file holds one slice of one volume (MR Image Storage, explicit VR little endian) with the
-standard diffusion attributes (0018,9087) b-value and (0018,9089) direction in the patient (LPS)
-frame. Pixel values encode (column, row, slice, volume) so a reader's voxel placement can be
+Classic series are written by the toolkit's one DICOM writer,
+:func:`dwi_toolkit.io.dicom_write.write_dicom_series` (vendor encodings through
+:class:`~dwi_toolkit.io.dicom_write.DicomStyle`); the Siemens MOSAIC and enhanced multi-frame
+variants use its dataset steps. Pixel values encode (column, row, slice, volume) so a reader's voxel placement can be
 checked: ``value = (c + 3*r + 17*k + 101*v) % 4000`` with ``k`` the slice index along the slice
 normal (``row × col``) in the order the slices were *written to space*, not file order.
 """
@@ -75,101 +76,49 @@ def write_series(
     philips_scaling : (rescale slope, rescale intercept, scale slope), optional
         Write Philips RescaleSlope/Intercept and private ScaleSlope (2005,100E).
     """
-    import pydicom
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
+    from ...core.image import DWISeries
+    from ..dicom_write import DicomStyle, write_dicom_series
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     iop = np.asarray(iop, float)
     row, col = iop[:3], iop[3:]
     normal = np.cross(row, col)
-    rng = np.random.default_rng(seed)
+    # voxel -> LPS affine of the grid, then RAS for the DWISeries the one writer takes
+    a_lps = np.eye(4)
+    a_lps[:3, 0] = row * pixel_spacing[1]
+    a_lps[:3, 1] = col * pixel_spacing[0]
+    a_lps[:3, 2] = normal * slice_spacing
+    a_lps[:3, 3] = origin
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ a_lps
     nvol = len(bvals)
-    order = list(range(n_slices))[::-1] if descending else list(range(n_slices))
-    names = [f"IM{idx:05d}.dcm" for idx in range(nvol * n_slices)]
-    if shuffle_names:
-        names = [f"{rng.integers(1 << 40):012x}" for _ in names]
+    c, r, k, v = np.meshgrid(np.arange(cols), np.arange(rows), np.arange(n_slices), np.arange(nvol), indexing="ij")
+    series = DWISeries(pixel_value(c, r, k, v).astype(np.uint16), affine, np.asarray(bvals, float),
+                       np.zeros((nvol, 3)), meta={"EchoTime": 0.08, "RepetitionTime": 4.0, "FlipAngle": 90},
+                       b0_threshold=0.0)
+    style = DicomStyle(encoding=encoding, vectors=tuple(tuple(float(x) for x in g) for g in bvecs_lps),
+                       patient_position=patient_position, phase=phase, image_type=tuple(image_type),
+                       descending=descending, series_uid=series_uid, philips_scaling=philips_scaling)
+    written = write_dicom_series(series, folder, series_number=series_number, description=description,
+                                 patient_name="Synthetic^Patient", patient_id="SYN001",
+                                 study_seed=f"synthetic-{series_uid}", manufacturer=manufacturer, style=style)
+    return _finish_files(written, n_slices, drop, duplicate, np.random.default_rng(seed) if shuffle_names else None)
+
+
+def _finish_files(written, n_slices, drop, duplicate, rng) -> list[Path]:
+    """Remove dropped (slice, volume) images, add same-UID duplicates, optionally shuffle names."""
     paths = []
-    inst = 0
-    cc, rr = np.meshgrid(np.arange(cols), np.arange(rows))
-    for v in range(nvol):
-        for k in order:
-            inst += 1
-            if (k, v) in drop:
-                continue
-            meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
-            sop = f"{series_uid}.{v + 1}.{k + 1}"
-            meta.MediaStorageSOPInstanceUID = sop
-            meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            path = folder / names[inst - 1]
-            ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-            ds.SOPClassUID = meta.MediaStorageSOPClassUID
-            ds.SOPInstanceUID = sop
-            ds.Modality = "MR"
-            ds.Manufacturer = manufacturer
-            ds.ManufacturerModelName = "Phantom 1"
-            ds.MagneticFieldStrength = 3
-            ds.ImageType = list(image_type)
-            ds.PatientName = "Synthetic^Patient"
-            ds.PatientID = "SYN001"
-            ds.PatientPosition = patient_position
-            ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.0"
-            ds.SeriesInstanceUID = series_uid
-            ds.SeriesNumber = series_number
-            ds.SeriesDescription = description
-            ds.InstanceNumber = inst
-            ds.AcquisitionNumber = v + 1
-            ds.EchoTime = 80
-            ds.RepetitionTime = 4000
-            ds.FlipAngle = 90
-            ds.InPlanePhaseEncodingDirection = phase
-            ds.SliceThickness = slice_spacing
-            ds.SpacingBetweenSlices = slice_spacing
-            ds.ImageOrientationPatient = [float(x) for x in iop]
-            pos = np.asarray(origin, float) + k * slice_spacing * normal
-            ds.ImagePositionPatient = [round(float(x), 6) for x in pos]
-            ds.PixelSpacing = [float(pixel_spacing[0]), float(pixel_spacing[1])]
-            ds.Rows, ds.Columns = rows, cols
-            ds.SamplesPerPixel = 1
-            ds.PhotometricInterpretation = "MONOCHROME2"
-            ds.BitsAllocated = 16
-            ds.BitsStored = 16
-            ds.HighBit = 15
-            ds.PixelRepresentation = 0
-            g = np.asarray(bvecs_lps[v], float)
-            if encoding == "ge":
-                ds.add_new((0x0019, 0x0010), "LO", "GEMS_ACQU_01")
-                ds.add_new((0x0043, 0x0010), "LO", "GEMS_PARM_01")
-                ds.add_new((0x0043, 0x1039), "IS", [int(bvals[v]) + 1000000000, 8, 0, 0])
-                for t, x in zip((0x10BB, 0x10BC, 0x10BD), g):
-                    ds.add_new((0x0019, t), "DS", f"{x:.6f}")
-            elif encoding == "philips":
-                ds.add_new((0x2001, 0x0010), "LO", "Philips Imaging DD 001")
-                ds.add_new((0x2005, 0x0010), "LO", "Philips MR Imaging DD 001")
-                ds.add_new((0x2001, 0x1003), "FL", float(bvals[v]))
-                for t, x in zip((0x10B0, 0x10B1, 0x10B2), g):
-                    ds.add_new((0x2005, t), "FL", float(x))
-            else:
-                ds.DiffusionBValue = float(bvals[v])
-                if bvals[v] > 0:
-                    ds.DiffusionGradientOrientation = [float(x) for x in g]
-                    ds.DiffusionDirectionality = "DIRECTIONAL"
-                else:
-                    ds.DiffusionDirectionality = "NONE"
-            if philips_scaling is not None:
-                rs, ri, ss = philips_scaling
-                ds.RescaleSlope, ds.RescaleIntercept = rs, ri
-                ds.add_new((0x2005, 0x0010), "LO", "Philips MR Imaging DD 001")
-                ds.add_new((0x2005, 0x100E), "FL", float(ss))
-            ds.PixelData = pixel_value(cc, rr, k, v).astype("<u2").tobytes()
-            pydicom.dcmwrite(path, ds, enforce_file_format=True)
-            paths.append(path)
-            if (k, v) in duplicate:
-                dup = path.with_name(path.name + "_copy")
-                pydicom.dcmwrite(dup, ds, enforce_file_format=True)
-                paths.append(dup)
+    for i, path in enumerate(written):
+        v, k = divmod(i, n_slices)
+        if (k, v) in drop:
+            path.unlink()
+            continue
+        if rng is not None:
+            path = path.rename(path.with_name(f"{rng.integers(1 << 40):012x}"))
+        paths.append(path)
+        if (k, v) in duplicate:
+            dup = path.with_name(path.name + "_copy")
+            dup.write_bytes(path.read_bytes())
+            paths.append(dup)
     return paths
 
 
@@ -206,9 +155,7 @@ def write_mosaic_series(
     SliceNormalVector is ``normal_sign * (row x col)``; pixel values follow :func:`pixel_value`
     with ``k`` the tile index.
     """
-    import pydicom
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
+    from ..dicom_write import _new_dataset, _put_pixel_module, _save
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -227,15 +174,8 @@ def write_mosaic_series(
         for k in range(n_slices):
             gr, gc = divmod(k, per_side)
             mosaic[gr * tr:(gr + 1) * tr, gc * tc:(gc + 1) * tc] = pixel_value(cc, rr, k, v)
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
-        meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.8.498.7.{v + 1}"
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
         path = folder / f"MR{v + 1:04d}.dcm"
-        ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID = meta.MediaStorageSOPClassUID
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.Modality = "MR"
+        ds = _new_dataset(path, "1.2.840.10008.5.1.4.1.1.4", f"1.2.826.0.1.3680043.8.498.7.{v + 1}")
         ds.Manufacturer = "SIEMENS"
         ds.ImageType = ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE", "ND", "MOSAIC"]
         ds.PatientPosition = patient_position
@@ -252,10 +192,7 @@ def write_mosaic_series(
         ds.ImageOrientationPatient = [float(x) for x in iop]
         ds.ImagePositionPatient = [round(float(x), 6) for x in ipp]
         ds.PixelSpacing = [float(dr), float(dc)]
-        ds.Rows, ds.Columns = rows, cols
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        _put_pixel_module(ds, rows, cols)
         tags = {"NumberOfImagesInMosaic": [n_slices], "SliceNormalVector": [f"{x:.8f}" for x in normal],
                 "B_value": [int(b)], "PhaseEncodingDirectionPositive": [1]}
         if b > 0:
@@ -263,8 +200,7 @@ def write_mosaic_series(
         ds.add_new((0x0029, 0x0010), "LO", "SIEMENS CSA HEADER")
         ds.add_new((0x0029, 0x1010), "OB", csa2_blob(tags))
         ds.PixelData = mosaic.tobytes()
-        pydicom.dcmwrite(path, ds, enforce_file_format=True)
-        paths.append(path)
+        paths.append(_save(ds, path))
     return paths
 
 
@@ -290,23 +226,16 @@ def write_enhanced_series(
     `slice_major`, else volume by volume; diffusion per frame in MRDiffusionSequence, rescale in
     PixelValueTransformationSequence. Pixel values follow :func:`pixel_value`.
     """
-    import pydicom
-    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+    from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
-    from pydicom.uid import ExplicitVRLittleEndian
+
+    from ..dicom_write import _new_dataset, _put_pixel_module, _save
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     iop = np.asarray(iop, float)
     normal = np.cross(iop[:3], iop[3:])
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
-    meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.9.1"
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "MR"
+    ds = _new_dataset(path, "1.2.840.10008.5.1.4.1.1.4.1", "1.2.826.0.1.3680043.8.498.9.1")
     ds.Manufacturer = manufacturer
     ds.ImageType = ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"]
     ds.PatientPosition = "HFS"
@@ -315,10 +244,7 @@ def write_enhanced_series(
     ds.SeriesNumber = 9
     ds.SeriesDescription = "synthetic enhanced"
     ds.InstanceNumber = 1
-    ds.Rows, ds.Columns = rows, cols
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    _put_pixel_module(ds, rows, cols)
     shared = Dataset()
     pm = Dataset()
     pm.PixelSpacing = [float(pixel_spacing[0]), float(pixel_spacing[1])]
@@ -375,5 +301,4 @@ def write_enhanced_series(
     ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
     ds.NumberOfFrames = len(frames)
     ds.PixelData = np.stack(pixels).tobytes()
-    pydicom.dcmwrite(path, ds, enforce_file_format=True)
-    return path
+    return _save(ds, path)
