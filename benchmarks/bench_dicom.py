@@ -67,7 +67,7 @@ def _prepare_plain(src: Path, scratch: Path) -> Path:
     files = [p for p in src.rglob("*") if p.is_file()]
     if not any(p.read_bytes()[:2] == b"\x1f\x8b" for p in files[:5]):
         return src
-    dst = scratch / ("plain_" + src.parent.name)
+    dst = scratch / ("plain_" + src.parent.name + "_" + src.name)
     for p in files:
         if p.name.upper() == "DICOMDIR":
             continue
@@ -163,7 +163,12 @@ def main(argv=None) -> int:
         shared = Path(args.shared)
         if not args.no_real and shared.is_dir():
             for d in sorted(p for p in shared.iterdir() if (p / "dicom").is_dir()):
-                rows.append(bench_one(d.name, d / "dicom", scratch, args.repeats))
+                subs = sorted(q for q in (d / "dicom").iterdir() if q.is_dir())
+                if (d / "oracle").is_dir() or not subs:
+                    rows.append(bench_one(d.name, d / "dicom", scratch, args.repeats))
+                else:  # one export per sub-folder (e.g. Canon classic and enhanced of one series)
+                    for q in subs:
+                        rows.append(bench_one(f"{d.name}/{q.name}", q, scratch, args.repeats))
     print("Wall time, median of repeats (s):\n")
     print("| data set | files | load_dwi | convert process | dcm2niix process | dicom2nifti "
           "| load_dwi / dcm2niix | convert / dcm2niix |")
