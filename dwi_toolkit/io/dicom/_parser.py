@@ -57,13 +57,24 @@ def parse_header(buf: bytes, wanted: frozenset | None = None):
     pixel_offset : int or None
         Offset of the Pixel Data element in `buf` (None when absent).
     """
-    from ._light import LightDataset, LightElement
-
     if wanted is None:
         wanted = wanted_tags()
     if len(buf) < 144 or buf[128:132] != b"DICM":
         raise FastParseError("no Part-10 preamble")
-    # file meta (group 0002, explicit VR little endian)
+    pos, ts, sop = _file_meta(buf)
+    if ts == _EXPLICIT_LE:
+        explicit = True
+    elif ts == _IMPLICIT_LE:
+        explicit = False
+    else:
+        raise FastParseError(f"transfer syntax {ts!r}")
+    walker = _Walker(buf, explicit, wanted)
+    top, _ = walker.walk(pos, None, True, 0)
+    return top, sop, ts, walker.pixel_offset
+
+
+def _file_meta(buf: bytes) -> tuple[int, str, str]:
+    """Walk the file meta group (0002, explicit VR LE); (offset after it, transfer syntax, SOP class)."""
     pos = 132
     meta: dict[int, bytes] = {}
     unpack = struct.unpack_from
@@ -85,62 +96,66 @@ def parse_header(buf: bytes, wanted: frozenset | None = None):
         pos = vpos + length
     ts = meta.get(0x0010, b"").decode("ascii", "replace").strip("\0 ")
     sop = meta.get(0x0002, b"").decode("ascii", "replace").strip("\0 ")
-    if ts == _EXPLICIT_LE:
-        explicit = True
-    elif ts == _IMPLICIT_LE:
-        explicit = False
-    else:
-        raise FastParseError(f"transfer syntax {ts!r}")
+    return pos, ts, sop
 
-    pixel_offset = [None]
-    sq_vr = _sq_tags()
-    enc = "utf-8" if b"ISO_IR 192" in buf[132:4096] else "latin-1"
 
-    head_explicit = struct.Struct("<HH2sH").unpack_from
-    head_implicit = struct.Struct("<HHI").unpack_from
-    u32 = struct.Struct("<I").unpack_from
-    long_vrs = _LONG_VRS
+_HEAD_EXPLICIT = struct.Struct("<HH2sH").unpack_from
+_HEAD_IMPLICIT = struct.Struct("<HHI").unpack_from
+_U32 = struct.Struct("<I").unpack_from
 
-    def walk(pos: int, end: int | None, keep: bool, depth: int):
+
+class _Walker:
+    """Element walker over one buffer keeping only `wanted` tags (at any nesting depth)."""
+
+    def __init__(self, buf: bytes, explicit: bool, wanted: frozenset):
+        self.buf, self.explicit, self.wanted = buf, explicit, wanted
+        self.n = len(buf)
+        self.sq_vr = _sq_tags()
+        self.enc = "utf-8" if b"ISO_IR 192" in buf[132:4096] else "latin-1"
+        self.pixel_offset: int | None = None
+
+    def _head(self, pos: int):
+        """(tag, VR bytes or None, value length, value offset) of the element at `pos`."""
+        if self.explicit:
+            group, elem, vrb, length = _HEAD_EXPLICIT(self.buf, pos)
+            if vrb in _LONG_VRS:
+                return (group << 16) | elem, vrb, _U32(self.buf, pos + 8)[0], pos + 12
+            return (group << 16) | elem, vrb, length, pos + 8
+        group, elem, length = _HEAD_IMPLICIT(self.buf, pos)
+        return (group << 16) | elem, None, length, pos + 8
+
+    def walk(self, pos: int, end: int | None, keep: bool, depth: int):
         """Parse elements in [pos, end) (end None: until an item delimiter). Returns (dict, pos)."""
+        from ._light import LightDataset, LightElement
+
+        buf, n, wanted, head = self.buf, self.n, self.wanted, self._head
         out = LightDataset() if keep else None
         limit = n if end is None else end
         while pos < limit:
             if pos + 8 > n:
                 raise FastParseError("truncated")
-            if explicit:
-                group, elem, vrb, length = head_explicit(buf, pos)
-                if vrb in long_vrs:
-                    length = u32(buf, pos + 8)[0]
-                    vpos = pos + 12
-                else:
-                    vpos = pos + 8
-            else:
-                group, elem, length = head_implicit(buf, pos)
-                vpos = pos + 8
-                vrb = None
-            if group == 0xFFFE:
-                if elem == 0xE00D:  # item delimitation
+            tag, vrb, length, vpos = head(pos)
+            if tag >> 16 == 0xFFFE:
+                if tag & 0xFFFF == 0xE00D:  # item delimitation
                     return out, pos + 8
-                raise FastParseError(f"unexpected delimiter FFFE,{elem:04X}")
-            tag = (group << 16) | elem
+                raise FastParseError(f"unexpected delimiter FFFE,{tag & 0xFFFF:04X}")
             if tag == _PIXEL_DATA and depth == 0:
-                pixel_offset[0] = pos
+                self.pixel_offset = pos
                 return out, pos
-            if explicit:
+            if self.explicit:
                 is_sq = vrb == b"SQ" or (length == _UNDEF and vrb == b"UN")
             else:
-                is_sq = length == _UNDEF or tag in sq_vr
+                is_sq = length == _UNDEF or tag in self.sq_vr
             if is_sq:
                 want = keep and tag in wanted
-                items, pos = walk_seq(vpos, length, want, depth + 1)
+                items, pos = self.walk_seq(vpos, length, want, depth + 1)
                 if want:
-                    out[tag] = LightElement(tag, "SQ", items, enc)
+                    out[tag] = LightElement(tag, "SQ", items, self.enc)
                 continue
             if length == _UNDEF:
                 raise FastParseError("undefined-length non-sequence element")
             if keep and tag in wanted:
-                out[tag] = LightElement(tag, vrb.decode("ascii") if vrb else None, buf[vpos : vpos + length], enc)
+                out[tag] = LightElement(tag, vrb.decode("ascii") if vrb else None, buf[vpos : vpos + length], self.enc)
             pos = vpos + length
         if pos > n:
             raise FastParseError("element overruns the file")
@@ -148,7 +163,9 @@ def parse_header(buf: bytes, wanted: frozenset | None = None):
             raise FastParseError("truncated item")
         return out, pos
 
-    def walk_seq(pos: int, length: int, keep: bool, depth: int):
+    def walk_seq(self, pos: int, length: int, keep: bool, depth: int):
+        """Items of a sequence starting at `pos`; returns (list of datasets or None, pos after it)."""
+        buf, n = self.buf, self.n
         items = [] if keep else None
         end = None if length == _UNDEF else pos + length
         if end is not None and end > n:
@@ -158,27 +175,20 @@ def parse_header(buf: bytes, wanted: frozenset | None = None):
                 return items, pos
             if pos + 8 > n:
                 raise FastParseError("truncated sequence")
-            group, elem = unpack("<HH", buf, pos)
+            group, elem, ilen = _HEAD_IMPLICIT(buf, pos)
             tag = (group << 16) | elem
-            ilen = unpack("<I", buf, pos + 4)[0]
             if tag == _SEQ_END:
                 return items, pos + 8
             if tag != _ITEM:
                 raise FastParseError(f"unexpected tag {tag:08X} in a sequence")
             ipos = pos + 8
             if ilen == _UNDEF:
-                d, pos = walk(ipos, None, keep, depth)
+                d, pos = self.walk(ipos, None, keep, depth)
             else:
-                if keep:
-                    d, _ = walk(ipos, ipos + ilen, True, depth)
-                else:
-                    d = None
+                d = self.walk(ipos, ipos + ilen, True, depth)[0] if keep else None
                 pos = ipos + ilen
             if keep:
                 items.append(d)
-
-    top, _ = walk(pos, None, True, 0)
-    return top, sop, ts, pixel_offset[0]
 
 
 _SQ_CACHE: frozenset | None = None

@@ -418,6 +418,33 @@ def assemble(frames: list[Frame], *, diffusion: bool = True, workers: int | None
         by_slice[lab].append(fr)
     for lst in by_slice:
         lst.sort(key=lambda fr: fr.order)
+    nvol = _volumes_per_slice(by_slice, centers)
+    ds0 = frames[0].file.ds
+    spacing = slice_spacing(centers, default=get_float(ds0, 0x00180088) or get_float(ds0, 0x00180050))
+    # Siemens mosaics whose CSA slice normal opposes row x col (typically sagittal): dcm2niix keeps
+    # the mosaic (CSA-normal ascending) slice order on disk, so the affine's z axis is -n and its
+    # determinant positive; it then writes b-vectors with y negated ("negative determinant" case).
+    mosaic_flip = bool(
+        all(fr.n_tiles for fr in frames)
+        and frames[0].mosaic_normal is not None
+        and np.linalg.det(np.stack([iop[:3], iop[3:], frames[0].mosaic_normal])) < 0
+    )
+    if mosaic_flip:
+        by_slice = by_slice[::-1]
+        spacing = -spacing
+    # volume v = v-th frame (in acquisition order) at every slice position
+    grid = [[by_slice[z][v] for z in range(nz)] for v in range(nvol)]
+    bvals = bvecs = None
+    if diffusion:
+        bvals, bvecs = _diffusion_table(grid, frames, iop, n, mosaic_flip)
+    data = _read_grid(grid, nz, nvol, workers)
+    first_ipp = np.mean([fr.ipp for fr in by_slice[0]], axis=0)
+    affine = dicom_affine(iop, frames[0].pixel_spacing, first_ipp, spacing, frames[0].rows)
+    return Assembled(data, affine, bvals, bvecs, grid[0][0].file, n_iso)
+
+
+def _volumes_per_slice(by_slice, centers) -> int:
+    """Images per slice position (= volumes); every position must have the same number."""
     counts = np.array([len(lst) for lst in by_slice])
     nvol = int(counts.max())
     if np.any(counts != nvol):
@@ -436,68 +463,55 @@ def assemble(frames: list[Frame], *, diffusion: bool = True, workers: int | None
             f"other slices have {nvol}: {nvol - counts[k]} slice image(s) missing{what}, or "
             "duplicated images elsewhere. Copy the complete series from the scanner/PACS."
         )
+    return nvol
+
+
+def _diffusion_table(grid, frames, iop, n, mosaic_flip: bool):
+    """(b-values s/mm², FSL image-frame b-vectors) of the volumes in `grid`."""
+    nvol = len(grid)
+    bvals = np.zeros(nvol)
+    bvecs = np.zeros((nvol, 3))
     ds0 = frames[0].file.ds
-    spacing = slice_spacing(centers, default=get_float(ds0, 0x00180088) or get_float(ds0, 0x00180050))
-    # Siemens mosaics whose CSA slice normal opposes row x col (typically sagittal): dcm2niix keeps
-    # the mosaic (CSA-normal ascending) slice order on disk, so the affine's z axis is -n and its
-    # determinant positive; it then writes b-vectors with y negated ("negative determinant" case).
-    mosaic_flip = bool(
-        all(fr.n_tiles for fr in frames)
-        and frames[0].mosaic_normal is not None
-        and np.linalg.det(np.stack([iop[:3], iop[3:], frames[0].mosaic_normal])) < 0
-    )
-    if mosaic_flip:
-        by_slice = by_slice[::-1]
-        spacing = -spacing
-    # volume v = v-th frame (in acquisition order) at every slice position
-    grid = [[by_slice[z][v] for z in range(nz)] for v in range(nvol)]
-    bvals = bvecs = None
-    if diffusion:
-        bvals = np.zeros(nvol)
-        bvecs = np.zeros((nvol, 3))
-        ds0 = frames[0].file.ds
-        phase_rc = phase_rc_of(ds0) or "C"
-        slice_axis = int(np.argmax(np.abs(n)))
-        canon_logical = _canon_logical(grid[0][0])
-        if canon_logical or any(fr.diff.frame == "ge" for fr in frames):
-            pp = str(ds0.get("PatientPosition", "") or "").upper()
-            if pp and pp != "HFS":
-                import warnings
+    phase_rc = phase_rc_of(ds0) or "C"
+    slice_axis = int(np.argmax(np.abs(n)))
+    canon_logical = _canon_logical(grid[0][0])
+    if canon_logical or any(fr.diff.frame == "ge" for fr in frames):
+        pp = str(ds0.get("PatientPosition", "") or "").upper()
+        if pp and pp != "HFS":
+            import warnings
 
-                from ...errors import DicomWarning
+            from ...errors import DicomWarning
 
-                warnings.warn(
-                    f"GE/Canon image-frame diffusion directions with PatientPosition {pp}: converted "
-                    "with the same (position-independent) logical-frame rule as for HFS; dcm2niix "
-                    "leaves such vectors unconverted. Check the directions on a phantom.",
-                    DicomWarning, stacklevel=3,
-                )
-        for v, vol in enumerate(grid):
-            ref = vol[0].diff
-            for fr in vol[1:]:
-                if not _same_diffusion(ref, fr.diff):
-                    raise DicomError(
-                        f"cannot group slices into volumes: {vol[0].describe()} (b={ref.bval}) and "
-                        f"{fr.describe()} (b={fr.diff.bval}) fall in volume {v + 1} but differ in "
-                        "diffusion encoding; slices are missing or the acquisition order is ambiguous."
-                    )
-            if ref.bval is None:
+            warnings.warn(
+                f"GE/Canon image-frame diffusion directions with PatientPosition {pp}: converted "
+                "with the same (position-independent) logical-frame rule as for HFS; dcm2niix "
+                "leaves such vectors unconverted. Check the directions on a phantom.",
+                DicomWarning, stacklevel=4,
+            )
+    for v, vol in enumerate(grid):
+        ref = vol[0].diff
+        for fr in vol[1:]:
+            if not _same_diffusion(ref, fr.diff):
                 raise DicomError(
-                    f"{vol[0].file.path}: no diffusion b-value found (looked for (0018,9087), Siemens "
-                    "CSA B_value, GE (0043,1039), Philips (2001,1003), UIH (0065,1009)); this does "
-                    "not look like a diffusion series. Pass the DWI series (series_uid)."
+                    f"cannot group slices into volumes: {vol[0].describe()} (b={ref.bval}) and "
+                    f"{fr.describe()} (b={fr.diff.bval}) fall in volume {v + 1} but differ in "
+                    "diffusion encoding; slices are missing or the acquisition order is ambiguous."
                 )
-            bvals[v] = ref.bval
-            vec = next((fr.diff.vec for fr in vol if fr.diff.vec is not None), None)
-            if vec is not None and ref.bval > 0:
-                frame = "ge" if (canon_logical and ref.rule == "standard") else ref.frame
-                bvecs[v] = to_image_frame(vec, frame, iop, phase_rc=phase_rc, slice_axis=slice_axis)
-                if mosaic_flip:
-                    bvecs[v, 1] = -bvecs[v, 1] + 0.0
-    data = _read_grid(grid, nz, nvol, workers)
-    first_ipp = np.mean([fr.ipp for fr in by_slice[0]], axis=0)
-    affine = dicom_affine(iop, frames[0].pixel_spacing, first_ipp, spacing, frames[0].rows)
-    return Assembled(data, affine, bvals, bvecs, grid[0][0].file, n_iso)
+        if ref.bval is None:
+            raise DicomError(
+                f"{vol[0].file.path}: no diffusion b-value found (looked for (0018,9087), Siemens "
+                "CSA B_value, GE (0043,1039), Philips (2001,1003), UIH (0065,1009), Canon/Toshiba "
+                "ImageComments); this does "
+                "not look like a diffusion series. Pass the DWI series (series_uid)."
+            )
+        bvals[v] = ref.bval
+        vec = next((fr.diff.vec for fr in vol if fr.diff.vec is not None), None)
+        if vec is not None and ref.bval > 0:
+            frame = "ge" if (canon_logical and ref.rule == "standard") else ref.frame
+            bvecs[v] = to_image_frame(vec, frame, iop, phase_rc=phase_rc, slice_axis=slice_axis)
+            if mosaic_flip:
+                bvecs[v, 1] = -bvecs[v, 1] + 0.0
+    return bvals, bvecs
 
 
 def _canon_logical(first: Frame) -> bool:
