@@ -154,7 +154,7 @@ def frame_diffusion(item) -> Diffusion:
     >>> item.DiffusionBValue = 0.0
     >>> item.DiffusionDirectionality = "NONE"
     >>> frame_diffusion(item)
-    Diffusion(bval=0.0, vec=None, frame='lps', isotropic=False)
+    Diffusion(bval=0.0, vec=None, frame='lps', isotropic=False, rule='standard')
     """
     bval = get_float(item, 0x00189087)
     direc = get_str(item, 0x00189075).upper()
@@ -175,7 +175,7 @@ def classic_diffusion(ds, vendor: str, csa: dict) -> Diffusion:
     >>> ds.DiffusionBValue = 800.0
     >>> ds.DiffusionGradientOrientation = [0.0, 0.0, 1.0]
     >>> classic_diffusion(ds, "other", {})
-    Diffusion(bval=800.0, vec=(0.0, 0.0, 1.0), frame='lps', isotropic=False)
+    Diffusion(bval=800.0, vec=(0.0, 0.0, 1.0), frame='lps', isotropic=False, rule='standard')
     """
     # Vendor private tags first where vendors are known to fill the standard ones inconsistently.
     if vendor == "ge":
