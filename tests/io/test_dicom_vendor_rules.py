@@ -195,3 +195,17 @@ def test_verify_and_backend(tmp_path):
     b = load_dwi(tmp_path / "d", backend="dcm2niix")
     np.testing.assert_allclose(b.bvals, s.bvals)
     assert main(["convert", str(tmp_path / "d"), "-o", str(tmp_path / "o"), "--verify"]) == 0
+
+
+@pytest.mark.slow
+def test_single_low_b_volume_agrees_with_dcm2niix(tmp_path):
+    """One b = 5 s/mm² volume: dcm2niix writes it with its .bval/.bvec; so do we (direction kept)."""
+    from dwi_toolkit.io.loading import load_dwi
+
+    if _dcm2niix() is None:
+        pytest.skip("dcm2niix not installed (pip install dcm2niix)")
+    write_series(tmp_path / "d", bvals=(5.0,), bvecs_lps=((0.0, 0.6, 0.8),), n_slices=2, rows=3, cols=4,
+                 manufacturer="SIEMENS")
+    s = load_dwi(tmp_path / "d", verify="dcm2niix")
+    assert s.meta["Dcm2niixAgreement"] is True
+    assert s.bvals.tolist() == [5.0] and np.linalg.norm(s.bvecs[0]) > 0.999
