@@ -79,7 +79,7 @@ def root_truth_profile(level: str, side: str, distance_mm: ArrayLike,
     Examples
     --------
     >>> t = root_truth_profile("L5", "left", [0.0, 15.0, 30.0])
-    >>> [round(v, 2) for v in t["fa"]], [round(v * 1e3, 2) for v in t["adc"]]
+    >>> t["fa"].round(2).tolist(), (t["adc"] * 1e3).round(2).tolist()
     ([0.27, 0.4, 0.4], [1.62, 1.2, 1.2])
     """
     d = np.asarray(distance_mm, dtype=float)
@@ -136,7 +136,7 @@ class RootPhantom:
     --------
     >>> ph = make_root_phantom(levels=("L5",), voxel_size=3.0, n_directions=12, noise=False)
     >>> ph.roots, round(float(ph.length_mm("L5", "left")), 1)
-    ([('L5', 'left'), ('L5', 'right')], 53.9)
+    ([('L5', 'left'), ('L5', 'right')], 41.9)
     """
 
     series: DWISeries

@@ -23,6 +23,7 @@ Everything is in RAS+ mm; streamlines run proximal (midline) → distal.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -292,9 +293,13 @@ def _run_dipy(getter: Any, stop_map: NDArray, seeds: NDArray, affine: NDArray, p
     from dipy.tracking.stopping_criterion import ThresholdStoppingCriterion
 
     sc = ThresholdStoppingCriterion(np.ascontiguousarray(stop_map, dtype=float), float(params.fa_threshold))
-    gen = LocalTracking(getter, sc, seeds, affine, step_size=params.step_mm, return_all=True,
-                        maxlen=int(params.max_length_mm / params.step_mm), random_seed=params.random_seed)
-    return [np.asarray(s, float) for s in gen]
+    with warnings.catch_warnings():
+        # dipy 1.12 deprecates PeaksAndMetrics in LocalTracking (to be removed in dipy 2.0) in favour
+        # of dipy.tracking.tracker; the results are the same, and we pin behaviour with tests
+        warnings.simplefilter("ignore", DeprecationWarning)
+        gen = LocalTracking(getter, sc, seeds, affine, step_size=params.step_mm, return_all=True,
+                            maxlen=int(params.max_length_mm / params.step_mm), random_seed=params.random_seed)
+        return [np.asarray(s, float) for s in gen]
 
 
 # --------------------------------------------------------------------------- cleaning
