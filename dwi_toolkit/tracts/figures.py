@@ -38,7 +38,7 @@ def coronal_fa_projection(fa: NDArray, affine: NDArray, *, pixel_mm: float | Non
     img = np.full((iz.max() + 1, ix.max() + 1), np.nan)
     order = np.argsort(v)  # later (larger) values win
     img[iz[order], ix[order]] = v[order]
-    return img, (x0, x0 + img.shape[1] * pixel_mm, z0, z0 + img.shape[0] * pixel_mm)
+    return img, (float(x0), float(x0 + img.shape[1] * pixel_mm), float(z0), float(z0 + img.shape[0] * pixel_mm))
 
 
 def tracts_figure(tracts: Any, fa: NDArray, *, max_streamlines: int = 30, title: str = "Tracked roots over FA (coronal)"):

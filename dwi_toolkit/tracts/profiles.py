@@ -312,6 +312,14 @@ class ProfileComparison:
     ``deviation_found`` is true when, over at least ``min_length_mm``, the band excludes 0 and the
     relative difference reaches the threshold; ``side`` is then the abnormal side (lower FA,
     higher diffusivity) and ``peak_distance_mm`` the position of the largest deviation.
+
+    Examples
+    --------
+    >>> d = np.arange(10.0)
+    >>> c = ProfileComparison("L5", "fa", "", d, np.zeros(10), np.full(10, -.01), np.full(10, .01), np.zeros(10),
+    ...                       2.5, False, None, 4.0, (float("nan"), float("nan")))
+    >>> c.to_record()["deviation_found"], c.to_record()["peak_distance_mm"]
+    (False, 4.0)
     """
 
     level: str

@@ -96,6 +96,13 @@ class RootBundle:
     n_seeds, n_tracked : int
     rejected : dict
         Reason → count (:data:`REJECT_REASONS`).
+
+    Examples
+    --------
+    >>> line = np.array([[0.0, 0, 0], [0, 0, 10], [0, 0, 20]])
+    >>> b = RootBundle("L5", "left", [line], line, 5.0, "user point", 1, 1, dict.fromkeys(REJECT_REASONS, 0))
+    >>> b.n_kept, b.distance_mm.tolist(), b.roi(start_mm=0, end_mm=15).distance_mm
+    (1, [-5.0, 5.0, 15.0], 10.0)
     """
 
     level: str
