@@ -1,7 +1,7 @@
 """Root tractography and along-root profiles for all 12 roots: dwi_toolkit vs dipy by hand.
 
 Data: the curved-root phantom (:func:`dwi_toolkit.phantom_roots.make_root_phantom`), L1–S1 both
-sides, 2 mm isotropic voxels, b = 800 s/mm², 20 directions + 2 b=0, Rician noise at SNR 25, one
+sides, a lumbar-size field of view (30 mm around the roots), 2 mm isotropic voxels, b = 800 s/mm², 20 directions + 2 b=0, Rician noise at SNR 25, one
 seed point per root.
 
 - **dwi_toolkit**: ``fit_dti`` → ``track_roots`` (40 seeds/root, deterministic) →
@@ -115,7 +115,7 @@ def main() -> int:
     args = ap.parse_args()
     from dwi_toolkit.phantom_roots import make_root_phantom
 
-    ph = make_root_phantom(voxel_size=2.0, n_directions=20, snr=25)
+    ph = make_root_phantom(voxel_size=2.0, n_directions=20, snr=25, margin_mm=30.0)
     rounds = []
     for _ in range(args.repeats):
         t_ours, tracts, prof = ours(ph)

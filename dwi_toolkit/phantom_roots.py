@@ -43,6 +43,8 @@ GRADIENT_LENGTH_MM = 15.0
 
 _S0 = {"muscle": 300.0, "csf": 1000.0, "root": 500.0}
 _ADC_MUSCLE, _ADC_CSF = 1.45e-3, 3.0e-3
+#: Root radius (mm).
+ROOT_RADIUS_MM = 3.0
 _SAC = (0.0, -4.0, 10.0, 8.0)  # centre x, y and radii (mm) of the thecal sac ellipse
 
 
@@ -111,7 +113,7 @@ class RootPhantom:
     Attributes
     ----------
     series : DWISeries
-        Simulated DWI (b in s/mm²; Rician noise unless ``noise=False``).
+        Simulated DWI (b in s/mm²; Rician noise unless ``snr=None``).
     centerlines : dict
         (level, side) → (K, 3) true centre-line in RAS+ mm, dural junction first.
     junctions : dict
@@ -134,7 +136,7 @@ class RootPhantom:
 
     Examples
     --------
-    >>> ph = make_root_phantom(levels=("L5",), voxel_size=3.0, n_directions=12, noise=False)
+    >>> ph = make_root_phantom(levels=("L5",), voxel_size=3.0, n_directions=12, snr=None)
     >>> ph.roots, round(float(ph.length_mm("L5", "left")), 1)
     ([('L5', 'left'), ('L5', 'right')], 41.9)
     """
@@ -240,13 +242,12 @@ def make_root_phantom(
     voxel_size: float | tuple[float, float, float] = 2.0,
     bval: float = 800.0,
     n_directions: int = 20,
-    snr: float = 25.0,
+    snr: float | None = 25.0,
     rotation_deg: ArrayLike = (0.0, 0.0, 0.0),
     grid_rotation_deg: ArrayLike = (0.0, 0.0, 0.0),
     lesion: RootLesion | None = None,
-    root_radius_mm: float = 3.0,
+    margin_mm: float = 8.0,
     seed: int | None = 0,
-    noise: bool = True,
 ) -> RootPhantom:
     """Simulate a DTI acquisition of curved L1–S1 roots with along-root gradients.
 
@@ -255,25 +256,24 @@ def make_root_phantom(
     levels : tuple of str, optional
         Levels to simulate (both sides each); fewer levels give a smaller, faster volume.
     voxel_size : float or (float, float, float), optional
-        mm. The grid covers every root with an 8 mm margin and is stored LAS.
+        mm. The grid covers every root with `margin_mm` around and is stored LAS.
     bval : float, optional
         s/mm² of the single shell (Miyagi 2015 used 800).
     n_directions : int, optional
         Diffusion directions (≥ 12 recommended; a near-uniform half-sphere set); 2 b=0 volumes.
-    snr : float, optional
-        b=0 root signal / noise σ (per quadrature channel; Rician magnitude).
+    snr : float or None, optional
+        b=0 root signal / noise σ (per quadrature channel; Rician magnitude); ``None`` gives the
+        exact, noise-free signal.
     rotation_deg : optional
         Patient rotation in the scanner (about x, y, z, degrees, about the grid centre).
     grid_rotation_deg : optional
         Rotation of the slice grid (oblique acquisition).
     lesion : RootLesion, optional
         A focal lesion; ``None`` for a lesion-free phantom.
-    root_radius_mm : float, optional
-        Root radius in mm.
+    margin_mm : float, optional
+        Margin of the grid around the roots (mm); ~30 mm gives a lumbar-size field of view.
     seed : int, optional
         Noise seed.
-    noise : bool, optional
-        Add Rician noise.
 
     Returns
     -------
@@ -290,15 +290,15 @@ def make_root_phantom(
     roots_p = {(lev, side): _root_curve(lev, side) for lev in levels for side in SIDES}
     pivot = np.vstack(list(roots_p.values())).mean(0)
     to_world = lambda x: (x - pivot) @ rp.T + pivot  # noqa: E731 - patient pose about the roots' centre
-    shape, affine = _grid([to_world(v) for v in roots_p.values()], vox, grid_rotation_deg, 8.0, None)
+    shape, affine = _grid([to_world(v) for v in roots_p.values()], vox, grid_rotation_deg, float(margin_mm), None)
     ijk = np.indices(shape, dtype=float).reshape(3, -1).T
     world = ijk @ affine[:3, :3].T + affine[:3, 3]
     p = (world - pivot) @ rp + pivot
-    labels, root_labels, md, fa, axis_p = _tissue(p, roots_p, float(root_radius_mm), lesion)
+    labels, root_labels, md, fa, axis_p = _tissue(p, roots_p, ROOT_RADIUS_MM, lesion)
     bvals, bvecs = _gradient_scheme(bval, n_directions, 2)
     g_world = bvecs @ bvec_frame_to_world(affine).T
     signal = _signal(labels, md, fa, axis_p @ rp.T, bvals, g_world)
-    if noise:
+    if snr is not None:
         rng = np.random.default_rng(seed)
         sigma = _S0["root"] / float(snr)
         signal = np.sqrt((signal + rng.normal(0, sigma, signal.shape)) ** 2 + rng.normal(0, sigma, signal.shape) ** 2)
@@ -315,9 +315,9 @@ def make_root_phantom(
         fa_true=fa.reshape(shape), md_true=md.reshape(shape), body_mask=(labels > 0).reshape(shape),
         lesion=lesion, midsagittal_plane=(to_world(np.array([0.0, 0.0, pivot[2]])), rp @ np.array([1.0, 0, 0])),
         params={"levels": list(levels), "voxel_size": vox.tolist(), "bval": float(bval),
-                "n_directions": int(n_directions), "snr": float(snr), "noise": bool(noise),
+                "n_directions": int(n_directions), "snr": None if snr is None else float(snr),
                 "rotation_deg": list(map(float, np.ravel(rotation_deg))),
                 "grid_rotation_deg": list(map(float, np.ravel(grid_rotation_deg))),
-                "root_radius_mm": float(root_radius_mm),
+                "root_radius_mm": ROOT_RADIUS_MM, "margin_mm": float(margin_mm),
                 "lesion": None if lesion is None else lesion.__dict__.copy()},
     )

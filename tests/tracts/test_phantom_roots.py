@@ -34,7 +34,7 @@ def test_lesion_changes_only_its_root_and_stretch():
 def test_noise_free_tensor_fit_recovers_voxel_truth(geometry):
     from dwi_toolkit.models.dti import fit_dti
 
-    ph = make_root_phantom(levels=("L4",), voxel_size=3.0, n_directions=12, noise=False, **geometry)
+    ph = make_root_phantom(levels=("L4",), voxel_size=3.0, n_directions=12, snr=None, **geometry)
     assert ph.series.n_volumes == 14 and set(ph.series.bvals) == {0.0, 800.0}
     fit = fit_dti(ph.series, mask=ph.body_mask)
     root = ph.root_labels > 0
@@ -57,7 +57,7 @@ def test_noise_free_tensor_fit_recovers_voxel_truth(geometry):
 
 
 def test_truth_records_are_tidy():
-    ph = make_root_phantom(levels=("L3",), voxel_size=4.0, n_directions=12, noise=False)
+    ph = make_root_phantom(levels=("L3",), voxel_size=4.0, n_directions=12, snr=None)
     recs = ph.truth_records(step_mm=5.0)
     assert {r["parameter"] for r in recs} == {"fa", "adc", "md", "ad", "rd"}
     assert {(r["level"], r["side"]) for r in recs} == {("L3", "left"), ("L3", "right")}
