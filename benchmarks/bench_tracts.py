@@ -72,7 +72,10 @@ def by_hand(ph):
     pam = PeaksAndMetrics()
     pam.sphere, pam.peak_dirs, pam.peak_values = default_sphere, np.ascontiguousarray(d[..., None, :]), fa[..., None].copy()
     pam.qa = pam.peak_values
-    pam.peak_indices = np.argmax(np.abs(d.reshape(-1, 3) @ default_sphere.vertices.T), 1).reshape(fa.shape + (1,)).astype(np.int32)
+    idx = np.zeros(fa.size, np.int32)
+    go = np.flatnonzero(fa.reshape(-1) >= 0.2)
+    idx[go] = np.argmax(np.abs(d.reshape(-1, 3)[go] @ default_sphere.vertices.T), 1)
+    pam.peak_indices = idx.reshape(fa.shape + (1,))
     pam.ang_thr, pam.qa_thr, pam.total_weight = 40.0, 0.2, 0.5
     sc = ThresholdStoppingCriterion(fa * ph.body_mask, 0.2)
     rng = np.random.default_rng(0)

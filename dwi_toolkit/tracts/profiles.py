@@ -316,8 +316,8 @@ class ProfileComparison:
     Examples
     --------
     >>> d = np.arange(10.0)
-    >>> c = ProfileComparison("L5", "fa", "", d, np.zeros(10), np.full(10, -.01), np.full(10, .01), np.zeros(10),
-    ...                       2.5, False, None, 4.0, (float("nan"), float("nan")))
+    >>> c = ProfileComparison("L5", "fa", "", 2.5, d, np.zeros(10), np.full(10, -.01), np.full(10, .01),
+    ...                       np.zeros(10), False, None, 4.0, (float("nan"), float("nan")))
     >>> c.to_record()["deviation_found"], c.to_record()["peak_distance_mm"]
     (False, 4.0)
     """
@@ -325,12 +325,12 @@ class ProfileComparison:
     level: str
     parameter: str
     unit: str
+    critical_t: float
     distance_mm: NDArray[np.float64]
     difference: NDArray[np.float64]
     band_low: NDArray[np.float64]
     band_high: NDArray[np.float64]
     relative_difference: NDArray[np.float64]
-    critical_t: float
     deviation_found: bool
     side: str | None
     peak_distance_mm: float

@@ -276,8 +276,11 @@ def _direction_getter(fit: Any, params: TrackingParams, valid: NDArray):
         pam.peak_dirs = np.ascontiguousarray(d[..., None, :], dtype=float)
         pam.peak_values = np.ascontiguousarray(fa[..., None], dtype=float)
         pam.qa = pam.peak_values
-        pam.peak_indices = np.argmax(np.abs(d.reshape(-1, 3) @ default_sphere.vertices.T), axis=1).reshape(
-            fa.shape + (1,)).astype(np.int32)
+        # nearest sphere vertex, only where tracking can go (FA above threshold)
+        idx = np.zeros(fa.size, np.int32)
+        go = np.flatnonzero(fa.reshape(-1) >= params.fa_threshold)
+        idx[go] = np.argmax(np.abs(d.reshape(-1, 3)[go] @ default_sphere.vertices.T), axis=1)
+        pam.peak_indices = idx.reshape(fa.shape + (1,))
         pam.ang_thr, pam.qa_thr, pam.total_weight = float(params.max_angle_deg), float(params.fa_threshold), 0.5
         return pam
     from dipy.data import get_sphere
@@ -451,12 +454,19 @@ def thecal_sac_mask(md: NDArray, body: NDArray, affine: NDArray, *, csf_md: floa
     return ndi.binary_closing(sac, iterations=it, border_value=0) | sac
 
 
-def _origin_from_sac(core: NDArray, sac: NDArray, affine: NDArray) -> float | None:
-    """Arc length of the dural junction: last centre-line point inside the sac (or, if the line
-    starts outside, minus its distance to the sac)."""
+def _sac_distance(sac: NDArray, affine: NDArray) -> NDArray[np.float64] | None:
+    """Distance (mm) of every voxel centre to the nearest sac voxel centre (None without a sac)."""
     from scipy import ndimage as ndi
 
     if not sac.any():
+        return None
+    return ndi.distance_transform_edt(~sac, sampling=np.sqrt((affine[:3, :3] ** 2).sum(0)))
+
+
+def _origin_from_sac(core: NDArray, sac: NDArray, edt: NDArray | None, affine: NDArray) -> float | None:
+    """Arc length of the dural junction: last centre-line point inside the sac (or, if the line
+    starts outside, minus its distance to the sac)."""
+    if edt is None:
         return None
     inv = np.linalg.inv(affine)
     inside = _inside(sac, inv, core)
@@ -464,11 +474,10 @@ def _origin_from_sac(core: NDArray, sac: NDArray, affine: NDArray) -> float | No
     if inside[0]:
         k = int(np.argmin(inside)) if not inside.all() else len(inside) - 1
         return float(arc[k])
-    vox = np.sqrt((affine[:3, :3] ** 2).sum(0))
-    edt = ndi.distance_transform_edt(~sac, sampling=vox)
     ijk = np.rint(core[0] @ inv[:3, :3].T + inv[:3, 3]).astype(int)
     if np.any(ijk < 0) or np.any(ijk >= np.asarray(sac.shape)):
         return None
+    vox = np.sqrt((affine[:3, :3] ** 2).sum(0))
     d0 = max(0.0, float(edt[tuple(ijk)]) - 0.5 * float(vox.min()))  # sac edge lies half a voxel out
     return -d0 if d0 < 10.0 else None
 
@@ -522,7 +531,7 @@ def _bundle(key: tuple, streams: list, n_seeds: int, ctx: dict, origin_point: ND
         if origin_point is not None:
             origin, source = float(project_to_line(origin_point.reshape(1, 3), core)[0][0]), "user point"
         else:
-            o = _origin_from_sac(core, ctx["sac"], ctx["affine"])
+            o = _origin_from_sac(core, ctx["sac"], ctx["sac_edt"], ctx["affine"])
             origin, source = (o, "dural junction (CSF)") if o is not None else (0.0, "centre-line start")
     logger.info("root %s %s: %d seeds, %d streamlines, %d kept (%s)", key[0], key[1], n_seeds, len(streams),
                 len(kept), ", ".join(f"{k} {v}" for k, v in counts.items() if v))
@@ -588,8 +597,9 @@ def track_roots(
     body = _body_mask(fit, body0)
     valid = body & np.isfinite(fit.fa)
     centres = _seed_centres(seeds, fit.fa.shape, affine)
+    sac = thecal_sac_mask(fit.md, body, affine)
     ctx = {"params": params, "affine": affine, "body": body, "plane": _plane(centres, midsagittal_plane),
-           "sac": thecal_sac_mask(fit.md, body, affine)}
+           "sac": sac, "sac_edt": _sac_distance(sac, affine)}
     getter = _direction_getter(fit, params, valid)
     stop = np.where(valid, np.nan_to_num(fit.fa), 0.0)
     rng = np.random.default_rng(params.random_seed)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,7 @@ GEOMETRIES = {
 VOX = 2.0
 
 
+@functools.lru_cache(maxsize=8)  # the same phantom/fit/tracking serves several tests (read-only)
 def _run(levels=("L5",), lesion=None, seed=0, **geometry):
     ph = make_root_phantom(levels=levels, voxel_size=VOX, n_directions=20, snr=25, lesion=lesion, seed=seed,
                            **geometry)
@@ -94,7 +97,7 @@ def test_focal_lesion_found_on_the_right_root_side_and_position(geometry):
     assert abs(found[0]["distance_mm"] - lesion.center_mm) <= 5.0
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_no_lesion_reported_on_lesion_free_phantom(seed):
     _, fit, tracts = _run(seed=seed)
     assert find_lesions(compare_profiles(along_root_profiles(tracts, fit, parameters=["fa", "adc"]))) == []
