@@ -55,6 +55,10 @@ _LAZY = {
     # analysis
     "roi_stats": "dwi_toolkit.analysis.roi_stats",
     "compare_sides": "dwi_toolkit.analysis.compare",
+    # tracts
+    "track_roots": "dwi_toolkit.tracts.tracking",
+    "along_root_profiles": "dwi_toolkit.tracts.profiles",
+    "compare_profiles": "dwi_toolkit.tracts.profiles",
     # clinical
     "assess_indication": "dwi_toolkit.clinical.indication",
     "assess_entrapment": "dwi_toolkit.clinical.entrapment",
