@@ -17,8 +17,9 @@ NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 def _cited_sections():
     """(file, section) for every section cited in the package, docs, notebooks and README."""
-    files = [ROOT / "README.md", *(ROOT / "dwi_toolkit").rglob("*.py"), *(ROOT / "docs").rglob("*.md"),
-             *(ROOT / "docs" / "notebooks").glob("*.ipynb"), *(ROOT / "sample_data").glob("*.md")]
+    files = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), *(ROOT / "docs" / "notebooks").glob("*.ipynb"),
+             *(ROOT / "sample_data").glob("*.md"), *(ROOT / "pipelines").glob("*.toml"),
+             *(p for ext in ("py", "json", "toml", "html") for p in (ROOT / "dwi_toolkit").rglob(f"*.{ext}"))]
     for path in files:
         if "_build" in path.parts or "_autosummary" in path.parts:
             continue
