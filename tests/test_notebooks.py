@@ -3,6 +3,7 @@
 
 import os
 import re
+import types
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,29 @@ def test_notebook_runs_and_shows_every_figure(path: Path, tmp_path, monkeypatch)
     images, text_only = _figure_outputs(nb)
     assert text_only == 0, f"{path.name}: {text_only} figure(s) shown as text instead of an image"
     assert images == _expected_figures(nb) > 0, f"{path.name}: {images} images"
+
+
+def test_inline_figures_registers_png_printer_in_a_kernel(monkeypatch):
+    """Fast check of the mechanism (the notebook tests above are slow): in a Jupyter kernel with
+    the inline or Agg backend a bare Figure gets a PNG; outside a kernel or with an interactive
+    backend nothing is registered."""
+    IPython = pytest.importorskip("IPython")
+    from IPython.core.formatters import PNGFormatter
+    from matplotlib.figure import Figure
+
+    from dwi_toolkit.reporting._display import enable_inline_figures
+
+    png = PNGFormatter()
+    shell = types.SimpleNamespace(kernel=object(),
+                                  display_formatter=types.SimpleNamespace(formatters={"image/png": png}))
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    fig = Figure(figsize=(1, 1))
+    fig.subplots().plot([0, 1])
+    monkeypatch.setenv("MPLBACKEND", "module://ipympl.backend_nbagg")
+    assert not enable_inline_figures() and png(fig) is None   # interactive widget backend: left alone
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    assert enable_inline_figures()
+    assert not enable_inline_figures()                         # registered once
+    assert png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+    shell.kernel = None                                        # a terminal IPython: nothing to do
+    assert not enable_inline_figures()
