@@ -26,6 +26,10 @@ from ._version import __version__
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+from .reporting._display import enable_inline_figures as _enable_inline_figures  # noqa: E402
+
+_enable_inline_figures()  # figures display as images in Jupyter, no magic needed (no-op elsewhere)
+
 #: Public name -> module that defines it (imported on first access).
 _LAZY = {
     # core

@@ -12,6 +12,10 @@ Layout (BIDS-like, one folder per subject)::
     sub-01/truth/sub-01_root_centerlines.json               centre-lines in RAS+ mm, root ADCs
     sub-01/rois/sub-01_rois.json (+ .mrk.json)              a sphere on every root's ganglion (ROI set)
     sub-01/clinical.json                                    the subject's clinical picture (left L5 sciatica)
+
+The folder is a valid BIDS 1.11 raw dataset (``dataset_description.json``, ``participants.tsv``/``.json``,
+``README.md``; the non-BIDS ``truth/``, ``rois/`` and ``clinical.json`` are listed in ``.bidsignore``),
+checked with the official BIDS validator in ``tests/test_bids_validator.py``.
 """
 
 from __future__ import annotations
@@ -162,6 +166,36 @@ def write_subject(
     return paths
 
 
+#: BIDS version the sample dataset is written for (checked with the official validator).
+BIDS_VERSION = "1.11.0"
+
+#: Files and folders of the sample that are not part of BIDS (``.bidsignore`` syntax, as .gitignore).
+SAMPLE_BIDSIGNORE = ("CHECKSUMS.sha256", "**/truth", "**/rois", "**/clinical.json")
+
+
+def _write_bids_top_level(out: Path, subject: str, clinical: dict) -> None:
+    """Top-level BIDS files of the sample: dataset description, participants table and sidecar,
+    ``.bidsignore`` (BIDS 1.11, "Modality agnostic files")."""
+    description = {
+        "Name": "dwi_toolkit synthetic lumbar DWI sample",
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "raw",
+        "License": "CC0",
+        "Authors": ["dwi_toolkit developers"],
+        "GeneratedBy": [{"Name": "dwi_toolkit.sample_data",
+                         "Description": f"deterministic synthetic lumbar phantom, seed {SAMPLE_SEED}"}],
+    }
+    atomic_write_text(out / "dataset_description.json", json.dumps(description, indent=2) + "\n")
+    atomic_write_text(out / "participants.tsv",
+                      f"participant_id\tage\tsex\n{subject}\t{clinical['age']}\t{clinical['sex']}\n")
+    participants = {
+        "age": {"Description": "age of the participant", "Units": "year"},
+        "sex": {"Description": "sex of the participant", "Levels": {"M": "male", "F": "female"}},
+    }
+    atomic_write_text(out / "participants.json", json.dumps(participants, indent=2) + "\n")
+    atomic_write_text(out / ".bidsignore", "\n".join(SAMPLE_BIDSIGNORE) + "\n")
+
+
 def checksums(folder: str | os.PathLike) -> str:
     """SHA-256 lines (``hash  relative/path``) of every file under `folder` except CHECKSUMS/README.
 
@@ -194,6 +228,7 @@ def generate(out_dir: str | os.PathLike) -> Path:
     """
     out = Path(out_dir)
     write_subject(make_sample_phantom(), out, clinical=SAMPLE_CLINICAL)
+    _write_bids_top_level(out, SAMPLE_SUBJECT, SAMPLE_CLINICAL)
     atomic_write_text(out / "CHECKSUMS.sha256", checksums(out))
     logger.info("sample data written to %s", out)
     return out

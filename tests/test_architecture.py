@@ -5,7 +5,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "dwi_toolkit"
 
-L0 = {"errors", "units", "_typing", "_version"}
+L0 = {"errors", "units", "_typing", "_version", "references"}
 ALLOWED = {
     **{m: set() for m in L0},
     "core": L0,

@@ -77,3 +77,15 @@ def test_anisotropic_roots_match_dipy_tensor(grid_rotation):
     line = ph.centerlines[("L3", "right")]
     seg = (line[3] - line[2]) / np.linalg.norm(line[3] - line[2])
     assert np.median(np.abs(v @ seg)) > 0.99
+
+
+def test_bids_sample_keeps_its_pipeline_inputs(sample_dir):
+    """sample_data/ is a BIDS dataset now (dataset_description.json), and the pipeline still finds
+    the subject's ROIs (sub-01/rois/, outside BIDS) and clinical.json there."""
+    from dwi_toolkit.pipeline.layout import discover
+
+    ds = discover(sample_dir)
+    (sub,) = ds.subjects
+    assert ds.kind == "bids" and sub.problem is None
+    assert sub.rois == sample_dir / "sub-01" / "rois" / "sub-01_rois.json"
+    assert sub.clinical == sample_dir / "sub-01" / "clinical.json"

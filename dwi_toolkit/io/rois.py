@@ -52,6 +52,7 @@ __all__ = [
     "rois_from_slicer",
     "read_itksnap_labels",
     "format_itksnap_labels",
+    "root_from_file_name",
     "load_label_map",
     "save_label_map",
 ]
@@ -304,12 +305,64 @@ def _roi_from_label(label: str, source: str) -> tuple[str, str, str]:
         ) from err
 
 
-def rois_from_slicer(doc: Mapping[str, Any], *, default_radius_mm: float = DEFAULT_RADIUS_MM,
-                     source: str = "Slicer markups") -> RoiSet:
-    """Build an ROI set from a 3D Slicer markups document.
+def root_from_file_name(path: str | os.PathLike) -> str | None:
+    """The nerve-root name a file name carries (``L5_left.mrk.json`` → ``"L5_left_ganglion"``), or None.
 
-    Control-point labels (or the markup's ``name``) must name the root, e.g.
-    ``"L5_left_ganglion"`` or ``"L5 lt DRG"``. Point radii come from ``radius_mm=…`` in the
+    3D Slicer never stores a markup's name in its ``.mrk.json`` files, so a single ROI saved from
+    Slicer is often named by its file. Leading entities such as ``sub-01_`` are skipped.
+
+    Examples
+    --------
+    >>> root_from_file_name("sub-01_L5_left.mrk.json"), root_from_file_name("OC.mrk.json")
+    ('L5_left_ganglion', None)
+    """
+    tokens = _stem(Path(path)).name.split("_")
+    for start in range(len(tokens)):
+        try:
+            return "_".join(parse_roi_name("_".join(tokens[start:])))
+        except RoiError:
+            continue
+    return None
+
+
+def _slicer_root(keys: list[str], labels: Mapping[str, str] | None, fallback: str | None,
+                 source: str) -> tuple[str, str, str]:
+    """(level, side, segment) of a Slicer markup or point from its labels ``keys``: the user's
+    mapping (by label or by Slicer's default name, e.g. ``"OC-1"`` or ``"OC"``), else a label that
+    names a root, else the root named by the file (`fallback`); a clear error otherwise."""
+    keys = [str(k).strip() for k in keys if k and str(k).strip()]
+    bare = [re.sub(r"-\d+$", "", k) for k in keys]
+    for key in (*keys, *bare):
+        if labels and key in labels:
+            return _roi_from_label(str(labels[key]), f"{source} (labels[{key!r}])")
+    for key in bare:
+        try:
+            return parse_roi_name(key)
+        except RoiError:
+            continue
+    if fallback is not None:
+        return parse_roi_name(fallback)
+    default = bare[0] if bare else "F-1"
+    raise RoiError(
+        f"{source}: markup labelled {keys[0] if keys else '(no label)'!r} does not name a nerve root, "
+        "and 3D Slicer does not store the markup's name in the file. Say which root it is: rename "
+        "the control points in Slicer (e.g. 'L5_left_ganglion'), name the file after the root (e.g. "
+        f"'L5_left_ganglion.mrk.json', one ROI per file), or map Slicer's names: load_rois(path, "
+        f"labels={{{default!r}: 'L5_left_ganglion'}}) (CLI: --name {default}=L5_left_ganglion)."
+    )
+
+
+def rois_from_slicer(doc: Mapping[str, Any], *, default_radius_mm: float = DEFAULT_RADIUS_MM,
+                     source: str = "Slicer markups", labels: Mapping[str, str] | None = None,
+                     file_root: str | None = None) -> RoiSet:
+    """Build an ROI set from a 3D Slicer markups document (as Slicer 4.11–5.x writes them).
+
+    The root of each point (point lists) or markup (curves) comes from, in order: `labels`, a
+    mapping from Slicer's label or default name to a root (``{"OC-1": "L5_left_ganglion"}`` or
+    ``{"OC": ...}``; Slicer's defaults are ``F``, ``L``, ``OC``/``C``, ``CC`` with points
+    ``F-1``, ``OC-1`` …); a control-point label (or the markup's ``name``) that names the root,
+    e.g. ``"L5_left_ganglion"`` or ``"L5 lt DRG"``; `file_root`, the root named by the file,
+    when the document holds a single ROI. Point radii come from ``radius_mm=…`` in the
     control point's description, else `default_radius_mm`. Positions in ``LPS`` are converted
     to RAS+ (x and y negated). Unsupported markup types (angles, planes, ROI boxes) are skipped
     with a log message; points not ``defined`` are skipped.
@@ -317,7 +370,8 @@ def rois_from_slicer(doc: Mapping[str, Any], *, default_radius_mm: float = DEFAU
     Raises
     ------
     RoiError
-        Unnamed/unknown roots, malformed markups, or no usable markup at all.
+        Unnamed/unknown roots (the message says how to name them), malformed markups, or no
+        usable markup at all.
 
     Examples
     --------
@@ -335,6 +389,9 @@ def rois_from_slicer(doc: Mapping[str, Any], *, default_radius_mm: float = DEFAU
     if not isinstance(markups, list):
         raise RoiError(f"{source}: not a 3D Slicer markups file (no 'markups' list).")
     rois: list[RootROI] = []
+    n_rois = sum(sum(cp.get("positionStatus", "defined") == "defined" for cp in mk.get("controlPoints") or [])
+                 if mk.get("type") in ("Fiducial", "PointList") else 1 for mk in markups if isinstance(mk, Mapping))
+    fallback = file_root if n_rois == 1 else None
     for mk in markups:
         kind = str(mk.get("type", ""))
         frame = str(mk.get("coordinateSystem", "")).upper()
@@ -357,13 +414,13 @@ def rois_from_slicer(doc: Mapping[str, Any], *, default_radius_mm: float = DEFAU
             raise RoiError(f"{source}: malformed control point positions in a {kind} markup: {err}") from err
         if kind in ("Fiducial", "PointList"):
             for cp, p in zip(cps, pos):
-                level, side, segment = _roi_from_label(cp.get("label", ""), source)
+                level, side, segment = _slicer_root([cp.get("label", "")], labels, fallback, source)
                 desc = _parse_description(cp.get("description", ""))
                 shape = Sphere(p, desc.get("radius_mm", default_radius_mm))
                 rois.append(RootROI(level, side, segment, shape, desc.get("notes", ""), desc.get("distance_mm")))
         elif kind in ("Curve", "OpenCurve", "Line", "ClosedCurve"):
-            name = mk.get("name") or cps[0].get("label", "")
-            level, side, segment = _roi_from_label(name, source)
+            keys = [mk.get("name", ""), *(cp.get("label", "") for cp in cps)]
+            level, side, segment = _slicer_root(keys, labels, fallback, source)
             desc = {}
             for cp in cps:
                 desc.update({k: v for k, v in _parse_description(cp.get("description", "")).items()
@@ -424,9 +481,13 @@ def format_itksnap_labels(table: Mapping[int, str]) -> str:
     """
     import colorsys
 
-    lines = ["################################################",
-             "# ITK-SnAP Label Description File",
-             "# written by dwi_toolkit; columns: IDX R G B A VIS MSH LABEL",
+    lines = ["################################################",  # the header ITK-SNAP itself writes
+             "# ITK-SnAP Label Description File", "# File format: ",
+             "# IDX   -R-  -G-  -B-  -A--  VIS MSH  LABEL", "# Fields: ",
+             "#    IDX:   Zero-based index ", "#    -R-:   Red color component (0..255)",
+             "#    -G-:   Green color component (0..255)", "#    -B-:   Blue color component (0..255)",
+             "#    -A-:   Label transparency (0.00 .. 1.00)", "#    VIS:   Label visibility (0 or 1)",
+             "#    MSH:   Label mesh visibility (0 or 1)", "#  LABEL:   Label description ",
              "################################################",
              '    0     0    0    0        0  0  0    "Clear Label"']
     for k, name in sorted(table.items()):
@@ -629,7 +690,8 @@ def save_label_map(rois: RoiSet, path: str | os.PathLike, *, reference: Any = No
 
 
 # ------------------------------------------------------------------------ load / save
-def load_rois(path: str | os.PathLike, *, labels: str | os.PathLike | Mapping[int, str] | None = None,
+def load_rois(path: str | os.PathLike, *,
+              labels: str | os.PathLike | Mapping[int, str] | Mapping[str, str] | None = None,
               default_radius_mm: float = DEFAULT_RADIUS_MM) -> RoiSet:
     """Read nerve-root ROIs from any supported file.
 
@@ -640,7 +702,10 @@ def load_rois(path: str | os.PathLike, *, labels: str | os.PathLike | Mapping[in
         ITK-SNAP table), or an ITK-SNAP label description / ``.tsv`` next to a label image of
         the same stem.
     labels : path-like or mapping, optional
-        Label names for a label map (see :func:`load_label_map`).
+        Label names for a label map (see :func:`load_label_map`); for a Slicer file, a mapping
+        from Slicer's labels or default names to roots, e.g. ``{"OC-1": "L5 left ganglion"}``
+        (see :func:`rois_from_slicer`; a single ROI may also be named by the file name,
+        ``L5_left.mrk.json``).
     default_radius_mm : float, optional
         Radius of Slicer points without ``radius_mm`` in their description (default 3 mm).
 
@@ -684,7 +749,11 @@ def load_rois(path: str | os.PathLike, *, labels: str | os.PathLike | Mapping[in
     doc = _read_json(p)
     if isinstance(doc, Mapping):
         if "markups" in doc or "slicer" in str(doc.get("@schema", "")).lower():
-            rois = rois_from_slicer(doc, default_radius_mm=default_radius_mm, source=str(p))
+            if labels is not None and not isinstance(labels, Mapping):
+                raise RoiError(f"{p}: labels for a Slicer file map Slicer names to roots, e.g. "
+                               "{'OC-1': 'L5_left_ganglion'}; a label table only names a label map.")
+            rois = rois_from_slicer(doc, default_radius_mm=default_radius_mm, source=str(p),
+                                    labels=labels, file_root=root_from_file_name(p))
         elif str(doc.get("schema", "")).startswith(_SCHEMA_PREFIX):
             rois = rois_from_json(doc, source=str(p))
         else:
@@ -703,7 +772,8 @@ def save_rois(rois: RoiSet, path: str | os.PathLike, *, reference: Any = None,
     ``.mrk.json`` → 3D Slicer markups (`coordinate_system` LPS or RAS); other ``.json`` →
     dwi_toolkit ROI JSON (`reference` stored when given); ``.nii``/``.nii.gz`` → label map plus
     ``.tsv`` (needs `reference` unless all ROIs are voxel masks on one grid; see
-    :func:`save_label_map`).
+    :func:`save_label_map`); ``.txt``/``.label`` → ITK-SNAP label description plus the label
+    image ``<stem>.nii.gz`` (and ``.tsv``) it describes. Every format :func:`load_rois` reads.
 
     Returns
     -------
@@ -733,6 +803,10 @@ def save_rois(rois: RoiSet, path: str | os.PathLike, *, reference: Any = None,
     name = p.name.lower()
     if _is_nifti(p):
         return save_label_map(rois, p, reference=reference, overlap=overlap, itksnap=itksnap)["nifti"]
+    if name.endswith((".txt", ".label")):  # ITK-SNAP: label image <stem>.nii.gz + its label description
+        stem = _stem(p)
+        files = save_label_map(rois, stem.with_name(stem.name + ".nii.gz"), reference=reference, overlap=overlap)
+        return atomic_write_text(p, format_itksnap_labels(_read_tsv_table(files["tsv"])))
     if name.endswith(".mrk.json"):
         doc = rois_to_slicer(rois, coordinate_system=coordinate_system)
     elif name.endswith(".json"):
@@ -740,7 +814,7 @@ def save_rois(rois: RoiSet, path: str | os.PathLike, *, reference: Any = None,
     else:
         raise RoiError(
             f"cannot tell the ROI format from {p.name!r}; use .json (dwi_toolkit), .mrk.json "
-            "(3D Slicer) or .nii.gz (label map)."
+            "(3D Slicer), .nii.gz (label map) or .txt/.label (ITK-SNAP label description + label map)."
         )
     out = atomic_write_text(p, json.dumps(doc, indent=2) + "\n")
     logger.info("wrote %d ROIs to %s", len(rois), p)

@@ -342,7 +342,7 @@ def _discover_bids(root: Path, participants: set[str] | None, derivatives: Seque
             subjects.append(Subject(
                 label=sub.name, session=ses_name, source=base.relative_to(root).as_posix(), root=root,
                 dwi=dwi, bvals=bval, bvecs=bvec, problem=problem,
-                rois=_find_rois([*deriv, *deriv_dwi, *[d / "rois" for d in deriv]]),
+                rois=_find_rois([*deriv, *deriv_dwi, *[d / "rois" for d in deriv]]) or _find_rois([base / "rois"]),
                 clinical=_find_clinical([*deriv, base, sub]),
             ))
     return subjects

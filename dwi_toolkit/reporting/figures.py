@@ -1,7 +1,8 @@
 """Report figures, built with the matplotlib object API (``matplotlib.figure.Figure``).
 
-No pyplot state is used, so the functions are safe in scripts, servers and notebooks (the
-figures display in Jupyter through their own ``_repr_png_``) and with the Agg backend.
+No pyplot state is used, so the functions are safe in scripts, servers and notebooks and with the
+Agg backend; in Jupyter the returned figures display as images without ``%matplotlib`` magic
+(``import dwi_toolkit`` registers IPython's PNG printer for figures, see ``reporting._display``).
 
 Units: diffusivities are stored in mm²/s and drawn in ×10⁻³ mm²/s (``dwi_toolkit.units``);
 b-values in s/mm²; signal in the scanner's arbitrary units. Images are drawn in the voxel grid

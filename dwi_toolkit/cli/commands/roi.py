@@ -5,7 +5,7 @@ Subcommands::
     dwi-toolkit roi draw    PATH -o rois.json [--rois START]      # interactive editor window
     dwi-toolkit roi show    PATH --rois FILE -o fig.png           # overlay montage
     dwi-toolkit roi stats   PATH --rois FILE [-o table.csv]       # fits ADC first for a DWI
-    dwi-toolkit roi convert IN OUT [--reference IMAGE]            # JSON / .mrk.json / label map
+    dwi-toolkit roi convert IN OUT [--reference IMAGE]            # JSON / .mrk.json / label map / ITK-SNAP
     dwi-toolkit roi mirror  PATH --rois FILE -o OUT               # add contralateral twins
 
 PATH is a DWI series (NIfTI with .bval/.bvec, or DICOM) or a 3-D parameter map (e.g. an ADC
@@ -77,10 +77,14 @@ def add_parser(sub, add_common) -> None:
     t.set_defaults(func=run_stats)
 
     c = rs.add_parser("convert", help="convert between ROI formats (by extension)")
-    c.add_argument("input", help="ROI file (.json, .mrk.json, .nii.gz label map)")
-    c.add_argument("output", help="ROI file to write (.json, .mrk.json, .nii.gz label map)")
+    c.add_argument("input", help="ROI file (.json, .mrk.json, .nii.gz label map, ITK-SNAP .txt/.label)")
+    c.add_argument("output", help="ROI file to write (.json, .mrk.json, .nii.gz label map + .tsv, ITK-SNAP "
+                                  ".txt/.label + its .nii.gz label map)")
     c.add_argument("--reference", help="image defining the grid (needed to write a label map from shapes)")
     c.add_argument("--labels", help="label table for a label-map input (.tsv or ITK-SNAP .txt)")
+    c.add_argument("--name", action="append", default=[], metavar="SLICER=ROOT",
+                   help="root of a Slicer markup or point with a default name, e.g. OC=L5_left_ganglion "
+                        "or F-1=L5_left (repeatable)")
     c.add_argument("--coordinate-system", choices=["LPS", "RAS"], default="LPS",
                    help="coordinate system of a Slicer output (default LPS, like Slicer)")
     c.add_argument("--default-radius", type=float, default=3.0,
@@ -227,9 +231,13 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    from ...errors import InputDataError
     from ...io.rois import load_rois, save_rois
 
-    rois = load_rois(args.input, labels=args.labels, default_radius_mm=args.default_radius)
+    names = dict(item.split("=", 1) for item in args.name if "=" in item)
+    if len(names) != len(args.name):
+        raise InputDataError(f"--name takes SLICER=ROOT pairs, got {args.name}")
+    rois = load_rois(args.input, labels=names or args.labels, default_radius_mm=args.default_radius)
     out = save_rois(rois, args.output, reference=args.reference, coordinate_system=args.coordinate_system)
     print(f"wrote {len(rois)} ROIs to {out}")
     return 0
