@@ -1,0 +1,1 @@
+"""Nerve-root tractography and along-root profiles (layer L3: may import core, models, roi)."""
