@@ -62,6 +62,7 @@ _LAZY = {
     "Report": "dwi_toolkit.reporting.report",
     # pipeline
     "run_analysis": "dwi_toolkit.pipeline.analyze",
+    "AnalysisOptions": "dwi_toolkit.analysis.options",
     "run_pipeline": "dwi_toolkit.pipeline.runner",
 }
 
