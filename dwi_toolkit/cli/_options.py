@@ -27,7 +27,7 @@ from typing import Any
 
 __all__ = [
     "add_input", "add_out", "add_no_figures", "add_mask", "add_b_range", "add_method",
-    "add_analysis_options", "analysis_options", "b_range",
+    "add_analysis_options", "analysis_options", "b_range", "check_required",
 ]
 
 
@@ -69,10 +69,24 @@ def add_input(p, *, what: str = "DWI series: NIfTI (with .bval/.bvec beside it),
 
 def add_out(p, *, required: bool = True, help: str = "output folder (created if missing)",
             old: tuple[str, ...] = ("--out-dir", "--outdir", "--output")) -> None:
-    """``-o/--out``: the output folder (or file); `old` spellings are hidden deprecated aliases."""
-    p.add_argument("-o", "--out", dest="out", required=required, help=help)
+    """``-o/--out``: the output folder (or file); `old` spellings are hidden deprecated aliases.
+
+    A required ``-o`` is checked after parsing (:func:`check_required`), so an old spelling
+    satisfies it too.
+    """
+    p.add_argument("-o", "--out", dest="out", help=help + (" (required)" if required else ""))
     if old:
         _deprecated(p, *old, dest="out", new="-o/--out")
+    if required:
+        p.set_defaults(_out_required=p.prog)
+
+
+def check_required(args: argparse.Namespace) -> str | None:
+    """The usage error for a missing required ``-o/--out`` (None when everything is there)."""
+    prog = getattr(args, "_out_required", None)
+    if prog and getattr(args, "out", None) is None:
+        return f"{prog}: error: the following arguments are required: -o/--out"
+    return None
 
 
 def add_no_figures(p, *, help: str = "skip the figures (faster)") -> None:

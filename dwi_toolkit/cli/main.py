@@ -97,6 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from ._options import check_required
+
+    missing = check_required(args)
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     debug = bool(getattr(args, "debug", False))
     _configure_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0), debug)
     import warnings

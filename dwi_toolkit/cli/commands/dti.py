@@ -6,7 +6,7 @@ import argparse
 
 
 def add_parser(sub, add_common) -> None:
-    from ._maps import add_input_args
+    from ._maps import add_map_args
 
     p = sub.add_parser(
         "dti",
@@ -14,11 +14,8 @@ def add_parser(sub, add_common) -> None:
         description="Fit the diffusion tensor with dipy's TensorModel and write NIfTI maps (FA, MD, "
         "AD, RD in mm^2/s, status, principal eigenvector), a JSON summary and a PNG montage.",
     )
-    add_input_args(p)
-    p.add_argument("--method", choices=["WLS", "OLS", "NLLS", "RESTORE"], default="WLS",
-                   help="dipy fit method (default WLS)")
-    p.add_argument("--b-range", nargs=2, type=float, metavar=("B_MIN", "B_MAX"),
-                   help="s/mm^2; fit only volumes with b in this range (plus b=0)")
+    add_map_args(p, methods=("WLS", "OLS", "NLLS", "RESTORE"), default_method="WLS",
+                 method_help="dipy fit method", b_range=True)
     add_common(p)
     p.set_defaults(func=run)
 
@@ -29,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ...models.dti import fit_dti
+    from .._options import b_range
     from ._maps import (
         load_inputs,
         montage,
@@ -41,13 +39,14 @@ def run(args: argparse.Namespace) -> int:
 
     series, mask = load_inputs(args)
     series, steps = preprocess(series, args)
-    fit = fit_dti(series, method=args.method, b_range=tuple(args.b_range) if args.b_range else None, mask=mask)
-    out = Path(args.out_dir)
+    fit = fit_dti(series, method=args.method, b_range=b_range(args), mask=mask)
+    out = Path(args.out)
     paths = fit.save(out)
     summary = fit.summary()
     summary.update({"input": str(args.path), "bvals_used": fit.bvals_used.tolist(),
-                    "outputs": {k: str(v) for k, v in paths.items()}, "preprocessing": steps})
-    if not args.no_png:
+                    "outputs": {k: str(v) for k, v in paths.items()}, "preprocessing": steps, "mask": args.mask,
+                    "mask_voxels": None if mask is None else int(mask.sum())})
+    if not args.no_figures:
         ok = fit.status == 0
         fa = np.where(ok, fit.fa, np.nan)
         md = np.where(ok, fit.md * 1e3, np.nan)

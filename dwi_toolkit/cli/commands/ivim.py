@@ -7,7 +7,7 @@ import argparse
 
 
 def add_parser(sub, add_common) -> None:
-    from ._maps import add_input_args
+    from ._maps import add_map_args, add_noise_args
 
     p = sub.add_parser(
         "ivim",
@@ -16,16 +16,11 @@ def add_parser(sub, add_common) -> None:
         "bounded fit) and write NIfTI maps (D and D* in mm^2/s, f unitless), a status map, a JSON "
         "summary and a PNG montage.",
     )
-    add_input_args(p)
-    p.add_argument("--method", choices=["segmented", "full"], default="segmented",
-                   help="segmented (D from high b, then f and D*) or full 4-parameter fit (default segmented)")
+    add_map_args(p, methods=("segmented", "full"), default_method="segmented",
+                 method_help="segmented (D from high b, then f and D*) or full 4-parameter fit", b_range=False)
     p.add_argument("--b-threshold", type=float, default=200.0,
                    help="s/mm^2; b-values at or above are used for D in the segmented step (default 200)")
-    p.add_argument("--noise-correction", choices=["none", "exclude", "rician"], default="none",
-                   help="noise-floor handling: exclude samples below k*sigma, or fit the Rician mean")
-    p.add_argument("--sigma", default="auto",
-                   help="noise sigma in signal units, or 'auto' (repeated b=0 volumes, else background); "
-                   "used only with --noise-correction")
+    add_noise_args(p, ("none", "exclude", "rician"), "none")
     p.add_argument("-k", type=float, default=2.0, help="exclusion threshold in units of sigma (default 2)")
     add_common(p)
     p.set_defaults(func=run)
@@ -52,13 +47,14 @@ def run(args: argparse.Namespace) -> int:
     sigma = resolve_sigma(series, args.sigma) if corr else None
     fit = fit_ivim(series, method=args.method, b_threshold=args.b_threshold, mask=mask,
                    noise_correction=corr, sigma=sigma, k=args.k)
-    out = Path(args.out_dir)
+    out = Path(args.out)
     paths = fit.save(out)
     summary = fit.summary()
     summary.update({"input": str(args.path), "bvals_used": fit.bvals_used.tolist(), "sigma": sigma,
                     "bounds": fit.bounds, "outputs": {k: str(v) for k, v in paths.items()},
-                    "preprocessing": steps})
-    if not args.no_png:
+                    "preprocessing": steps, "mask": args.mask,
+                    "mask_voxels": None if mask is None else int(mask.sum())})
+    if not args.no_figures:
         import numpy as np
 
         # D and f are meaningful at a bound (f = 0: no perfusion); D* is not when f is ~0
