@@ -167,6 +167,13 @@ class AnalysisOptions:
         return tuple(f.name for f in dataclasses.fields(cls))
 
     @classmethod
+    def value_type(cls, name: str) -> type:
+        """The Python type of option `name` (``float`` for ``float | None``)."""
+        f = {f.name: f for f in dataclasses.fields(cls)}[name]
+        text = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        return {"float": float, "int": int, "str": str, "bool": bool}[text.split("|")[0].strip()]
+
+    @classmethod
     def describe(cls) -> list[dict[str, Any]]:
         """One record per option: name, default, unit, choices, help (for docs and ``--help``)."""
         return [{"name": f.name, "default": f.default, **{k: v for k, v in f.metadata.items()}}

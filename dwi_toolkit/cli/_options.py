@@ -160,8 +160,7 @@ def add_analysis_options(p) -> None:
         meta = f.metadata
         if meta.get("cli") != "auto":
             continue
-        kind = type(f.default) if f.default is not None else (int if "int" in str(f.type) else float
-                                                               if "float" in str(f.type) else str)
+        kind = AnalysisOptions.value_type(f.name)
         unit = f", {meta['unit']}" if meta.get("unit") else ""
         default = "" if f.default is None else f" (default {f.default:g})" if isinstance(f.default, float) \
             else f" (default {f.default})"
