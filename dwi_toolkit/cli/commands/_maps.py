@@ -206,3 +206,29 @@ def write_roi_stats(fit, names: list[str], rois_path: str, path: Path) -> tuple[
     table = RoiStatsTable(rows)
     table.to_csv(path)
     return path, rows
+
+
+def write_fit_outputs(args, series, mask, fit, steps: list[dict[str, Any]], *, model: str, roi_maps: list[str],
+                      panels, title: str, sigma: float | None = None,
+                      extra: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any], list]:
+    """Maps, montage, per-ROI statistics and ``<model>_summary.json`` of a fitting command.
+
+    `panels` is called (only when figures are wanted) for the montage panels. Returns the output
+    folder, the summary written and the ROI statistics rows (empty without ``--rois``).
+    """
+    out = Path(args.out)
+    paths = fit.save(out)
+    summary = fit.summary()
+    summary.update({"input": str(args.path), "bvals_used": fit.bvals_used.tolist(),
+                    "outputs": {k: str(v) for k, v in paths.items()}, "preprocessing": steps,
+                    "mask": args.mask, "mask_voxels": None if mask is None else int(mask.sum()), **(extra or {})})
+    if not args.no_figures:
+        png = montage(panels(), out / f"{model}_montage.png", title=title)
+        summary["outputs"]["montage"] = str(png)
+    rows: list = []
+    if args.rois:
+        csv, rows = write_roi_stats(fit, roi_maps, args.rois, out / f"{model}_roi_stats.csv")
+        summary["outputs"]["roi_stats"] = str(csv)
+        summary["roi_snr"] = try_roi_snr(series, args.rois, sigma)
+    write_summary(out / f"{model}_summary.json", summary)
+    return out, summary, rows
