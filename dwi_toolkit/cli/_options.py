@@ -165,7 +165,8 @@ def add_analysis_options(p) -> None:
         default = "" if f.default is None else f" (default {f.default:g})" if isinstance(f.default, float) \
             else f" (default {f.default})"
         p.add_argument(f"--{f.name.replace('_', '-')}", dest=f"opt_{f.name}", type=kind,
-                       choices=meta.get("choices"), default=None, help=f"{meta['help']}{unit}{default}")
+                       choices=meta.get("choices"), default=None,
+                       help=f"{meta['help']}{unit}{default}".replace("%", "%%"))
 
 
 def analysis_options(args: argparse.Namespace):
