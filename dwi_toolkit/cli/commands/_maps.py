@@ -209,11 +209,11 @@ def write_roi_stats(fit, names: list[str], rois_path: str, path: Path) -> tuple[
 
 
 def write_fit_outputs(args, series, mask, fit, steps: list[dict[str, Any]], *, model: str, roi_maps: list[str],
-                      panels, title: str, sigma: float | None = None,
-                      extra: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any], list]:
+                      panels, title: str, extra: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any], list]:
     """Maps, montage, per-ROI statistics and ``<model>_summary.json`` of a fitting command.
 
-    `panels` is called (only when figures are wanted) for the montage panels. Returns the output
+    `panels` is called (only when figures are wanted) for the montage panels; `extra` is added to
+    the summary (its ``sigma``, when given, is the noise level of the ROI SNR). Returns the output
     folder, the summary written and the ROI statistics rows (empty without ``--rois``).
     """
     out = Path(args.out)
@@ -229,6 +229,6 @@ def write_fit_outputs(args, series, mask, fit, steps: list[dict[str, Any]], *, m
     if args.rois:
         csv, rows = write_roi_stats(fit, roi_maps, args.rois, out / f"{model}_roi_stats.csv")
         summary["outputs"]["roi_stats"] = str(csv)
-        summary["roi_snr"] = try_roi_snr(series, args.rois, sigma)
+        summary["roi_snr"] = try_roi_snr(series, args.rois, (extra or {}).get("sigma"))
     write_summary(out / f"{model}_summary.json", summary)
     return out, summary, rows

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         return out
 
     out, summary, rows = write_fit_outputs(
-        args, series, mask, fit, steps, model="ivim", roi_maps=["d", "dstar", "f"], panels=panels, sigma=sigma,
+        args, series, mask, fit, steps, model="ivim", roi_maps=["d", "dstar", "f"], panels=panels,
         title=f"IVIM ({fit.method}); D, f: status 0 or 5 (at a bound); D*: status 0",
         extra={"sigma": sigma, "bounds": fit.bounds})
     counts = summary["status_counts"]
