@@ -164,7 +164,7 @@ def add_analysis_options(p) -> None:
         unit = f", {meta['unit']}" if meta.get("unit") else ""
         default = "" if f.default is None else f" (default {f.default:g})" if isinstance(f.default, float) \
             else f" (default {f.default})"
-        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f"opt_{f.name}", type=kind,
+        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f"opt_{f.name}", metavar=None if meta.get("choices") else f.name.upper(), type=kind,
                        choices=meta.get("choices"), default=None,
                        help=f"{meta['help']}{unit}{default}".replace("%", "%%"))
 
