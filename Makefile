@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(BIN)/dwi-toolkit analyze sample_data/sub-01/dwi/sub-01_dwi.nii.gz \
 		--rois sample_data/sub-01/rois/sub-01_rois.json \
 		--clinical sample_data/sub-01/clinical.json \
-		--b-min 100 -o $(DEMO_OUT)/sub-01
+		--b-range 100 - -o $(DEMO_OUT)/sub-01
 	@echo "Demo finished: open $(DEMO_OUT)/sub-01/report.html"
 	$(MAKE) demo-cohort
 

@@ -70,10 +70,25 @@ _LAZY = {
     "Report": "dwi_toolkit.reporting.report",
     # pipeline
     "run_analysis": "dwi_toolkit.pipeline.analyze",
+    "AnalysisOptions": "dwi_toolkit.analysis.options",
     "run_pipeline": "dwi_toolkit.pipeline.runner",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
+
+# Composition root: the data objects of core/roi/models/analysis save themselves through writers
+# that io provides; io is wired in here (resolved on first use) so the lower layers never import it.
+from .core.writers import register_writer as _register_writer  # noqa: E402
+
+for _name, _target in (
+    ("dwi", "dwi_toolkit.io.nifti:save_dwi"),
+    ("map", "dwi_toolkit.io.nifti:save_map"),
+    ("rois", "dwi_toolkit.io.rois:save_rois"),
+    ("csv", "dwi_toolkit.io.tables:write_csv"),
+    ("atomic_path", "dwi_toolkit.io._atomic:atomic_path"),
+):
+    _register_writer(_name, _target)
+del _name, _target, _register_writer
 
 
 def __getattr__(name: str) -> Any:

@@ -183,9 +183,9 @@ class RoiStatsTable:
 
     def save(self, path: str | os.PathLike):
         """Write the table as CSV, atomically (see :func:`dwi_toolkit.io.tables.write_csv`)."""
-        from ..io.tables import write_csv  # io sits above analysis; imported lazily on purpose
+        from ..core.writers import get_writer  # io sits above analysis: registered, not imported
 
-        return write_csv(path, self.to_records(), columns=CSV_COLUMNS)
+        return get_writer("csv")(path, self.to_records(), columns=CSV_COLUMNS)
 
     def to_dataframe(self):
         """The table as a :class:`pandas.DataFrame` (needs pandas: ``pip install pandas``)."""

@@ -19,7 +19,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..errors import DwiToolkitError
 
 __all__ = ["build_parser", "main"]
@@ -96,6 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
+        return 2
+    from ._options import check_required
+
+    missing = check_required(args)
+    if missing:
+        print(missing, file=sys.stderr)
         return 2
     debug = bool(getattr(args, "debug", False))
     _configure_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0), debug)

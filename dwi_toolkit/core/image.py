@@ -255,9 +255,9 @@ class DWISeries:
 
         See :func:`dwi_toolkit.io.nifti.save_dwi`.
         """
-        from ..io.nifti import save_dwi  # io sits above core; imported lazily on purpose
+        from .writers import get_writer  # io sits above core: its writer is registered, not imported
 
-        return save_dwi(self, path)
+        return get_writer("dwi")(self, path)
 
     # ----------------------------------------------------------------- display
     def _shell_summary(self) -> str:

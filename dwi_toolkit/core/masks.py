@@ -32,12 +32,16 @@ def signal_mask(b0: ArrayLike, *, fraction: float = 0.1) -> NDArray[np.bool_]:
     >>> img = np.zeros((10, 10, 1)); img[3:7, 3:7] = 500.0
     >>> int(signal_mask(img).sum())
     16
+    >>> int(signal_mask(np.full((4, 4, 2), 300.0)).sum())   # no background to separate: every voxel
+    32
     """
     arr = np.asarray(b0, dtype=float)
     vals = arr[np.isfinite(arr)]
     if vals.size == 0:
         raise InputDataError("cannot build a signal mask: the b=0 image has no finite values.")
     lo, hi = np.percentile(vals, [2, 98])
+    if not hi > lo:  # a uniform image (no background in the field of view): every finite voxel
+        return np.isfinite(arr)
     return np.isfinite(arr) & (arr > lo + fraction * (hi - lo))
 
 

@@ -13,7 +13,7 @@ from ..core.image import DWISeries
 from ..errors import InputDataError
 from .nifti import load_nifti_dwi
 
-__all__ = ["load_dwi", "is_nifti", "looks_like_dicom", "nifti_dwi_candidates"]
+__all__ = ["load_dwi", "load_analysis_mask", "is_nifti", "looks_like_dicom", "nifti_dwi_candidates"]
 
 
 def is_nifti(path: str | os.PathLike) -> bool:
@@ -160,3 +160,51 @@ def load_dwi(
         f"{p} is neither NIfTI (.nii/.nii.gz) nor DICOM; dwi_toolkit reads NIfTI with .bval/.bvec "
         "files, DICOM files and folders of DICOM files."
     )
+
+
+def load_analysis_mask(spec: str | os.PathLike | None, series: DWISeries):
+    """The analysis mask named by `spec`: ``"auto"``, ``"none"``, ``"otsu"`` or a NIfTI mask path.
+
+    One policy for every command (``adc``, ``ivim``, ``dti``, ``analyze``, the pipeline):
+
+    - ``"auto"`` (the default everywhere): voxels clearly above the background on the mean b=0
+      image (:func:`dwi_toolkit.core.masks.signal_mask`); every voxel when the series has no b=0.
+    - ``"none"`` or None: every voxel (returns None).
+    - ``"otsu"``: dipy's ``median_otsu`` on the mean b=0 image (radius 2, one pass).
+    - a path: a NIfTI mask on the DWI grid (non-zero = analysed).
+
+    Returns
+    -------
+    ndarray of bool, shape (X, Y, Z), or None (every voxel)
+
+    Raises
+    ------
+    InputDataError
+        The mask file's grid differs from the series'.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> data = np.zeros((6, 6, 2, 2)); data[1:5, 1:5, :, 0] = 100; data[1:5, 1:5, :, 1] = 40
+    >>> s = DWISeries(data, np.eye(4), [0, 800], [[0, 0, 0], [1, 0, 0]])
+    >>> int(load_analysis_mask("auto", s).sum()), load_analysis_mask("none", s)
+    (32, None)
+    """
+    from ..core.masks import check_mask, signal_mask
+
+    if spec is None or (isinstance(spec, str) and spec.lower() == "none"):
+        return None
+    if isinstance(spec, str) and spec.lower() == "auto":
+        return signal_mask(series.mean_b0()) if series.b0_mask.any() else None
+    if isinstance(spec, str) and spec.lower() == "otsu":
+        from dipy.segment.mask import median_otsu
+
+        return median_otsu(series.mean_b0(), median_radius=2, numpass=1)[1]
+    from .nifti import load_map
+
+    m = load_map(spec)
+    if tuple(m.shape) != tuple(series.spatial_shape):
+        raise InputDataError(f"mask {spec} has shape {tuple(m.shape)} but the DWI grid is "
+                             f"{tuple(series.spatial_shape)}; resample the mask onto the DWI first.")
+    return check_mask(np.asarray(m.data) > 0, series.spatial_shape)

@@ -521,7 +521,9 @@ class ADCFit:
 
     def save(self, out_dir: str | os.PathLike, *, prefix: str = "") -> dict[str, Any]:
         """Write ``adc``, ``s0``, ``rsquared`` and ``status`` maps as NIfTI into `out_dir`."""
-        from ..io.nifti import save_map  # io sits above models; imported lazily on purpose
+        from ..core.writers import get_writer  # io sits above models: registered, not imported
+
+        save_map = get_writer("map")
 
         from pathlib import Path
 

@@ -172,8 +172,9 @@ class DTIFit:
         """
         import nibabel as nib
 
-        from ..io._atomic import atomic_path  # io sits above models; imported lazily on purpose
-        from ..io.nifti import save_map
+        from ..core.writers import get_writer  # io sits above models: registered, not imported
+
+        atomic_path, save_map = get_writer("atomic_path"), get_writer("map")
 
         d = Path(out_dir)
         d.mkdir(parents=True, exist_ok=True)

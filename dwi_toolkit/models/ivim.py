@@ -769,7 +769,9 @@ class IVIMFit:
         dict
             name → path written.
         """
-        from ..io.nifti import save_map  # io sits above models; imported lazily on purpose
+        from ..core.writers import get_writer  # io sits above models: registered, not imported
+
+        save_map = get_writer("map")
 
         d = Path(out_dir)
         d.mkdir(parents=True, exist_ok=True)

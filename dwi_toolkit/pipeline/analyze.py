@@ -13,7 +13,9 @@ pipeline. It only calls the public API of the lower layers, in this order:
 8. :func:`dwi_toolkit.clinical.entrapment.assess_entrapment` — per-level concordance.
 9. :func:`dwi_toolkit.reporting.report.build_report` and :meth:`Report.save`.
 
-The options used are recorded in the report's provenance with their units.
+Its options are one :class:`~dwi_toolkit.analysis.options.AnalysisOptions` object (defaults in
+one place), recorded in the report's provenance. The fits run in the analysis mask
+(``options.mask``, default ``"auto"``: the body above the background on the mean b=0 image).
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from ..clinical.entrapment import DEFAULT_THRESHOLD_PCT
-from ..errors import PipelineError, RoiError
+from ..analysis.options import AnalysisOptions
+from ..errors import InputDataError, RoiError
 
-__all__ = ["run_analysis", "roi_masks"]
+__all__ = ["run_analysis", "roi_masks", "AnalysisOptions"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,25 +125,12 @@ def run_analysis(
     clinical_path: str | os.PathLike | None = None,
     out_dir: str | os.PathLike | None = None,
     *,
-    method: str = "wls",
-    b_min: float | None = None,
-    b_max: float | None = None,
-    symptomatic_side: str | None = None,
-    threshold_pct: float = DEFAULT_THRESHOLD_PCT,
-    parameter: str = "adc",
-    n_boot: int = 2000,
-    ci: float = 0.95,
-    min_voxels: int = 5,
-    seed: int = 0,
+    options: AnalysisOptions | None = None,
     bvals: str | os.PathLike | None = None,
     bvecs: str | os.PathLike | None = None,
-    b0_threshold: float = 50.0,
     subject: str | None = None,
-    stenosis_policy: str | None = None,
-    dti: bool | None = None,
-    csf_threshold: float | None = None,
-    figures: bool = True,
     command: str | None = None,
+    **option_values: Any,
 ) -> Any:
     """Analyse one subject and (when `out_dir` is given) write its report.
 
@@ -153,41 +142,22 @@ def run_analysis(
         Nerve-root ROIs in a format :func:`dwi_toolkit.io.rois.load_rois` reads.
     clinical_path : path-like, optional
         The subject's ``clinical.json``; without it there is no indication assessment and the
-        symptomatic side must come from `symptomatic_side`.
+        symptomatic side must come from ``options.symptomatic_side``.
     out_dir : path-like, optional
         Where to write ``report.json``, CSV tables, figures and ``report.html``.
-    method : {"wls", "ols", "nlls"}, optional
-        ADC fit method (default ``"wls"``).
-    b_min, b_max : float, optional
-        b-value range in s/mm² used by the ADC fit (inclusive; default all b-values).
-    symptomatic_side : {"left", "right"}, optional
-        Overrides ``radicular_side`` of the clinical file.
-    threshold_pct : float, optional
-        Entrapment-assessment threshold on ``rel_diff_pct`` in % (default 10, not a diagnostic
-        cut-off; see :func:`dwi_toolkit.clinical.entrapment.assess_entrapment`).
-    parameter : str, optional
-        Parameter assessed for entrapment (default ``"adc"``).
-    n_boot, ci, min_voxels, seed : optional
-        Bootstrap and flag settings of :func:`dwi_toolkit.analysis.compare.compare_sides`.
+    options : AnalysisOptions, optional
+        Every analysis option (fit method, b-value range in s/mm², analysis mask, bootstrap,
+        thresholds, figures ...) with its default; see
+        :class:`dwi_toolkit.analysis.options.AnalysisOptions`. The options are printed in the
+        report's provenance.
     bvals, bvecs : path-like, optional
         Gradient files when they are not beside a NIfTI input.
-    b0_threshold : float, optional
-        s/mm² (default 50).
     subject : str, optional
         Pseudonymous label printed on the report (default ``subject_id`` of the clinical file).
-    stenosis_policy : {"kovacs2013", "acr2021"}, optional
-        Stenosis-threshold policy of the indication rules (§3.10); default the rule set's own.
-    dti : bool, optional
-        Also fit the diffusion tensor and measure and compare FA and MD in the ROIs (FA is the
-        most consistent marker of root compression, clinical-reference §2.2). Default (None):
-        whenever the directions allow a tensor (b=0 plus six non-collinear directions);
-        True requires it (FitError otherwise); False never.
-    csf_threshold : float, optional
-        ADC in mm²/s above which an ROI voxel counts as CSF-contaminated and is left out of the
-        statistics (e.g. ``2.5e-3``; CSF ≈ 3.0e-3, clinical-reference §1.6); the excluded counts
-        are reported. Default: no CSF exclusion.
-    figures : bool, optional
-        Render the figures (default True).
+    command : str, optional
+        The command line recorded in the provenance.
+    **option_values
+        Individual options (``n_boot=200``, ``b_min=100`` ...), applied on top of `options`.
 
     Returns
     -------
@@ -197,8 +167,8 @@ def run_analysis(
     ------
     DwiToolkitError
         From any step (bad input files, unknown clinical vocabulary, fit impossible ...).
-    PipelineError
-        Contradictory options.
+    InputDataError
+        Unknown or invalid options.
 
     Examples
     --------
@@ -208,78 +178,110 @@ def run_analysis(
     >>> tmp = Path(tempfile.mkdtemp())
     >>> _ = generate_cohort(tmp / "in", subjects={k: COHORT[k] for k in ("sub-01", "sub-05")}, dicom=False)
     >>> sub = tmp / "in" / "sub-01"
+    >>> opts = AnalysisOptions(figures=False, n_boot=200)
     >>> report = run_analysis(sub / "dwi" / "sub-01_dwi.nii.gz", sub / "rois.json", sub / "clinical.json",
-    ...                       tmp / "report", figures=False, n_boot=200)
+    ...                       tmp / "report", options=opts)
     >>> report.entrapment.get("L5").classification, (tmp / "report" / "report.html").is_file()
     ('concordant', True)
     """
-    from ..analysis.compare import compare_sides
-    from ..analysis.roi_stats import roi_stats
     from ..io.loading import load_dwi
     from ..io.rois import load_rois
-    from ..models.adc import fit_adc
     from ..reporting.report import build_report
 
-    if symptomatic_side is not None and symptomatic_side not in ("left", "right"):
-        raise PipelineError(f"symptomatic_side must be 'left' or 'right', got {symptomatic_side!r}.")
-    if b_min is not None and b_max is not None and b_min >= b_max:
-        raise PipelineError(f"b_min ({b_min} s/mm^2) must be below b_max ({b_max} s/mm^2).")
-
+    opts = _merge_options(options, option_values)
     logger.info("loading %s", series_path)
-    series = load_dwi(series_path, bvals=bvals, bvecs=bvecs, b0_threshold=b0_threshold)
+    series = load_dwi(series_path, bvals=bvals, bvecs=bvecs, b0_threshold=opts.b0_threshold)
     rois = load_rois(rois_path)
-
-    b_range = None
-    if b_min is not None or b_max is not None:
-        b_range = (0.0 if b_min is None else float(b_min),
-                   float(np.max(series.bvals)) if b_max is None else float(b_max))
-    logger.info("fitting ADC (%s, b range %s)", method, b_range)
-    fit = fit_adc(series, method=method, b_range=b_range)
-    stats = roi_stats(fit, rois, csf_threshold=csf_threshold)
-    dti_fit = None
-    if dti or dti is None:
-        from ..models.dti import dti_feasible, fit_dti
-
-        if dti or dti_feasible(series):
-            logger.info("fitting the diffusion tensor (FA, MD)")
-            dti_fit = fit_dti(series, b_range=b_range)
-            extra = [row for name in ("fa", "md")
-                     for row in roi_stats(dti_fit.map(name, ok_only=True), rois).rows]
-            stats = type(stats)(rows=[*stats.rows, *extra])  # one table, rows per parameter
-
-    clinical = None
-    indication = None
-    if clinical_path is not None:
-        from ..clinical.indication import assess_indication
-        from ..io.clinical import load_clinical
-
-        clinical = load_clinical(clinical_path)
-        kw = {} if stenosis_policy is None else {"stenosis_policy": stenosis_policy}
-        indication = assess_indication(clinical, **kw)
-    side = symptomatic_side or _side_from_clinical(clinical)
-
-    comparison = compare_sides(stats, symptomatic_side=side, n_boot=n_boot, ci=ci,
-                               min_voxels=min_voxels, rng=seed)
-    from ..clinical.entrapment import assess_entrapment
-
-    entrapment = assess_entrapment(comparison, clinical, indication=indication,
-                                   threshold_pct=threshold_pct, parameter=parameter)
-    masks = roi_masks(rois, series.spatial_shape, series.affine)
+    fit, stats, dti_fit, n_mask = _fit_and_measure(series, rois, opts)
+    clinical, indication = _clinical(clinical_path, opts)
+    side = opts.symptomatic_side or _side_from_clinical(clinical)
+    comparison, entrapment = _compare_and_assess(stats, clinical, indication, side, opts)
     if subject is None and clinical is not None:
         subject = getattr(clinical, "subject_id", None)
     params = {
-        "method": method, "b_min": b_min, "b_max": b_max, "b0_threshold": b0_threshold,
-        "symptomatic_side": comparison.symptomatic_side, "symptomatic_side_source": (
-            "option" if symptomatic_side else "clinical.radicular_side" if side else None),
-        "threshold_pct": threshold_pct, "parameter": parameter, "n_boot": n_boot, "ci": ci,
-        "min_voxels": min_voxels, "seed": seed, "stenosis_policy": stenosis_policy,
-        "dti": dti_fit is not None, "csf_threshold": csf_threshold,
+        **opts.to_dict(),
+        "symptomatic_side": comparison.symptomatic_side,
+        "symptomatic_side_source": "option" if opts.symptomatic_side else "clinical.radicular_side" if side else None,
+        "dti": dti_fit is not None,
+        "mask_voxels": n_mask,
     }
-    inputs = {"dwi": series_path, "rois": rois_path, "clinical": clinical_path,
-              "bvals": bvals, "bvecs": bvecs}
-    report = build_report(series=series, fit=fit, roi_masks=masks, stats=stats, comparison=comparison,
-                          indication=indication, entrapment=entrapment, parameters=params,
-                          inputs=inputs, subject=subject, command=command, figures=figures)
+    inputs = {"dwi": series_path, "rois": rois_path, "clinical": clinical_path, "bvals": bvals, "bvecs": bvecs}
+    report = build_report(series=series, fit=fit, roi_masks=roi_masks(rois, series.spatial_shape, series.affine),
+                          stats=stats, comparison=comparison, indication=indication, entrapment=entrapment,
+                          parameters=params, inputs=inputs, subject=subject, command=command,
+                          figures=opts.figures)
     if out_dir is not None:
         report.save(Path(out_dir))
     return report
+
+
+# ------------------------------------------------------------------------------ steps of run_analysis
+def _merge_options(options: AnalysisOptions | None, values: dict[str, Any]) -> AnalysisOptions:
+    """`options` (default: all defaults) with the individually given `values` applied on top."""
+    base = options if options is not None else AnalysisOptions()
+    unknown = sorted(set(values) - set(AnalysisOptions.names()))
+    if unknown:
+        raise InputDataError(f"run_analysis: unknown option(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(AnalysisOptions.names())}.")
+    return base.replace(**values) if values else base
+
+
+def _fit_b_range(series: Any, opts: AnalysisOptions) -> tuple[float, float] | None:
+    """The closed b-value range of the fits in s/mm² (open ends: 0 and the largest b)."""
+    if opts.b_range is None:
+        return None
+    return (0.0 if opts.b_min is None else opts.b_min,
+            float(np.max(series.bvals)) if opts.b_max is None else opts.b_max)
+
+
+def _fit_and_measure(series: Any, rois: Any, opts: AnalysisOptions) -> tuple[Any, Any, Any, int | None]:
+    """ADC fit (and DTI when possible) in the analysis mask, and the ROI statistics table.
+
+    Returns the ADC fit, the statistics (ADC, then FA and MD rows when the tensor was fitted), the
+    DTI fit or None, and the number of voxels in the analysis mask (None: every voxel).
+    """
+    from ..analysis.roi_stats import roi_stats
+    from ..io.loading import load_analysis_mask
+    from ..models.adc import fit_adc
+
+    mask = load_analysis_mask(opts.mask, series)
+    b_range = _fit_b_range(series, opts)
+    logger.info("fitting ADC (%s, b range %s, mask %s)", opts.method, b_range, opts.mask)
+    fit = fit_adc(series, method=opts.method, b_range=b_range, mask=mask)
+    stats = roi_stats(fit, rois, csf_threshold=opts.csf_threshold)
+    dti_fit = None
+    if opts.dti or opts.dti is None:
+        from ..models.dti import dti_feasible, fit_dti
+
+        if opts.dti or dti_feasible(series):
+            logger.info("fitting the diffusion tensor (FA, MD)")
+            dti_fit = fit_dti(series, b_range=b_range, mask=mask)
+            extra = [row for name in ("fa", "md")
+                     for row in roi_stats(dti_fit.map(name, ok_only=True), rois).rows]
+            stats = type(stats)(rows=[*stats.rows, *extra])  # one table, rows per parameter
+    return fit, stats, dti_fit, None if mask is None else int(mask.sum())
+
+
+def _clinical(clinical_path: str | os.PathLike | None, opts: AnalysisOptions) -> tuple[Any, Any]:
+    """The clinical input and the indication assessment (both None without a clinical file)."""
+    if clinical_path is None:
+        return None, None
+    from ..clinical.indication import assess_indication
+    from ..io.clinical import load_clinical
+
+    clinical = load_clinical(clinical_path)
+    kw = {} if opts.stenosis_policy is None else {"stenosis_policy": opts.stenosis_policy}
+    return clinical, assess_indication(clinical, **kw)
+
+
+def _compare_and_assess(stats: Any, clinical: Any, indication: Any, side: str | None,
+                        opts: AnalysisOptions) -> tuple[Any, Any]:
+    """Side comparison (§2.8 indices, bootstrap CIs) and the per-level entrapment assessment."""
+    from ..analysis.compare import compare_sides
+    from ..clinical.entrapment import assess_entrapment
+
+    comparison = compare_sides(stats, symptomatic_side=side, n_boot=opts.n_boot, ci=opts.ci,
+                               min_voxels=opts.min_voxels, rng=opts.seed)
+    entrapment = assess_entrapment(comparison, clinical, indication=indication,
+                                   threshold_pct=opts.threshold_pct, parameter=opts.parameter)
+    return comparison, entrapment

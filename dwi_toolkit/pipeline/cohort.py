@@ -201,72 +201,99 @@ def build_cohort(out_dir: str | os.PathLike, *, figure: bool = True) -> CohortSu
     >>> sorted(summary.files)
     ['cohort_roi_stats.csv', 'cohort_side_comparison.csv', 'cohort_subjects.csv', 'cohort_summary.json', 'index.html']
     """
-    from ..io._atomic import atomic_write_bytes, atomic_write_text
-    from .runner import read_manifest
+    from .manifest import read_manifest
 
     out = Path(out_dir)
     manifest = read_manifest(out)
     summary = CohortSummary(out_dir=out)
     classes: list[str | None] = []
     for key, entry in sorted(manifest.get("subjects", {}).items()):
-        status = entry.get("status")
-        subj, ses = entry.get("label", key), entry.get("session")
-        products = entry.get("products", {}) or {}
-        sdir = out / entry.get("output", key)
-        row: dict[str, Any] = {"key": key, "subject": subj, "session": ses, "status": status,
-                               "reason": entry.get("reason") or entry.get("error") or "",
-                               "duration_s": entry.get("duration_s"), "indication": None,
-                               "decisive_rules": None, "entrapment": None, "entrapment_levels": None,
-                               "report": None}
-        if status != "done":
-            summary.subject_rows.append(row)
-            continue
-        doc = None
-        if "report_json" in products and (sdir / products["report_json"]).is_file():
-            try:
-                doc = json.loads((sdir / products["report_json"]).read_text(encoding="utf-8"))
-            except (OSError, ValueError) as err:
-                logger.warning("%s: cannot read report.json (%s)", key, err)
-        if "report_html" in products:
-            row["report"] = f"{entry.get('output', key)}/{products['report_html']}"
-        elif "adc_summary" in products:
-            row["report"] = f"{entry.get('output', key)}/{products['adc_summary']}"
-            row["report_label"] = "ADC summary"
-        rois: list[dict[str, Any]] = []
-        if doc is not None and isinstance(doc.get("roi_stats"), dict):
-            rois = list(doc["roi_stats"].get("rows", []))
-        elif "roi_stats_csv" in products and (sdir / products["roi_stats_csv"]).is_file():
-            rois = _read_csv(sdir / products["roi_stats_csv"])
-        for name in sorted(products):  # other models' ROI statistics (ivim, tensor ...)
-            if name.endswith("_roi_stats_csv") and (sdir / products[name]).is_file():
-                rois = rois + _read_csv(sdir / products[name])
-        for r in rois:
-            summary.roi_rows.append({"subject": subj, "session": ses, **{k: v for k, v in r.items() if k != "values"}})
-        if doc is not None:
-            cmp = doc.get("side_comparison") or {}
-            for r in cmp.get("rows", []):
-                summary.comparison_rows.append({"subject": subj, "session": ses, **r})
-            ind = doc.get("indication")
-            row["indication"] = _indication_class(ind)
-            if isinstance(ind, dict):
-                row["decisive_rules"] = ind.get("decisive_rules")
-            ent = doc.get("entrapment") or {}
-            levels = [x for x in ent.get("levels", []) if isinstance(x, dict)]
-            fmt = [f"{x.get('level')} {x.get('segment') or ''}".strip() + f": {x.get('classification')}"
-                   for x in levels]
-            notable = [f for f, x in zip(fmt, levels) if x.get("classification") != "no_asymmetry"]
-            row["entrapment_levels"] = "; ".join(fmt) or None
-            row["entrapment"] = ("; ".join(notable) if notable else
-                                 "no asymmetry at any measured level" if levels else None)
-        classes.append(row["indication"])
+        row = _collect_subject(summary, out, key, entry)
+        if row["status"] == "done":
+            classes.append(row["indication"])
         summary.subject_rows.append(row)
-
     if not summary.comparison_rows and summary.roi_rows:
         summary.comparison_rows = _lr_asymmetry(summary.roi_rows)
     summary.indication = indication_shares(classes)
+    _side_differences(summary)
+    png = _write_tables_and_figure(summary, out / GROUP, manifest, figure=figure)
+    _write_index(summary, out, manifest, png)
+    logger.info("cohort summary written to %s", out / "index.html")
+    return summary
 
-    # side-difference distribution per level: rel_diff_pct when the symptomatic side is known,
-    # else the (absolute) asymmetry index, else the left/right index from ROI means
+
+# ------------------------------------------------------------------------------ steps of build_cohort
+def _subject_row(key: str, entry: dict[str, Any]) -> dict[str, Any]:
+    return {"key": key, "subject": entry.get("label", key), "session": entry.get("session"),
+            "status": entry.get("status"), "reason": entry.get("reason") or entry.get("error") or "",
+            "duration_s": entry.get("duration_s"), "indication": None, "decisive_rules": None,
+            "entrapment": None, "entrapment_levels": None, "report": None}
+
+
+def _read_report(sdir: Path, products: dict[str, Any], key: str) -> dict[str, Any] | None:
+    if "report_json" in products and (sdir / products["report_json"]).is_file():
+        try:
+            return json.loads((sdir / products["report_json"]).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            logger.warning("%s: cannot read report.json (%s)", key, err)
+    return None
+
+
+def _subject_roi_rows(sdir: Path, products: dict[str, Any], doc: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """ROI statistics of one subject: from report.json, else its CSVs (every model's)."""
+    rois: list[dict[str, Any]] = []
+    if doc is not None and isinstance(doc.get("roi_stats"), dict):
+        rois = list(doc["roi_stats"].get("rows", []))
+    elif "roi_stats_csv" in products and (sdir / products["roi_stats_csv"]).is_file():
+        rois = _read_csv(sdir / products["roi_stats_csv"])
+    for name in sorted(products):  # other models' ROI statistics (ivim, tensor ...)
+        if name.endswith("_roi_stats_csv") and (sdir / products[name]).is_file():
+            rois = rois + _read_csv(sdir / products[name])
+    return rois
+
+
+def _assessments(row: dict[str, Any], doc: dict[str, Any]) -> None:
+    """Fill the indication and entrapment columns of a subject row from its report."""
+    ind = doc.get("indication")
+    row["indication"] = _indication_class(ind)
+    if isinstance(ind, dict):
+        row["decisive_rules"] = ind.get("decisive_rules")
+    ent = doc.get("entrapment") or {}
+    levels = [x for x in ent.get("levels", []) if isinstance(x, dict)]
+    fmt = [f"{x.get('level')} {x.get('segment') or ''}".strip() + f": {x.get('classification')}"
+           for x in levels]
+    notable = [f for f, x in zip(fmt, levels) if x.get("classification") != "no_asymmetry"]
+    row["entrapment_levels"] = "; ".join(fmt) or None
+    row["entrapment"] = ("; ".join(notable) if notable else
+                         "no asymmetry at any measured level" if levels else None)
+
+
+def _collect_subject(summary: CohortSummary, out: Path, key: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """One subject's row; adds its ROI and side-comparison rows to `summary`."""
+    row = _subject_row(key, entry)
+    if row["status"] != "done":
+        return row
+    subj, ses = row["subject"], row["session"]
+    products = entry.get("products", {}) or {}
+    sdir = out / entry.get("output", key)
+    doc = _read_report(sdir, products, key)
+    if "report_html" in products:
+        row["report"] = f"{entry.get('output', key)}/{products['report_html']}"
+    elif "adc_summary" in products:
+        row["report"] = f"{entry.get('output', key)}/{products['adc_summary']}"
+        row["report_label"] = "ADC summary"
+    for r in _subject_roi_rows(sdir, products, doc):
+        summary.roi_rows.append({"subject": subj, "session": ses, **{k: v for k, v in r.items() if k != "values"}})
+    if doc is not None:
+        for r in (doc.get("side_comparison") or {}).get("rows", []):
+            summary.comparison_rows.append({"subject": subj, "session": ses, **r})
+        _assessments(row, doc)
+    return row
+
+
+def _side_differences(summary: CohortSummary) -> None:
+    """Side-difference distribution per level: rel_diff_pct when the symptomatic side is known,
+    else the (absolute) asymmetry index, else the left/right index from ROI means."""
     for measure in ("rel_diff_pct", "abs_asymmetry_index_pct", "lr_asymmetry_index_pct"):
         vals: dict[str, list[float]] = {}
         for r in summary.comparison_rows:
@@ -277,9 +304,21 @@ def build_cohort(out_dir: str | os.PathLike, *, figure: bool = True) -> CohortSu
                 vals.setdefault(str(r.get("level")), []).append(v)
         if vals:
             summary.side_differences, summary.side_difference_measure = vals, measure
-            break
+            return
 
-    grp = out / GROUP
+
+_MEASURE_LABELS = {
+    "rel_diff_pct": "ADC rel_diff_pct (%)\nsymptomatic vs contralateral",
+    "abs_asymmetry_index_pct": "ADC abs_asymmetry_index_pct (%)\nsymptomatic side unknown",
+    "lr_asymmetry_index_pct": "ADC asymmetry index (%)\nleft vs right",
+}
+
+
+def _write_tables_and_figure(summary: CohortSummary, grp: Path, manifest: dict[str, Any], *,
+                             figure: bool) -> bytes | None:
+    """The cohort CSVs, cohort_summary.json and (optionally) the figure; returns the PNG bytes."""
+    from ..io._atomic import atomic_write_bytes, atomic_write_text
+
     files = summary.files
     files["cohort_roi_stats.csv"] = atomic_write_text(grp / "cohort_roi_stats.csv",
                                                       _csv_text(summary.roi_rows, ROI_COLUMNS))
@@ -288,18 +327,12 @@ def build_cohort(out_dir: str | os.PathLike, *, figure: bool = True) -> CohortSu
     files["cohort_subjects.csv"] = atomic_write_text(
         grp / "cohort_subjects.csv",
         _csv_text([{k: v for k, v in r.items() if k != "report_label"} for r in summary.subject_rows]))
-    labels = {
-        "rel_diff_pct": "ADC rel_diff_pct (%)\nsymptomatic vs contralateral",
-        "abs_asymmetry_index_pct": "ADC abs_asymmetry_index_pct (%)\nsymptomatic side unknown",
-        "lr_asymmetry_index_pct": "ADC asymmetry index (%)\nleft vs right",
-    }
-    caption = (f"{labels.get(summary.side_difference_measure, '').replace(chr(10), ', ')} per level across subjects (all segments); "
-               "indices as in clinical-reference.md §2.8. Box: quartiles; points: subjects.")
     png = None
     if figure and summary.side_differences:
         from ..reporting.cohort import figure_png, side_difference_figure
 
-        fig = side_difference_figure(summary.side_differences, ylabel=labels[summary.side_difference_measure],
+        fig = side_difference_figure(summary.side_differences,
+                                     ylabel=_MEASURE_LABELS[summary.side_difference_measure],
                                      title="Side differences of ADC per level")
         png = figure_png(fig)
         files["side_differences.png"] = atomic_write_bytes(grp / "side_differences.png", png)
@@ -314,9 +347,17 @@ def build_cohort(out_dir: str | os.PathLike, *, figure: bool = True) -> CohortSu
                              "values_by_level": summary.side_differences},
     }
     files["cohort_summary.json"] = atomic_write_text(grp / "cohort_summary.json", json.dumps(doc, indent=2) + "\n")
+    return png
 
+
+def _write_index(summary: CohortSummary, out: Path, manifest: dict[str, Any], png: bytes | None) -> None:
+    """The cohort's index.html (subjects table, indication shares, figure, file list)."""
+    from ..io._atomic import atomic_write_text
     from ..reporting.cohort import cohort_index_html
 
+    label = _MEASURE_LABELS.get(summary.side_difference_measure, "").replace("\n", ", ")
+    caption = (f"{label} per level across subjects (all segments); "
+               "indices as in clinical-reference.md §2.8. Box: quartiles; points: subjects.")
     pipe = manifest.get("pipeline", {})
     page = cohort_index_html(
         title=f"dwi_toolkit cohort summary — {manifest.get('dataset', {}).get('name', out.name)}",
@@ -324,8 +365,6 @@ def build_cohort(out_dir: str | os.PathLike, *, figure: bool = True) -> CohortSu
         figure_caption=caption,
         meta={"dwi_toolkit": __version__, "pipeline": pipe.get("name", "?"),
               "pipeline hash": str(pipe.get("hash", ""))[:12], "subjects": len(summary.subject_rows)},
-        files=[(name, f"{GROUP}/{name}") for name in files if name != "index.html"],
+        files=[(name, f"{GROUP}/{name}") for name in summary.files if name != "index.html"],
     )
-    files["index.html"] = atomic_write_text(out / "index.html", page)
-    logger.info("cohort summary written to %s", out / "index.html")
-    return summary
+    summary.files["index.html"] = atomic_write_text(out / "index.html", page)

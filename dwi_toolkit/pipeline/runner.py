@@ -42,6 +42,15 @@ from typing import Any
 from .._version import __version__
 from ..errors import PipelineError
 from .layout import Dataset, Subject, discover, input_checksums
+from .manifest import (
+    MANIFEST,
+    MANIFEST_SCHEMA,
+    PROVENANCE,
+    PROVENANCE_SCHEMA,
+    read_manifest,
+    read_provenance,
+    write_manifest,
+)
 from .spec import PipelineSpec, import_plugins, load_pipeline, spec_from_dict
 
 __all__ = [
@@ -58,10 +67,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-PROVENANCE = "provenance.json"
-MANIFEST_SCHEMA = "dwi_toolkit.manifest/1"
-PROVENANCE_SCHEMA = "dwi_toolkit.subject-provenance/1"
 LOCK = ".dwi_toolkit.lock"
 BIDS_VERSION = "1.9.0"
 _STALE_TMP = re.compile(r"^\.(sub|ses)-[A-Za-z0-9]+\.")
@@ -413,49 +418,7 @@ def _dask(tasks: list[_Task], scheduler: Any) -> Iterator[SubjectResult]:
             client.close()
 
 
-# ------------------------------------------------------------------------------ manifest etc.
-def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any]:
-    """The run manifest of an output folder (an empty skeleton when there is none).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> from dwi_toolkit.sample_data import COHORT, generate_cohort
-    >>> tmp = Path(tempfile.mkdtemp())
-    >>> _ = generate_cohort(tmp / "in", subjects={k: COHORT[k] for k in ("sub-01", "sub-05")}, dicom=False)
-    >>> from dwi_toolkit.pipeline.runner import run_pipeline
-    >>> res = run_pipeline(tmp / "in", tmp / "out", pipeline="adc-only", jobs=1)
-    >>> m = read_manifest(tmp / "out")
-    >>> m["schema"], sorted(m["subjects"]), m["subjects"]["sub-01"]["status"]
-    ('dwi_toolkit.manifest/1', ['sub-01', 'sub-05'], 'done')
-    """
-    p = Path(out_dir) / MANIFEST
-    if p.is_file():
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-            if isinstance(doc, dict) and doc.get("schema") == MANIFEST_SCHEMA:
-                return doc
-            logger.warning("%s is not a dwi_toolkit manifest; starting a new one", p)
-        except (OSError, ValueError) as err:
-            logger.warning("cannot read %s (%s); starting a new one", p, err)
-    return {"schema": MANIFEST_SCHEMA, "subjects": {}, "runs": []}
-
-
-def _write_manifest(out_dir: Path, doc: dict[str, Any]) -> None:
-    from ..io._atomic import atomic_write_text
-
-    atomic_write_text(out_dir / MANIFEST, json.dumps(doc, indent=2, sort_keys=False) + "\n")
-
-
-def _read_provenance(path: Path) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) and doc.get("schema") == PROVENANCE_SCHEMA else None
-
-
+# ------------------------------------------------------------------------------ helpers
 def _is_inside(child: Path, parent: Path) -> bool:
     try:
         child.resolve().relative_to(parent.resolve())
@@ -540,7 +503,7 @@ def _plan(dataset: Dataset, spec: PipelineSpec, out_dir: Path, force: bool) -> l
         sums = list(ex.map(input_checksums, subjects))
     plan = []
     for s, inputs in zip(subjects, sums):
-        prov = _read_provenance(out_dir / s.out_relpath / PROVENANCE)
+        prov = read_provenance(out_dir / s.out_relpath / PROVENANCE)
         if force:
             action, reason = "run", "--force"
         elif prov is None:
@@ -625,8 +588,45 @@ def run_pipeline(
     t0 = time.perf_counter()
     spec = load_pipeline(pipeline)
     spec.check_available()
-    src = Path(input_path)
-    out = Path(out_dir)
+    src, out = Path(input_path), Path(out_dir)
+    jobs = _check_run_options(src, out, jobs)
+    dataset = discover(src, participant_labels=participant_labels, derivatives=derivatives)
+    plan = _plan(dataset, spec, out, force)
+    result = RunResult(out_dir=out, pipeline=spec, dataset=dataset, plan=plan, dry_run=dry_run)
+    if dry_run:
+        result.duration_s = time.perf_counter() - t0
+        return result
+    out.mkdir(parents=True, exist_ok=True)
+    with _Lock(out):
+        _remove_stale_temp(out)
+        _write_dataset_files(out, spec, dataset)
+        manifest, run_rec = _start_manifest(out, spec, dataset, jobs=jobs, scheduler=scheduler)
+        n_skip = _record_skipped(plan, spec, out, manifest["subjects"], result)
+        if progress is not None:
+            progress(ProgressEvent("start", len(plan), n_skip, n_skip=n_skip))
+        tasks = [_Task(p.subject, spec.to_dict(), spec.hash, str(out), p.inputs, spec.source)
+                 for p in plan if p.action == "run"]
+        results = _results(tasks, spec, jobs=jobs, scheduler=scheduler, progress=progress,
+                           total=len(plan), n_skip=n_skip)
+        try:
+            _collect(results, out, spec, manifest, result, progress=progress, total=len(plan), n_skip=n_skip)
+            run_rec["status"] = "completed"
+        except BaseException:
+            run_rec["status"] = "interrupted"
+            raise
+        finally:
+            run_rec["finished_utc"] = _utc()
+            run_rec["counts"] = result.counts
+            write_manifest(out, manifest)
+        if cohort and any(r.status in ("done", "skipped") for r in result.results):
+            result.cohort = _build_cohort(out)
+    result.duration_s = time.perf_counter() - t0
+    return result
+
+
+# ------------------------------------------------------------------------------ steps of a run
+def _check_run_options(src: Path, out: Path, jobs: int) -> int:
+    """Refuse an output inside the input, a file as output, negative jobs; return the worker count."""
     if src.is_dir() and _is_inside(out, src):
         if not ((src / "dataset_description.json").is_file() and _is_inside(out, src / "derivatives")):
             raise PipelineError(
@@ -637,103 +637,112 @@ def run_pipeline(
         raise PipelineError(f"output path {out} exists and is not a folder.")
     if jobs < 0:
         raise PipelineError(f"jobs must be >= 0, got {jobs}.")
-    jobs = jobs or (os.cpu_count() or 1)
-    dataset = discover(src, participant_labels=participant_labels, derivatives=derivatives)
-    plan = _plan(dataset, spec, out, force)
-    result = RunResult(out_dir=out, pipeline=spec, dataset=dataset, plan=plan, dry_run=dry_run)
-    if dry_run:
-        result.duration_s = time.perf_counter() - t0
-        return result
+    return jobs or (os.cpu_count() or 1)
 
+
+def _write_dataset_files(out: Path, spec: PipelineSpec, dataset: Dataset) -> None:
+    """``dataset_description.json`` and the resolved ``pipeline.toml`` of the output folder."""
     from ..io._atomic import atomic_write_text
 
-    out.mkdir(parents=True, exist_ok=True)
-    with _Lock(out):
-        _remove_stale_temp(out)
-        atomic_write_text(out / "dataset_description.json",
-                          json.dumps(_dataset_description(spec, dataset), indent=2) + "\n")
-        atomic_write_text(out / "pipeline.toml", spec.to_toml())
-        previous = read_manifest(out)
-        manifest = {
-            "schema": MANIFEST_SCHEMA,
-            "software": {"name": "dwi_toolkit", "version": __version__, "python": platform.python_version()},
-            "dataset": {"kind": dataset.kind, "name": dataset.name},
-            "pipeline": {"name": spec.name, "source": spec.source, "hash": spec.hash, "config": "pipeline.toml"},
-            "subjects": previous.get("subjects", {}),
-            "runs": previous.get("runs", []),
-        }
-        run_rec = {"started_utc": _utc(), "finished_utc": None, "status": "running", "pipeline_hash": spec.hash,
-                   "jobs": None if scheduler is not None else jobs,
-                   "scheduler": None if scheduler is None else str(getattr(scheduler, "scheduler_address", scheduler)),
-                   "argv": [os.path.basename(sys.argv[0])], "counts": {}}
-        manifest.setdefault("runs", []).append(run_rec)
-        manifest["runs"] = manifest["runs"][-50:]
-        subjects_doc = manifest.setdefault("subjects", {})
-        total = len(plan)
-        n_skip = 0
-        for p in plan:
-            if p.action == "skip":
-                n_skip += 1
-                prev = subjects_doc.get(p.subject.key, {})
-                prov = _read_provenance(out / p.subject.out_relpath / PROVENANCE) or {}
-                r = SubjectResult(
-                    key=p.subject.key, status="skipped", label=p.subject.label, session=p.subject.session,
-                    source=p.subject.source, inputs=p.inputs, pipeline_hash=spec.hash,
-                    output=p.subject.out_relpath, products=prov.get("products", prev.get("products", {})),
-                    duration_s=prov.get("duration_s", 0.0), finished_utc=prov.get("finished_utc", ""),
-                    steps=prov.get("steps", []), reason=p.reason)
-                result.results.append(r)
-                subjects_doc[p.subject.key] = {**r.to_manifest(), "status": "done", "reason": ""}
-        if progress is not None:
-            progress(ProgressEvent("start", total, n_skip, n_skip=n_skip))
-        tasks = [_Task(p.subject, spec.to_dict(), spec.hash, str(out), p.inputs, spec.source)
-                 for p in plan if p.action == "run"]
-        if scheduler is not None:
-            it = _dask(tasks, scheduler)
-        elif jobs > 1 and len(tasks) > 1:
-            it = _pool(tasks, min(jobs, len(tasks)), spec.plugins)
-        else:
-            it = _serial(tasks, progress, total, n_skip)
-        completed = n_skip
-        last_write = 0.0
-        try:
-            for r in it:
-                completed += 1
-                log = out / "logs" / f"{r.key}.log"
-                if r.status == "failed":
-                    atomic_write_text(log, f"subject {r.key} ({r.source}) failed at {r.finished_utc}\n"
-                                      f"dwi_toolkit {__version__}, pipeline {spec.name} {spec.hash}\n\n"
-                                      f"{r.traceback}")
-                    logger.info("%s failed: %s", r.key, r.reason)  # the caller reports failures
-                else:
-                    log.unlink(missing_ok=True)
-                    logger.info("%s done in %.1f s", r.key, r.duration_s)
-                entry = r.to_manifest()
-                if r.status == "failed":
-                    entry["log"] = f"logs/{r.key}.log"
-                subjects_doc[r.key] = entry
-                result.results.append(r)
-                if time.monotonic() - last_write > 1.0:
-                    _write_manifest(out, manifest)
-                    last_write = time.monotonic()
-                if progress is not None:
-                    progress(ProgressEvent("subject", total, completed, r.key, r.status,
-                                           r.reason if r.status == "failed" else f"{r.duration_s:.1f} s",
-                                           n_skip=n_skip))
-            run_rec["status"] = "completed"
-        except BaseException:
-            run_rec["status"] = "interrupted"
-            raise
-        finally:
-            run_rec["finished_utc"] = _utc()
-            run_rec["counts"] = result.counts
-            _write_manifest(out, manifest)
-        if cohort and any(r.status in ("done", "skipped") for r in result.results):
-            from .cohort import build_cohort
+    atomic_write_text(out / "dataset_description.json",
+                      json.dumps(_dataset_description(spec, dataset), indent=2) + "\n")
+    atomic_write_text(out / "pipeline.toml", spec.to_toml())
 
-            try:
-                result.cohort = build_cohort(out)
-            except (OSError, ValueError) as err:
-                logger.warning("cohort summary not written: %s", err)
-    result.duration_s = time.perf_counter() - t0
-    return result
+
+def _start_manifest(out: Path, spec: PipelineSpec, dataset: Dataset, *, jobs: int,
+                    scheduler: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The manifest continued from the previous run, with a new run record (returned too)."""
+    previous = read_manifest(out)
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "software": {"name": "dwi_toolkit", "version": __version__, "python": platform.python_version()},
+        "dataset": {"kind": dataset.kind, "name": dataset.name},
+        "pipeline": {"name": spec.name, "source": spec.source, "hash": spec.hash, "config": "pipeline.toml"},
+        "subjects": previous.get("subjects", {}),
+        "runs": previous.get("runs", []),
+    }
+    run_rec = {"started_utc": _utc(), "finished_utc": None, "status": "running", "pipeline_hash": spec.hash,
+               "jobs": None if scheduler is not None else jobs,
+               "scheduler": None if scheduler is None else str(getattr(scheduler, "scheduler_address", scheduler)),
+               "argv": [os.path.basename(sys.argv[0])], "counts": {}}
+    manifest["runs"] = [*manifest["runs"], run_rec][-50:]
+    return manifest, run_rec
+
+
+def _record_skipped(plan: list[PlannedSubject], spec: PipelineSpec, out: Path,
+                    subjects_doc: dict[str, Any], result: RunResult) -> int:
+    """Results (from their provenance) of the subjects that are up to date; returns their number."""
+    n_skip = 0
+    for p in plan:
+        if p.action != "skip":
+            continue
+        n_skip += 1
+        prev = subjects_doc.get(p.subject.key, {})
+        prov = read_provenance(out / p.subject.out_relpath / PROVENANCE) or {}
+        r = SubjectResult(
+            key=p.subject.key, status="skipped", label=p.subject.label, session=p.subject.session,
+            source=p.subject.source, inputs=p.inputs, pipeline_hash=spec.hash,
+            output=p.subject.out_relpath, products=prov.get("products", prev.get("products", {})),
+            duration_s=prov.get("duration_s", 0.0), finished_utc=prov.get("finished_utc", ""),
+            steps=prov.get("steps", []), reason=p.reason)
+        result.results.append(r)
+        subjects_doc[p.subject.key] = {**r.to_manifest(), "status": "done", "reason": ""}
+    return n_skip
+
+
+def _results(tasks: list[_Task], spec: PipelineSpec, *, jobs: int, scheduler: Any,
+             progress: Callable[[ProgressEvent], None] | None, total: int, n_skip: int) -> Iterator[SubjectResult]:
+    """Subject results as they finish: on Dask, in a local process pool, or in this process."""
+    if scheduler is not None:
+        return _dask(tasks, scheduler)
+    if jobs > 1 and len(tasks) > 1:
+        return _pool(tasks, min(jobs, len(tasks)), spec.plugins)
+    return _serial(tasks, progress, total, n_skip)
+
+
+def _collect(results: Iterator[SubjectResult], out: Path, spec: PipelineSpec, manifest: dict[str, Any],
+             result: RunResult, *, progress: Callable[[ProgressEvent], None] | None, total: int,
+             n_skip: int) -> None:
+    """Record each finished subject (log file, manifest entry at most once a second, progress)."""
+    completed = n_skip
+    last_write = 0.0
+    for r in results:
+        completed += 1
+        manifest["subjects"][r.key] = _log_result(r, out, spec)
+        result.results.append(r)
+        if time.monotonic() - last_write > 1.0:
+            write_manifest(out, manifest)
+            last_write = time.monotonic()
+        if progress is not None:
+            progress(ProgressEvent("subject", total, completed, r.key, r.status,
+                                   r.reason if r.status == "failed" else f"{r.duration_s:.1f} s",
+                                   n_skip=n_skip))
+
+
+def _log_result(r: SubjectResult, out: Path, spec: PipelineSpec) -> dict[str, Any]:
+    """Write (failed) or remove (done) the subject's log file; return its manifest entry."""
+    from ..io._atomic import atomic_write_text
+
+    log = out / "logs" / f"{r.key}.log"
+    entry = r.to_manifest()
+    if r.status == "failed":
+        atomic_write_text(log, f"subject {r.key} ({r.source}) failed at {r.finished_utc}\n"
+                          f"dwi_toolkit {__version__}, pipeline {spec.name} {spec.hash}\n\n"
+                          f"{r.traceback}")
+        logger.info("%s failed: %s", r.key, r.reason)  # the caller reports failures
+        entry["log"] = f"logs/{r.key}.log"
+    else:
+        log.unlink(missing_ok=True)
+        logger.info("%s done in %.1f s", r.key, r.duration_s)
+    return entry
+
+
+def _build_cohort(out: Path) -> Any:
+    """The cohort summary of the output folder, or None (logged) when it cannot be written."""
+    from .cohort import build_cohort
+
+    try:
+        return build_cohort(out)
+    except (OSError, ValueError) as err:
+        logger.warning("cohort summary not written: %s", err)
+        return None

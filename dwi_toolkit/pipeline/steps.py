@@ -299,23 +299,17 @@ def load_step(ctx: SubjectContext, *, b0_threshold: float, require_rois: bool, r
 def adc_step(ctx: SubjectContext, *, method: str, b_min: float | None, b_max: float | None, mask: str,
              save_maps: bool, chunk_size: int) -> None:
     """Fit the mono-exponential ADC (mm^2/s) and write BIDS-derivative maps under dwi/."""
-    from ..core.image import ParameterMap
-    from ..core.masks import signal_mask
-    from ..io.nifti import save_map
     from ..models.adc import fit_adc
 
     series = ctx.data["series"]
-    m = signal_mask(series.mean_b0()) if mask == "auto" and series.b0_mask.any() else None
+    m = _auto_mask(series, mask)
     fit = fit_adc(series, method=method, b_range=_b_range({"b_min": b_min, "b_max": b_max}), mask=m,
                   chunk_size=chunk_size)
     ctx.data["fit"] = fit
     if save_maps:
-        for name, pmap in fit.to_maps().items():
-            if name == "status":
-                pmap = ParameterMap(fit.status.astype("uint8"), fit.affine, "status", "")
-            p = save_map(pmap, ctx.path("dwi", f"{ctx.prefix}_model-adc_param-{name}_dwimap.nii.gz"))
-            ctx.add_product(f"adc_{name}", p)
-    summary = {**fit.summary(), "units": {"adc": "mm^2/s", "bvals": "s/mm^2"}}
+        _save_model_maps(ctx, fit, "adc")
+    summary = {**fit.summary(), "mask": mask, "mask_voxels": None if m is None else int(m.sum()),
+               "units": {"adc": "mm^2/s", "bvals": "s/mm^2"}}
     side = ctx.path("dwi", f"{ctx.prefix}_model-adc_dwimap.json")
     _write_json(side, summary)
     ctx.add_product("adc_summary", side)
@@ -451,48 +445,54 @@ def _record_report(ctx: SubjectContext, out: Path) -> None:
             ctx.add_product(name.replace(".", "_"), out / name)
 
 
+def _analysis_params() -> dict[str, Param]:
+    """The ``analyze`` step's parameters: every field of AnalysisOptions, declared there once."""
+    from ..analysis.options import AnalysisOptions
+
+    params = {}
+    for rec in AnalysisOptions.describe():
+        name = rec["name"]
+        doc = rec["help"] + (f" ({rec['unit']})" if rec.get("unit") else "")
+        params[name] = Param(AnalysisOptions.value_type(name), rec["default"], choices=rec.get("choices"),
+                             min=rec.get("min"), doc=doc)
+    params["symptomatic_side"] = Param(str, "clinical", choices=("clinical", "left", "right"),
+                                       doc="'clinical' = radicular_side of clinical.json")
+    return params
+
+
 @register_step(
     "analyze",
-    params={
-        "method": Param(str, "wls", choices=_METHODS),
-        "b_min": Param(float, None, min=0.0, doc="s/mm^2"),
-        "b_max": Param(float, None, min=0.0, doc="s/mm^2"),
-        "b0_threshold": Param(float, 50.0, min=0.0, doc="s/mm^2"),
-        "symptomatic_side": Param(str, "clinical", choices=("clinical", "left", "right")),
-        "threshold_pct": Param(float, 10.0, min=0.0, doc="%; not a diagnostic cut-off"),
-        "parameter": Param(str, "adc"),
-        "n_boot": Param(int, 2000, min=0),
-        "ci": Param(float, 0.95, min=0.5, max=0.999),
-        "min_voxels": Param(int, 5, min=1),
-        "seed": Param(int, 0),
-        "figures": Param(bool, True),
-    },
+    params=_analysis_params(),
     provides=("report",),
     modules=("dwi_toolkit.pipeline.analyze",),
     check=_b_range_check,
 )
 def analyze_step(ctx: SubjectContext, **params: Any) -> None:
-    """The whole single-subject analysis in one call of ``run_analysis`` (writes report/)."""
+    """The whole single-subject analysis in one call of ``run_analysis`` (writes report/).
+
+    Its parameters are the fields of :class:`~dwi_toolkit.analysis.options.AnalysisOptions`.
+    """
+    from ..analysis.options import AnalysisOptions
     from .analyze import run_analysis
 
     s = ctx.subject
     if s.dwi is None:
         raise InputDataError(f"subject {s.key}: {s.problem or 'no DWI series found'}")
-    side = params.pop("symptomatic_side")
-    opts = {k: v for k, v in params.items() if v is not None}
-    if side in ("left", "right"):
-        opts["symptomatic_side"] = side
+    if params.get("symptomatic_side") not in ("left", "right"):
+        params["symptomatic_side"] = None
+    opts = AnalysisOptions.from_mapping(params, where="analyze step")
     out = ctx.out_dir / "report"
-    ctx.data["report"] = run_analysis(s.dwi, _need_rois(ctx), s.clinical, out, bvals=s.bvals, bvecs=s.bvecs,
-                                      subject=ctx.prefix, command="dwi-toolkit run", **opts)
+    ctx.data["report"] = run_analysis(s.dwi, _need_rois(ctx), s.clinical, out, options=opts, bvals=s.bvals,
+                                      bvecs=s.bvecs, subject=ctx.prefix, command="dwi-toolkit run")
     _record_report(ctx, out)
 
 
 # ------------------------------------------------------------------------------ other models
 def _auto_mask(series: Any, mode: str) -> Any:
-    from ..core.masks import signal_mask
+    """The analysis mask of a model step: the one policy of every command (``auto`` | ``none``)."""
+    from ..io.loading import load_analysis_mask
 
-    return signal_mask(series.mean_b0()) if mode == "auto" and series.b0_mask.any() else None
+    return load_analysis_mask(mode, series)
 
 
 def _save_model_maps(ctx: SubjectContext, fit: Any, model: str) -> None:

@@ -985,9 +985,9 @@ class RoiSet:
         ``.json`` (dwi_toolkit schema), ``.mrk.json`` (3D Slicer markups), ``.nii``/``.nii.gz``
         (label map + ``.tsv``; needs ``reference=``). See :func:`dwi_toolkit.io.rois.save_rois`.
         """
-        from ..io.rois import save_rois  # io sits above roi; imported lazily on purpose
+        from ..core.writers import get_writer  # io sits above roi: its writer is registered, not imported
 
-        return save_rois(self, path, **kwargs)
+        return get_writer("rois")(self, path, **kwargs)
 
     # -------------------------------------------------------------- display
     def __repr__(self) -> str:

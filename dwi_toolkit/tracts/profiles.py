@@ -109,9 +109,9 @@ class ProfileTable:
 
     def save(self, path):
         """Write the table as CSV atomically (:func:`dwi_toolkit.io.tables.write_csv`)."""
-        from ..io.tables import write_csv  # io sits above tracts; imported lazily like roi_stats does
+        from ..core.writers import get_writer  # io sits above tracts: registered, not imported
 
-        return write_csv(path, self.to_records(), columns=PROFILE_COLUMNS)
+        return get_writer("csv")(path, self.to_records(), columns=PROFILE_COLUMNS)
 
     def __repr__(self) -> str:
         return f"ProfileTable({len(self)} profiles)"

@@ -12,18 +12,23 @@ from typing import Any
 import numpy as np
 
 
-def add_input_args(p) -> None:
-    """Input options shared by the fitting commands."""
-    p.add_argument("path", help="NIfTI file (with .bval/.bvec beside it), DICOM file or folder")
-    p.add_argument("-o", "--out-dir", required=True, help="output folder (created if missing)")
-    p.add_argument("--bvals", help="b-value file when not beside the NIfTI")
-    p.add_argument("--bvecs", help="b-vector file when not beside the NIfTI")
-    p.add_argument("--series-uid", help="DICOM: which series to use when several are present")
-    p.add_argument("--mask", help="NIfTI mask (non-zero = fit) on the same grid as the DWI")
-    p.add_argument("--auto-mask", action="store_true",
-                   help="restrict the fit to a brain/body mask from dipy's median_otsu on the mean b=0")
-    p.add_argument("--b0-threshold", type=float, default=50.0, help="s/mm^2 (default 50)")
-    p.add_argument("--no-png", action="store_true", help="do not write the PNG montage")
+def add_map_args(p, *, methods: tuple[str, ...], default_method: str, method_help: str,
+                 b_range: bool = True, extras: bool = True) -> None:
+    """Options of the fitting commands (``adc``, ``ivim``, ``dti``), from the shared declarations.
+
+    `extras` adds ``--rois`` (per-ROI statistics) and the preprocessing group.
+    """
+    from .._options import add_b_range, add_input, add_mask, add_method, add_no_figures, add_out
+
+    add_input(p)
+    add_out(p)
+    add_method(p, methods, default_method, method_help)
+    if b_range:
+        add_b_range(p)
+    add_mask(p)
+    add_no_figures(p, help="do not write the PNG montage")
+    if not extras:
+        return
     p.add_argument("--rois", help="nerve-root ROIs (any format load_rois reads): also write per-ROI "
                    "statistics of every map (status-ok voxels only) as CSV, and b=0 SNR per ROI")
     g = p.add_argument_group("preprocessing (optional, dipy; applied in this order, recorded in the summary)")
@@ -33,29 +38,24 @@ def add_input_args(p) -> None:
                    help="volume-to-b0 affine motion correction with b-vector rotation (dipy.align)")
 
 
+def add_noise_args(p, choices: tuple[str, ...], default: str | None) -> None:
+    """``--noise-correction`` and ``--sigma`` (``adc``, ``ivim``)."""
+    p.add_argument("--noise-correction", choices=choices, default=default,
+                   help="noise-floor handling: 'rician' refits to the expected Rician magnitude (removes "
+                   "the noise-floor bias at high b)" + (", 'exclude' leaves out samples below k*sigma"
+                                                         if "exclude" in choices else ""))
+    p.add_argument("--sigma", default="auto",
+                   help="noise sigma per channel for --noise-correction: a number in signal units, or "
+                   "'auto' (repeated b=0 volumes when there are two, else the image background)")
+
+
 def load_inputs(args):
-    """Load the series and the optional mask named on the command line."""
-    from ...errors import InputDataError
-    from ...io.loading import load_dwi
-    from ...io.nifti import load_map
+    """Load the series named on the command line and its analysis mask (``--mask``)."""
+    from ...io.loading import load_analysis_mask, load_dwi
 
     series = load_dwi(args.path, bvals=args.bvals, bvecs=args.bvecs, series_uid=args.series_uid,
                       b0_threshold=args.b0_threshold)
-    mask = None
-    if args.mask:
-        m = load_map(args.mask)
-        if m.shape != series.spatial_shape:
-            raise InputDataError(
-                f"mask {args.mask} has shape {m.shape} but the DWI grid is {series.spatial_shape}; "
-                "resample the mask onto the DWI first."
-            )
-        mask = np.asarray(m.data) > 0
-    if getattr(args, "auto_mask", False):
-        from dipy.segment.mask import median_otsu
-
-        _, auto = median_otsu(series.mean_b0(), median_radius=2, numpass=1)
-        mask = auto if mask is None else (mask & auto)
-    return series, mask
+    return series, load_analysis_mask(args.mask, series)
 
 
 def preprocess(series, args) -> tuple[object, list[dict[str, Any]]]:
@@ -206,3 +206,29 @@ def write_roi_stats(fit, names: list[str], rois_path: str, path: Path) -> tuple[
     table = RoiStatsTable(rows)
     table.to_csv(path)
     return path, rows
+
+
+def write_fit_outputs(args, series, mask, fit, steps: list[dict[str, Any]], *, model: str, roi_maps: list[str],
+                      panels, title: str, extra: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any], list]:
+    """Maps, montage, per-ROI statistics and ``<model>_summary.json`` of a fitting command.
+
+    `panels` is called (only when figures are wanted) for the montage panels; `extra` is added to
+    the summary (its ``sigma``, when given, is the noise level of the ROI SNR). Returns the output
+    folder, the summary written and the ROI statistics rows (empty without ``--rois``).
+    """
+    out = Path(args.out)
+    paths = fit.save(out)
+    summary = fit.summary()
+    summary.update({"input": str(args.path), "bvals_used": fit.bvals_used.tolist(),
+                    "outputs": {k: str(v) for k, v in paths.items()}, "preprocessing": steps,
+                    "mask": args.mask, "mask_voxels": None if mask is None else int(mask.sum()), **(extra or {})})
+    if not args.no_figures:
+        png = montage(panels(), out / f"{model}_montage.png", title=title)
+        summary["outputs"]["montage"] = str(png)
+    rows: list = []
+    if args.rois:
+        csv, rows = write_roi_stats(fit, roi_maps, args.rois, out / f"{model}_roi_stats.csv")
+        summary["outputs"]["roi_stats"] = str(csv)
+        summary["roi_snr"] = try_roi_snr(series, args.rois, (extra or {}).get("sigma"))
+    write_summary(out / f"{model}_summary.json", summary)
+    return out, summary, rows

@@ -1,4 +1,9 @@
-"""``dwi-toolkit analyze PATH --rois ROIS --clinical clinical.json -o OUTDIR``: one subject, end to end."""
+"""``dwi-toolkit analyze PATH --rois ROIS --clinical clinical.json -o OUTDIR``: one subject, end to end.
+
+A thin layer over :func:`dwi_toolkit.pipeline.analyze.run_analysis`: every analysis option comes
+from :class:`dwi_toolkit.analysis.options.AnalysisOptions` (declared once, in
+:mod:`dwi_toolkit.cli._options`).
+"""
 
 from __future__ import annotations
 
@@ -7,68 +12,55 @@ import shlex
 
 
 def add_parser(sub, add_common) -> None:
+    from .._options import add_analysis_options, add_out
+
     p = sub.add_parser(
         "analyze",
         help="one subject end to end: fit ADC, measure ROIs, compare sides, assess, write the report",
         description=(
-            "Load a DWI series, fit ADC, measure the nerve-root ROIs, compare the symptomatic with "
+            "Load a DWI series, fit ADC in the analysis mask (default: the body above the background), "
+            "measure the nerve-root ROIs, compare the symptomatic with "
             "the contralateral side level by level (clinical-reference.md §2.8), assess the MRI "
             "indication (rule set v1, §3.10) and entrapment concordance, and write report.json, "
             "CSV tables and a self-contained report.html to OUTDIR. Research use only: no "
             "threshold is a diagnostic cut-off."
         ),
     )
-    p.add_argument("path", help="DWI series: NIfTI (with .bval/.bvec beside it), DICOM file or folder")
     p.add_argument("--rois", required=True, help="nerve-root ROI file")
     p.add_argument("--clinical", help="the subject's clinical.json (symptomatic side, suspected levels, "
                    "indication inputs)")
-    p.add_argument("-o", "--out", "--output", dest="out_dir", required=True, help="output folder")
-    p.add_argument("--method", choices=("wls", "ols", "nlls"), default="wls", help="ADC fit (default wls)")
-    p.add_argument("--b-min", type=float, help="lowest b-value used by the fit, s/mm^2")
-    p.add_argument("--b-max", type=float, help="highest b-value used by the fit, s/mm^2")
-    p.add_argument("--symptomatic-side", choices=("left", "right"),
-                   help="override radicular_side of the clinical file")
-    p.add_argument("--threshold-pct", type=float, default=None,
-                   help="side-difference threshold on rel_diff_pct in %% (default 10; a measurement "
-                        "threshold, not a diagnostic cut-off)")
-    p.add_argument("--stenosis-policy", choices=("kovacs2013", "acr2021"),
-                   help="indication rules: failed-conservative-care threshold for suspected stenosis "
-                        "(kovacs2013 = 12 weeks, the default; acr2021 = 6 weeks)")
-    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--subject", help="pseudonymous subject label for the report")
-    p.add_argument("--bvals", help="b-value file when not beside the NIfTI")
-    p.add_argument("--bvecs", help="b-vector file when not beside the NIfTI")
-    p.add_argument("--b0-threshold", type=float, default=50.0, help="s/mm^2 (default 50)")
-    p.add_argument("--csf-threshold", type=float, default=None,
-                   help="leave out ROI voxels with ADC above this (mm^2/s, e.g. 2.5e-3) as CSF "
-                   "contamination; counts are reported (default: none)")
-    p.add_argument("--no-figures", action="store_true", help="skip figures (faster)")
+    add_out(p, help="output folder (created)", old=("--output", "--out-dir", "--outdir"))
+    add_analysis_options(p)
     add_common(p)
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ...clinical.entrapment import DEFAULT_THRESHOLD_PCT
-    from ...pipeline.analyze import run_analysis
+def command_line(opts) -> str:
+    """The analysis as a ``dwi-toolkit analyze`` command line with its non-default options."""
+    from ...analysis.options import AnalysisOptions
 
-    thr = DEFAULT_THRESHOLD_PCT if args.threshold_pct is None else args.threshold_pct
-    opts = [f"--method {args.method}"]
-    for flag, val in (("--b-min", args.b_min), ("--b-max", args.b_max),
-                      ("--symptomatic-side", args.symptomatic_side), ("--threshold-pct", args.threshold_pct),
-                      ("--stenosis-policy", args.stenosis_policy), ("--n-boot", args.n_boot),
-                      ("--seed", args.seed)):
-        if val is not None:
-            opts.append(f"{flag} {shlex.quote(str(val))}")
-    report = run_analysis(
-        args.path, args.rois, args.clinical, args.out_dir,
-        method=args.method, b_min=args.b_min, b_max=args.b_max,
-        symptomatic_side=args.symptomatic_side, threshold_pct=thr, n_boot=args.n_boot,
-        seed=args.seed, bvals=args.bvals, bvecs=args.bvecs, b0_threshold=args.b0_threshold,
-        subject=args.subject, stenosis_policy=args.stenosis_policy, figures=not args.no_figures,
-        csf_threshold=args.csf_threshold,
-        command="dwi-toolkit analyze " + " ".join(opts),
-    )
+    default = AnalysisOptions()
+    parts = [f"--method {opts.method}"]
+    if opts.b_range is not None:
+        lo, hi = ("-" if v is None else f"{v:g}" for v in opts.b_range)
+        parts.append(f"--b-range {lo} {hi}")
+    if opts.mask != default.mask:
+        parts.append(f"--mask {shlex.quote(opts.mask)}")
+    for name in ("symptomatic_side", "threshold_pct", "stenosis_policy", "n_boot", "seed", "csf_threshold"):
+        v = getattr(opts, name)
+        if v is not None and (v != getattr(default, name) or name in ("n_boot", "seed")):
+            parts.append(f"--{name.replace('_', '-')} {shlex.quote(str(v))}")
+    return "dwi-toolkit analyze " + " ".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...pipeline.analyze import run_analysis
+    from .._options import analysis_options
+
+    opts = analysis_options(args)
+    report = run_analysis(args.path, args.rois, args.clinical, args.out, options=opts, bvals=args.bvals,
+                          bvecs=args.bvecs, subject=args.subject, command=command_line(opts))
     ent = report.entrapment
     if report.indication is not None:
         from ...reporting.report import _as_dict, _indication_class
@@ -77,5 +69,6 @@ def run(args: argparse.Namespace) -> int:
     if ent is not None:
         for lv in ent.levels:
             print(f"{lv.level:<3} {lv.segment:<15} {lv.classification}")
-    print(f"report: {args.out_dir}/report.html")
+    print(f"analysis mask: {opts.mask}")
+    print(f"report: {args.out}/report.html")
     return 0

@@ -7,6 +7,8 @@ import re
 
 
 def add_parser(sub, add_common) -> None:
+    from .._options import add_out
+
     p = sub.add_parser(
         "convert",
         help="convert DICOM DWI to NIfTI + .bval/.bvec + BIDS JSON sidecar",
@@ -15,7 +17,7 @@ def add_parser(sub, add_common) -> None:
         "identifiers. Scanner-derived TRACEW/ADC/FA series are never merged into the DWI.",
     )
     p.add_argument("path", help="DICOM folder (searched recursively) or one DICOM file")
-    p.add_argument("-o", "--outdir", help="output folder (created if needed)")
+    add_out(p, required=False, help="output folder (created if needed)", old=("--outdir", "--out-dir", "--output"))
     p.add_argument("--series-uid", help="convert only this SeriesInstanceUID")
     p.add_argument("--all", action="store_true", help="convert every raw DWI series found")
     p.add_argument("--list", action="store_true", help="list the series found and exit")
@@ -74,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
         for s in infos:
             print(s.summary())
         return 0
-    if not args.outdir:
+    if not args.out:
         raise InputDataError("convert needs an output folder: -o OUTDIR (or --list to only list series)")
-    out = Path(args.outdir)
+    out = Path(args.out)
     if args.all and not args.series_uid:
         chosen = [s for s in infos if s.role == "dwi"]
         if not chosen:

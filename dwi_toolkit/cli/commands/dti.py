@@ -6,7 +6,7 @@ import argparse
 
 
 def add_parser(sub, add_common) -> None:
-    from ._maps import add_input_args
+    from ._maps import add_map_args
 
     p = sub.add_parser(
         "dti",
@@ -14,59 +14,40 @@ def add_parser(sub, add_common) -> None:
         description="Fit the diffusion tensor with dipy's TensorModel and write NIfTI maps (FA, MD, "
         "AD, RD in mm^2/s, status, principal eigenvector), a JSON summary and a PNG montage.",
     )
-    add_input_args(p)
-    p.add_argument("--method", choices=["WLS", "OLS", "NLLS", "RESTORE"], default="WLS",
-                   help="dipy fit method (default WLS)")
-    p.add_argument("--b-range", nargs=2, type=float, metavar=("B_MIN", "B_MAX"),
-                   help="s/mm^2; fit only volumes with b in this range (plus b=0)")
+    add_map_args(p, methods=("WLS", "OLS", "NLLS", "RESTORE"), default_method="WLS",
+                 method_help="dipy fit method", b_range=True)
     add_common(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import numpy as np
 
     from ...models.dti import fit_dti
-    from ._maps import (
-        load_inputs,
-        montage,
-        preprocess,
-        robust_range,
-        try_roi_snr,
-        write_roi_stats,
-        write_summary,
-    )
+    from .._options import b_range
+    from ._maps import load_inputs, preprocess, robust_range, write_fit_outputs
 
     series, mask = load_inputs(args)
     series, steps = preprocess(series, args)
-    fit = fit_dti(series, method=args.method, b_range=tuple(args.b_range) if args.b_range else None, mask=mask)
-    out = Path(args.out_dir)
-    paths = fit.save(out)
-    summary = fit.summary()
-    summary.update({"input": str(args.path), "bvals_used": fit.bvals_used.tolist(),
-                    "outputs": {k: str(v) for k, v in paths.items()}, "preprocessing": steps})
-    if not args.no_png:
+    fit = fit_dti(series, method=args.method, b_range=b_range(args), mask=mask)
+
+    def panels():
         ok = fit.status == 0
         fa = np.where(ok, fit.fa, np.nan)
         md = np.where(ok, fit.md * 1e3, np.nan)
         lo, hi = robust_range(md)
-        panels = [("FA", fa, {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}),
-                  ("MD (x1e-3 mm2/s)", md, {"cmap": "viridis", "vmin": lo, "vmax": hi}),
-                  ("colour FA (RAS)", fit.color_fa(), {})]
-        png = montage(panels, out / "dti_montage.png", title=f"DTI ({fit.method})")
-        summary["outputs"]["montage"] = str(png)
-    if args.rois:
-        csv, rows = write_roi_stats(fit, ["fa", "md", "ad", "rd"], args.rois, out / "dti_roi_stats.csv")
-        summary["outputs"]["roi_stats"] = str(csv)
-        summary["roi_snr"] = try_roi_snr(series, args.rois)
-    write_summary(out / "dti_summary.json", summary)
+        return [("FA", fa, {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}),
+                ("MD (x1e-3 mm2/s)", md, {"cmap": "viridis", "vmin": lo, "vmax": hi}),
+                ("colour FA (RAS)", fit.color_fa(), {})]
+
+    out, summary, rows = write_fit_outputs(args, series, mask, fit, steps, model="dti",
+                                           roi_maps=["fa", "md", "ad", "rd"], panels=panels,
+                                           title=f"DTI ({fit.method})")
     counts = summary["status_counts"]
     print(f"DTI {fit.method}: {counts['ok']} voxels ok; maps in {out}")
     med = summary["median_ok"]
     if med["fa"] is not None:
         print(f"median FA {med['fa']:.3f}, MD {med['md'] * 1e3:.3f} x10^-3 mm^2/s")
     if args.rois:
-        print(f"ROI statistics ({len(rows)} rows): {csv}")
+        print(f"ROI statistics ({len(rows)} rows): {summary['outputs']['roi_stats']}")
     return 0

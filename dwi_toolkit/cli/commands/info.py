@@ -9,17 +9,15 @@ import numpy as np
 
 
 def add_parser(sub, add_common) -> None:
+    from .._options import add_input
+
     p = sub.add_parser(
         "info",
         help="describe a DWI series (shape, voxel size, orientation, b-values, shells)",
         description="Describe a DWI series: shape, voxel size, orientation, b-values/shells and "
         "directions per shell. Never prints patient identifiers.",
     )
-    p.add_argument("path", help="NIfTI file (with .bval/.bvec beside it), DICOM file or folder")
-    p.add_argument("--bvals", help="b-value file when not beside the NIfTI")
-    p.add_argument("--bvecs", help="b-vector file when not beside the NIfTI")
-    p.add_argument("--series-uid", help="DICOM: which series to describe when several are present")
-    p.add_argument("--b0-threshold", type=float, default=50.0, help="s/mm^2 (default 50)")
+    add_input(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_common(p)
     p.set_defaults(func=run)

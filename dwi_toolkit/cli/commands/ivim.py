@@ -7,7 +7,7 @@ import argparse
 
 
 def add_parser(sub, add_common) -> None:
-    from ._maps import add_input_args
+    from ._maps import add_map_args, add_noise_args
 
     p = sub.add_parser(
         "ivim",
@@ -16,35 +16,21 @@ def add_parser(sub, add_common) -> None:
         "bounded fit) and write NIfTI maps (D and D* in mm^2/s, f unitless), a status map, a JSON "
         "summary and a PNG montage.",
     )
-    add_input_args(p)
-    p.add_argument("--method", choices=["segmented", "full"], default="segmented",
-                   help="segmented (D from high b, then f and D*) or full 4-parameter fit (default segmented)")
+    add_map_args(p, methods=("segmented", "full"), default_method="segmented",
+                 method_help="segmented (D from high b, then f and D*) or full 4-parameter fit", b_range=False)
     p.add_argument("--b-threshold", type=float, default=200.0,
                    help="s/mm^2; b-values at or above are used for D in the segmented step (default 200)")
-    p.add_argument("--noise-correction", choices=["none", "exclude", "rician"], default="none",
-                   help="noise-floor handling: exclude samples below k*sigma, or fit the Rician mean")
-    p.add_argument("--sigma", default="auto",
-                   help="noise sigma in signal units, or 'auto' (repeated b=0 volumes, else background); "
-                   "used only with --noise-correction")
+    add_noise_args(p, ("none", "exclude", "rician"), "none")
     p.add_argument("-k", type=float, default=2.0, help="exclusion threshold in units of sigma (default 2)")
     add_common(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    import numpy as np
 
     from ...models.ivim import fit_ivim
-    from ._maps import (
-        load_inputs,
-        montage,
-        preprocess,
-        resolve_sigma,
-        robust_range,
-        try_roi_snr,
-        write_roi_stats,
-        write_summary,
-    )
+    from ._maps import load_inputs, preprocess, resolve_sigma, robust_range, write_fit_outputs
 
     series, mask = load_inputs(args)
     series, steps = preprocess(series, args)
@@ -52,30 +38,21 @@ def run(args: argparse.Namespace) -> int:
     sigma = resolve_sigma(series, args.sigma) if corr else None
     fit = fit_ivim(series, method=args.method, b_threshold=args.b_threshold, mask=mask,
                    noise_correction=corr, sigma=sigma, k=args.k)
-    out = Path(args.out_dir)
-    paths = fit.save(out)
-    summary = fit.summary()
-    summary.update({"input": str(args.path), "bvals_used": fit.bvals_used.tolist(), "sigma": sigma,
-                    "bounds": fit.bounds, "outputs": {k: str(v) for k, v in paths.items()},
-                    "preprocessing": steps})
-    if not args.no_png:
-        import numpy as np
 
+    def panels():
         # D and f are meaningful at a bound (f = 0: no perfusion); D* is not when f is ~0
         shown = {"d": np.isin(fit.status, (0, 5)), "f": np.isin(fit.status, (0, 5)), "dstar": fit.status == 0}
-        panels = []
+        out = []
         for name, label, scale in (("d", "D (x1e-3 mm2/s)", 1e3), ("dstar", "D* (x1e-3 mm2/s)", 1e3), ("f", "f", 1.0)):
             vol = np.where(shown[name], getattr(fit, name) * scale, np.nan)
             lo, hi = robust_range(vol)
-            panels.append((label, vol, {"cmap": "viridis", "vmin": lo, "vmax": hi}))
-        png = montage(panels, out / "ivim_montage.png",
-                      title=f"IVIM ({fit.method}); D, f: status 0 or 5 (at a bound); D*: status 0")
-        summary["outputs"]["montage"] = str(png)
-    if args.rois:
-        csv, rows = write_roi_stats(fit, ["d", "dstar", "f"], args.rois, out / "ivim_roi_stats.csv")
-        summary["outputs"]["roi_stats"] = str(csv)
-        summary["roi_snr"] = try_roi_snr(series, args.rois, sigma)
-    write_summary(out / "ivim_summary.json", summary)
+            out.append((label, vol, {"cmap": "viridis", "vmin": lo, "vmax": hi}))
+        return out
+
+    out, summary, rows = write_fit_outputs(
+        args, series, mask, fit, steps, model="ivim", roi_maps=["d", "dstar", "f"], panels=panels,
+        title=f"IVIM ({fit.method}); D, f: status 0 or 5 (at a bound); D*: status 0",
+        extra={"sigma": sigma, "bounds": fit.bounds})
     counts = summary["status_counts"]
     print(f"IVIM {fit.method}: {counts['ok']} voxels ok, "
           f"{sum(v for k, v in counts.items() if k not in ('ok', 'outside mask'))} flagged; maps in {out}")
@@ -84,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"median D {med['d'] * 1e3:.3f} x10^-3 mm^2/s, D* {med['dstar'] * 1e3:.2f} x10^-3 mm^2/s, "
               f"f {med['f']:.3f}")
     if args.rois:
-        print(f"ROI statistics ({len(rows)} rows): {csv}")
+        print(f"ROI statistics ({len(rows)} rows): {summary['outputs']['roi_stats']}")
     return 0

@@ -27,6 +27,8 @@ _NON_INTERACTIVE = {"agg", "pdf", "ps", "svg", "pgf", "cairo", "template"}
 
 
 def add_parser(sub, add_common) -> None:
+    from .._options import add_method, add_out
+
     p = sub.add_parser(
         "roi",
         help="nerve-root ROIs: draw, show, stats, convert, mirror",
@@ -44,7 +46,7 @@ def add_parser(sub, add_common) -> None:
     d = rs.add_parser("draw", help="place ROIs interactively (needs a desktop matplotlib backend)",
                       description="Open the ROI editor on a DWI series or map; saves on close.")
     image_args(d)
-    d.add_argument("-o", "--output", required=True, help="ROI file to write (.json, .mrk.json, .nii.gz)")
+    add_out(d, help="ROI file to write (.json, .mrk.json, .nii.gz)", old=("--output",))
     d.add_argument("--rois", help="start from these ROIs")
     d.add_argument("--fit-adc", action="store_true", help="also offer an ADC background (fits ADC first)")
     add_common(d)
@@ -53,7 +55,7 @@ def add_parser(sub, add_common) -> None:
     s = rs.add_parser("show", help="overlay montage of ROIs on an image (PNG/PDF/SVG)")
     image_args(s)
     s.add_argument("--rois", required=True, help="ROI file")
-    s.add_argument("-o", "--output", required=True, help="figure file (.png, .pdf, .svg)")
+    add_out(s, help="figure file (.png, .pdf, .svg)", old=("--output",))
     s.add_argument("--view", choices=["axial", "coronal", "sagittal"], default="axial")
     s.add_argument("--background", choices=["trace", "b0"], default="trace",
                    help="for a DWI: highest-b trace (default) or mean b0")
@@ -64,8 +66,8 @@ def add_parser(sub, add_common) -> None:
     t = rs.add_parser("stats", help="ROI statistics table (fits ADC first when PATH is a DWI)")
     image_args(t)
     t.add_argument("--rois", required=True, help="ROI file")
-    t.add_argument("-o", "--output", help="write the table as CSV")
-    t.add_argument("--method", default="wls", choices=["wls", "ols", "nlls"], help="ADC fit method (DWI input)")
+    add_out(t, required=False, help="write the table as CSV", old=("--output",))
+    add_method(t, ("wls", "ols", "nlls"), "wls", "ADC fit method (DWI input)")
     t.add_argument("--parameter", help="name of the parameter (map input), or 's0' for a DWI fit")
     t.add_argument("--scale", type=float, default=None,
                    help="multiply map values by this (e.g. 1e-6 for scanner ADC maps stored in 10^-6 mm^2/s)")
@@ -95,7 +97,7 @@ def add_parser(sub, add_common) -> None:
     m = rs.add_parser("mirror", help="add the contralateral twin of each ROI")
     image_args(m)
     m.add_argument("--rois", required=True, help="ROI file")
-    m.add_argument("-o", "--output", required=True, help="ROI file to write")
+    add_out(m, help="ROI file to write", old=("--output",))
     m.add_argument("--plane-points", nargs="+", metavar="X,Y,Z",
                    help="midline points in RAS+ mm instead of estimating the plane from the image")
     m.add_argument("--per-level", action="store_true", help="estimate one plane per level (curved spine)")
@@ -204,9 +206,9 @@ def run_stats(args: argparse.Namespace) -> int:
         param = name
     table = roi_stats(target, rois, exclude_status=not args.keep_failed,
                       csf_threshold=args.csf_threshold, parameter=param)
-    if args.output:
-        table.to_csv(Path(args.output))
-        logger.info("wrote %s", args.output)
+    if args.out:
+        table.to_csv(Path(args.out))
+        logger.info("wrote %s", args.out)
     if args.json:
         print(json.dumps(table.to_records(), indent=2, default=lambda v: None))
     else:
@@ -225,8 +227,8 @@ def run_show(args: argparse.Namespace) -> int:
         fig = roi_montage(bg, img.affine, rois, view=args.view, title=title)
     else:
         fig = roi_montage(img, rois=rois, view=args.view, title=None)
-    _write_figure(fig, Path(args.output), args.dpi)
-    print(f"wrote {args.output}")
+    _write_figure(fig, Path(args.out), args.dpi)
+    print(f"wrote {args.out}")
     return 0
 
 
@@ -282,7 +284,7 @@ def run_mirror(args: argparse.Namespace) -> int:
               + (f", similarity {pl.score:.3f}" if pl.score is not None else ""))
     out = mirror_rois(rois, plane, snap_to=None if args.no_snap else snap,
                       search_radius_mm=args.search_radius, overwrite=args.overwrite)
-    path = save_rois(out, args.output, reference=(img.data.shape[:3], img.affine))
+    path = save_rois(out, args.out, reference=(img.data.shape[:3], img.affine))
     print(f"mirrored {len([r for r in out if 'mirrored from' in r.notes])} ROIs; wrote {len(out)} ROIs to {path}")
     return 0
 
@@ -307,10 +309,10 @@ def run_draw(args: argparse.Namespace) -> int:
     img = _load_image(args)
     if _is_series(img):
         adc = _fit_adc(img, "wls") if args.fit_adc else None
-        ed = RoiEditor.from_series(img, adc=adc, rois=rois, path=args.output, interactive=True)
+        ed = RoiEditor.from_series(img, adc=adc, rois=rois, path=args.out, interactive=True)
     else:
-        ed = RoiEditor({img.name or "map": img.data}, img.affine, rois=rois, path=args.output, interactive=True)
+        ed = RoiEditor({img.name or "map": img.data}, img.affine, rois=rois, path=args.out, interactive=True)
     plt.show()
-    out = save_rois(ed.rois, args.output, reference=(ed.shape, ed.affine))
+    out = save_rois(ed.rois, args.out, reference=(ed.shape, ed.affine))
     print(f"wrote {len(ed.rois)} ROIs to {out}")
     return 0

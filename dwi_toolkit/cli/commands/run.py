@@ -11,6 +11,8 @@ from pathlib import Path
 
 
 def add_parser(sub, add_common) -> None:
+    from .._options import add_out
+
     p = sub.add_parser(
         "run",
         help="run a pipeline over every subject of a study (folder of subject folders or BIDS dataset)",
@@ -28,7 +30,7 @@ def add_parser(sub, add_common) -> None:
     p.add_argument("output_dir", nargs="?", help="output folder (BIDS-Apps form; or use -o)")
     p.add_argument("analysis_level", nargs="?", choices=("participant", "group"),
                    help="BIDS-Apps level: 'participant' runs subjects, 'group' builds the cohort summary")
-    p.add_argument("-o", "--out", dest="out", help="output folder (created)")
+    add_out(p, required=False, help="output folder (created)", old=("--out-dir", "--outdir", "--output"))
     p.add_argument("--pipeline", default="default",
                    help="built-in pipeline name (default, adc-only, high-b) or a pipeline .toml file")
     p.add_argument("--jobs", "-j", type=int, default=1,

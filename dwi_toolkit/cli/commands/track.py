@@ -6,7 +6,7 @@ import argparse
 
 
 def add_parser(sub, add_common) -> None:
-    from ._maps import add_input_args
+    from .._options import add_input, add_mask, add_no_figures, add_out
 
     p = sub.add_parser(
         "track",
@@ -17,11 +17,12 @@ def add_parser(sub, add_common) -> None:
         "(CSV, distance in mm from the dural junction), the left-right comparison at homologous "
         "distances (CSV) and figures.",
     )
-    add_input_args(p)
-    for action in p._actions:  # seeds are required for tracking
-        if action.dest == "rois":
-            action.required = True
-            action.help = "seed ROIs per root (any format load_rois reads: ROI JSON, Slicer markups, label map)"
+    add_input(p)
+    add_out(p)
+    add_mask(p)
+    add_no_figures(p)
+    p.add_argument("--rois", required=True,
+                   help="seed ROIs per root (any format load_rois reads: ROI JSON, Slicer markups, label map)")
     p.add_argument("--method", choices=["det", "prob"], default="det",
                    help="deterministic (EuDX on the principal eigenvector, default) or probabilistic")
     p.add_argument("--format", dest="fmt", choices=["tck", "trk", "trx"], default="tck",
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                             tube_radius_mm=args.tube_radius)
     tracts = track_roots(fit, rois, params=params, mask=mask,
                          midsagittal_plane=rois.meta.get("midsagittal_plane") if hasattr(rois, "meta") else None)
-    out = Path(args.out_dir)
+    out = Path(args.out)
     index = save_root_tracts(tracts, out / "streamlines", fmt=args.fmt)
     tubes = save_rois(tracts.rois(), out / "tract_rois.json")
     profiles = along_root_profiles(tracts, fit)
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     lesions = find_lesions(comps)
     outputs = {"streamline_index": str(index), "tract_rois": str(tubes), "profiles": str(prof_csv),
                "comparison": str(comp_csv)}
-    if not args.no_png:
+    if not args.no_figures:
         outputs["tracts_png"] = str(_save_fig(tracts_figure(tracts, fit.fa), out / "tracts_coronal.png"))
         outputs["profiles_png"] = str(_save_fig(profiles_figure(profiles, comps), out / "profiles.png"))
     write_summary(out / "track_summary.json", {"input": str(args.path), "roots": tracts.summary(),

@@ -88,7 +88,7 @@ def _convert(files, workdir: Path) -> Path:
 
 
 def _select(path, series_uid, b0_threshold):
-    from . import _series_infos, select_series
+    from .selection import _series_infos, select_series
 
     p = Path(path)
     infos, _ = _series_infos(p, b0_threshold=b0_threshold)

@@ -1,0 +1,195 @@
+"""Command-line options shared by the subcommands: one spelling for one idea, declared once.
+
+======================  =====================================================================
+idea                    option (every subcommand that has the idea)
+======================  =====================================================================
+input series            ``PATH`` ``--bvals`` ``--bvecs`` ``--series-uid`` ``--b0-threshold``
+output folder / file    ``-o/--out``
+figures                 ``--no-figures``
+analysis mask           ``--mask none|auto|PATH`` (default ``auto`` everywhere)
+b-value range           ``--b-range B_MIN B_MAX`` (s/mm²; ``-`` for an open end)
+fit method              ``--method`` (case-insensitive)
+======================  =====================================================================
+
+Old spellings (``--out-dir``, ``--outdir``, ``--output``, ``--no-figure``, ``--no-png``,
+``--b-min``, ``--b-max``, ``--auto-mask``) still work for one release: they are hidden from
+``--help`` and print a deprecation message on stderr.
+
+Private to the CLI (the leading underscore keeps it out of subcommand discovery).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Any
+
+__all__ = [
+    "add_input", "add_out", "add_no_figures", "add_mask", "add_b_range", "add_method",
+    "add_analysis_options", "analysis_options", "b_range", "check_required",
+]
+
+
+class _Deprecated(argparse.Action):
+    """A hidden old spelling: prints a deprecation message on stderr, then acts like the new one."""
+
+    def __init__(self, option_strings, dest, *, new: str, value: Any = None, **kw):
+        self.new, self.value = new, value
+        if value is not None:
+            kw["nargs"] = 0
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: warning: {option_string} is deprecated and will be removed; use {self.new}",
+              file=sys.stderr)
+        if self.dest == "b_range":  # --b-min / --b-max set one end of --b-range
+            lo, hi = getattr(namespace, "b_range", None) or (None, None)
+            lo, hi = (float(values), hi) if option_string == "--b-min" else (lo, float(values))
+            setattr(namespace, "b_range", (lo, hi))
+            return
+        setattr(namespace, self.dest, self.value if self.value is not None else values)
+
+
+def _deprecated(p, *flags: str, dest: str, new: str, value: Any = None, **kw) -> None:
+    p.add_argument(*flags, dest=dest, action=_Deprecated, new=new, value=value, **kw)
+
+
+def add_input(p, *, what: str = "DWI series: NIfTI (with .bval/.bvec beside it), DICOM file or folder",
+              series_uid: bool = True) -> None:
+    """``PATH --bvals --bvecs [--series-uid] --b0-threshold``: where the DWI series comes from."""
+    p.add_argument("path", help=what)
+    p.add_argument("--bvals", help="b-value file when not beside the NIfTI")
+    p.add_argument("--bvecs", help="b-vector file when not beside the NIfTI")
+    if series_uid:
+        p.add_argument("--series-uid", help="DICOM: which series to use when several are present")
+    p.add_argument("--b0-threshold", type=float, default=50.0,
+                   help="s/mm^2; volumes at or below count as b=0 (default 50)")
+
+
+def add_out(p, *, required: bool = True, help: str = "output folder (created if missing)",
+            old: tuple[str, ...] = ("--out-dir", "--outdir", "--output")) -> None:
+    """``-o/--out``: the output folder (or file); `old` spellings are hidden deprecated aliases.
+
+    A required ``-o`` is checked after parsing (:func:`check_required`), so an old spelling
+    satisfies it too.
+    """
+    p.add_argument("-o", "--out", dest="out", help=help + (" (required)" if required else ""))
+    if old:
+        _deprecated(p, *old, dest="out", new="-o/--out")
+    if required:
+        p.set_defaults(_out_required=p.prog)
+
+
+def check_required(args: argparse.Namespace) -> str | None:
+    """The usage error for a missing required ``-o/--out`` (None when everything is there)."""
+    prog = getattr(args, "_out_required", None)
+    if prog and getattr(args, "out", None) is None:
+        return f"{prog}: error: the following arguments are required: -o/--out"
+    return None
+
+
+def add_no_figures(p, *, help: str = "skip the figures (faster)") -> None:
+    """``--no-figures`` (old: ``--no-figure``, ``--no-png``)."""
+    p.add_argument("--no-figures", dest="no_figures", action="store_true", help=help)
+    _deprecated(p, "--no-figure", "--no-png", dest="no_figures", new="--no-figures", value=True)
+
+
+def add_mask(p) -> None:
+    """``--mask none|auto|PATH`` (default auto), the one analysis-mask policy (old: ``--auto-mask``)."""
+    p.add_argument("--mask", default="auto", metavar="none|auto|PATH",
+                   help="analysis mask: 'auto' (default: voxels above the background on the mean b=0), "
+                   "'none' (every voxel), 'otsu' (dipy median_otsu on the mean b=0) or a NIfTI mask on "
+                   "the DWI grid (non-zero = analysed)")
+    _deprecated(p, "--auto-mask", dest="mask", new="--mask otsu", value="otsu")
+
+
+def _b_end(text: str) -> float | None:
+    if text.strip().lower() in ("-", "none", ""):
+        return None
+    return float(text)
+
+
+def add_b_range(p, *, help: str = "fit only b-values in this range, s/mm^2 ('-' for an open end); "
+                "b=0 volumes are kept for models that need them") -> None:
+    """``--b-range B_MIN B_MAX`` in s/mm² (old: ``--b-min``, ``--b-max``)."""
+    p.add_argument("--b-range", nargs=2, type=_b_end, metavar=("B_MIN", "B_MAX"), help=help)
+    _deprecated(p, "--b-min", dest="b_range", new="--b-range B_MIN -")
+    _deprecated(p, "--b-max", dest="b_range", new="--b-range - B_MAX")
+
+
+def b_range(args: argparse.Namespace) -> tuple[float | None, float | None] | None:
+    """The ``--b-range`` value as ``(b_min, b_max)`` (either may be None), or None when not given."""
+    rng = getattr(args, "b_range", None)
+    if rng is None or (rng[0] is None and rng[1] is None):
+        return None
+    return (rng[0], rng[1])
+
+
+def add_method(p, choices: tuple[str, ...], default: str, help: str) -> None:
+    """``--method``, case-insensitive; the value is the canonical spelling of `choices`."""
+    canon = {c.lower(): c for c in choices}
+
+    def method(text: str) -> str:
+        try:
+            return canon[text.lower()]
+        except KeyError:
+            raise argparse.ArgumentTypeError(f"invalid choice {text!r} (choose from {', '.join(choices)}; "
+                                             "any case)") from None
+
+    p.add_argument("--method", type=method, default=default, metavar="{" + ",".join(choices) + "}",
+                   help=f"{help} (default {default}; case-insensitive)")
+
+
+# ------------------------------------------------------------------------------ AnalysisOptions
+def add_analysis_options(p) -> None:
+    """Every :class:`~dwi_toolkit.analysis.options.AnalysisOptions` field as an option of `p`.
+
+    Fields marked ``cli="shared"`` use the shared groups above; ``cli="auto"`` fields become
+    ``--name-with-dashes`` with the field's help, unit, choices and type; ``cli=None`` ones are not
+    on the command line. Defaults are not repeated here: an option not given keeps the field's.
+    """
+    from ..analysis.options import ADC_METHODS, AnalysisOptions
+
+    add_input(p, series_uid=False)
+    add_method(p, ADC_METHODS, AnalysisOptions.method, "ADC fit: log-linear WLS, OLS or nonlinear LS")
+    add_b_range(p)
+    add_mask(p)
+    add_no_figures(p)
+    for f in dataclasses.fields(AnalysisOptions):
+        meta = f.metadata
+        if meta.get("cli") != "auto":
+            continue
+        kind = AnalysisOptions.value_type(f.name)
+        unit = f", {meta['unit']}" if meta.get("unit") else ""
+        default = "" if f.default is None else f" (default {f.default:g})" if isinstance(f.default, float) \
+            else f" (default {f.default})"
+        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f"opt_{f.name}", metavar=None if meta.get("choices") else f.name.upper(), type=kind,
+                       choices=meta.get("choices"), default=None,
+                       help=f"{meta['help']}{unit}{default}".replace("%", "%%"))
+
+
+def analysis_options(args: argparse.Namespace):
+    """The :class:`~dwi_toolkit.analysis.options.AnalysisOptions` of parsed ``analyze`` arguments.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> p = argparse.ArgumentParser()
+    >>> add_analysis_options(p)
+    >>> o = analysis_options(p.parse_args(["dwi.nii.gz", "--b-range", "100", "-", "--method", "OLS", "--seed", "2"]))
+    >>> o.method, o.b_min, o.b_max, o.seed, o.mask
+    ('ols', 100.0, None, 2, 'auto')
+    """
+    from ..analysis.options import AnalysisOptions
+
+    values: dict[str, Any] = {"method": args.method, "b0_threshold": args.b0_threshold, "mask": args.mask,
+                              "figures": not args.no_figures}
+    rng = b_range(args)
+    if rng is not None:
+        values["b_min"], values["b_max"] = rng
+    for name in AnalysisOptions.names():
+        v = getattr(args, f"opt_{name}", None)
+        if v is not None:
+            values[name] = v
+    return AnalysisOptions(**values)

@@ -1,0 +1,89 @@
+"""Finding the series under a path and picking one (shared by the native reader and the dcm2niix back-end)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...errors import DicomError
+from .discovery import DicomSeriesInfo, find_dwi_series, scan_files  # noqa: F401 (find_dwi_series: doctest)
+
+__all__ = ["select_series"]
+
+
+def _listing(infos) -> str:
+    return "\n".join("  " + s.summary() for s in infos)
+
+
+def _series_infos(path: Path, *, b0_threshold: float):
+    """Series under `path`; for a single file, the series it belongs to (from its folder)."""
+    from .discovery import _group_key, describe_series
+
+    if path.is_file():
+        from ._files import CorruptDicom, NotDicom, read_header
+
+        try:
+            one = read_header(path)
+        except (NotDicom, CorruptDicom) as err:
+            raise DicomError(f"{path} is not a readable DICOM file ({err}).") from err
+        uid = str(one.ds.get("SeriesInstanceUID", ""))
+        if int(one.ds.get("NumberOfFrames", 1) or 1) > 1 or not uid:
+            return [describe_series([one], b0_threshold=b0_threshold)], uid
+        files = [f for f in scan_files(path.parent) if str(f.ds.get("SeriesInstanceUID", "")) == uid]
+        key = _group_key(one)
+        files = [f for f in files if _group_key(f) == key] or [one]
+        return [describe_series(files, b0_threshold=b0_threshold)], uid
+    files = scan_files(path)
+    if not files:
+        raise DicomError(f"no DICOM files found under {path} (looked at every file, any depth).")
+    groups: dict = {}
+    for f in files:
+        groups.setdefault(_group_key(f), []).append(f)
+    infos = [describe_series(g, b0_threshold=b0_threshold) for g in groups.values()]
+    infos.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.description))
+    return infos, None
+
+
+def select_series(infos, *, series_uid: str | None, role: str, path) -> DicomSeriesInfo:
+    """Pick the one series of `role` (or the one with `series_uid`); raise with a listing otherwise.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from dwi_toolkit.core.image import DWISeries
+    >>> from dwi_toolkit.io.dicom_write import write_dicom_series
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> b = np.array([0.0, 800.0])
+    >>> s = DWISeries(np.full((4, 3, 2, 2), 100.0) * np.exp(-b * 1e-3), np.diag([2.0, 2.0, 4.0, 1.0]), b,
+    ...               [[0, 0, 0], [0, 0, 1]])
+    >>> files = write_dicom_series(s, tmp / "dicom")
+    >>> infos = find_dwi_series(tmp / "dicom")
+    >>> select_series(infos, series_uid=None, role="dwi", path=tmp).n_volumes
+    2
+    """
+    if series_uid:
+        match = [s for s in infos if s.series_uid == series_uid]
+        if not match:
+            raise DicomError(
+                f"no series with SeriesInstanceUID {series_uid} under {path}. Series found:\n{_listing(infos)}"
+            )
+        pick = [s for s in match if s.role == role] or match
+        if pick[0].role != role:
+            raise DicomError(
+                f"series {series_uid} ('{pick[0].description}') is a '{pick[0].role}' series, not "
+                f"'{role}'." + (" Load scanner ADC maps with load_scanner_adc()." if pick[0].role == "adc" else "")
+            )
+        return pick[0]
+    cand = [s for s in infos if s.role == role]
+    if not cand:
+        raise DicomError(
+            f"no {'raw diffusion-weighted' if role == 'dwi' else role} series under {path}. "
+            f"Series found:\n{_listing(infos) or '  (none)'}"
+        )
+    if len(cand) > 1:
+        raise DicomError(
+            f"{len(cand)} {'raw DWI' if role == 'dwi' else role} series under {path}; pick one with "
+            f"series_uid=... (command line: --series-uid UID):\n{_listing(cand)}"
+        )
+    return cand[0]

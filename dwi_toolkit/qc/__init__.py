@@ -1,0 +1,1 @@
+"""Data-quality checks: gradient-table checks and QC flags (layer L3: may import core, models, roi)."""
