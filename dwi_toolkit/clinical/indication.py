@@ -61,6 +61,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from ..errors import ClinicalDataError
+from .guidelines import VERDICTS, GuidelineVerdict, _verdict_from, first_criterion, load_guideline_table
 from .vocab import (
     AGE_FEATURES,
     DECISIVE_RED_FLAGS,
@@ -83,7 +84,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-RULE_SET_VERSION = "v1"
+RULE_SET_VERSION = "v2"
 CLASSES = ("appropriate", "uncertain", "inappropriate")
 StenosisPolicy = Literal["kovacs2013", "acr2021"]
 STENOSIS_POLICIES: tuple[str, ...] = ("kovacs2013", "acr2021")
@@ -201,8 +202,8 @@ def _decide(c: _Case, t: _RuleTable, sten_weeks: float) -> tuple[str, str]:
         return "appropriate", "R-RF"
     if c.prior_surgery and c.new_prog:
         return "appropriate", "R-POSTOP"
-    if c.age < t.adult_age:
-        return "uncertain", "R-SCOPE"
+    if c.age < t.adult_age:  # paediatric criteria decide (ACR Back Pain-Child, v2)
+        return _guideline_criterion("acr_2021", c, sten_weeks)["verdict"], "R-SCOPE"
     if c.ct > c.pain:
         return "uncertain", "R-INCONSISTENT"
     if c.mri_months is not None and c.mri_months < t.repeat_months and not c.change:
@@ -211,6 +212,14 @@ def _decide(c: _Case, t: _RuleTable, sten_weeks: float) -> tuple[str, str]:
         if _weak_feature_count(c.red_flags) >= t.weak_min:
             return "uncertain", "R-WEAK"
         return "inappropriate", "R-NONSPEC"
+    klass, rule = _decide_radicular(c, t, sten_weeks)
+    if klass == "inappropriate" and _weak_feature_count(c.red_flags) >= t.weak_min:
+        return "uncertain", "R-WEAK"  # v2: weak features count with sciatica too
+    return klass, rule
+
+
+def _decide_radicular(c: _Case, t: _RuleTable, sten_weeks: float) -> tuple[str, str]:
+    """Rules 8-10 of the radicular branch."""
     if c.condition == "disc_herniation":
         ok = c.surgery and c.ct >= t.disc_weeks
         return ("appropriate" if ok else "inappropriate"), "R-DISC-6W"
@@ -222,6 +231,35 @@ def _decide(c: _Case, t: _RuleTable, sten_weeks: float) -> tuple[str, str]:
     if c.ct >= max(t.disc_weeks, sten_weeks):
         return "appropriate", "R-RAD-UNK"
     return "uncertain", "R-RAD-UNK"
+
+
+@functools.lru_cache(maxsize=None)
+def _guidelines() -> tuple[dict[str, Any], ...]:
+    return tuple(load_guideline_table()["guidelines"])
+
+
+def _guideline_criterion(gid: str, c: _Case, sten_weeks: float) -> Mapping[str, Any]:
+    g = next(g for g in _guidelines() if g["id"] == gid)
+    params = {"disc_weeks": _table().disc_weeks, "stenosis_weeks": sten_weeks}
+    return first_criterion(g["criteria"], c, params)
+
+
+def _guideline_thresholds(key: str) -> tuple[float, ...]:
+    """Numeric thresholds of condition `key` in the criteria file (for the missing-data domains)."""
+    out: set[float] = set()
+
+    def walk(when: Mapping[str, Any]) -> None:
+        for k, v in when.items():
+            if k == "any":
+                for alt in v:
+                    walk(alt)
+            elif k == key and not isinstance(v, str):
+                out.add(float(v))
+
+    for g in _guidelines():
+        for crit in g["criteria"]:
+            walk(crit["when"])
+    return tuple(sorted(out))
 
 
 def _acr_variant(c: _Case, t: _RuleTable) -> int | None:
@@ -269,7 +307,8 @@ _REP_CES = "saddle_anaesthesia"
 
 
 def _age_domain(clinical: ClinicalInput, t: _RuleTable) -> tuple[tuple[float, ...], str | None]:
-    """One representative age per side of the adult threshold, consistent with age features."""
+    """One representative age per interval between the age thresholds (16, and those of the
+    guideline criteria: 18, 55), consistent with the age features in ``red_flags``."""
     lo, hi = 0.0, 130.0
     flags = clinical.red_flags or ()
     if "age_over_50" in flags:
@@ -280,12 +319,9 @@ def _age_domain(clinical: ClinicalInput, t: _RuleTable) -> tuple[tuple[float, ..
         hi = min(hi, 20.0)
     if lo >= hi:
         return (t.adult_age - 1.0, t.adult_age), "the age features in red_flags contradict each other"
-    out = []
-    if lo < t.adult_age:  # some age below 16 is possible
-        out.append((lo + min(hi, t.adult_age)) / 2.0)
-    if hi > t.adult_age:  # some adult age is possible
-        out.append((max(lo, t.adult_age) + hi) / 2.0)
-    return tuple(out), None
+    cuts = sorted({t.adult_age, *_guideline_thresholds("age_lt"), *_guideline_thresholds("age_gt")})
+    edges = [lo, *[x for x in cuts if lo < x < hi], hi]
+    return tuple((a + b) / 2.0 for a, b in zip(edges[:-1], edges[1:])), None
 
 
 def _ct_domain(pain: float | None, thresholds: Sequence[float]) -> tuple[float, ...]:
@@ -330,7 +366,8 @@ def _completions(
             notes.append(note)
         domains["age"] = ages
     if clinical.conservative_treatment_weeks is None:
-        thresholds = (t.disc_weeks, sten_weeks, max(t.disc_weeks, sten_weeks))
+        thresholds = (t.disc_weeks, sten_weeks, *_guideline_thresholds("ct_ge"),
+                      *_guideline_thresholds("ct_lt"))
         domains["conservative_treatment_weeks"] = _ct_domain(clinical.pain_duration_weeks,
                                                              thresholds)
     missing = [f for f in RULE_INPUT_FIELDS if f in domains]
@@ -483,6 +520,20 @@ class IndicationAssessment:
     rule_set_version: str = RULE_SET_VERSION
     rules_file_version: str = ""
     references: Mapping[str, str] = field(default_factory=dict)
+    guideline_verdicts: tuple[GuidelineVerdict, ...] = ()
+    what_would_change: tuple[str, ...] = ()
+    guidelines_file_version: str = ""
+
+    def guideline_verdict(self, guideline: str) -> GuidelineVerdict | None:
+        """The verdict of one guideline (e.g. ``"acr_2021"``), or ``None`` when not listed.
+
+        Examples
+        --------
+        >>> from dwi_toolkit.sample_data import SAMPLE_CLINICAL
+        >>> assess_indication(SAMPLE_CLINICAL).guideline_verdict("nice_ng59").verdict
+        'appropriate'
+        """
+        return next((v for v in self.guideline_verdicts if v.guideline == guideline), None)
 
     @property
     def kovacs_risk_factors_present(self) -> tuple[str, ...]:
@@ -533,6 +584,9 @@ class IndicationAssessment:
             "notes": list(self.notes),
             "explanation": self.explanation,
             "references": dict(self.references),
+            "guidelines_file_version": self.guidelines_file_version,
+            "guideline_verdicts": [v.to_dict() for v in self.guideline_verdicts],
+            "what_would_change": list(self.what_would_change),
             "research_use_notice": RESEARCH_USE_NOTICE,
         }
 
@@ -705,6 +759,139 @@ def _dedupe(items: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
+def _combined_class(comps: Sequence[_Completion], missing: Sequence[str],
+                    clinical: ClinicalInput, t: _RuleTable
+                    ) -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Combined (Kovacs 2013) class over the completions -> (class, rules, mattered, possible)."""
+    classes = {c.klass for c in comps}
+    possible = tuple(k for k in CLASSES if k in classes)
+    if len(classes) > 1:
+        klass = "uncertain"
+        rules: tuple[str, ...] = ("R-MISSING",)
+        mattered = _fields_that_mattered(comps, missing)
+    else:
+        klass = possible[0]
+        list_fields = {"red_flags", "cauda_equina_signs"}
+        baseline = [c for c in comps
+                    if all(v == () for k, v in c.assignment if k in list_fields)]
+        rules = tuple(sorted({c.rule for c in baseline}, key=t.order.__getitem__))
+        mattered = []
+    if clinical.suspected_condition is None and any(
+        c.rule == "R-RAD-UNK" and c.klass == "uncertain" for c in comps
+    ):
+        mattered.append("suspected_condition")
+    return klass, rules, tuple(f for f in RULE_INPUT_FIELDS if f in mattered), possible
+
+
+def _citations(rules: Sequence[str], clinical: ClinicalInput, t: _RuleTable,
+               policy: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Citations per decisive rule, per present decisive red flag and the stenosis policy."""
+    cites: list[str] = []
+    for r in rules:
+        cites.extend(t.rules[r]["citations"])
+        if r == "R-RF":
+            for f in clinical.red_flags or ():
+                if f in t.red_flags:
+                    cites.extend(t.red_flags[f]["citations"])
+        if r in ("R-STEN-12W", "R-RAD-UNK"):
+            cites.extend(t.policies[policy]["citations"])
+    citations = _dedupe(cites)
+    refs = {k: v for k, v in t.references.items() if any(c.split(" ")[0] == k for c in citations)}
+    return citations, refs
+
+
+def _trace(comps: Sequence[_Completion], rules: Sequence[str],
+           order: Mapping[str, int]) -> tuple[tuple[str, str], ...]:
+    trace = []
+    for rid in sorted(order, key=order.__getitem__):
+        if rid == "R-MISSING":
+            status = "yes" if tuple(rules) == ("R-MISSING",) else "no"
+        else:
+            fired = {c.rule == rid for c in comps}
+            status = "unknown" if len(fired) > 1 else ("yes" if fired.pop() else "no")
+        trace.append((rid, status))
+    return tuple(trace)
+
+
+def _guideline_verdicts(comps: Sequence[_Completion], sten: float
+                        ) -> tuple[GuidelineVerdict, ...]:
+    """Each guideline's verdict over the completions (CG88 only where it differs from NG59)."""
+    out: list[GuidelineVerdict] = []
+    for g in _guidelines():
+        crits = [_guideline_criterion(g["id"], c.case, sten) for c in comps]
+        out.append(_verdict_from(g, crits, VERDICTS))
+    by_id = {v.guideline: v for v in out}
+    cg88, ng59 = by_id.get("nice_cg88"), by_id.get("nice_ng59")
+    if cg88 is not None and ng59 is not None and (
+        cg88.verdict in ("not_covered", ng59.verdict)
+    ):
+        out.remove(cg88)
+    return tuple(out)
+
+
+def _policy_sensitive(klass: str, rules: Sequence[str],
+                      verdicts: Sequence[GuidelineVerdict]) -> bool:
+    """True exactly when the verdicts the recorded data determine differ.
+
+    Compared: every guideline covering the case whose verdict does not depend on missing data,
+    and the combined (Kovacs 2013) class unless missing or contradictory data decided it.
+    """
+    seen = {v.verdict for v in verdicts if v.verdict != "not_covered" and len(v.possible) == 1}
+    if not set(rules) & {"R-MISSING", "R-INCONSISTENT"}:
+        seen.add(klass)
+    return len(seen) > 1
+
+
+def _value_labels(field_name: str, values: Sequence[Any], t: _RuleTable) -> list[str]:
+    """Human labels of the representative values of one missing field (same order)."""
+    if field_name in ("age", "conservative_treatment_weeks"):
+        unit = "years" if field_name == "age" else "weeks"
+        if field_name == "age":
+            cuts = sorted({t.adult_age, *_guideline_thresholds("age_lt"),
+                           *_guideline_thresholds("age_gt")})
+        else:
+            cuts = sorted(v for v in values if v > 0)
+        out = []
+        for v in values:
+            below = [c for c in cuts if c <= v]
+            above = [c for c in cuts if c > v]
+            lo = f"{below[-1]:g} {unit} \u2264 " if below else ""
+            hi = f" < {above[0]:g} {unit}" if above else ""
+            out.append(f"{lo}{field_name}{hi}")
+        return out
+    if field_name == "red_flags":
+        return [{(): "red_flags = [] (none present)", (_REP_DECISIVE,): "a decisive red flag is "
+                 "present", (_REP_WEAK,): "a weak feature (e.g. night_pain) is present"}[tuple(v)]
+                for v in values]
+    if field_name == "cauda_equina_signs":
+        return ["no cauda equina sign" if not v else "a cauda equina sign is present"
+                for v in values]
+    return [f"{field_name} = {str(v).lower()}" for v in values]
+
+
+def _what_would_change(comps: Sequence[_Completion], mattered: Sequence[str],
+                       t: _RuleTable) -> tuple[str, ...]:
+    """For each missing field that mattered: the class each of its values would give."""
+    out: list[str] = []
+    for f in mattered:
+        groups: dict[Any, set[str]] = {}
+        for c in comps:
+            a = dict(c.assignment)
+            if f in a:
+                groups.setdefault(a[f], set()).add(c.klass)
+        if not groups:
+            continue
+        values = sorted(groups, key=lambda v: (str(type(v)), v))
+        if f in ("age", "conservative_treatment_weeks"):  # merge runs with the same classes
+            values = [v for i, v in enumerate(values)
+                      if i == 0 or groups[v] != groups[values[i - 1]]]
+            groups = {v: groups[v] for v in values}
+        for v, label in zip(values, _value_labels(f, values, t)):
+            klasses = " or ".join(k for k in CLASSES if k in groups[v])
+            out.append(f"{klasses} if {label}")
+    return tuple(out)
+
+
 def assess_indication(
     clinical: ClinicalInput | Mapping[str, Any],
     *,
@@ -765,89 +952,36 @@ def assess_indication(
 
     comps, missing, notes = _completions(clinical, t, sten)
     notes = _consistency_notes(clinical) + notes
-    classes = {c.klass for c in comps}
-    possible = tuple(k for k in CLASSES if k in classes)
-    order = t.order
-
-    if len(classes) > 1:
-        klass = "uncertain"
-        rules: tuple[str, ...] = ("R-MISSING",)
-        mattered = _fields_that_mattered(comps, missing)
-    else:
-        klass = possible[0]
-        list_fields = {"red_flags", "cauda_equina_signs"}
-        baseline = [c for c in comps
-                    if all(v == () for k, v in c.assignment if k in list_fields)]
-        rules = tuple(sorted({c.rule for c in baseline}, key=order.__getitem__))
-        mattered = []
-    if clinical.suspected_condition is None and any(
-        c.rule == "R-RAD-UNK" and c.klass == "uncertain" for c in comps
-    ):
-        mattered.append("suspected_condition")
-    mattered_t = tuple(f for f in RULE_INPUT_FIELDS if f in mattered)
-
+    klass, rules, mattered, possible = _combined_class(comps, missing, clinical, t)
     variants = {c.variant for c in comps}
     variant = variants.pop() if len(variants) == 1 else None
-
-    # citations: per decisive rule, per present decisive red flag, the stenosis policy
-    cites: list[str] = []
-    for r in rules:
-        cites.extend(t.rules[r]["citations"])
-        if r == "R-RF":
-            for f in clinical.red_flags or ():
-                if f in t.red_flags:
-                    cites.extend(t.red_flags[f]["citations"])
-        if r in ("R-STEN-12W", "R-RAD-UNK"):
-            cites.extend(t.policies[stenosis_policy]["citations"])
-    citations = _dedupe(cites)
-    refs = {k: v for k, v in t.references.items() if any(c.split(" ")[0] == k for c in citations)}
-
-    # policy sensitivity (§3.10 "Policy-sensitive cases")
-    sensitive = False
-    if rules != ("R-MISSING",):
-        flags = clinical.red_flags or ()
-        if "R-RF" in rules:
-            decisive = [f for f in flags if f in DECISIVE_RED_FLAGS]
-            sensitive = bool(decisive) and all(t.red_flags[f]["policy_sensitive"] for f in decisive)
-        elif set(rules) & {"R-WEAK", "R-NONSPEC"}:
-            sensitive = any(f in NON_DECISIVE_FEATURES for f in flags)
-        elif "R-STEN-12W" in rules:
-            other = "acr2021" if stenosis_policy == "kovacs2013" else "kovacs2013"
-            other_weeks = float(t.policies[other]["threshold_weeks"])
-            other_classes = {_decide(c.case, t, other_weeks)[0] for c in comps}
-            sensitive = other_classes != classes
-
-    trace = []
-    for rid in sorted(order, key=order.__getitem__):
-        if rid == "R-MISSING":
-            status = "yes" if rules == ("R-MISSING",) else "no"
-        else:
-            fired = {c.rule == rid for c in comps}
-            status = "unknown" if len(fired) > 1 else ("yes" if fired.pop() else "no")
-        trace.append((rid, status))
-
+    citations, refs = _citations(rules, clinical, t, stenosis_policy)
+    verdicts = _guideline_verdicts(comps, sten)
     risk = _risk_factors(clinical, t)
     present_rf = [r.name for r in risk if r.status == "present"]
-    explanation = _explain(klass, rules, clinical, t, sten, mattered_t, possible, present_rf,
+    explanation = _explain(klass, rules, clinical, t, sten, mattered, possible, present_rf,
                            variant, stenosis_policy)
     result = IndicationAssessment(
         classification=klass,
         decisive_rules=rules,
         citations=citations,
-        missing_fields=mattered_t,
+        missing_fields=mattered,
         unrecorded_fields=clinical.unrecorded_fields,
         possible_classes=possible,
         stenosis_policy=stenosis_policy,
         stenosis_threshold_weeks=sten,
-        policy_sensitive=sensitive,
+        policy_sensitive=_policy_sensitive(klass, rules, verdicts),
         acr_2021_variant=variant,
         kovacs_risk_factors=risk,
-        rule_trace=tuple(trace),
+        rule_trace=_trace(comps, rules, t.order),
         notes=tuple(notes),
         explanation=explanation,
         rule_set_version=t.version,
         rules_file_version=t.file_version,
         references=refs,
+        guideline_verdicts=verdicts,
+        what_would_change=_what_would_change(comps, mattered, t),
+        guidelines_file_version=load_guideline_table()["file_version"],
     )
     logger.debug("indication: %r", result)
     return result
