@@ -14,7 +14,7 @@ ALLOWED = {
     "phantom": L0 | {"core"},
     "analysis": L0 | {"core", "models", "roi"},
     "qc": L0 | {"core", "models", "roi"},
-    "clinical": L0 | {"core", "analysis", "qc"},
+    "clinical": L0 | {"core", "analysis", "qc", "io"},  # docs: L4 clinical may import io
     "io": L0 | {"core", "roi", "models"},
     "sample_data": L0 | {"core", "roi", "io", "phantom", "models", "clinical"},
     "reporting": L0 | {"core", "models", "roi", "analysis", "qc", "clinical", "io"},

@@ -122,7 +122,7 @@ def first_criterion(criteria: Sequence[Mapping[str, Any]], case: Any,
     --------
     >>> from types import SimpleNamespace
     >>> crit = [{"id": "A", "when": {"age_lt": 18}}, {"id": "B", "when": {}}]
-    >>> first_criterion(crit, SimpleNamespace(age=40), {})["id"]
+    >>> first_criterion(crit, SimpleNamespace(age=40, red_flags=()), {})["id"]
     'B'
     """
     for c in criteria:
