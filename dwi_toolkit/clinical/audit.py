@@ -272,7 +272,7 @@ def _parse_row(raw: Mapping[str, Any], i: int) -> tuple[dict[str, Any], str | No
             f"{where}: unknown column(s) {', '.join(sorted(unknown))}; allowed: the clinical "
             f"fields of docs/clinical.md, {', '.join(AUDIT_COLUMNS + _IGNORED_COLUMNS)}")
     clinical = {k: _coerce(k, v, where) for k, v in raw.items()
-                if k in INPUT_FIELDS and v is not None}
+                if k in INPUT_FIELDS and v is not None and v != ""}  # empty = not recorded
     rad = raw.get("radiologist_assessment")
     if rad is not None and rad not in CLASSES:
         raise ClinicalDataError(f"{where}: radiologist_assessment must be one of "
