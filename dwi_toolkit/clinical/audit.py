@@ -434,7 +434,7 @@ def audit_referrals(table: Any, *, stenosis_policy: str = "kovacs2013",
     Examples
     --------
     >>> rows = [{"age": 30, "pain_duration_weeks": 1, "radicular_pain": False,
-    ...          "red_flags": "", "cauda_equina_signs": "", "surgery_considered": "no",
+    ...          "red_flags": "none", "cauda_equina_signs": "none", "surgery_considered": "no",
     ...          "prior_lumbar_surgery": "no", "new_or_progressive_symptoms": "no",
     ...          "conservative_treatment_weeks": "0", "radiologist_assessment": "appropriate"}]
     >>> a = audit_referrals(rows, regression=False)

@@ -1,11 +1,22 @@
-"""Was the lumbar spine MRI indicated? Rule set v1 of ``clinical-reference.md §3.10``.
+"""Was the lumbar spine MRI indicated? Rule set v2: every guideline's verdict side by side, and
+the combined class of Kovacs 2013.
 
-The classifier is a deterministic, ordered rule list (the first rule that fires decides)::
+Two layers, both package data versioned with the rule set (``RULE_SET_VERSION`` is in every
+output):
+
+- **Per-guideline verdicts** (``data/guidelines_v2.json``, interpreted by
+  :mod:`dwi_toolkit.clinical.guidelines`): NICE NG59 (and CG88 where it still differs), ACP
+  2007/2011, ACR Appropriateness Criteria 2021 (with the variant; *Back Pain — Child* below 18)
+  and the European guidelines 2006, each with the deciding criterion, its citation and effective
+  date. ``policy_sensitive`` is true exactly when the verdicts the recorded data determine differ.
+- **Combined class** (``data/rules_v2.json``), the ordered rule list of ``clinical-reference.md
+  §3.10`` as Kovacs 2013 combined the guidelines (the first rule that fires decides)::
 
      1   R-CES          any cauda equina sign → appropriate (before the age scope)
      2   R-RF           any decisive red flag (§3.2) → appropriate
      3   R-POSTOP       prior lumbar surgery and new/progressive symptoms → appropriate
-     4   R-SCOPE        age < 16 → uncertain
+     4   R-SCOPE        age < 16 → the paediatric criteria decide (ACR Back Pain — Child:
+                        a clinical red flag → uncertain, none → inappropriate)
      5   R-INCONSISTENT conservative treatment longer than the pain → uncertain
      6   R-REPEAT       previous lumbar MRI < 12 months ago, no clinical change → inappropriate
      7   R-WEAK /       non-radicular: ≥ 2 distinct non-decisive features → uncertain,
@@ -14,6 +25,8 @@ The classifier is a deterministic, ordered rule list (the first rule that fires 
      9   R-STEN-12W     radicular, stenosis: surgery considered and ≥ 12 weeks (policy) → appropriate
      10  R-RAD-UNK      radicular, other/unknown cause: < 6 weeks or no surgery → inappropriate,
                         ≥ stenosis threshold with surgery → appropriate, between → uncertain
+     +   R-WEAK         radicular cases that rules 8–10 call inappropriate become uncertain with
+                        ≥ 2 weak features (v2: weak features count with and without sciatica)
 
 Missing data (``R-MISSING``, §3.10): when an input the rules need is ``None``, the rules are
 evaluated for every possible value of the missing items (booleans true/false; lists empty or
@@ -30,7 +43,9 @@ agrees with any age feature listed in ``red_flags``.
 risk factors for an inappropriate request (§3.8).
 
 The thresholds, rule texts, per-rule and per-red-flag citations, the ACR 2021 variants and the
-Kovacs 2013 odds ratios are package data (``data/rules_v1.json``), versioned with the rule set.
+Kovacs 2013 odds ratios are package data (``data/rules_v2.json``), versioned with the rule set.
+When an unknown field changes the class, :attr:`IndicationAssessment.what_would_change` lists the
+class each of its values would give (e.g. "appropriate if 6 weeks ≤ conservative_treatment_weeks").
 
 This is decision support for research, not a clinical decision.
 
@@ -88,16 +103,16 @@ RULE_SET_VERSION = "v2"
 CLASSES = ("appropriate", "uncertain", "inappropriate")
 StenosisPolicy = Literal["kovacs2013", "acr2021"]
 STENOSIS_POLICIES: tuple[str, ...] = ("kovacs2013", "acr2021")
-#: Default of rule set v1: Kovacs 2013, 12 weeks for stenosis (§3.10).
+#: Default of the rule set: Kovacs 2013, 12 weeks for stenosis (§3.10).
 DEFAULT_STENOSIS_POLICY: StenosisPolicy = "kovacs2013"
 
 RESEARCH_USE_NOTICE = (
-    "Research use only: a deterministic encoding of guideline criteria (dwi_toolkit rule set v1, "
+    "Research use only: a deterministic encoding of guideline criteria (dwi_toolkit rule set v2, "
     "clinical-reference.md §3.10) for studying imaging appropriateness. It does not replace "
     "clinical judgement and must not be used to decide on imaging for an individual patient."
 )
 
-_RULES_RESOURCE = "rules_v1.json"
+_RULES_RESOURCE = "rules_v2.json"
 
 
 @functools.lru_cache(maxsize=None)
@@ -108,13 +123,13 @@ def _rule_table_json() -> str:
 
 
 def load_rule_table() -> dict[str, Any]:
-    """The packaged rule table of rule set v1 (a fresh copy; thresholds, rules, citations).
+    """The packaged rule table of the combined class (a fresh copy; thresholds, rules, citations).
 
     Examples
     --------
     >>> t = load_rule_table()
     >>> t["rule_set_version"], t["stenosis_policies"]["kovacs2013"]["threshold_weeks"]
-    ('v1', 12)
+    ('v2', 12)
     >>> [r["id"] for r in t["rules"]][:3]
     ['R-CES', 'R-RF', 'R-POSTOP']
     """
@@ -148,7 +163,7 @@ class _RuleTable:
         th = t["thresholds"]
         unknown = set(t["red_flags"]) ^ set(DECISIVE_RED_FLAGS)
         if unknown:  # the data file and vocab.py must describe the same flags
-            raise ClinicalDataError(f"rules_v1.json red flags differ from the vocabulary: {unknown}")
+            raise ClinicalDataError(f"{_RULES_RESOURCE} red flags differ from the vocabulary: {unknown}")
         return cls(
             version=t["rule_set_version"],
             file_version=t["file_version"],
@@ -455,7 +470,7 @@ class RiskFactor:
 
 @dataclass(frozen=True)
 class IndicationAssessment:
-    """Outcome of rule set v1 (``clinical-reference.md §3.10``) for one subject.
+    """Outcome of the indication rule set (``clinical-reference.md §3.10``, v2) for one subject.
 
     Attributes
     ----------
@@ -688,7 +703,7 @@ def _explain(a_class: str, rules: Sequence[str], clinical: ClinicalInput, t: _Ru
     head = {"appropriate": "The lumbar MRI was indicated (appropriate)",
             "uncertain": "Whether the lumbar MRI was indicated is uncertain",
             "inappropriate": "The lumbar MRI was not indicated (inappropriate)"}[a_class]
-    parts = [f"{head} by rule set v1 (stenosis policy {policy}, {sten:g} weeks)."]
+    parts = [f"{head} by rule set {t.version} (stenosis policy {policy}, {sten:g} weeks)."]
     if rules == ("R-MISSING",):
         parts.append(
             "R-MISSING: the outcome depends on data that were not recorded ("
@@ -897,7 +912,7 @@ def assess_indication(
     *,
     stenosis_policy: StenosisPolicy = DEFAULT_STENOSIS_POLICY,
 ) -> IndicationAssessment:
-    """Classify whether a lumbar spine MRI was indicated, by rule set v1 (§3.10).
+    """Classify whether a lumbar spine MRI was indicated: combined class and every guideline's verdict.
 
     Parameters
     ----------
@@ -906,7 +921,7 @@ def assess_indication(
         :meth:`ClinicalInput.from_dict`).
     stenosis_policy : {"kovacs2013", "acr2021"}, optional
         Threshold of failed conservative treatment for suspected spinal stenosis:
-        ``"kovacs2013"`` = 12 weeks (default of rule set v1), ``"acr2021"`` = 6 weeks (ACR 2021
+        ``"kovacs2013"`` = 12 weeks (default), ``"acr2021"`` = 6 weeks (ACR 2021
         uses one 6-week threshold). The same threshold bounds the "uncertain" band of R-RAD-UNK.
         The policy used is reported.
 

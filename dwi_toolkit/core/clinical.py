@@ -423,7 +423,7 @@ class ClinicalInput:
         ``"dwi_toolkit.clinical"``), ``schema_version`` and ``subject_id`` are accepted. The label
         keys of the vignette schema (:data:`VIGNETTE_KEYS`, ``clinical-reference.md §3.11``) are
         accepted and ignored, so a vignette can be assessed as it stands; its
-        ``rule_set_version`` must then be ``"v1"``.
+        ``rule_set_version`` must then be ``"v1"`` or ``"v2"`` (same inputs).
 
         Raises
         ------
@@ -453,10 +453,10 @@ class ClinicalInput:
                     f"{_allowed(INPUT_FIELDS + _META_FIELDS)} (see docs/clinical.md)"
                 )
         version = data.get("rule_set_version", "v1")
-        if version != "v1":
+        if version not in ("v1", "v2"):  # v2 reads the same inputs as v1
             raise ClinicalDataError(
                 f"vignette {data.get('id')!r} is for rule set {version!r}; this toolkit "
-                "implements rule set 'v1'"
+                "implements rule sets 'v1' and 'v2'"
             )
         schema = data.get("schema", SCHEMA_NAME)
         if schema != SCHEMA_NAME:
@@ -479,7 +479,7 @@ class ClinicalInput:
         Raises
         ------
         ClinicalDataError
-            When ``rule_set_version`` is not ``"v1"`` or an input is invalid.
+            When ``rule_set_version`` is not ``"v1"``/``"v2"`` or an input is invalid.
 
         Examples
         --------
@@ -639,7 +639,8 @@ def clinical_json_schema() -> dict[str, Any]:
     }
     for key in VIGNETTE_KEYS:
         props[key] = {"description": "Vignette label (clinical-reference.md §3.11); ignored."}
-    props["rule_set_version"] = {"const": "v1", "description": "Vignette label; must be 'v1'."}
+    props["rule_set_version"] = {"enum": ["v1", "v2"],
+                                 "description": "Vignette label; 'v1' or 'v2' (same inputs)."}
     for name, (_unit, upper) in _NUMBER_FIELDS.items():
         props[name]["maximum"] = upper
     return {

@@ -280,7 +280,7 @@ def test_every_decisive_flag_has_table_entry():
     table = load_rule_table()
     assert set(table["red_flags"]) == set(DECISIVE_RED_FLAGS)
     assert [r["order"] for r in table["rules"]] == sorted(r["order"] for r in table["rules"])
-    assert table["rule_set_version"] == "v1" and table["default_stenosis_policy"] == "kovacs2013"
+    assert table["rule_set_version"] == "v2" and table["default_stenosis_policy"] == "kovacs2013"
 
 
 def test_outputs_to_dict_repr_html_and_mapping_input():
