@@ -860,18 +860,16 @@ def _policy_sensitive(klass: str, rules: Sequence[str],
 def _value_labels(field_name: str, values: Sequence[Any], t: _RuleTable) -> list[str]:
     """Human labels of the representative values of one missing field (same order)."""
     if field_name in ("age", "conservative_treatment_weeks"):
+        # values are one representative per band (merged runs); a band starts at the largest
+        # threshold not above its representative and ends where the next band starts
         unit = "years" if field_name == "age" else "weeks"
-        if field_name == "age":
-            cuts = sorted({t.adult_age, *_guideline_thresholds("age_lt"),
-                           *_guideline_thresholds("age_gt")})
-        else:
-            cuts = sorted(v for v in values if v > 0)
+        cuts = [0.0, t.adult_age, *_guideline_thresholds("age_lt"),
+                *_guideline_thresholds("age_gt")] if field_name == "age" else list(values)
+        starts = [max(c for c in cuts if c <= v) for v in values]
         out = []
-        for v in values:
-            below = [c for c in cuts if c <= v]
-            above = [c for c in cuts if c > v]
-            lo = f"{below[-1]:g} {unit} \u2264 " if below else ""
-            hi = f" < {above[0]:g} {unit}" if above else ""
+        for i, lo_v in enumerate(starts):
+            lo = f"{lo_v:g} {unit} \u2264 " if lo_v > 0 else ""
+            hi = f" < {starts[i + 1]:g} {unit}" if i + 1 < len(starts) else ""
             out.append(f"{lo}{field_name}{hi}")
         return out
     if field_name == "red_flags":
