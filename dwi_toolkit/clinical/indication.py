@@ -622,6 +622,10 @@ class IndicationAssessment:
             ("Missing fields that mattered", ", ".join(self.missing_fields) or "none"),
             ("Stenosis policy", f"{self.stenosis_policy} ({self.stenosis_threshold_weeks:g} weeks)"),
             ("Policy-sensitive", "yes" if self.policy_sensitive else "no"),
+            ("Verdict per guideline", "; ".join(
+                f"{v.name}: {v.verdict} ({v.criterion}; {v.citation})"
+                for v in self.guideline_verdicts)),
+            ("Would change with unrecorded data", "; ".join(self.what_would_change) or "none"),
             ("ACR 2021 variant", "none fits exactly" if self.acr_2021_variant is None
              else f"{self.acr_2021_variant}: {self.acr_2021_variant_text}"),
             ("Kovacs 2013 risk factors present (not used)",

@@ -181,3 +181,13 @@ def test_json_output_carries_verdicts():
     assert {v["guideline"] for v in d["guideline_verdicts"]} >= {
         "nice_ng59", "acp_2011", "acr_2021", "european_2006"}
     assert d["guidelines_file_version"] == load_guideline_table()["file_version"]
+
+
+def test_report_shows_the_verdict_table():
+    from dwi_toolkit.reporting.report import Report, make_provenance
+
+    a = assess_indication({**ADULT, "conservative_treatment_weeks": 5, "pain_duration_weeks": 6})
+    html = Report(provenance=make_provenance(), acquisition={}, indication=a).to_html()
+    assert "guideline-verdicts" in html and "ACP-RADICULOPATHY" in html
+    assert "ACR-AC-LowBackPain-2021 V3" in html and "the guidelines disagree" in html
+    assert "ACP 2011" in a._repr_html_()
