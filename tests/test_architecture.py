@@ -15,7 +15,7 @@ ALLOWED = {
     "analysis": L0 | {"core", "models", "roi"},
     "qc": L0 | {"core", "models", "roi"},
     "clinical": L0 | {"core", "analysis", "qc", "io"},  # docs: L4 clinical may import io
-    "io": L0 | {"core", "roi", "models"},
+    "io": L0 | {"core", "roi", "models", "clinical"},  # io.clinical builds ClinicalInput
     "sample_data": L0 | {"core", "roi", "io", "phantom", "models", "clinical"},
     "reporting": L0 | {"core", "models", "roi", "analysis", "qc", "clinical", "io"},
     "viz": L0 | {"core", "models", "roi", "analysis", "qc", "clinical", "io", "reporting"},

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.clinical import _BOOL_FIELDS, _LIST_FIELDS, _NUMBER_FIELDS, INPUT_FIELDS, RULE_INPUT_FIELDS
+from .vocab import _BOOL_FIELDS, _LIST_FIELDS, _NUMBER_FIELDS, INPUT_FIELDS, RULE_INPUT_FIELDS
 from ..errors import ClinicalDataError, DwiToolkitError
 from ..io._atomic import atomic_write_bytes, atomic_write_text
 from .indication import CLASSES, RESEARCH_USE_NOTICE, assess_indication

@@ -23,7 +23,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..core.clinical import ClinicalInput
+from ..clinical.vocab import ClinicalInput
 from ..errors import ClinicalDataError
 from ._atomic import atomic_write_text
 
@@ -56,7 +56,7 @@ def load_clinical(path: str | os.PathLike) -> ClinicalInput:
     >>> import tempfile
     >>> from pathlib import Path
     >>> from dwi_toolkit.sample_data import SAMPLE_CLINICAL
-    >>> from dwi_toolkit.core.clinical import ClinicalInput
+    >>> from dwi_toolkit.clinical.vocab import ClinicalInput
     >>> path = save_clinical(ClinicalInput.from_dict(SAMPLE_CLINICAL), Path(tempfile.mkdtemp()) / "clinical.json")
     >>> c = load_clinical(path)
     >>> c.radicular_side, c.suspected_levels, c.pain_duration_weeks
@@ -96,7 +96,7 @@ def save_clinical(clinical: ClinicalInput, path: str | os.PathLike) -> Path:
     >>> import json, tempfile
     >>> from pathlib import Path
     >>> from dwi_toolkit.sample_data import SAMPLE_CLINICAL
-    >>> from dwi_toolkit.core.clinical import ClinicalInput
+    >>> from dwi_toolkit.clinical.vocab import ClinicalInput
     >>> path = save_clinical(ClinicalInput.from_dict(SAMPLE_CLINICAL), Path(tempfile.mkdtemp()) / "clinical.json")
     >>> json.loads(path.read_text())["schema"]
     'dwi_toolkit.clinical'
