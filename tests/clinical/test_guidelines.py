@@ -191,3 +191,13 @@ def test_report_shows_the_verdict_table():
     assert "guideline-verdicts" in html and "ACP-RADICULOPATHY" in html
     assert "ACR-AC-LowBackPain-2021 V3" in html and "the guidelines disagree" in html
     assert "ACP 2011" in a._repr_html_()
+
+
+def test_docs_list_every_criterion_with_its_source():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "clinical.md").read_text("utf-8")
+    for g in load_guideline_table()["guidelines"]:
+        for c in g["criteria"]:
+            line = next((x for x in doc.splitlines() if f"`{c['id']}`" in x and "|" in x), None)
+            assert line is not None and c["citation"] in line, c["id"]

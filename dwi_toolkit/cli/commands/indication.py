@@ -20,7 +20,7 @@ def add_parser(sub, add_common) -> None:
         "side by side (NICE NG59/CG88, ACP 2011, ACR 2021 incl. Back Pain-Child, European 2006) "
         "with the deciding criterion and its citation; missing data are listed with the class "
         "each value would give. With --audit, classify a CSV/TSV list of referrals and report "
-        "rates (Wilson 95 %% CI), odds ratios of an inappropriate request (logistic regression, "
+        "rates (Wilson 95 % CI), odds ratios of an inappropriate request (logistic regression, "
         "needs the 'audit' extra) and Cohen's kappa against the radiologists' assessment. "
         "Research use only.",
     )
