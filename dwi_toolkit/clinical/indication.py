@@ -977,7 +977,8 @@ def assess_indication(
     risk = _risk_factors(clinical, t)
     present_rf = [r.name for r in risk if r.status == "present"]
     explanation = _explain(klass, rules, clinical, t, sten, mattered, possible, present_rf,
-                           variant, stenosis_policy)
+                           variant, stenosis_policy) + " Per guideline: " + "; ".join(
+        f"{v.name} {v.verdict} ({v.criterion})" for v in verdicts) + "."
     result = IndicationAssessment(
         classification=klass,
         decisive_rules=rules,
