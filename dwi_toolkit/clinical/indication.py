@@ -385,6 +385,11 @@ def _completions(
                       *_guideline_thresholds("ct_lt"))
         domains["conservative_treatment_weeks"] = _ct_domain(clinical.pain_duration_weeks,
                                                              thresholds)
+    if clinical.pain_duration_weeks is None:
+        # an unknown pain duration is at least the treatment duration (pain = max(ct, value));
+        # one value on each side of the pain thresholds of the criteria (child: > 4 weeks)
+        domains["pain_duration_weeks"] = (0.0, *(th + 1e-6 for th in
+                                                 _guideline_thresholds("pain_gt")))
     missing = [f for f in RULE_INPUT_FIELDS if f in domains]
     names = list(domains)
     out: list[_Completion] = []
@@ -397,7 +402,8 @@ def _completions(
         ct = float(get("conservative_treatment_weeks"))
         pain_recorded = clinical.pain_duration_weeks is not None
         # an unknown pain duration is consistent: at least as long as the treatment
-        pain = float(clinical.pain_duration_weeks) if pain_recorded else ct
+        pain = (float(clinical.pain_duration_weeks) if pain_recorded
+                else max(ct, float(get("pain_duration_weeks"))))
         case = _Case(
             age=float(get("age")),
             pain=pain,
@@ -876,6 +882,10 @@ def _value_labels(field_name: str, values: Sequence[Any], t: _RuleTable) -> list
             hi = f" < {starts[i + 1]:g} {unit}" if i + 1 < len(starts) else ""
             out.append(f"{lo}{field_name}{hi}")
         return out
+    if field_name == "pain_duration_weeks":
+        ths = _guideline_thresholds("pain_gt")
+        return [f"pain_duration_weeks \u2264 {ths[0]:g} weeks" if v == 0 and ths
+                else f"pain_duration_weeks > {v:g} weeks" for v in values]
     if field_name == "red_flags":
         return [{(): "red_flags = [] (none present)", (_REP_DECISIVE,): "a decisive red flag is "
                  "present", (_REP_WEAK,): "a weak feature (e.g. night_pain) is present"}[tuple(v)]

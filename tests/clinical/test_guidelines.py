@@ -201,3 +201,11 @@ def test_docs_list_every_criterion_with_its_source():
         for c in g["criteria"]:
             line = next((x for x in doc.splitlines() if f"`{c['id']}`" in x and "|" in x), None)
             assert line is not None and c["citation"] in line, c["id"]
+
+
+def test_child_unknown_pain_duration_names_the_4_week_red_flag():
+    # ACR Back Pain-Child V2 red flag "pain lasting > 4 weeks": unknown duration leaves it open
+    a = assess_indication({**CHILD, "pain_duration_weeks": None, "conservative_treatment_weeks": 0})
+    assert a.decisive_rules == ("R-MISSING",) and a.missing_fields == ("pain_duration_weeks",)
+    assert a.what_would_change == ("inappropriate if pain_duration_weeks \u2264 4 weeks",
+                                   "uncertain if pain_duration_weeks > 4 weeks")
