@@ -46,7 +46,7 @@ from typing import Any
 from .vocab import _BOOL_FIELDS, _LIST_FIELDS, _NUMBER_FIELDS, INPUT_FIELDS, RULE_INPUT_FIELDS
 from ..errors import ClinicalDataError, DwiToolkitError
 from ..io._atomic import atomic_write_bytes, atomic_write_text
-from .indication import CLASSES, RESEARCH_USE_NOTICE, assess_indication
+from .indication import CLASSES, RESEARCH_USE_NOTICE, assess_indication, load_rule_table
 
 __all__ = ["AuditDependencyError", "Proportion", "OddsRatio", "Kappa", "ReferralAudit",
            "audit_referrals", "wilson_interval", "cohen_kappa", "forest_plot_png",
@@ -477,7 +477,7 @@ def audit_referrals(table: Any, *, stenosis_policy: str = "kovacs2013",
                          kappa=kappa, policy_sensitive=Proportion(n_sens, n,
                                                                   *wilson_interval(n_sens, n)),
                          guideline_rates=guideline_rates, referrals=tuple(recs),
-                         rule_set_version=assess_indication({}).rule_set_version,
+                         rule_set_version=load_rule_table()["rule_set_version"],
                          notes=tuple(notes))
 
 
