@@ -15,7 +15,10 @@ Condition keys (all of one criterion must hold; ``any`` holds a list of alternat
 ``radicular``; ``surgery``; ``prior_lumbar_surgery``; ``postop`` (prior surgery with new or
 progressive symptoms); ``ct_ge``, ``ct_lt`` (weeks of conservative treatment, or the name of a
 threshold such as ``"disc_weeks"``); ``pain_gt``, ``pain_lt`` (weeks); ``pain_recorded``;
-``repeat_no_change_months`` (previous MRI fewer months ago and no clinical change).
+``repeat_no_change_months`` (previous MRI fewer months ago and no clinical change);
+``ct_gt_pain`` (treatment longer than the pain); ``condition_in``, ``condition_not_in``
+(``suspected_condition``; unknown is in no list); ``weak_count_ge`` (distinct non-decisive
+features, the age features counting once).
 
 Examples
 --------
@@ -36,6 +39,7 @@ from importlib import resources
 from typing import Any
 
 from ..errors import ClinicalDataError
+from .vocab import AGE_FEATURES, NON_DECISIVE_FEATURES
 
 __all__ = ["GuidelineVerdict", "VERDICTS", "load_guideline_table", "match_criterion",
            "first_criterion"]
@@ -67,6 +71,11 @@ def load_guideline_table() -> dict[str, Any]:
     return table
 
 
+def _weak_count(flags: set[str]) -> int:
+    """Distinct non-decisive features; the age features count once (§3.10)."""
+    return len({("age" if f in AGE_FEATURES else f) for f in flags if f in NON_DECISIVE_FEATURES})
+
+
 def _threshold(value: Any, params: Mapping[str, float]) -> float:
     return float(params[value]) if isinstance(value, str) else float(value)
 
@@ -90,6 +99,10 @@ def _holds(key: str, want: Any, case: Any, params: Mapping[str, float]) -> bool:
         "pain_recorded": lambda: case.pain_recorded == want,
         "repeat_no_change_months": lambda: (case.mri_months is not None
                                             and case.mri_months < want and not case.change),
+        "ct_gt_pain": lambda: (case.ct > case.pain) == want,
+        "condition_in": lambda: case.condition in want,
+        "condition_not_in": lambda: case.condition not in want,
+        "weak_count_ge": lambda: _weak_count(flags) >= want,
         "any": lambda: any(match_criterion(alt, case, params) for alt in want),
     }
     try:

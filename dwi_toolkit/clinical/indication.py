@@ -157,6 +157,7 @@ class _RuleTable:
     acr_map: Mapping[str, Any]
     risk_factors: tuple[Mapping[str, Any], ...]
     references: Mapping[str, str]
+    combined: tuple[Mapping[str, Any], ...]
 
     @classmethod
     def from_json(cls, t: Mapping[str, Any]) -> _RuleTable:
@@ -179,6 +180,7 @@ class _RuleTable:
             acr_map=t["acr_2021_variant_map"],
             risk_factors=tuple(t["kovacs2013_risk_factors"]),
             references=t["references"],
+            combined=tuple(t["combined_criteria"]),
         )
 
 
@@ -204,48 +206,15 @@ class _Case:
     change: bool
 
 
-def _weak_feature_count(red_flags: Sequence[str]) -> int:
-    feats = {("age" if f in AGE_FEATURES else f) for f in red_flags if f in NON_DECISIVE_FEATURES}
-    return len(feats)
-
-
 def _decide(c: _Case, t: _RuleTable, sten_weeks: float) -> tuple[str, str]:
-    """Ordered rules of §3.10 on complete data -> (class, rule id)."""
-    if c.ces:
-        return "appropriate", "R-CES"
-    if any(f in DECISIVE_RED_FLAGS for f in c.red_flags):
-        return "appropriate", "R-RF"
-    if c.prior_surgery and c.new_prog:
-        return "appropriate", "R-POSTOP"
-    if c.age < t.adult_age:  # paediatric criteria decide (ACR Back Pain-Child, v2)
-        return _guideline_criterion("acr_2021", c, sten_weeks)["verdict"], "R-SCOPE"
-    if c.ct > c.pain:
-        return "uncertain", "R-INCONSISTENT"
-    if c.mri_months is not None and c.mri_months < t.repeat_months and not c.change:
-        return "inappropriate", "R-REPEAT"
-    if not c.radicular:
-        if _weak_feature_count(c.red_flags) >= t.weak_min:
-            return "uncertain", "R-WEAK"
-        return "inappropriate", "R-NONSPEC"
-    klass, rule = _decide_radicular(c, t, sten_weeks)
-    if klass == "inappropriate" and _weak_feature_count(c.red_flags) >= t.weak_min:
-        return "uncertain", "R-WEAK"  # v2: weak features count with sciatica too
-    return klass, rule
-
-
-def _decide_radicular(c: _Case, t: _RuleTable, sten_weeks: float) -> tuple[str, str]:
-    """Rules 8-10 of the radicular branch."""
-    if c.condition == "disc_herniation":
-        ok = c.surgery and c.ct >= t.disc_weeks
-        return ("appropriate" if ok else "inappropriate"), "R-DISC-6W"
-    if c.condition == "spinal_stenosis":
-        ok = c.surgery and c.ct >= sten_weeks
-        return ("appropriate" if ok else "inappropriate"), "R-STEN-12W"
-    if not c.surgery or c.ct < t.disc_weeks:
-        return "inappropriate", "R-RAD-UNK"
-    if c.ct >= max(t.disc_weeks, sten_weeks):
-        return "appropriate", "R-RAD-UNK"
-    return "uncertain", "R-RAD-UNK"
+    """Ordered rules of §3.10 (``combined_criteria`` of the rules file) on complete data ->
+    (class, rule id)."""
+    params = {"disc_weeks": t.disc_weeks, "stenosis_weeks": sten_weeks,
+              "max_weeks": max(t.disc_weeks, sten_weeks)}
+    crit = first_criterion(t.combined, c, params)
+    if "verdict_from" in crit:  # R-SCOPE: the paediatric criteria decide
+        return _guideline_criterion(crit["verdict_from"], c, sten_weeks)["verdict"], crit["rule"]
+    return crit["verdict"], crit["rule"]
 
 
 @functools.lru_cache(maxsize=None)
