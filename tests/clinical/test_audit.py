@@ -211,3 +211,13 @@ def test_missing_statsmodels_gives_clear_message(monkeypatch):
     rows = _simulate()[:80]
     with pytest.raises(AuditDependencyError, match=r"dwi_toolkit\[audit\]"):
         audit_referrals(rows)
+
+
+def test_dataframe_input_and_top_level_export():
+    pd = pytest.importorskip("pandas")
+    import dwi_toolkit as dt
+
+    rows = _simulate()[:40]
+    a = dt.audit_referrals(pd.DataFrame(rows), regression=False)
+    b = audit_referrals(rows, regression=False)
+    assert dt.audit_referrals is audit_referrals and a.counts == b.counts
