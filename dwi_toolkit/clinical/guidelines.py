@@ -16,6 +16,7 @@ Condition keys (all of one criterion must hold; ``any`` holds a list of alternat
 progressive symptoms); ``ct_ge``, ``ct_lt`` (weeks of conservative treatment, or the name of a
 threshold such as ``"disc_weeks"``); ``pain_gt``, ``pain_lt`` (weeks); ``pain_recorded``;
 ``repeat_no_change_months`` (previous MRI fewer months ago and no clinical change);
+``prior_mri_within_months`` (previous MRI fewer months ago, whatever the change);
 ``ct_gt_pain`` (treatment longer than the pain); ``condition_in``, ``condition_not_in``
 (``suspected_condition``; unknown is in no list); ``weak_count_ge`` (distinct non-decisive
 features, the age features counting once).
@@ -99,6 +100,8 @@ def _holds(key: str, want: Any, case: Any, params: Mapping[str, float]) -> bool:
         "pain_recorded": lambda: case.pain_recorded == want,
         "repeat_no_change_months": lambda: (case.mri_months is not None
                                             and case.mri_months < want and not case.change),
+        "prior_mri_within_months": lambda: (case.mri_months is not None
+                                            and case.mri_months < want),
         "ct_gt_pain": lambda: (case.ct > case.pain) == want,
         "condition_in": lambda: case.condition in want,
         "condition_not_in": lambda: case.condition not in want,

@@ -154,7 +154,6 @@ class _RuleTable:
     order: Mapping[str, int]
     red_flags: Mapping[str, Mapping[str, Any]]
     acr_variants: Mapping[int, str]
-    acr_map: Mapping[str, Any]
     risk_factors: tuple[Mapping[str, Any], ...]
     references: Mapping[str, str]
     combined: tuple[Mapping[str, Any], ...]
@@ -177,7 +176,6 @@ class _RuleTable:
             order={r["id"]: int(r["order"]) for r in t["rules"]},
             red_flags=t["red_flags"],
             acr_variants={int(k): v for k, v in t["acr_2021_variants"].items()},
-            acr_map=t["acr_2021_variant_map"],
             risk_factors=tuple(t["kovacs2013_risk_factors"]),
             references=t["references"],
             combined=tuple(t["combined_criteria"]),
@@ -246,40 +244,20 @@ def _guideline_thresholds(key: str) -> tuple[float, ...]:
     return tuple(sorted(out))
 
 
-def _acr_variant(c: _Case, t: _RuleTable) -> int | None:
-    """ACR 2021 low-back-pain variant (§3.7) the complete case maps to; informational.
+def _acr_variant(c: _Case, t: _RuleTable, sten_weeks: float) -> int | None:
+    """ACR 2021 *Low Back Pain* variant (§3.7) of the complete case; informational.
 
-    ``None`` when no variant fits exactly: outside the adult scope, contradictory durations,
-    a decisive red flag outside variants 6/7, a previous MRI within the repeat window (the
-    variants describe initial imaging), or conservative care that is neither none nor enough.
+    Read from the ACR criteria of ``guidelines_v2.json`` (the same criterion as the ACR
+    verdict). ``None`` when no variant fits exactly: the paediatric topic, a decisive red flag
+    outside variants 6/7, a previous MRI within 12 months (the variants describe initial
+    imaging), contradictory durations, or care that is neither none nor enough.
     """
-    m = t.acr_map
-    if c.age < t.adult_age or c.ct > c.pain:
+    if c.ct > c.pain:
         return None
-    if c.ces:
-        return 4
-    if c.prior_surgery and c.new_prog:
-        return 5
-    flags = set(c.red_flags)
-    if flags & set(m["variant_7_flags"]):
-        return 7
-    if flags & set(m["variant_6_flags"]) or (
-        m["variant_6_age_feature_non_radicular"] in flags and not c.radicular
-    ):
-        return 6
-    if flags & set(DECISIVE_RED_FLAGS):
+    crit = _guideline_criterion("acr_2021", c, sten_weeks)
+    if crit.get("topic", "Low Back Pain") != "Low Back Pain":
         return None
-    if c.mri_months is not None and c.mri_months < t.repeat_months:
-        return None
-    if c.radicular and c.surgery and c.ct >= m["variant_3_min_conservative_weeks"]:
-        return 3
-    if not c.pain_recorded:
-        return None
-    if c.pain < m["acute_pain_below_weeks"]:
-        return 1
-    if c.ct == 0:
-        return 2
-    return None
+    return crit.get("variant")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,7 +367,8 @@ def _completions(
             change=bool(get("clinical_change_since_prior_mri")),
         )
         klass, rule = _decide(case, t, sten_weeks)
-        out.append(_Completion(tuple(sorted(a.items())), case, klass, rule, _acr_variant(case, t)))
+        out.append(_Completion(tuple(sorted(a.items())), case, klass, rule,
+                               _acr_variant(case, t, sten_weeks)))
     return out, missing, notes
 
 

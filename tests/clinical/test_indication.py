@@ -80,6 +80,12 @@ def test_vignette_acr_variant(vignette, request):
         # same file; the file gives null. We encode the variant text, not the label.
         request.applymarker(pytest.mark.xfail(strict=True, reason="file label differs from V3 text"))
     a = assess_indication(ClinicalInput.from_vignette(vignette))
+    if vignette["id"] == "A22":
+        # Radicular pain unknown, surgery considered after 8 weeks: ACR 2021 V3 reads "with or
+        # without radiculopathy", so the variant does not depend on the unknown field (v2 takes
+        # the variant from the ACR criteria; the v1 label null assumed V3 needs radicular pain).
+        assert a.acr_2021_variant == 3 and vignette["acr_2021_variant"] is None
+        return
     assert a.acr_2021_variant == vignette["acr_2021_variant"]
 
 
