@@ -66,6 +66,7 @@ _LAZY = {
     # clinical
     "assess_indication": "dwi_toolkit.clinical.indication",
     "assess_entrapment": "dwi_toolkit.clinical.entrapment",
+    "audit_referrals": "dwi_toolkit.clinical.audit",
     # reporting
     "Report": "dwi_toolkit.reporting.report",
     # pipeline

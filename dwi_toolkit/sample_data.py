@@ -160,7 +160,7 @@ def write_subject(
     paths["rois"] = save_rois(rois, root / "rois" / f"{subject}_rois.json")
     save_rois(rois, root / "rois" / f"{subject}_rois.mrk.json")
     if clinical is not None:
-        from .core.clinical import ClinicalInput
+        from .clinical.vocab import ClinicalInput
 
         paths["clinical"] = save_clinical(ClinicalInput.from_dict(clinical), root / "clinical.json")
     return paths

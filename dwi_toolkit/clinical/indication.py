@@ -1,11 +1,22 @@
-"""Was the lumbar spine MRI indicated? Rule set v1 of ``clinical-reference.md §3.10``.
+"""Was the lumbar spine MRI indicated? Rule set v2: every guideline's verdict side by side, and
+the combined class of Kovacs 2013.
 
-The classifier is a deterministic, ordered rule list (the first rule that fires decides)::
+Two layers, both package data versioned with the rule set (``RULE_SET_VERSION`` is in every
+output):
+
+- **Per-guideline verdicts** (``data/guidelines_v2.json``, interpreted by
+  :mod:`dwi_toolkit.clinical.guidelines`): NICE NG59 (and CG88 where it still differs), ACP
+  2007/2011, ACR Appropriateness Criteria 2021 (with the variant; *Back Pain — Child* below 18)
+  and the European guidelines 2006, each with the deciding criterion, its citation and effective
+  date. ``policy_sensitive`` is true exactly when the verdicts the recorded data determine differ.
+- **Combined class** (``data/rules_v2.json``), the ordered rule list of ``clinical-reference.md
+  §3.10`` as Kovacs 2013 combined the guidelines (the first rule that fires decides)::
 
      1   R-CES          any cauda equina sign → appropriate (before the age scope)
      2   R-RF           any decisive red flag (§3.2) → appropriate
      3   R-POSTOP       prior lumbar surgery and new/progressive symptoms → appropriate
-     4   R-SCOPE        age < 16 → uncertain
+     4   R-SCOPE        age < 16 → the paediatric criteria decide (ACR Back Pain — Child:
+                        a clinical red flag → uncertain, none → inappropriate)
      5   R-INCONSISTENT conservative treatment longer than the pain → uncertain
      6   R-REPEAT       previous lumbar MRI < 12 months ago, no clinical change → inappropriate
      7   R-WEAK /       non-radicular: ≥ 2 distinct non-decisive features → uncertain,
@@ -14,6 +25,8 @@ The classifier is a deterministic, ordered rule list (the first rule that fires 
      9   R-STEN-12W     radicular, stenosis: surgery considered and ≥ 12 weeks (policy) → appropriate
      10  R-RAD-UNK      radicular, other/unknown cause: < 6 weeks or no surgery → inappropriate,
                         ≥ stenosis threshold with surgery → appropriate, between → uncertain
+     +   R-WEAK         radicular cases that rules 8–10 call inappropriate become uncertain with
+                        ≥ 2 weak features (v2: weak features count with and without sciatica)
 
 Missing data (``R-MISSING``, §3.10): when an input the rules need is ``None``, the rules are
 evaluated for every possible value of the missing items (booleans true/false; lists empty or
@@ -30,7 +43,9 @@ agrees with any age feature listed in ``red_flags``.
 risk factors for an inappropriate request (§3.8).
 
 The thresholds, rule texts, per-rule and per-red-flag citations, the ACR 2021 variants and the
-Kovacs 2013 odds ratios are package data (``data/rules_v1.json``), versioned with the rule set.
+Kovacs 2013 odds ratios are package data (``data/rules_v2.json``), versioned with the rule set.
+When an unknown field changes the class, :attr:`IndicationAssessment.what_would_change` lists the
+class each of its values would give (e.g. "appropriate if 6 weeks ≤ conservative_treatment_weeks").
 
 This is decision support for research, not a clinical decision.
 
@@ -61,6 +76,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from ..errors import ClinicalDataError
+from .guidelines import VERDICTS, GuidelineVerdict, _verdict_from, first_criterion, load_guideline_table
 from .vocab import (
     AGE_FEATURES,
     DECISIVE_RED_FLAGS,
@@ -83,20 +99,20 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-RULE_SET_VERSION = "v1"
+RULE_SET_VERSION = "v2"
 CLASSES = ("appropriate", "uncertain", "inappropriate")
 StenosisPolicy = Literal["kovacs2013", "acr2021"]
 STENOSIS_POLICIES: tuple[str, ...] = ("kovacs2013", "acr2021")
-#: Default of rule set v1: Kovacs 2013, 12 weeks for stenosis (§3.10).
+#: Default of the rule set: Kovacs 2013, 12 weeks for stenosis (§3.10).
 DEFAULT_STENOSIS_POLICY: StenosisPolicy = "kovacs2013"
 
 RESEARCH_USE_NOTICE = (
-    "Research use only: a deterministic encoding of guideline criteria (dwi_toolkit rule set v1, "
+    "Research use only: a deterministic encoding of guideline criteria (dwi_toolkit rule set v2, "
     "clinical-reference.md §3.10) for studying imaging appropriateness. It does not replace "
     "clinical judgement and must not be used to decide on imaging for an individual patient."
 )
 
-_RULES_RESOURCE = "rules_v1.json"
+_RULES_RESOURCE = "rules_v2.json"
 
 
 @functools.lru_cache(maxsize=None)
@@ -107,13 +123,13 @@ def _rule_table_json() -> str:
 
 
 def load_rule_table() -> dict[str, Any]:
-    """The packaged rule table of rule set v1 (a fresh copy; thresholds, rules, citations).
+    """The packaged rule table of the combined class (a fresh copy; thresholds, rules, citations).
 
     Examples
     --------
     >>> t = load_rule_table()
     >>> t["rule_set_version"], t["stenosis_policies"]["kovacs2013"]["threshold_weeks"]
-    ('v1', 12)
+    ('v2', 12)
     >>> [r["id"] for r in t["rules"]][:3]
     ['R-CES', 'R-RF', 'R-POSTOP']
     """
@@ -138,16 +154,16 @@ class _RuleTable:
     order: Mapping[str, int]
     red_flags: Mapping[str, Mapping[str, Any]]
     acr_variants: Mapping[int, str]
-    acr_map: Mapping[str, Any]
     risk_factors: tuple[Mapping[str, Any], ...]
     references: Mapping[str, str]
+    combined: tuple[Mapping[str, Any], ...]
 
     @classmethod
     def from_json(cls, t: Mapping[str, Any]) -> _RuleTable:
         th = t["thresholds"]
         unknown = set(t["red_flags"]) ^ set(DECISIVE_RED_FLAGS)
         if unknown:  # the data file and vocab.py must describe the same flags
-            raise ClinicalDataError(f"rules_v1.json red flags differ from the vocabulary: {unknown}")
+            raise ClinicalDataError(f"{_RULES_RESOURCE} red flags differ from the vocabulary: {unknown}")
         return cls(
             version=t["rule_set_version"],
             file_version=t["file_version"],
@@ -160,9 +176,9 @@ class _RuleTable:
             order={r["id"]: int(r["order"]) for r in t["rules"]},
             red_flags=t["red_flags"],
             acr_variants={int(k): v for k, v in t["acr_2021_variants"].items()},
-            acr_map=t["acr_2021_variant_map"],
             risk_factors=tuple(t["kovacs2013_risk_factors"]),
             references=t["references"],
+            combined=tuple(t["combined_criteria"]),
         )
 
 
@@ -188,76 +204,60 @@ class _Case:
     change: bool
 
 
-def _weak_feature_count(red_flags: Sequence[str]) -> int:
-    feats = {("age" if f in AGE_FEATURES else f) for f in red_flags if f in NON_DECISIVE_FEATURES}
-    return len(feats)
-
-
 def _decide(c: _Case, t: _RuleTable, sten_weeks: float) -> tuple[str, str]:
-    """Ordered rules of §3.10 on complete data -> (class, rule id)."""
-    if c.ces:
-        return "appropriate", "R-CES"
-    if any(f in DECISIVE_RED_FLAGS for f in c.red_flags):
-        return "appropriate", "R-RF"
-    if c.prior_surgery and c.new_prog:
-        return "appropriate", "R-POSTOP"
-    if c.age < t.adult_age:
-        return "uncertain", "R-SCOPE"
-    if c.ct > c.pain:
-        return "uncertain", "R-INCONSISTENT"
-    if c.mri_months is not None and c.mri_months < t.repeat_months and not c.change:
-        return "inappropriate", "R-REPEAT"
-    if not c.radicular:
-        if _weak_feature_count(c.red_flags) >= t.weak_min:
-            return "uncertain", "R-WEAK"
-        return "inappropriate", "R-NONSPEC"
-    if c.condition == "disc_herniation":
-        ok = c.surgery and c.ct >= t.disc_weeks
-        return ("appropriate" if ok else "inappropriate"), "R-DISC-6W"
-    if c.condition == "spinal_stenosis":
-        ok = c.surgery and c.ct >= sten_weeks
-        return ("appropriate" if ok else "inappropriate"), "R-STEN-12W"
-    if not c.surgery or c.ct < t.disc_weeks:
-        return "inappropriate", "R-RAD-UNK"
-    if c.ct >= max(t.disc_weeks, sten_weeks):
-        return "appropriate", "R-RAD-UNK"
-    return "uncertain", "R-RAD-UNK"
+    """Ordered rules of §3.10 (``combined_criteria`` of the rules file) on complete data ->
+    (class, rule id)."""
+    params = {"disc_weeks": t.disc_weeks, "stenosis_weeks": sten_weeks,
+              "max_weeks": max(t.disc_weeks, sten_weeks)}
+    crit = first_criterion(t.combined, c, params)
+    if "verdict_from" in crit:  # R-SCOPE: the paediatric criteria decide
+        return _guideline_criterion(crit["verdict_from"], c, sten_weeks)["verdict"], crit["rule"]
+    return crit["verdict"], crit["rule"]
 
 
-def _acr_variant(c: _Case, t: _RuleTable) -> int | None:
-    """ACR 2021 low-back-pain variant (§3.7) the complete case maps to; informational.
+@functools.lru_cache(maxsize=None)
+def _guidelines() -> tuple[dict[str, Any], ...]:
+    return tuple(load_guideline_table()["guidelines"])
 
-    ``None`` when no variant fits exactly: outside the adult scope, contradictory durations,
-    a decisive red flag outside variants 6/7, a previous MRI within the repeat window (the
-    variants describe initial imaging), or conservative care that is neither none nor enough.
+
+def _guideline_criterion(gid: str, c: _Case, sten_weeks: float) -> Mapping[str, Any]:
+    g = next(g for g in _guidelines() if g["id"] == gid)
+    params = {"disc_weeks": _table().disc_weeks, "stenosis_weeks": sten_weeks}
+    return first_criterion(g["criteria"], c, params)
+
+
+def _guideline_thresholds(key: str) -> tuple[float, ...]:
+    """Numeric thresholds of condition `key` in the criteria file (for the missing-data domains)."""
+    out: set[float] = set()
+
+    def walk(when: Mapping[str, Any]) -> None:
+        for k, v in when.items():
+            if k == "any":
+                for alt in v:
+                    walk(alt)
+            elif k == key and not isinstance(v, str):
+                out.add(float(v))
+
+    for g in _guidelines():
+        for crit in g["criteria"]:
+            walk(crit["when"])
+    return tuple(sorted(out))
+
+
+def _acr_variant(c: _Case, t: _RuleTable, sten_weeks: float) -> int | None:
+    """ACR 2021 *Low Back Pain* variant (§3.7) of the complete case; informational.
+
+    Read from the ACR criteria of ``guidelines_v2.json`` (the same criterion as the ACR
+    verdict). ``None`` when no variant fits exactly: the paediatric topic, a decisive red flag
+    outside variants 6/7, a previous MRI within 12 months (the variants describe initial
+    imaging), contradictory durations, or care that is neither none nor enough.
     """
-    m = t.acr_map
-    if c.age < t.adult_age or c.ct > c.pain:
+    if c.ct > c.pain:
         return None
-    if c.ces:
-        return 4
-    if c.prior_surgery and c.new_prog:
-        return 5
-    flags = set(c.red_flags)
-    if flags & set(m["variant_7_flags"]):
-        return 7
-    if flags & set(m["variant_6_flags"]) or (
-        m["variant_6_age_feature_non_radicular"] in flags and not c.radicular
-    ):
-        return 6
-    if flags & set(DECISIVE_RED_FLAGS):
+    crit = _guideline_criterion("acr_2021", c, sten_weeks)
+    if crit.get("topic", "Low Back Pain") != "Low Back Pain":
         return None
-    if c.mri_months is not None and c.mri_months < t.repeat_months:
-        return None
-    if c.radicular and c.surgery and c.ct >= m["variant_3_min_conservative_weeks"]:
-        return 3
-    if not c.pain_recorded:
-        return None
-    if c.pain < m["acute_pain_below_weeks"]:
-        return 1
-    if c.ct == 0:
-        return 2
-    return None
+    return crit.get("variant")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,7 +269,8 @@ _REP_CES = "saddle_anaesthesia"
 
 
 def _age_domain(clinical: ClinicalInput, t: _RuleTable) -> tuple[tuple[float, ...], str | None]:
-    """One representative age per side of the adult threshold, consistent with age features."""
+    """One representative age per interval between the age thresholds (16, and those of the
+    guideline criteria: 18, 55), consistent with the age features in ``red_flags``."""
     lo, hi = 0.0, 130.0
     flags = clinical.red_flags or ()
     if "age_over_50" in flags:
@@ -280,12 +281,9 @@ def _age_domain(clinical: ClinicalInput, t: _RuleTable) -> tuple[tuple[float, ..
         hi = min(hi, 20.0)
     if lo >= hi:
         return (t.adult_age - 1.0, t.adult_age), "the age features in red_flags contradict each other"
-    out = []
-    if lo < t.adult_age:  # some age below 16 is possible
-        out.append((lo + min(hi, t.adult_age)) / 2.0)
-    if hi > t.adult_age:  # some adult age is possible
-        out.append((max(lo, t.adult_age) + hi) / 2.0)
-    return tuple(out), None
+    cuts = sorted({t.adult_age, *_guideline_thresholds("age_lt"), *_guideline_thresholds("age_gt")})
+    edges = [lo, *[x for x in cuts if lo < x < hi], hi]
+    return tuple((a + b) / 2.0 for a, b in zip(edges[:-1], edges[1:])), None
 
 
 def _ct_domain(pain: float | None, thresholds: Sequence[float]) -> tuple[float, ...]:
@@ -330,9 +328,15 @@ def _completions(
             notes.append(note)
         domains["age"] = ages
     if clinical.conservative_treatment_weeks is None:
-        thresholds = (t.disc_weeks, sten_weeks, max(t.disc_weeks, sten_weeks))
+        thresholds = (t.disc_weeks, sten_weeks, *_guideline_thresholds("ct_ge"),
+                      *_guideline_thresholds("ct_lt"))
         domains["conservative_treatment_weeks"] = _ct_domain(clinical.pain_duration_weeks,
                                                              thresholds)
+    if clinical.pain_duration_weeks is None:
+        # an unknown pain duration is at least the treatment duration (pain = max(ct, value));
+        # one value on each side of the pain thresholds of the criteria (child: > 4 weeks)
+        domains["pain_duration_weeks"] = (0.0, *(th + 1e-6 for th in
+                                                 _guideline_thresholds("pain_gt")))
     missing = [f for f in RULE_INPUT_FIELDS if f in domains]
     names = list(domains)
     out: list[_Completion] = []
@@ -345,7 +349,8 @@ def _completions(
         ct = float(get("conservative_treatment_weeks"))
         pain_recorded = clinical.pain_duration_weeks is not None
         # an unknown pain duration is consistent: at least as long as the treatment
-        pain = float(clinical.pain_duration_weeks) if pain_recorded else ct
+        pain = (float(clinical.pain_duration_weeks) if pain_recorded
+                else max(ct, float(get("pain_duration_weeks"))))
         case = _Case(
             age=float(get("age")),
             pain=pain,
@@ -362,7 +367,8 @@ def _completions(
             change=bool(get("clinical_change_since_prior_mri")),
         )
         klass, rule = _decide(case, t, sten_weeks)
-        out.append(_Completion(tuple(sorted(a.items())), case, klass, rule, _acr_variant(case, t)))
+        out.append(_Completion(tuple(sorted(a.items())), case, klass, rule,
+                               _acr_variant(case, t, sten_weeks)))
     return out, missing, notes
 
 
@@ -418,7 +424,7 @@ class RiskFactor:
 
 @dataclass(frozen=True)
 class IndicationAssessment:
-    """Outcome of rule set v1 (``clinical-reference.md §3.10``) for one subject.
+    """Outcome of the indication rule set (``clinical-reference.md §3.10``, v2) for one subject.
 
     Attributes
     ----------
@@ -483,6 +489,20 @@ class IndicationAssessment:
     rule_set_version: str = RULE_SET_VERSION
     rules_file_version: str = ""
     references: Mapping[str, str] = field(default_factory=dict)
+    guideline_verdicts: tuple[GuidelineVerdict, ...] = ()
+    what_would_change: tuple[str, ...] = ()
+    guidelines_file_version: str = ""
+
+    def guideline_verdict(self, guideline: str) -> GuidelineVerdict | None:
+        """The verdict of one guideline (e.g. ``"acr_2021"``), or ``None`` when not listed.
+
+        Examples
+        --------
+        >>> from dwi_toolkit.sample_data import SAMPLE_CLINICAL
+        >>> assess_indication(SAMPLE_CLINICAL).guideline_verdict("nice_ng59").verdict
+        'appropriate'
+        """
+        return next((v for v in self.guideline_verdicts if v.guideline == guideline), None)
 
     @property
     def kovacs_risk_factors_present(self) -> tuple[str, ...]:
@@ -533,6 +553,9 @@ class IndicationAssessment:
             "notes": list(self.notes),
             "explanation": self.explanation,
             "references": dict(self.references),
+            "guidelines_file_version": self.guidelines_file_version,
+            "guideline_verdicts": [v.to_dict() for v in self.guideline_verdicts],
+            "what_would_change": list(self.what_would_change),
             "research_use_notice": RESEARCH_USE_NOTICE,
         }
 
@@ -553,6 +576,10 @@ class IndicationAssessment:
             ("Missing fields that mattered", ", ".join(self.missing_fields) or "none"),
             ("Stenosis policy", f"{self.stenosis_policy} ({self.stenosis_threshold_weeks:g} weeks)"),
             ("Policy-sensitive", "yes" if self.policy_sensitive else "no"),
+            ("Verdict per guideline", "; ".join(
+                f"{v.name}: {v.verdict} ({v.criterion}; {v.citation})"
+                for v in self.guideline_verdicts)),
+            ("Would change with unrecorded data", "; ".join(self.what_would_change) or "none"),
             ("ACR 2021 variant", "none fits exactly" if self.acr_2021_variant is None
              else f"{self.acr_2021_variant}: {self.acr_2021_variant_text}"),
             ("Kovacs 2013 risk factors present (not used)",
@@ -634,7 +661,7 @@ def _explain(a_class: str, rules: Sequence[str], clinical: ClinicalInput, t: _Ru
     head = {"appropriate": "The lumbar MRI was indicated (appropriate)",
             "uncertain": "Whether the lumbar MRI was indicated is uncertain",
             "inappropriate": "The lumbar MRI was not indicated (inappropriate)"}[a_class]
-    parts = [f"{head} by rule set v1 (stenosis policy {policy}, {sten:g} weeks)."]
+    parts = [f"{head} by rule set {t.version} (stenosis policy {policy}, {sten:g} weeks)."]
     if rules == ("R-MISSING",):
         parts.append(
             "R-MISSING: the outcome depends on data that were not recorded ("
@@ -705,12 +732,147 @@ def _dedupe(items: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
+def _combined_class(comps: Sequence[_Completion], missing: Sequence[str],
+                    clinical: ClinicalInput, t: _RuleTable
+                    ) -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Combined (Kovacs 2013) class over the completions -> (class, rules, mattered, possible)."""
+    classes = {c.klass for c in comps}
+    possible = tuple(k for k in CLASSES if k in classes)
+    if len(classes) > 1:
+        klass = "uncertain"
+        rules: tuple[str, ...] = ("R-MISSING",)
+        mattered = _fields_that_mattered(comps, missing)
+    else:
+        klass = possible[0]
+        list_fields = {"red_flags", "cauda_equina_signs"}
+        baseline = [c for c in comps
+                    if all(v == () for k, v in c.assignment if k in list_fields)]
+        rules = tuple(sorted({c.rule for c in baseline}, key=t.order.__getitem__))
+        mattered = []
+    if clinical.suspected_condition is None and any(
+        c.rule == "R-RAD-UNK" and c.klass == "uncertain" for c in comps
+    ):
+        mattered.append("suspected_condition")
+    return klass, rules, tuple(f for f in RULE_INPUT_FIELDS if f in mattered), possible
+
+
+def _citations(rules: Sequence[str], clinical: ClinicalInput, t: _RuleTable,
+               policy: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Citations per decisive rule, per present decisive red flag and the stenosis policy."""
+    cites: list[str] = []
+    for r in rules:
+        cites.extend(t.rules[r]["citations"])
+        if r == "R-RF":
+            for f in clinical.red_flags or ():
+                if f in t.red_flags:
+                    cites.extend(t.red_flags[f]["citations"])
+        if r in ("R-STEN-12W", "R-RAD-UNK"):
+            cites.extend(t.policies[policy]["citations"])
+    citations = _dedupe(cites)
+    refs = {k: v for k, v in t.references.items() if any(c.split(" ")[0] == k for c in citations)}
+    return citations, refs
+
+
+def _trace(comps: Sequence[_Completion], rules: Sequence[str],
+           order: Mapping[str, int]) -> tuple[tuple[str, str], ...]:
+    trace = []
+    for rid in sorted(order, key=order.__getitem__):
+        if rid == "R-MISSING":
+            status = "yes" if tuple(rules) == ("R-MISSING",) else "no"
+        else:
+            fired = {c.rule == rid for c in comps}
+            status = "unknown" if len(fired) > 1 else ("yes" if fired.pop() else "no")
+        trace.append((rid, status))
+    return tuple(trace)
+
+
+def _guideline_verdicts(comps: Sequence[_Completion], sten: float
+                        ) -> tuple[GuidelineVerdict, ...]:
+    """Each guideline's verdict over the completions (CG88 only where it differs from NG59)."""
+    out: list[GuidelineVerdict] = []
+    for g in _guidelines():
+        crits = [_guideline_criterion(g["id"], c.case, sten) for c in comps]
+        out.append(_verdict_from(g, crits, VERDICTS))
+    by_id = {v.guideline: v for v in out}
+    cg88, ng59 = by_id.get("nice_cg88"), by_id.get("nice_ng59")
+    if cg88 is not None and ng59 is not None and (
+        cg88.verdict in ("not_covered", ng59.verdict)
+    ):
+        out.remove(cg88)
+    return tuple(out)
+
+
+def _policy_sensitive(klass: str, rules: Sequence[str],
+                      verdicts: Sequence[GuidelineVerdict]) -> bool:
+    """True exactly when the verdicts the recorded data determine differ.
+
+    Compared: every guideline covering the case whose verdict does not depend on missing data,
+    and the combined (Kovacs 2013) class unless missing or contradictory data decided it.
+    """
+    seen = {v.verdict for v in verdicts if v.verdict != "not_covered" and len(v.possible) == 1}
+    if not set(rules) & {"R-MISSING", "R-INCONSISTENT"}:
+        seen.add(klass)
+    return len(seen) > 1
+
+
+def _value_labels(field_name: str, values: Sequence[Any], t: _RuleTable) -> list[str]:
+    """Human labels of the representative values of one missing field (same order)."""
+    if field_name in ("age", "conservative_treatment_weeks"):
+        # values are one representative per band (merged runs); a band starts at the largest
+        # threshold not above its representative and ends where the next band starts
+        unit = "years" if field_name == "age" else "weeks"
+        cuts = [0.0, t.adult_age, *_guideline_thresholds("age_lt"),
+                *_guideline_thresholds("age_gt")] if field_name == "age" else list(values)
+        starts = [max(c for c in cuts if c <= v) for v in values]
+        out = []
+        for i, lo_v in enumerate(starts):
+            lo = f"{lo_v:g} {unit} \u2264 " if lo_v > 0 else ""
+            hi = f" < {starts[i + 1]:g} {unit}" if i + 1 < len(starts) else ""
+            out.append(f"{lo}{field_name}{hi}")
+        return out
+    if field_name == "pain_duration_weeks":
+        ths = _guideline_thresholds("pain_gt")
+        return [f"pain_duration_weeks \u2264 {ths[0]:g} weeks" if v == 0 and ths
+                else f"pain_duration_weeks > {v:g} weeks" for v in values]
+    if field_name == "red_flags":
+        return [{(): "red_flags = [] (none present)", (_REP_DECISIVE,): "a decisive red flag is "
+                 "present", (_REP_WEAK,): "a weak feature (e.g. night_pain) is present"}[tuple(v)]
+                for v in values]
+    if field_name == "cauda_equina_signs":
+        return ["no cauda equina sign" if not v else "a cauda equina sign is present"
+                for v in values]
+    return [f"{field_name} = {str(v).lower()}" for v in values]
+
+
+def _what_would_change(comps: Sequence[_Completion], mattered: Sequence[str],
+                       t: _RuleTable) -> tuple[str, ...]:
+    """For each missing field that mattered: the class each of its values would give."""
+    out: list[str] = []
+    for f in mattered:
+        groups: dict[Any, set[str]] = {}
+        for c in comps:
+            a = dict(c.assignment)
+            if f in a:
+                groups.setdefault(a[f], set()).add(c.klass)
+        if not groups:
+            continue
+        values = sorted(groups, key=lambda v: (str(type(v)), v))
+        if f in ("age", "conservative_treatment_weeks"):  # merge runs with the same classes
+            values = [v for i, v in enumerate(values)
+                      if i == 0 or groups[v] != groups[values[i - 1]]]
+            groups = {v: groups[v] for v in values}
+        for v, label in zip(values, _value_labels(f, values, t)):
+            klasses = " or ".join(k for k in CLASSES if k in groups[v])
+            out.append(f"{klasses} if {label}")
+    return tuple(out)
+
+
 def assess_indication(
     clinical: ClinicalInput | Mapping[str, Any],
     *,
     stenosis_policy: StenosisPolicy = DEFAULT_STENOSIS_POLICY,
 ) -> IndicationAssessment:
-    """Classify whether a lumbar spine MRI was indicated, by rule set v1 (§3.10).
+    """Classify whether a lumbar spine MRI was indicated: combined class and every guideline's verdict.
 
     Parameters
     ----------
@@ -719,7 +881,7 @@ def assess_indication(
         :meth:`ClinicalInput.from_dict`).
     stenosis_policy : {"kovacs2013", "acr2021"}, optional
         Threshold of failed conservative treatment for suspected spinal stenosis:
-        ``"kovacs2013"`` = 12 weeks (default of rule set v1), ``"acr2021"`` = 6 weeks (ACR 2021
+        ``"kovacs2013"`` = 12 weeks (default), ``"acr2021"`` = 6 weeks (ACR 2021
         uses one 6-week threshold). The same threshold bounds the "uncertain" band of R-RAD-UNK.
         The policy used is reported.
 
@@ -765,89 +927,37 @@ def assess_indication(
 
     comps, missing, notes = _completions(clinical, t, sten)
     notes = _consistency_notes(clinical) + notes
-    classes = {c.klass for c in comps}
-    possible = tuple(k for k in CLASSES if k in classes)
-    order = t.order
-
-    if len(classes) > 1:
-        klass = "uncertain"
-        rules: tuple[str, ...] = ("R-MISSING",)
-        mattered = _fields_that_mattered(comps, missing)
-    else:
-        klass = possible[0]
-        list_fields = {"red_flags", "cauda_equina_signs"}
-        baseline = [c for c in comps
-                    if all(v == () for k, v in c.assignment if k in list_fields)]
-        rules = tuple(sorted({c.rule for c in baseline}, key=order.__getitem__))
-        mattered = []
-    if clinical.suspected_condition is None and any(
-        c.rule == "R-RAD-UNK" and c.klass == "uncertain" for c in comps
-    ):
-        mattered.append("suspected_condition")
-    mattered_t = tuple(f for f in RULE_INPUT_FIELDS if f in mattered)
-
+    klass, rules, mattered, possible = _combined_class(comps, missing, clinical, t)
     variants = {c.variant for c in comps}
     variant = variants.pop() if len(variants) == 1 else None
-
-    # citations: per decisive rule, per present decisive red flag, the stenosis policy
-    cites: list[str] = []
-    for r in rules:
-        cites.extend(t.rules[r]["citations"])
-        if r == "R-RF":
-            for f in clinical.red_flags or ():
-                if f in t.red_flags:
-                    cites.extend(t.red_flags[f]["citations"])
-        if r in ("R-STEN-12W", "R-RAD-UNK"):
-            cites.extend(t.policies[stenosis_policy]["citations"])
-    citations = _dedupe(cites)
-    refs = {k: v for k, v in t.references.items() if any(c.split(" ")[0] == k for c in citations)}
-
-    # policy sensitivity (§3.10 "Policy-sensitive cases")
-    sensitive = False
-    if rules != ("R-MISSING",):
-        flags = clinical.red_flags or ()
-        if "R-RF" in rules:
-            decisive = [f for f in flags if f in DECISIVE_RED_FLAGS]
-            sensitive = bool(decisive) and all(t.red_flags[f]["policy_sensitive"] for f in decisive)
-        elif set(rules) & {"R-WEAK", "R-NONSPEC"}:
-            sensitive = any(f in NON_DECISIVE_FEATURES for f in flags)
-        elif "R-STEN-12W" in rules:
-            other = "acr2021" if stenosis_policy == "kovacs2013" else "kovacs2013"
-            other_weeks = float(t.policies[other]["threshold_weeks"])
-            other_classes = {_decide(c.case, t, other_weeks)[0] for c in comps}
-            sensitive = other_classes != classes
-
-    trace = []
-    for rid in sorted(order, key=order.__getitem__):
-        if rid == "R-MISSING":
-            status = "yes" if rules == ("R-MISSING",) else "no"
-        else:
-            fired = {c.rule == rid for c in comps}
-            status = "unknown" if len(fired) > 1 else ("yes" if fired.pop() else "no")
-        trace.append((rid, status))
-
+    citations, refs = _citations(rules, clinical, t, stenosis_policy)
+    verdicts = _guideline_verdicts(comps, sten)
     risk = _risk_factors(clinical, t)
     present_rf = [r.name for r in risk if r.status == "present"]
-    explanation = _explain(klass, rules, clinical, t, sten, mattered_t, possible, present_rf,
-                           variant, stenosis_policy)
+    explanation = _explain(klass, rules, clinical, t, sten, mattered, possible, present_rf,
+                           variant, stenosis_policy) + " Per guideline: " + "; ".join(
+        f"{v.name} {v.verdict} ({v.criterion})" for v in verdicts) + "."
     result = IndicationAssessment(
         classification=klass,
         decisive_rules=rules,
         citations=citations,
-        missing_fields=mattered_t,
+        missing_fields=mattered,
         unrecorded_fields=clinical.unrecorded_fields,
         possible_classes=possible,
         stenosis_policy=stenosis_policy,
         stenosis_threshold_weeks=sten,
-        policy_sensitive=sensitive,
+        policy_sensitive=_policy_sensitive(klass, rules, verdicts),
         acr_2021_variant=variant,
         kovacs_risk_factors=risk,
-        rule_trace=tuple(trace),
+        rule_trace=_trace(comps, rules, t.order),
         notes=tuple(notes),
         explanation=explanation,
         rule_set_version=t.version,
         rules_file_version=t.file_version,
         references=refs,
+        guideline_verdicts=verdicts,
+        what_would_change=_what_would_change(comps, mattered, t),
+        guidelines_file_version=load_guideline_table()["file_version"],
     )
     logger.debug("indication: %r", result)
     return result

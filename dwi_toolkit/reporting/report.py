@@ -533,7 +533,11 @@ class Report:
         out = f'<p>Class: <span class="badge {H.esc(cls)}">{H.esc(cls)}</span></p>' if cls else ""
         if ind.get("explanation"):
             out += f'<div class="callout">{H.esc(ind["explanation"])}</div>'
-        shown = {"classification", "explanation", "kovacs2013_risk_factors", "rule_trace"}
+        from .indication_section import SECTION_KEYS, guideline_table_html
+
+        out += guideline_table_html(ind)
+        shown = {"classification", "explanation", "kovacs2013_risk_factors", "rule_trace",
+                 *SECTION_KEYS}
         items = []
         for k, v in ind.items():
             if k in shown:

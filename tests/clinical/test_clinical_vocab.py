@@ -128,8 +128,8 @@ def test_from_vignette_drops_labels_and_checks_version():
          "policy_sensitive": False, "acr_2021_variant": None, "rationale": "x", "guideline": [],
          "age": 30}
     assert ClinicalInput.from_vignette(v).age == 30
-    with pytest.raises(ClinicalDataError, match="rule set 'v2'"):
-        ClinicalInput.from_vignette({**v, "rule_set_version": "v2"})
+    with pytest.raises(ClinicalDataError, match="rule set 'v3'"):
+        ClinicalInput.from_vignette({**v, "rule_set_version": "v3"})
     # from_dict accepts a whole vignette too (labels ignored), so does assess_indication
     assert ClinicalInput.from_dict(v) == ClinicalInput(age=30)
     assert "expected" not in ClinicalInput.from_dict(v).to_dict()

@@ -44,8 +44,30 @@ def test_vignette_class_and_decisive_rules(vignette):
 @pytest.mark.needs_shared_data
 @pytest.mark.parametrize("vignette", _vignettes())
 def test_vignette_policy_sensitivity(vignette):
+    """`policy_sensitive` is v2's "the per-guideline verdicts differ" (issue #19).
+
+    Four file labels (written for v1) are superseded, each by guideline text:
+    """
     a = assess_indication(ClinicalInput.from_vignette(vignette))
-    assert a.policy_sensitive == vignette["policy_sensitive"]
+    expected = V2_POLICY_SENSITIVE.get(vignette["id"], vignette["policy_sensitive"])
+    assert a.policy_sensitive == expected, [v.to_dict() for v in a.guideline_verdicts]
+
+
+#: Vignettes whose v1 ``policy_sensitive`` label changes in v2, with the guideline passage.
+V2_POLICY_SENSITIVE = {
+    # age > 50 is a weaker cancer risk factor with or without sciatica: ACP 2011 Table 2
+    # "defer imaging after a trial of therapy: radiography +/- ESR" (10 weeks, no surgery).
+    "A03": True,
+    # ACP 2007 rec 4 / ACP 2011 Table 2: MRI for radiculopathy in surgical candidates after a
+    # trial of about 1 month (5 weeks here) vs 6 weeks in ACR 2021 V3 and Kovacs 2013.
+    "A05": True,
+    # ACP 2011 Table 2 fracture risk (age > 65 in men) after the 1-month trial: radiography first;
+    # European 2006 red flag "onset > 55 years" - with or without sciatica.
+    "A09": True,
+    # Radiculopathy of undetermined cause, 8 weeks, surgery considered: NG59 1.1.6, ACP (1 month),
+    # ACR 2021 V3 (6 weeks) support MRI; Kovacs 2013's 12-week stenosis threshold leaves it open.
+    "A31": True,
+}
 
 
 @pytest.mark.needs_shared_data
@@ -58,6 +80,12 @@ def test_vignette_acr_variant(vignette, request):
         # same file; the file gives null. We encode the variant text, not the label.
         request.applymarker(pytest.mark.xfail(strict=True, reason="file label differs from V3 text"))
     a = assess_indication(ClinicalInput.from_vignette(vignette))
+    if vignette["id"] == "A22":
+        # Radicular pain unknown, surgery considered after 8 weeks: ACR 2021 V3 reads "with or
+        # without radiculopathy", so the variant does not depend on the unknown field (v2 takes
+        # the variant from the ACR criteria; the v1 label null assumed V3 needs radicular pain).
+        assert a.acr_2021_variant == 3 and vignette["acr_2021_variant"] is None
+        return
     assert a.acr_2021_variant == vignette["acr_2021_variant"]
 
 
@@ -133,8 +161,11 @@ CASES = [
      "inappropriate", ["R-NONSPEC"]),
     ("nonradicular-two-weak", dict(radicular_pain=False, red_flags=["thoracic_pain", "night_pain"]),
      "uncertain", ["R-WEAK"]),
-    ("radicular-ignores-weak", dict(red_flags=["thoracic_pain", "night_pain"],
-                                    conservative_treatment_weeks=2), "inappropriate", ["R-DISC-6W"]),
+    # v2 (issue #19): weak features count with sciatica too (ACP 2011 Table 2; European 2006)
+    ("radicular-counts-weak", dict(red_flags=["thoracic_pain", "night_pain"],
+                                   conservative_treatment_weeks=2), "uncertain", ["R-WEAK"]),
+    ("radicular-one-weak", dict(red_flags=["night_pain"], conservative_treatment_weeks=2),
+     "inappropriate", ["R-DISC-6W"]),
     ("bilateral-is-not-ces", dict(radicular_side="bilateral", suspected_condition="spinal_stenosis",
                                   conservative_treatment_weeks=8), "inappropriate", ["R-STEN-12W"]),
     # §3.10 worked examples of missing data
@@ -212,7 +243,8 @@ def test_stenosis_policy_switch():
     assert DEFAULT_STENOSIS_POLICY == "kovacs2013" and k.stenosis_policy == "kovacs2013"
     assert (k.classification, k.stenosis_threshold_weeks) == ("inappropriate", 12)
     assert (acr.classification, acr.stenosis_threshold_weeks) == ("appropriate", 6)
-    assert k.policy_sensitive and acr.policy_sensitive
+    # Kovacs 2013 (12 weeks) disagrees with NG59/ACP/ACR/European; with the ACR policy all agree
+    assert k.policy_sensitive and not acr.policy_sensitive
     assert acr.to_dict()["stenosis_policy"] == {"name": "acr2021", "threshold_weeks": 6}
     assert "ACR-AC-LowBackPain-2021 V3" in acr.citations
     assert "Kovacs2011-Spine-stenosis-review" in k.citations
@@ -254,7 +286,7 @@ def test_every_decisive_flag_has_table_entry():
     table = load_rule_table()
     assert set(table["red_flags"]) == set(DECISIVE_RED_FLAGS)
     assert [r["order"] for r in table["rules"]] == sorted(r["order"] for r in table["rules"])
-    assert table["rule_set_version"] == "v1" and table["default_stenosis_policy"] == "kovacs2013"
+    assert table["rule_set_version"] == "v2" and table["default_stenosis_policy"] == "kovacs2013"
 
 
 def test_outputs_to_dict_repr_html_and_mapping_input():

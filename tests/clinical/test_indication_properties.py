@@ -227,6 +227,8 @@ def _grid(c: ClinicalInput):
             sorted({x for x in (0, 2, 5.5, 6, 7, 10, 12, 13, 25, top) if x <= top}))
     if c.age is None:
         axes["age"] = (5.0, 15.5, 16.0, 18.0, 30.0, 60.0, 80.0)
+    if pain is None:  # extra weeks of pain beyond the treatment (child red flag: > 4 weeks)
+        axes["extra_pain"] = (0.0, 3.0, 30.0)
     names = list(axes)
     for values in itertools.product(*(axes[n] for n in names)):
         ch = dict(zip(names, values))
@@ -236,8 +238,9 @@ def _grid(c: ClinicalInput):
             if lo < hi and not (lo < ch["age"] < hi or (lo == 0 and ch["age"] < hi)):
                 continue
         if pain is None:
-            ch["pain_duration_weeks"] = ch.get("conservative_treatment_weeks",
-                                               c.conservative_treatment_weeks) or 0
+            ch["pain_duration_weeks"] = (ch.get("conservative_treatment_weeks",
+                                                c.conservative_treatment_weeks) or 0
+                                         ) + ch.pop("extra_pain")
         yield c.replace(**ch)
 
 

@@ -80,3 +80,23 @@ def test_documented_example_file_loads():
     p = Path(__file__).resolve().parents[2] / "docs" / "examples" / "clinical.json"
     c = load_clinical(p)
     assert c.symptomatic_side == "left" and c.suspected_levels == ("L5",)
+
+
+def test_read_referral_table_delimiters_and_errors(tmp_path):
+    from dwi_toolkit.io.clinical import read_referral_table
+
+    p = tmp_path / "r.csv"
+    p.write_text("age;red_flags\n45;fever|night_pain\n50;\n", encoding="utf-8")
+    before = p.read_bytes()
+    assert read_referral_table(p) == [{"age": "45", "red_flags": "fever|night_pain"},
+                                      {"age": "50", "red_flags": None}]
+    assert p.read_bytes() == before  # never modified
+    bad = tmp_path / "bad.csv"
+    bad.write_text("age,sex\n45,F,extra\n", encoding="utf-8")
+    with pytest.raises(ClinicalDataError, match="line 2: more cells"):
+        read_referral_table(bad)
+    with pytest.raises(ClinicalDataError, match="not found"):
+        read_referral_table(tmp_path / "none.csv")
+    (tmp_path / "empty.tsv").write_text("", encoding="utf-8")
+    with pytest.raises(ClinicalDataError, match="empty"):
+        read_referral_table(tmp_path / "empty.tsv")

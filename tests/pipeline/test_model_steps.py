@@ -67,7 +67,7 @@ def test_dti_pipeline_compares_fa_side_to_side(tmp_path):
 
     from dwi_toolkit.io.clinical import save_clinical
     from dwi_toolkit.io.rois import save_rois
-    from dwi_toolkit.core.clinical import ClinicalInput
+    from dwi_toolkit.clinical.vocab import ClinicalInput
     from dwi_toolkit.phantom import make_lumbar_phantom
     from dwi_toolkit.roi.sample import sample_rois
     from dwi_toolkit.sample_data import SAMPLE_CLINICAL
