@@ -130,8 +130,8 @@ def test_equals_dipy_on_bundled_small_64d():
     ref = _dipy_reference(s)
     ok = fit.status == 0
     assert ok.sum() > 0.5 * ok.size
-    np.testing.assert_allclose(fit.fa[ok], ref.fa[ok], rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(fit.md[ok], ref.md[ok], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(fit.fa[ok], ref.fa[ok], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(fit.md[ok], ref.md[ok], rtol=1e-5, atol=1e-12)
 
 
 VENDOR = [
@@ -159,8 +159,8 @@ def test_equals_dipy_on_vendor_series(folder, sub, stem, ext, has_contrast):
     ref = _dipy_reference(s)
     ok = fit.status == 0
     assert ok.sum() > 1000
-    np.testing.assert_allclose(fit.fa[ok], ref.fa[ok], rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(fit.md[ok], ref.md[ok], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(fit.fa[ok], ref.fa[ok], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(fit.md[ok], ref.md[ok], rtol=1e-5, atol=1e-12)
     if not has_contrast:
         return
     # plausible tissue values in the brightest quarter of the image
