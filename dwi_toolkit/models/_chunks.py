@@ -66,17 +66,25 @@ def check_chunk_size(chunk_size: int) -> int:
 
 
 def voxel_slabs(
-    data: np.ndarray, chunk_size: int, volumes: np.ndarray | None = None
-) -> Iterator[tuple[tuple[slice, ...], np.ndarray]]:
-    """Yield ``(index, block)`` over an (..., N) array, slab by slab.
+    data: np.ndarray, chunk_size: int, volumes: np.ndarray | None = None, *, whole: bool = False
+) -> Iterator[tuple[slice | tuple[slice, ...], np.ndarray]]:
+    """Yield ``(index, block)`` over an (..., N) array without copying it as a whole.
 
-    ``index`` is a tuple of slices into the spatial shape; ``block`` has shape (V, N'): the
-    volumes `volumes` (all by default) of ``data[index]`` flattened in C order, in the dtype of
-    `data` (no cast here). Slabs run along the first spatial axis for C-ordered data and along
-    the last for Fortran-ordered data (as nibabel loads NIfTI), so each slab is read from one
-    contiguous stretch of memory; a slab holds about `chunk_size` voxels (at least one plane).
+    ``block`` has shape (V, N'): the volumes `volumes` (all by default) of the voxels at
+    ``index``, flattened in C order, in the dtype of `data` (no cast here). For C-contiguous
+    data without a volume selection the blocks are views of `chunk_size` consecutive voxels
+    (one view of the whole array with ``whole=True``) and ``index`` is a flat slice; otherwise
+    blocks are slabs along the first spatial axis (C order) or the last (Fortran order, as
+    nibabel loads NIfTI) of about `chunk_size` voxels (at least one plane), and ``index`` is a
+    tuple of spatial slices. Read and write through :func:`take` and :func:`put`.
     """
     spatial = data.shape[:-1]
+    if volumes is None and data.flags.c_contiguous:
+        flat = data.reshape(-1, data.shape[-1])
+        step = flat.shape[0] if whole else chunk_size
+        for v0 in range(0, flat.shape[0], max(step, 1)):
+            yield slice(v0, v0 + step), flat[v0:v0 + step]
+        return
     if len(spatial) == 0:
         block = np.asarray(data)[None, :]
         yield (), (block if volumes is None else block[:, volumes])
@@ -91,3 +99,19 @@ def voxel_slabs(
         if volumes is not None:
             slab = slab[..., volumes]
         yield index, np.reshape(slab, (-1, slab.shape[-1]))
+
+
+def take(spatial_array: np.ndarray, index: slice | tuple[slice, ...]) -> np.ndarray:
+    """Values of a spatial array (X, Y, Z) at a block `index`, flattened like the block."""
+    if isinstance(index, slice):
+        return spatial_array.reshape(-1)[index]
+    return spatial_array[index].reshape(-1)
+
+
+def put(out: np.ndarray, index: slice | tuple[slice, ...], values: np.ndarray, n_spatial: int) -> None:
+    """Write flat per-voxel `values` (V, ...) of a block into `out` (spatial + trailing axes)."""
+    if isinstance(index, slice):
+        out.reshape((-1,) + out.shape[n_spatial:])[index] = values
+    else:
+        target = out[index]
+        target[...] = values.reshape(target.shape)

@@ -59,6 +59,7 @@ from ..core.gradients import DEFAULT_B0_THRESHOLD, find_shells
 from ..core.image import DWISeries, ParameterMap
 from ..errors import FitError, InputDataError
 from ..units import DIFFUSIVITY_UNIT
+from ._chunks import check_chunk_size, check_memory, put, take, voxel_slabs
 
 __all__ = [
     "STATUS_CODES",
@@ -636,7 +637,7 @@ class AdcModel:
         self.b_range = (lo, hi)
         self.b0_threshold = float(b0_threshold)
         self.wls_iterations = int(wls_iterations)
-        self.chunk_size = int(chunk_size)
+        self.chunk_size = check_chunk_size(chunk_size)
         self.max_iter = int(max_iter)
         self.groups = [list(s.indices) for s in shells]
         self.shell_b = np.array([b[list(s.indices)].mean() for s in shells])  # actual mean b per shell
@@ -652,7 +653,12 @@ class AdcModel:
     def fit_array(
         self, data: ArrayLike, *, mask: ArrayLike | None = None
     ) -> tuple[NDArray, NDArray, NDArray, NDArray[np.uint8]]:
-        """Fit data of shape (..., N); returns ``adc, s0, rsquared, status`` of shape (...)."""
+        """Fit data of shape (..., N); returns ``adc, s0, rsquared, status`` of shape (...).
+
+        The data are read slab by slab (:func:`~dwi_toolkit.models._chunks.voxel_slabs`) in
+        their stored dtype and fitted `chunk_size` voxels at a time, so a Fortran-ordered or
+        integer array is never copied or cast as a whole.
+        """
         arr = np.asarray(data)
         if arr.shape[-1] != self.n_volumes:
             raise InputDataError(
@@ -661,81 +667,88 @@ class AdcModel:
             )
         spatial = arr.shape[:-1]
         dtype = np.float64 if arr.dtype == np.float64 else np.float32
-        flat = arr.reshape(-1, self.n_volumes)
-        nvox = flat.shape[0]
-        adc = np.full(nvox, np.nan, dtype=dtype)
-        s0 = np.full(nvox, np.nan, dtype=dtype)
-        r2 = np.full(nvox, np.nan, dtype=dtype)
-        status = np.zeros(nvox, dtype=np.uint8)
+        m = None
         if mask is not None:
             m = np.asarray(mask, dtype=bool)
             if m.shape != spatial:
                 raise InputDataError(f"mask shape {m.shape} does not match the data {spatial}.")
-            sel = np.flatnonzero(m.reshape(-1))
-            status[:] = MASKED
-            status[sel] = OK
-        else:
-            sel = None
-        b = self.shell_b
-        for start in range(0, nvox if sel is None else sel.size, self.chunk_size):
-            if sel is None:
-                idx = slice(start, min(start + self.chunk_size, nvox))
-                block = flat[idx].T
-            else:
-                idx = sel[start : start + self.chunk_size]
-                block = flat[idx].T
-            block = np.ascontiguousarray(block)
-            y, valid = _shell_log_means(block, self.groups, dtype)
-            method = "wls" if self.method == "nlls" else self.method
-            ln0, a, q = adc_loglinear(
-                y, b, n=self.shell_n, method=method, wls_iterations=self.wls_iterations
-            )
-            if self.method == "nlls" and b.size > 2:
-                good = np.flatnonzero(valid)
-                sig = np.exp(y[:, good].astype(np.float64))
-                s0n, an, conv = adc_nlls(
-                    sig, b, n=self.shell_n, s0_init=np.exp(ln0[good].astype(np.float64)),
-                    adc_init=a[good].astype(np.float64), max_iter=self.max_iter,
-                )
-                pred = s0n[None, :] * np.exp(-b[:, None] * an[None, :])
-                wn = self.shell_n[:, None]
-                sbar = (wn * sig).sum(0) / wn.sum()
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    qn = 1 - (wn * (sig - pred) ** 2).sum(0) / (wn * (sig - sbar) ** 2).sum(0)
-                a = a.astype(np.float64)
-                ln0 = ln0.astype(np.float64)
-                q = q.astype(np.float64)
-                a[good], ln0[good], q[good] = an, np.log(np.maximum(s0n, 1e-300)), qn
-                nc = np.zeros(valid.shape, dtype=bool)
-                nc[good] = ~conv
-            else:
-                nc = None
-            st = np.zeros(block.shape[1], dtype=np.uint8)
-            st[~valid] = INVALID
-            fin = np.isfinite(a) & np.isfinite(ln0)
-            st[valid & ~fin] = INVALID
-            st[(st == OK) & (a < 0)] = NEGATIVE
-            if nc is not None:
-                st[(st == OK) & nc] = NOT_CONVERGED
-            bad = st != OK
-            with np.errstate(over="ignore"):
-                s0_blk = np.exp(ln0)
-            for out, val in ((adc, a), (s0, s0_blk), (r2, q)):
-                view = out[idx]
-                view[...] = val
-                view[bad] = np.nan
-                out[idx] = view  # a no-op for slices (views), needed for index arrays (copies)
-            status[idx] = st
+        nvox = int(np.prod(spatial))
+        check_memory("fit_adc", nvox, 3 * np.dtype(dtype).itemsize + 1,
+                     min(self.chunk_size, max(nvox, 1)) * self.n_volumes * 8 * 6)
+        adc = np.full(spatial, np.nan, dtype=dtype)
+        s0 = np.full(spatial, np.nan, dtype=dtype)
+        r2 = np.full(spatial, np.nan, dtype=dtype)
+        status = np.full(spatial, MASKED if m is not None else OK, dtype=np.uint8)
+        for index, slab in voxel_slabs(arr, self.chunk_size, whole=True):
+            n = slab.shape[0]
+            rows = None if m is None else np.flatnonzero(take(m, index))
+            count = n if rows is None else rows.size
+            if count == 0:
+                continue
+            outs = [np.full(n, np.nan, dtype=dtype) for _ in range(3)]
+            st_slab = np.full(n, MASKED, dtype=np.uint8)
+            for start in range(0, count, self.chunk_size):
+                idx = slice(start, min(start + self.chunk_size, n)) if rows is None else rows[start:start + self.chunk_size]
+                vals, st = self._fit_block(np.ascontiguousarray(slab[idx].T), dtype)
+                for out, val in zip(outs, vals):
+                    out[idx] = val
+                st_slab[idx] = st
+            for full_map, out in zip((adc, s0, r2, status), outs + [st_slab]):
+                put(full_map, index, out, len(spatial))
+        status = status.reshape(-1)
         counts = {STATUS_CODES[k]: int(v) for k, v in enumerate(np.bincount(status, minlength=5)) if v}
         failed = {k: v for k, v in counts.items() if k not in (STATUS_CODES[OK], STATUS_CODES[MASKED])}
         if failed:
             logger.info("ADC fit (%s): %s", self.method, counts)
-        return (
-            adc.reshape(spatial),
-            s0.reshape(spatial),
-            r2.reshape(spatial),
-            status.reshape(spatial),
+        return adc, s0, r2, status.reshape(spatial)
+
+    def _fit_block(self, block: NDArray, dtype) -> tuple[tuple[NDArray, NDArray, NDArray], NDArray[np.uint8]]:
+        """Fit one (N, V) block; returns ``(adc, s0, r2)`` (NaN where not fitted) and status."""
+        b = self.shell_b
+        y, valid = _shell_log_means(block, self.groups, dtype)
+        method = "wls" if self.method == "nlls" else self.method
+        ln0, a, q = adc_loglinear(y, b, n=self.shell_n, method=method, wls_iterations=self.wls_iterations)
+        nc = None
+        if self.method == "nlls" and b.size > 2:
+            a, ln0, q, nc = self._nlls_refine(y, valid, ln0, a, q)
+        st = np.zeros(block.shape[1], dtype=np.uint8)
+        st[~valid] = INVALID
+        fin = np.isfinite(a) & np.isfinite(ln0)
+        st[valid & ~fin] = INVALID
+        st[(st == OK) & (a < 0)] = NEGATIVE
+        if nc is not None:
+            st[(st == OK) & nc] = NOT_CONVERGED
+        bad = st != OK
+        with np.errstate(over="ignore"):
+            s0_blk = np.exp(ln0)
+        vals = []
+        for val in (a, s0_blk, q):
+            val = np.asarray(val, dtype=dtype).copy()
+            val[bad] = np.nan
+            vals.append(val)
+        return (vals[0], vals[1], vals[2]), st
+
+    def _nlls_refine(self, y, valid, ln0, a, q):
+        """Refine the WLS estimates of the valid voxels by :func:`adc_nlls` (float64)."""
+        b = self.shell_b
+        good = np.flatnonzero(valid)
+        sig = np.exp(y[:, good].astype(np.float64))
+        s0n, an, conv = adc_nlls(
+            sig, b, n=self.shell_n, s0_init=np.exp(ln0[good].astype(np.float64)),
+            adc_init=a[good].astype(np.float64), max_iter=self.max_iter,
         )
+        pred = s0n[None, :] * np.exp(-b[:, None] * an[None, :])
+        wn = self.shell_n[:, None]
+        sbar = (wn * sig).sum(0) / wn.sum()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            qn = 1 - (wn * (sig - pred) ** 2).sum(0) / (wn * (sig - sbar) ** 2).sum(0)
+        a = a.astype(np.float64)
+        ln0 = ln0.astype(np.float64)
+        q = q.astype(np.float64)
+        a[good], ln0[good], q[good] = an, np.log(np.maximum(s0n, 1e-300)), qn
+        nc = np.zeros(valid.shape, dtype=bool)
+        nc[good] = ~conv
+        return a, ln0, q, nc
 
     def fit(self, series: DWISeries, *, mask: ArrayLike | None = None) -> ADCFit:
         """Fit a :class:`DWISeries` (trace mode) and return an :class:`ADCFit`."""

@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..core.image import DWISeries, ParameterMap
 from ..errors import FitError, InputDataError
 from . import _tensor
-from ._chunks import check_chunk_size, check_memory, voxel_slabs
+from ._chunks import check_chunk_size, check_memory, put, take, voxel_slabs
 
 __all__ = [
     "dti_feasible", "fit_dti", "DTIFit", "STATUS_CODES", "MAP_UNITS", "METHODS"]
@@ -295,16 +295,16 @@ class _DTIOutputs:
 
     def put(self, index, fitted, valid, evals, evecs, nonpos, s0) -> None:
         """Write one slab: `fitted` (in mask) and `valid` are flat over the slab's voxels."""
-        shape = self.status[index].shape
+        nd = self.status.ndim
         ok = fitted & valid
         st = np.where(fitted, np.where(valid, 0, 2), 1).astype(np.uint8)
         st[ok & nonpos] = 3
-        self.status[index] = st.reshape(shape)
+        put(self.status, index, st, nd)
         fa, md, ad, rd = _tensor.scalars(evals)
         for name, val in (("fa", fa), ("md", md), ("ad", ad), ("rd", rd), ("s0", s0)):
-            self.maps[name][index] = np.where(ok, val, np.nan).reshape(shape)
-        self.evals[index] = np.where(ok[:, None], evals, np.nan).reshape(shape + (3,))
-        self.evecs[index] = np.where(ok[:, None, None], evecs, np.nan).reshape(shape + (3, 3))
+            put(self.maps[name], index, np.where(ok, val, np.nan), nd)
+        put(self.evals, index, np.where(ok[:, None], evals, np.nan), nd)
+        put(self.evecs, index, np.where(ok[:, None, None], evecs, np.nan), nd)
 
 
 def _fit_dti_numpy(data, vol_idx, bvals, bvecs, b0, mask, method, min_signal, chunk_size, iterations):
@@ -312,7 +312,7 @@ def _fit_dti_numpy(data, vol_idx, bvals, bvecs, b0, mask, method, min_signal, ch
     kernel = _tensor.TensorKernel(bvals, bvecs, min_signal=min_signal)
     out = _DTIOutputs(data.shape[:-1])
     for index, block in voxel_slabs(data, chunk_size, vol_idx):
-        fitted = np.ones(block.shape[0], bool) if mask is None else mask[index].reshape(-1)
+        fitted = np.ones(block.shape[0], bool) if mask is None else take(mask, index)
         valid = _valid_voxels(block, b0)
         n = block.shape[0]
         evals = np.full((n, 3), np.nan)
@@ -341,7 +341,7 @@ def _fit_dti_dipy(data, vol_idx, bvals, bvecs, b0, b0_threshold, mask, method, m
     model = TensorModel(gtab, fit_method=method, return_S0_hat=True, **kwargs)
     out = _DTIOutputs(data.shape[:-1])
     for index, block in voxel_slabs(data, chunk_size, vol_idx):
-        fitted = np.ones(block.shape[0], bool) if mask is None else mask[index].reshape(-1)
+        fitted = np.ones(block.shape[0], bool) if mask is None else take(mask, index)
         valid = _valid_voxels(block, b0)
         tf = model.fit(block, mask=fitted & valid)
         evals = np.asarray(tf.evals, dtype=float)
