@@ -166,8 +166,7 @@ def _model_jac(p: np.ndarray, b: np.ndarray, sigma: np.ndarray | None):
     jac[..., 3] = -s0 * f * b * e1
     if sigma is not None:
         sig = sigma[:, None]
-        deriv = _noise.rician_expected_magnitude_derivative(pred, sig)
-        pred = _noise.rician_expected_magnitude(pred, sig)
+        pred, deriv = _noise.rician_mean_and_derivative(pred, sig)  # tabulated Bessel terms
         jac *= deriv[..., None]
     return pred, jac
 
