@@ -15,7 +15,9 @@ median of the per-round ratios:
 - memory: peak RSS of each fit in a fresh subprocess on a 512×512×60 × 61-volume int16 series
   (1.9 GB; tissue in an elliptical body outline, zero air outside), as a multiple of the data.
 
-Threads are pinned to one (per-core figures). Prints Markdown and writes JSON.
+Threads are pinned to one and times are CPU seconds (user + system, children included for
+MRtrix3), so figures are per core and robust to other users' load; the memory runs report wall
+time too. Prints Markdown and writes JSON.
 
 Run: ``python benchmarks/bench_models.py [--repeats 5] [--skip-memory] [--memory-shape 512 512 60]``.
 """
@@ -45,10 +47,19 @@ HERE = Path(__file__).resolve().parent
 IVIM_B = np.array([0, 10, 20, 30, 50, 80, 100, 150, 200, 300, 400, 500, 600, 800, 1000.0])
 
 
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process and its finished children."""
+    import resource
+
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + ch.ru_utime + ch.ru_stime
+
+
 def _t(fn) -> float:
-    t = time.perf_counter()
+    """CPU time of one call: on a shared, loaded machine it varies far less than wall time."""
+    t = _cpu()
     fn()
-    return time.perf_counter() - t
+    return _cpu() - t
 
 
 def paired(fns: dict, repeats: int) -> dict[str, list[float]]:
@@ -243,7 +254,7 @@ def bench_memory(out, shape, fits=("adc", "dti", "ivim")):
 
 
 def report(out):
-    lines = [f"Model fits, {out['date']}, {out['machine']}, 1 thread; medians of paired rounds", ""]
+    lines = [f"Model fits, {out['date']}, {out['machine']}, 1 thread, CPU time; medians of paired rounds", ""]
     a = out.get("adc")
     if a:
         lines += [f"- ADC {a['shape']} int16: OLS {a['ols_vs_limit']:.2f}x the limit, WLS {a['wls_vs_limit']:.2f}x; "

@@ -873,7 +873,8 @@ def fit_adc(
     wls_iterations : int, optional
         Re-weighting passes for ``"wls"``.
     chunk_size : int, optional
-        Voxels processed at a time.
+        Voxels processed at a time. The series is read in its stored dtype (int16 is not cast
+        as a whole) and slab by slab, so the memory beyond it is the three maps plus one chunk.
     noise_correction : {None, "rician"}, optional
         ``"rician"``: after the `method` fit, refit every fitted voxel to the expected Rician
         magnitude of its individual volumes (:func:`adc_rician`), which removes the noise-floor
@@ -891,7 +892,10 @@ def fit_adc(
     FitError
         Unknown method or fewer than two distinct b-values.
     InputDataError
-        ``noise_correction="rician"`` without a positive `sigma`, or an unknown correction.
+        ``noise_correction="rician"`` without a positive `sigma`, an unknown correction, or a
+        `chunk_size` below 1.
+    InsufficientMemoryError
+        The result maps would not fit in the available memory (raised before allocating).
 
     Examples
     --------
