@@ -402,8 +402,11 @@ def adc_rician(
     converged = np.zeros(V, dtype=bool)
     active = np.arange(V)
 
-    def residual(s0_, adc_, M_, sg):
+    def residual(s0_, adc_, M_, sg, derivatives=True):
         a = s0_[None, :] * np.exp(-bb * adc_[None, :])
+        if not derivatives:
+            r = M_ - rician_mean_and_derivative(a, sg, first=False)[0]
+            return a, r, (r * r).sum(axis=0), None, None
         mean, deriv, deriv2 = rician_mean_and_derivative(a, sg, second=True)
         r = M_ - mean
         return a, r, (r * r).sum(axis=0), deriv, deriv2
@@ -432,7 +435,7 @@ def adc_rician(
             det = d00 * d11 - a01 * a01
             ns0 = np.maximum(s0a + (d11 * g0 - a01 * g1) / det, 1e-12)
             nadc = np.maximum(adca + (d00 * g1 - a01 * g0) / det, 0.0)
-            _, _, ncost, _, _ = residual(ns0, nadc, Ma, sg)
+            _, _, ncost, _, _ = residual(ns0, nadc, Ma, sg, derivatives=False)
             better = np.isfinite(ncost) & (ncost <= cost)
             rel = np.maximum(np.abs(ns0 - s0a) / s0a, np.abs(nadc - adca) / np.maximum(adca, 1e-4))
             s0[active[better]], adc[active[better]] = ns0[better], nadc[better]
@@ -811,7 +814,8 @@ def _rician_refit(fit: ADCFit, series: DWISeries, correction: str, sigma, chunk_
         s0n, an, conv = adc_rician(m, b, sg, s0_init=s0[idx], adc_init=adc[idx])
         conv &= np.isfinite(s0n) & (s0n < 1e30) & np.isfinite(an)
 
-        pred = rician_mean_and_derivative(s0n[None, :] * np.exp(-b[:, None] * an[None, :]), sg[None, :])[0]
+        pred = rician_mean_and_derivative(s0n[None, :] * np.exp(-b[:, None] * an[None, :]), sg[None, :],
+                                          first=False)[0]
         with np.errstate(invalid="ignore", divide="ignore"):
             r2n = 1 - ((m - pred) ** 2).sum(0) / ((m - m.mean(0)) ** 2).sum(0)
         adc[idx], s0[idx], r2[idx] = np.where(conv, an, np.nan), np.where(conv, s0n, np.nan), np.where(conv, r2n, np.nan)
