@@ -57,7 +57,7 @@ MAP_UNITS: dict[str, str] = {
     "status": "",
 }
 
-#: Fit methods accepted (dipy's names).
+#: Fit methods accepted (case-insensitive; dipy's names plus IWLS, iterated WLS).
 METHODS = ("WLS", "OLS", "IWLS", "NLLS", "RESTORE")
 
 #: Voxels fitted at a time by default.
@@ -90,7 +90,7 @@ class DTIFit:
     bvals_used : ndarray of shape (N,)
         b-values (s/mm²) of the volumes fitted.
     method : str
-        dipy fit method.
+        Fit method (upper case: WLS, OLS, IWLS, NLLS or RESTORE).
     b0_threshold : float
         s/mm².
 
