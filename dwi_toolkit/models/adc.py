@@ -435,9 +435,14 @@ def adc_rician(
             det = d00 * d11 - a01 * a01
             ns0 = np.maximum(s0a + (d11 * g0 - a01 * g1) / det, 1e-12)
             nadc = np.maximum(adca + (d00 * g1 - a01 * g0) / det, 0.0)
-            _, _, ncost, _, _ = residual(ns0, nadc, Ma, sg, derivatives=False)
-            better = np.isfinite(ncost) & (ncost <= cost)
             rel = np.maximum(np.abs(ns0 - s0a) / s0a, np.abs(nadc - adca) / np.maximum(adca, 1e-4))
+            # a step below tolerance is taken without a trial evaluation (it ends the iteration)
+            tiny = rel < xtol
+            trial = np.flatnonzero(~tiny)
+            better = tiny.copy()
+            if trial.size:
+                _, _, ncost, _, _ = residual(ns0[trial], nadc[trial], Ma[:, trial], sg[:, trial], derivatives=False)
+                better[trial] = np.isfinite(ncost) & (ncost <= cost[trial])
             s0[active[better]], adc[active[better]] = ns0[better], nadc[better]
             lam[active] = np.where(better, np.maximum(la / 10, 1e-9), la * 10)
             done = (rel < xtol) | (~better & (la > 1e9))  # a tiny step, accepted or not, is converged
