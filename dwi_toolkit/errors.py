@@ -16,6 +16,7 @@ __all__ = [
     "DicomError",
     "RoiError",
     "FitError",
+    "InsufficientMemoryError",
     "PipelineError",
     "ClinicalDataError",
     "DwiToolkitWarning",
@@ -94,6 +95,19 @@ class FitError(DwiToolkitError, RuntimeError):
     --------
     >>> issubclass(FitError, RuntimeError)
     True
+    """
+
+
+class InsufficientMemoryError(FitError, MemoryError):
+    """A fit whose results (plus one chunk of work) would not fit in the memory available.
+
+    Raised before anything large is allocated. Fit a mask, a smaller region or fewer volumes,
+    or lower ``chunk_size``.
+
+    Examples
+    --------
+    >>> issubclass(InsufficientMemoryError, MemoryError), issubclass(InsufficientMemoryError, FitError)
+    (True, True)
     """
 
 

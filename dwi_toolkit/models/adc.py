@@ -59,6 +59,7 @@ from ..core.gradients import DEFAULT_B0_THRESHOLD, find_shells
 from ..core.image import DWISeries, ParameterMap
 from ..errors import FitError, InputDataError
 from ..units import DIFFUSIVITY_UNIT
+from ._chunks import check_chunk_size, check_memory, put, take, voxel_slabs
 
 __all__ = [
     "STATUS_CODES",
@@ -348,7 +349,10 @@ def adc_rician(
 
     Minimises ``Σ_i (M_i − E[M | S0·exp(−b_i·ADC), σ])²`` per voxel (``E[M]`` from
     :func:`dwi_toolkit.models.noise.rician_expected_magnitude`), with ``ADC >= 0`` and
-    ``S0 >= 0``, by a batched Levenberg–Marquardt with analytic Jacobian over all voxels at once.
+    ``S0 >= 0``, by a batched Levenberg–Marquardt over all voxels at once, with the full Newton
+    Hessian (analytic first and second derivatives) wherever it is positive definite.
+    ``E[M]`` and its derivative come from a table of the Bessel terms with cubic Hermite
+    interpolation (error < 1e-11 σ, :func:`dwi_toolkit.models.noise.rician_mean_and_derivative`).
     Magnitude images sit on a noise floor at high b, which biases ordinary fits towards lower
     ADC (clinical-reference §1.1); modelling the floor removes that bias.
 
@@ -384,7 +388,7 @@ def adc_rician(
     >>> round(float(adc[0]) * 1e3, 6), bool(ok[0])
     (2.0, True)
     """
-    from .noise import rician_expected_magnitude, rician_expected_magnitude_derivative
+    from .noise import rician_mean_and_derivative
 
     M = np.asarray(signal, dtype=np.float64)
     bb = np.asarray(b, dtype=np.float64)[:, None]
@@ -394,14 +398,18 @@ def adc_rician(
     adc = np.maximum(np.array(adc_init, dtype=np.float64, copy=True).reshape(V), 0.0)
     adc[~np.isfinite(adc)] = 1e-3
     s0[~np.isfinite(s0)] = np.nanmax(M, axis=0)[~np.isfinite(s0)] if V else 1.0
-    lam = np.full(V, 1e-2)
+    lam = np.full(V, 1e-4)
     converged = np.zeros(V, dtype=bool)
     active = np.arange(V)
 
-    def residual(s0_, adc_, M_, sg):
+    def residual(s0_, adc_, M_, sg, derivatives=True):
         a = s0_[None, :] * np.exp(-bb * adc_[None, :])
-        r = M_ - rician_expected_magnitude(a, sg)
-        return a, r, (r * r).sum(axis=0)
+        if not derivatives:
+            r = M_ - rician_mean_and_derivative(a, sg, first=False)[0]
+            return a, r, (r * r).sum(axis=0), None, None
+        mean, deriv, deriv2 = rician_mean_and_derivative(a, sg, second=True)
+        r = M_ - mean
+        return a, r, (r * r).sum(axis=0), deriv, deriv2
 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for _ in range(max_iter):
@@ -409,23 +417,35 @@ def adc_rician(
                 break
             Ma, sg = M[:, active], sig[:, active]
             s0a, adca, la = s0[active], adc[active], lam[active]
-            a, r, cost = residual(s0a, adca, Ma, sg)
-            d = rician_expected_magnitude_derivative(a, sg)
+            a, r, cost, d, d2 = residual(s0a, adca, Ma, sg)
             e = a / s0a[None, :]
             j0 = d * e
             j1 = -bb * a * d
             a00, a01, a11 = (j0 * j0).sum(0), (j0 * j1).sum(0), (j1 * j1).sum(0)
             g0, g1 = (j0 * r).sum(0), (j1 * r).sum(0)
+            # full Newton Hessian (minus the residual-weighted curvature of the model) where it is
+            # positive definite: quadratic instead of Gauss-Newton's linear convergence
+            c = r * (d + a * d2)  # shared factor of the mixed and ADC second derivatives
+            h00 = a00 - (r * d2 * e * e).sum(0)
+            h01 = a01 + (bb * e * c).sum(0)
+            h11 = a11 - (bb * bb * a * c).sum(0)
+            pd = (h00 > 0) & (h00 * h11 - h01 * h01 > 0)
+            a00, a01, a11 = np.where(pd, h00, a00), np.where(pd, h01, a01), np.where(pd, h11, a11)
             d00, d11 = a00 * (1 + la), a11 * (1 + la)
             det = d00 * d11 - a01 * a01
             ns0 = np.maximum(s0a + (d11 * g0 - a01 * g1) / det, 1e-12)
             nadc = np.maximum(adca + (d00 * g1 - a01 * g0) / det, 0.0)
-            _, _, ncost = residual(ns0, nadc, Ma, sg)
-            better = np.isfinite(ncost) & (ncost <= cost)
             rel = np.maximum(np.abs(ns0 - s0a) / s0a, np.abs(nadc - adca) / np.maximum(adca, 1e-4))
+            # a step below tolerance is taken without a trial evaluation (it ends the iteration)
+            tiny = rel < xtol
+            trial = np.flatnonzero(~tiny)
+            better = tiny.copy()
+            if trial.size:
+                _, _, ncost, _, _ = residual(ns0[trial], nadc[trial], Ma[:, trial], sg[:, trial], derivatives=False)
+                better[trial] = np.isfinite(ncost) & (ncost <= cost[trial])
             s0[active[better]], adc[active[better]] = ns0[better], nadc[better]
             lam[active] = np.where(better, np.maximum(la / 10, 1e-9), la * 10)
-            done = (better & (rel < xtol)) | (~better & (la > 1e9))
+            done = (rel < xtol) | (~better & (la > 1e9))  # a tiny step, accepted or not, is converged
             converged[active[done]] = True
             active = active[~done]
     return s0, adc, converged
@@ -638,7 +658,7 @@ class AdcModel:
         self.b_range = (lo, hi)
         self.b0_threshold = float(b0_threshold)
         self.wls_iterations = int(wls_iterations)
-        self.chunk_size = int(chunk_size)
+        self.chunk_size = check_chunk_size(chunk_size)
         self.max_iter = int(max_iter)
         self.groups = [list(s.indices) for s in shells]
         self.shell_b = np.array([b[list(s.indices)].mean() for s in shells])  # actual mean b per shell
@@ -654,7 +674,12 @@ class AdcModel:
     def fit_array(
         self, data: ArrayLike, *, mask: ArrayLike | None = None
     ) -> tuple[NDArray, NDArray, NDArray, NDArray[np.uint8]]:
-        """Fit data of shape (..., N); returns ``adc, s0, rsquared, status`` of shape (...)."""
+        """Fit data of shape (..., N); returns ``adc, s0, rsquared, status`` of shape (...).
+
+        The data are read slab by slab (:func:`~dwi_toolkit.models._chunks.voxel_slabs`) in
+        their stored dtype and fitted `chunk_size` voxels at a time, so a Fortran-ordered or
+        integer array is never copied or cast as a whole.
+        """
         arr = np.asarray(data)
         if arr.shape[-1] != self.n_volumes:
             raise InputDataError(
@@ -663,81 +688,88 @@ class AdcModel:
             )
         spatial = arr.shape[:-1]
         dtype = np.float64 if arr.dtype == np.float64 else np.float32
-        flat = arr.reshape(-1, self.n_volumes)
-        nvox = flat.shape[0]
-        adc = np.full(nvox, np.nan, dtype=dtype)
-        s0 = np.full(nvox, np.nan, dtype=dtype)
-        r2 = np.full(nvox, np.nan, dtype=dtype)
-        status = np.zeros(nvox, dtype=np.uint8)
+        m = None
         if mask is not None:
             m = np.asarray(mask, dtype=bool)
             if m.shape != spatial:
                 raise InputDataError(f"mask shape {m.shape} does not match the data {spatial}.")
-            sel = np.flatnonzero(m.reshape(-1))
-            status[:] = MASKED
-            status[sel] = OK
-        else:
-            sel = None
-        b = self.shell_b
-        for start in range(0, nvox if sel is None else sel.size, self.chunk_size):
-            if sel is None:
-                idx = slice(start, min(start + self.chunk_size, nvox))
-                block = flat[idx].T
-            else:
-                idx = sel[start : start + self.chunk_size]
-                block = flat[idx].T
-            block = np.ascontiguousarray(block)
-            y, valid = _shell_log_means(block, self.groups, dtype)
-            method = "wls" if self.method == "nlls" else self.method
-            ln0, a, q = adc_loglinear(
-                y, b, n=self.shell_n, method=method, wls_iterations=self.wls_iterations
-            )
-            if self.method == "nlls" and b.size > 2:
-                good = np.flatnonzero(valid)
-                sig = np.exp(y[:, good].astype(np.float64))
-                s0n, an, conv = adc_nlls(
-                    sig, b, n=self.shell_n, s0_init=np.exp(ln0[good].astype(np.float64)),
-                    adc_init=a[good].astype(np.float64), max_iter=self.max_iter,
-                )
-                pred = s0n[None, :] * np.exp(-b[:, None] * an[None, :])
-                wn = self.shell_n[:, None]
-                sbar = (wn * sig).sum(0) / wn.sum()
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    qn = 1 - (wn * (sig - pred) ** 2).sum(0) / (wn * (sig - sbar) ** 2).sum(0)
-                a = a.astype(np.float64)
-                ln0 = ln0.astype(np.float64)
-                q = q.astype(np.float64)
-                a[good], ln0[good], q[good] = an, np.log(np.maximum(s0n, 1e-300)), qn
-                nc = np.zeros(valid.shape, dtype=bool)
-                nc[good] = ~conv
-            else:
-                nc = None
-            st = np.zeros(block.shape[1], dtype=np.uint8)
-            st[~valid] = INVALID
-            fin = np.isfinite(a) & np.isfinite(ln0)
-            st[valid & ~fin] = INVALID
-            st[(st == OK) & (a < 0)] = NEGATIVE
-            if nc is not None:
-                st[(st == OK) & nc] = NOT_CONVERGED
-            bad = st != OK
-            with np.errstate(over="ignore"):
-                s0_blk = np.exp(ln0)
-            for out, val in ((adc, a), (s0, s0_blk), (r2, q)):
-                view = out[idx]
-                view[...] = val
-                view[bad] = np.nan
-                out[idx] = view  # a no-op for slices (views), needed for index arrays (copies)
-            status[idx] = st
+        nvox = int(np.prod(spatial))
+        check_memory("fit_adc", nvox, 3 * np.dtype(dtype).itemsize + 1,
+                     min(self.chunk_size, max(nvox, 1)) * self.n_volumes * 8 * 6)
+        adc = np.full(spatial, np.nan, dtype=dtype)
+        s0 = np.full(spatial, np.nan, dtype=dtype)
+        r2 = np.full(spatial, np.nan, dtype=dtype)
+        status = np.full(spatial, MASKED if m is not None else OK, dtype=np.uint8)
+        for index, slab in voxel_slabs(arr, self.chunk_size, whole=True):
+            n = slab.shape[0]
+            rows = None if m is None else np.flatnonzero(take(m, index))
+            count = n if rows is None else rows.size
+            if count == 0:
+                continue
+            outs = [np.full(n, np.nan, dtype=dtype) for _ in range(3)]
+            st_slab = np.full(n, MASKED, dtype=np.uint8)
+            for start in range(0, count, self.chunk_size):
+                idx = slice(start, min(start + self.chunk_size, n)) if rows is None else rows[start:start + self.chunk_size]
+                vals, st = self._fit_block(np.ascontiguousarray(slab[idx].T), dtype)
+                for out, val in zip(outs, vals):
+                    out[idx] = val
+                st_slab[idx] = st
+            for full_map, out in zip((adc, s0, r2, status), outs + [st_slab]):
+                put(full_map, index, out, len(spatial))
+        status = status.reshape(-1)
         counts = {STATUS_CODES[k]: int(v) for k, v in enumerate(np.bincount(status, minlength=5)) if v}
         failed = {k: v for k, v in counts.items() if k not in (STATUS_CODES[OK], STATUS_CODES[MASKED])}
         if failed:
             logger.info("ADC fit (%s): %s", self.method, counts)
-        return (
-            adc.reshape(spatial),
-            s0.reshape(spatial),
-            r2.reshape(spatial),
-            status.reshape(spatial),
+        return adc, s0, r2, status.reshape(spatial)
+
+    def _fit_block(self, block: NDArray, dtype) -> tuple[tuple[NDArray, NDArray, NDArray], NDArray[np.uint8]]:
+        """Fit one (N, V) block; returns ``(adc, s0, r2)`` (NaN where not fitted) and status."""
+        b = self.shell_b
+        y, valid = _shell_log_means(block, self.groups, dtype)
+        method = "wls" if self.method == "nlls" else self.method
+        ln0, a, q = adc_loglinear(y, b, n=self.shell_n, method=method, wls_iterations=self.wls_iterations)
+        nc = None
+        if self.method == "nlls" and b.size > 2:
+            a, ln0, q, nc = self._nlls_refine(y, valid, ln0, a, q)
+        st = np.zeros(block.shape[1], dtype=np.uint8)
+        st[~valid] = INVALID
+        fin = np.isfinite(a) & np.isfinite(ln0)
+        st[valid & ~fin] = INVALID
+        st[(st == OK) & (a < 0)] = NEGATIVE
+        if nc is not None:
+            st[(st == OK) & nc] = NOT_CONVERGED
+        bad = st != OK
+        with np.errstate(over="ignore"):
+            s0_blk = np.exp(ln0)
+        vals = []
+        for val in (a, s0_blk, q):
+            val = np.asarray(val, dtype=dtype).copy()
+            val[bad] = np.nan
+            vals.append(val)
+        return (vals[0], vals[1], vals[2]), st
+
+    def _nlls_refine(self, y, valid, ln0, a, q):
+        """Refine the WLS estimates of the valid voxels by :func:`adc_nlls` (float64)."""
+        b = self.shell_b
+        good = np.flatnonzero(valid)
+        sig = np.exp(y[:, good].astype(np.float64))
+        s0n, an, conv = adc_nlls(
+            sig, b, n=self.shell_n, s0_init=np.exp(ln0[good].astype(np.float64)),
+            adc_init=a[good].astype(np.float64), max_iter=self.max_iter,
         )
+        pred = s0n[None, :] * np.exp(-b[:, None] * an[None, :])
+        wn = self.shell_n[:, None]
+        sbar = (wn * sig).sum(0) / wn.sum()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            qn = 1 - (wn * (sig - pred) ** 2).sum(0) / (wn * (sig - sbar) ** 2).sum(0)
+        a = a.astype(np.float64)
+        ln0 = ln0.astype(np.float64)
+        q = q.astype(np.float64)
+        a[good], ln0[good], q[good] = an, np.log(np.maximum(s0n, 1e-300)), qn
+        nc = np.zeros(valid.shape, dtype=bool)
+        nc[good] = ~conv
+        return a, ln0, q, nc
 
     def fit(self, series: DWISeries, *, mask: ArrayLike | None = None) -> ADCFit:
         """Fit a :class:`DWISeries` (trace mode) and return an :class:`ADCFit`."""
@@ -765,7 +797,7 @@ class AdcModel:
 
 def _rician_refit(fit: ADCFit, series: DWISeries, correction: str, sigma, chunk_size: int) -> ADCFit:
     """Refine the fitted voxels of `fit` with :func:`adc_rician` on the individual volumes."""
-    from .noise import rician_expected_magnitude
+    from .noise import rician_mean_and_derivative
 
     if correction != "rician":
         raise InputDataError(f"unknown noise_correction {correction!r}; choose None or 'rician'.")
@@ -789,7 +821,8 @@ def _rician_refit(fit: ADCFit, series: DWISeries, correction: str, sigma, chunk_
         s0n, an, conv = adc_rician(m, b, sg, s0_init=s0[idx], adc_init=adc[idx])
         conv &= np.isfinite(s0n) & (s0n < 1e30) & np.isfinite(an)
 
-        pred = rician_expected_magnitude(s0n[None, :] * np.exp(-b[:, None] * an[None, :]), sg[None, :])
+        pred = rician_mean_and_derivative(s0n[None, :] * np.exp(-b[:, None] * an[None, :]), sg[None, :],
+                                          first=False)[0]
         with np.errstate(invalid="ignore", divide="ignore"):
             r2n = 1 - ((m - pred) ** 2).sum(0) / ((m - m.mean(0)) ** 2).sum(0)
         adc[idx], s0[idx], r2[idx] = np.where(conv, an, np.nan), np.where(conv, s0n, np.nan), np.where(conv, r2n, np.nan)
@@ -851,7 +884,8 @@ def fit_adc(
     wls_iterations : int, optional
         Re-weighting passes for ``"wls"``.
     chunk_size : int, optional
-        Voxels processed at a time.
+        Voxels processed at a time. The series is read in its stored dtype (int16 is not cast
+        as a whole) and slab by slab, so the memory beyond it is the three maps plus one chunk.
     noise_correction : {None, "rician"}, optional
         ``"rician"``: after the `method` fit, refit every fitted voxel to the expected Rician
         magnitude of its individual volumes (:func:`adc_rician`), which removes the noise-floor
@@ -869,7 +903,10 @@ def fit_adc(
     FitError
         Unknown method or fewer than two distinct b-values.
     InputDataError
-        ``noise_correction="rician"`` without a positive `sigma`, or an unknown correction.
+        ``noise_correction="rician"`` without a positive `sigma`, an unknown correction, or a
+        `chunk_size` below 1.
+    InsufficientMemoryError
+        The result maps would not fit in the available memory (raised before allocating).
 
     Examples
     --------

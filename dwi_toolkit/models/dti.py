@@ -1,7 +1,9 @@
-"""Diffusion tensor imaging (DTI): a thin adapter over dipy's ``TensorModel``.
+"""Diffusion tensor imaging (DTI): batched log-linear tensor fits, dipy for NLLS/RESTORE.
 
-dipy's tensor fit is vectorised and well tested, so this module adds only what the toolkit
-needs around it: our :class:`~dwi_toolkit.core.image.DWISeries`, masks, a b-value range,
+OLS, WLS and iterated WLS run in our own batched NumPy kernel (:mod:`dwi_toolkit.models._tensor`,
+equal to dipy's ``TensorModel`` OLS/WLS to rounding, several times faster and read chunk by chunk
+so memory stays bounded); NLLS and RESTORE are delegated to dipy's ``TensorModel``. Around the
+fit this module handles our :class:`~dwi_toolkit.core.image.DWISeries`, masks, a b-value range,
 per-voxel status codes, NaN outside the fitted voxels, and maps as
 :class:`~dwi_toolkit.core.image.ParameterMap` with units.
 
@@ -29,6 +31,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..core.image import DWISeries, ParameterMap
 from ..errors import FitError, InputDataError
+from . import _tensor
+from ._chunks import check_chunk_size, check_memory, put, take, voxel_slabs
 
 __all__ = [
     "dti_feasible", "fit_dti", "DTIFit", "STATUS_CODES", "MAP_UNITS", "METHODS"]
@@ -53,8 +57,11 @@ MAP_UNITS: dict[str, str] = {
     "status": "",
 }
 
-#: Fit methods accepted (dipy's names).
-METHODS = ("WLS", "OLS", "NLLS", "RESTORE")
+#: Fit methods accepted (case-insensitive; dipy's names plus IWLS, iterated WLS).
+METHODS = ("WLS", "OLS", "IWLS", "NLLS", "RESTORE")
+
+#: Voxels fitted at a time by default.
+DEFAULT_CHUNK = 32768
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -83,7 +90,7 @@ class DTIFit:
     bvals_used : ndarray of shape (N,)
         b-values (s/mm²) of the volumes fitted.
     method : str
-        dipy fit method.
+        Fit method (upper case: WLS, OLS, IWLS, NLLS or RESTORE).
     b0_threshold : float
         s/mm².
 
@@ -207,14 +214,25 @@ class DTIFit:
         return html_table("DTIFit", rows, image=thumbnail_img(shown, vmin=0.0, vmax=1.0, title="FA 0–1"))
 
 
-def _select(series: DWISeries, b_range: tuple[float | None, float | None] | None) -> DWISeries:
+def _volumes(series: DWISeries, b_range: tuple[float | None, float | None] | None) -> np.ndarray:
+    """Indices of the volumes to fit (all, or those with b in `b_range`), without copying data."""
     if b_range is None:
-        return series
+        return np.arange(series.n_volumes)
     try:
         b_min, b_max = b_range
     except (TypeError, ValueError) as err:
         raise InputDataError(f"b_range must be a (b_min, b_max) pair in s/mm^2, got {b_range!r}.") from err
-    return series.select_b(b_min, b_max)
+    keep = np.ones(series.n_volumes, dtype=bool)
+    if b_min is not None:
+        keep &= series.bvals >= b_min - 1e-9
+    if b_max is not None:
+        keep &= series.bvals <= b_max + 1e-9
+    if not keep.any():
+        raise InputDataError(
+            f"no volume has a b-value in [{b_min}, {b_max}] s/mm^2; b-values present: "
+            f"{sorted(set(np.round(series.bvals, 3).tolist()))}."
+        )
+    return np.flatnonzero(keep)
 
 
 def _spans_tensor(bvals: np.ndarray, bvecs: np.ndarray) -> bool:
@@ -240,6 +258,99 @@ def dti_feasible(series: DWISeries) -> bool:
     return bool(b0.any()) and _spans_tensor(series.bvals[~b0], series.bvecs[~b0])
 
 
+def _valid_voxels(block: np.ndarray, b0: np.ndarray) -> np.ndarray:
+    """Voxels of a (V, N) block with finite samples and a positive mean b=0 signal."""
+    with np.errstate(invalid="ignore"):
+        ok = block[:, b0].mean(axis=1, dtype=np.float64) > 0
+        if np.issubdtype(block.dtype, np.floating):
+            ok &= np.isfinite(block).all(axis=1)
+    return ok
+
+
+def _check_tensor_design(sel_bvals: np.ndarray, sel_bvecs: np.ndarray, b0: np.ndarray, b0_threshold: float) -> None:
+    if not b0.any():
+        raise FitError(
+            f"DTI needs at least one b=0 volume (b <= {b0_threshold:g} s/mm^2); b-values: "
+            f"{sorted(set(np.round(sel_bvals, 3).tolist()))}."
+        )
+    dw = ~b0
+    if not _spans_tensor(sel_bvals[dw], sel_bvecs[dw]):
+        raise FitError(
+            f"DTI needs at least six non-collinear diffusion directions; this series has {int(dw.sum())} "
+            "diffusion-weighted volumes whose directions do not span a tensor. Use fit_adc for "
+            "trace-weighted or 3-direction data."
+        )
+
+
+class _DTIOutputs:
+    """Result arrays of a tensor fit, filled block by block (NaN where not fitted)."""
+
+    #: bytes per voxel of the result maps (evals 3, evecs 9, FA/MD/AD/RD/S0 5 float64; status)
+    BYTES_PER_VOXEL = 17 * 8 + 1
+
+    def __init__(self, spatial: tuple[int, ...]) -> None:
+        self.evals = np.full(spatial + (3,), np.nan)
+        self.evecs = np.full(spatial + (3, 3), np.nan)
+        self.maps = {k: np.full(spatial, np.nan) for k in ("fa", "md", "ad", "rd", "s0")}
+        self.status = np.ones(spatial, dtype=np.uint8)
+
+    def put(self, index, fitted, valid, evals, evecs, nonpos, s0) -> None:
+        """Write one slab: `fitted` (in mask) and `valid` are flat over the slab's voxels."""
+        nd = self.status.ndim
+        ok = fitted & valid
+        st = np.where(fitted, np.where(valid, 0, 2), 1).astype(np.uint8)
+        st[ok & nonpos] = 3
+        put(self.status, index, st, nd)
+        fa, md, ad, rd = _tensor.scalars(evals)
+        for name, val in (("fa", fa), ("md", md), ("ad", ad), ("rd", rd), ("s0", s0)):
+            put(self.maps[name], index, np.where(ok, val, np.nan), nd)
+        put(self.evals, index, np.where(ok[:, None], evals, np.nan), nd)
+        put(self.evecs, index, np.where(ok[:, None, None], evecs, np.nan), nd)
+
+
+def _fit_dti_numpy(data, vol_idx, bvals, bvecs, b0, mask, method, min_signal, chunk_size, iterations):
+    """Our batched OLS/WLS/IWLS fit, slab by slab; returns a :class:`_DTIOutputs`."""
+    kernel = _tensor.TensorKernel(bvals, bvecs, min_signal=min_signal)
+    out = _DTIOutputs(data.shape[:-1])
+    for index, block in voxel_slabs(data, chunk_size, vol_idx):
+        fitted = np.ones(block.shape[0], bool) if mask is None else take(mask, index)
+        valid = _valid_voxels(block, b0)
+        n = block.shape[0]
+        evals = np.full((n, 3), np.nan)
+        evecs = np.full((n, 3, 3), np.nan)
+        s0 = np.full(n, np.nan)
+        nonpos = np.zeros(n, bool)
+        todo = np.flatnonzero(fitted & valid)
+        for c0 in range(0, todo.size, chunk_size):
+            rows = todo[c0:c0 + chunk_size]
+            sub = block[rows] if rows.size < n else block
+            lower, ln_s0 = kernel.fit(sub, method=method, iterations=iterations)
+            evals[rows], evecs[rows], nonpos[rows] = kernel.eig(lower)
+            with np.errstate(over="ignore"):
+                s0[rows] = np.exp(ln_s0)
+        out.put(index, fitted, valid, evals, evecs, nonpos, s0)
+    return out
+
+
+def _fit_dti_dipy(data, vol_idx, bvals, bvecs, b0, b0_threshold, mask, method, min_signal, chunk_size):
+    """dipy's ``TensorModel`` (NLLS, RESTORE), slab by slab; returns a :class:`_DTIOutputs`."""
+    from dipy.core.gradients import gradient_table
+    from dipy.reconst.dti import TensorModel
+
+    gtab = gradient_table(bvals, bvecs=bvecs, b0_threshold=b0_threshold)
+    kwargs: dict[str, Any] = {} if min_signal is None else {"min_signal": min_signal}
+    model = TensorModel(gtab, fit_method=method, return_S0_hat=True, **kwargs)
+    out = _DTIOutputs(data.shape[:-1])
+    for index, block in voxel_slabs(data, chunk_size, vol_idx):
+        fitted = np.ones(block.shape[0], bool) if mask is None else take(mask, index)
+        valid = _valid_voxels(block, b0)
+        tf = model.fit(block, mask=fitted & valid)
+        evals = np.asarray(tf.evals, dtype=float)
+        out.put(index, fitted, valid, evals, np.asarray(tf.evecs, dtype=float),
+                np.any(evals <= 0, axis=-1), np.asarray(tf.S0_hat, dtype=float))
+    return out
+
+
 def fit_dti(
     series: DWISeries,
     *,
@@ -247,23 +358,36 @@ def fit_dti(
     b_range: tuple[float | None, float | None] | None = None,
     mask: ArrayLike | None = None,
     min_signal: float | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    iterations: int = 2,
 ) -> DTIFit:
-    """Fit the diffusion tensor voxel by voxel with dipy's ``TensorModel``.
+    """Fit the diffusion tensor voxel by voxel.
+
+    OLS, WLS and iterated WLS run in our own batched NumPy kernel (identical to dipy's OLS/WLS,
+    see :mod:`dwi_toolkit.models._tensor`); NLLS and RESTORE go through dipy's ``TensorModel``.
+    The series is read in chunks of `chunk_size` voxels, so the memory beyond the input is the
+    result maps (about 140 bytes per voxel) plus one chunk.
 
     Parameters
     ----------
     series : DWISeries
         At least one b=0 volume and six non-collinear directions (b in s/mm², b-vectors in the
-        image frame, FSL convention).
-    method : {"WLS", "OLS", "NLLS", "RESTORE"}, optional
-        dipy fit method (default weighted least squares).
+        image frame, FSL convention). Integer data is used as stored (no up-front cast).
+    method : {"WLS", "OLS", "IWLS", "NLLS", "RESTORE"}, optional
+        Fit method, case-insensitive (default weighted least squares with weights from an OLS
+        fit, as dipy). ``"IWLS"`` repeats the weighted step `iterations` times (MRtrix3's
+        ``dwi2tensor`` default is 2).
     b_range : (b_min, b_max), optional
         s/mm²; only volumes with b in the range (plus the b=0 volumes) are fitted, e.g.
         ``(0, 1000)`` to keep a single shell from a multi-shell acquisition.
     mask : array_like of bool, shape (X, Y, Z), optional
         Voxels to fit; others get status 1 and NaN maps.
     min_signal : float, optional
-        Passed to dipy: samples below are raised to it before taking logarithms.
+        Samples below are raised to it before taking logarithms (dipy's default 1e-4).
+    chunk_size : int, optional
+        Voxels fitted at a time (bounds the working memory).
+    iterations : int, optional
+        Weighted re-fits for ``"IWLS"``.
 
     Returns
     -------
@@ -272,9 +396,11 @@ def fit_dti(
     Raises
     ------
     InputDataError
-        Unknown method, bad mask, b-range without volumes.
+        Unknown method, bad mask, b-range without volumes, bad chunk_size.
     FitError
         Fewer than six non-collinear directions or no b=0 volume.
+    InsufficientMemoryError
+        The result maps would not fit in the available memory (raised before allocating).
 
     Examples
     --------
@@ -286,61 +412,37 @@ def fit_dti(
     >>> fit = fit_dti(s)
     >>> f"{fit.fa[0, 0, 0]:.4f} {fit.md[0, 0, 0]:.3g}"
     '0.7990 0.000767'
+    >>> fit_dti(s, method="iwls").method
+    'IWLS'
     """
-    from dipy.core.gradients import gradient_table
-    from dipy.reconst.dti import TensorModel
-
     if not isinstance(method, str) or method.upper() not in METHODS:
-        raise InputDataError(f"unknown DTI method {method!r}; choose one of {list(METHODS)}.")
-    sel = _select(series, b_range)
-    spatial = sel.spatial_shape
-    if mask is None:
-        m = np.ones(spatial, dtype=bool)
-    else:
+        raise InputDataError(f"unknown DTI method {method!r}; choose one of {list(METHODS)} (any case).")
+    method = method.upper()
+    chunk_size = check_chunk_size(chunk_size)
+    vol_idx = _volumes(series, b_range)
+    bvals, bvecs = series.bvals[vol_idx], series.bvecs[vol_idx]
+    b0 = bvals <= series.b0_threshold
+    spatial = series.spatial_shape
+    m = None
+    if mask is not None:
         m = np.asarray(mask, dtype=bool)
         if m.shape != spatial:
             raise InputDataError(f"mask shape {m.shape} does not match the image {spatial}.")
-    b0 = sel.b0_mask
-    if not b0.any():
-        raise FitError(
-            f"DTI needs at least one b=0 volume (b <= {sel.b0_threshold:g} s/mm^2); b-values: "
-            f"{sorted(set(np.round(sel.bvals, 3).tolist()))}."
-        )
-    dw = ~b0
-    if not _spans_tensor(sel.bvals[dw], sel.bvecs[dw]):
-        raise FitError(
-            f"DTI needs at least six non-collinear diffusion directions; this series has {int(dw.sum())} "
-            "diffusion-weighted volumes whose directions do not span a tensor. Use fit_adc for "
-            "trace-weighted or 3-direction data."
-        )
-    data = sel.data
-    with np.errstate(invalid="ignore"):
-        finite = np.all(np.isfinite(data), axis=-1) if np.issubdtype(data.dtype, np.floating) else np.ones(spatial, bool)
-        b0_ok = np.mean(data[..., b0], axis=-1) > 0
-    valid = m & finite & b0_ok
-    gtab = gradient_table(sel.bvals, bvecs=sel.bvecs, b0_threshold=sel.b0_threshold)
-    kwargs: dict[str, Any] = {}
-    if min_signal is not None:
-        kwargs["min_signal"] = min_signal
-    model = TensorModel(gtab, fit_method=method.upper(), return_S0_hat=True, **kwargs)
-    tf = model.fit(data, mask=valid)
-    evals = np.asarray(tf.evals, dtype=float)
-    evecs = np.asarray(tf.evecs, dtype=float)
-    fa = np.asarray(tf.fa, dtype=float)
-    md = np.asarray(tf.md, dtype=float)
-    ad = np.asarray(tf.ad, dtype=float)
-    rd = np.asarray(tf.rd, dtype=float)
-    s0 = np.asarray(tf.S0_hat, dtype=float)
-    status = np.where(m, np.where(valid, 0, 2), 1).astype(np.uint8)
-    status[valid & np.any(evals <= 0, axis=-1)] = 3
-    fill = ~valid
-    for arr in (fa, md, ad, rd, s0):
-        arr[fill] = np.nan
-    evals[fill] = np.nan
-    evecs[fill] = np.nan
-    v1 = evecs[..., :, 0].copy()
-    logger.info("DTI %s fit: %d voxels, %d ok, %d negative eigenvalue, %d invalid", method.upper(),
-                int(m.sum()), int((status == 0).sum()), int((status == 3).sum()), int((status == 2).sum()))
-    return DTIFit(fa=fa, md=md, ad=ad, rd=rd, evals=evals, evecs=evecs, principal_direction=v1, s0=s0,
-                  status=status, affine=sel.affine.copy(), bvals_used=sel.bvals.copy(),
-                  method=method.upper(), b0_threshold=sel.b0_threshold)
+    _check_tensor_design(bvals, bvecs, b0, series.b0_threshold)
+    check_memory("fit_dti", int(np.prod(spatial)), _DTIOutputs.BYTES_PER_VOXEL,
+                 min(chunk_size, int(np.prod(spatial))) * bvals.size * 8 * 8)
+    all_vols = None if vol_idx.size == series.n_volumes else vol_idx
+    if method in ("OLS", "WLS", "IWLS"):
+        out = _fit_dti_numpy(series.data, all_vols, bvals, bvecs, b0, m, method, min_signal, chunk_size,
+                             iterations)
+    else:
+        out = _fit_dti_dipy(series.data, all_vols, bvals, bvecs, b0, series.b0_threshold, m, method,
+                            min_signal, chunk_size)
+    status = out.status
+    logger.info("DTI %s fit: %d voxels, %d ok, %d negative eigenvalue, %d invalid", method,
+                int((status != 1).sum()), int((status == 0).sum()), int((status == 3).sum()),
+                int((status == 2).sum()))
+    return DTIFit(fa=out.maps["fa"], md=out.maps["md"], ad=out.maps["ad"], rd=out.maps["rd"],
+                  evals=out.evals, evecs=out.evecs, principal_direction=out.evecs[..., :, 0], s0=out.maps["s0"],
+                  status=status, affine=series.affine.copy(), bvals_used=bvals.copy(), method=method,
+                  b0_threshold=series.b0_threshold)

@@ -50,6 +50,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..core.image import DWISeries, ParameterMap
 from ..errors import FitError, InputDataError
 from . import noise as _noise
+from ._chunks import check_chunk_size, check_memory, put, take, voxel_slabs
 
 __all__ = [
     "fit_ivim",
@@ -165,8 +166,7 @@ def _model_jac(p: np.ndarray, b: np.ndarray, sigma: np.ndarray | None):
     jac[..., 3] = -s0 * f * b * e1
     if sigma is not None:
         sig = sigma[:, None]
-        deriv = _noise.rician_expected_magnitude_derivative(pred, sig)
-        pred = _noise.rician_expected_magnitude(pred, sig)
+        pred, deriv = _noise.rician_mean_and_derivative(pred, sig)  # tabulated Bessel terms
         jac *= deriv[..., None]
     return pred, jac
 
@@ -810,6 +810,44 @@ class IVIMFit:
 _METHODS = {"segmented": False, "full": True}
 
 
+def _check_options(method: str, noise_correction: str | None, sigma) -> None:
+    """Validate fit_ivim's method and noise options."""
+    if method not in _METHODS:
+        raise InputDataError(f"unknown IVIM method {method!r}; choose one of {list(_METHODS)}.")
+    if noise_correction not in (None, "exclude", "rician"):
+        raise InputDataError(
+            f"unknown noise_correction {noise_correction!r}; choose None, 'exclude' or 'rician'."
+        )
+    if noise_correction is not None and sigma is None:
+        raise InputDataError(
+            f"noise_correction={noise_correction!r} needs sigma (signal units); estimate it with "
+            "dwi_toolkit.models.noise.estimate_sigma_background or estimate_sigma_repeated."
+        )
+
+
+def _sample_bvals(series: DWISeries, average: bool) -> tuple[np.ndarray, np.ndarray]:
+    """b-values of the fitted samples and how many volumes each sample averages."""
+    if not average:
+        return series.bvals.astype(float), np.ones(series.n_volumes, dtype=int)
+    bvals, _ = average_directions(np.zeros((1, series.n_volumes)), series.bvals, series.bvecs)
+    counts = np.array([int(np.sum(np.abs(series.bvals - bb) <= max(0.5, 0.02 * bb))) for bb in bvals])
+    return bvals, counts
+
+
+def _noise_weights(y, s_vox, noise_correction, counts, bvals, k, b_threshold):
+    """Sample weights and the σ the fit models, for one chunk of voxels (y is (V, M))."""
+    w = np.ones_like(y)
+    s_fit = None
+    if s_vox is not None:
+        if noise_correction == "exclude":
+            s_eff = s_vox[:, None] / np.sqrt(counts)[None, :]
+            w = (y > k * s_eff).astype(float)
+        elif noise_correction == "rician":
+            # averaging reduces σ; use the σ of the average of the most-averaged samples at high b
+            s_fit = s_vox / np.sqrt(counts[bvals >= b_threshold].min())
+    return w, s_fit
+
+
 def fit_ivim(
     series: DWISeries,
     *,
@@ -857,7 +895,9 @@ def fit_ivim(
     k : float, optional
         Exclusion threshold in units of σ for ``"exclude"`` (default 2).
     chunk_size : int, optional
-        Voxels fitted per batch (memory ≈ chunk_size × N × 100 bytes).
+        Voxels fitted per batch (working memory ≈ chunk_size × N × 100 bytes); the series is
+        read slab by slab in its stored dtype, so memory beyond the input is the result maps
+        (41 bytes per voxel) plus one chunk.
     max_iter : int, optional
         Levenberg–Marquardt iteration limit per stage.
 
@@ -871,6 +911,8 @@ def fit_ivim(
         Unknown method/noise option, bad mask shape, missing sigma.
     FitError
         b-values that cannot support the model.
+    InsufficientMemoryError
+        The result maps would not fit in the available memory (raised before allocating).
 
     Examples
     --------
@@ -883,80 +925,57 @@ def fit_ivim(
     >>> fit.map("D").unit
     'mm^2/s'
     """
-    if method not in _METHODS:
-        raise InputDataError(f"unknown IVIM method {method!r}; choose one of {list(_METHODS)}.")
-    if noise_correction not in (None, "exclude", "rician"):
-        raise InputDataError(
-            f"unknown noise_correction {noise_correction!r}; choose None, 'exclude' or 'rician'."
-        )
-    if noise_correction is not None and sigma is None:
-        raise InputDataError(
-            f"noise_correction={noise_correction!r} needs sigma (signal units); estimate it with "
-            "dwi_toolkit.models.noise.estimate_sigma_background or estimate_sigma_repeated."
-        )
-    if chunk_size < 1:
-        raise InputDataError(f"chunk_size must be >= 1, got {chunk_size}.")
+    _check_options(method, noise_correction, sigma)
+    chunk_size = check_chunk_size(chunk_size)
     lo_mm, hi_mm = _check_bounds(bounds)
     spatial = series.spatial_shape
-    if mask is None:
-        m = np.ones(spatial, dtype=bool)
-    else:
+    m = None
+    if mask is not None:
         m = np.asarray(mask, dtype=bool)
         if m.shape != spatial:
             raise InputDataError(f"mask shape {m.shape} does not match the image {spatial}.")
     if average is None:
         average = noise_correction != "rician"
-    if average:
-        bvals, data = average_directions(series.data, series.bvals, series.bvecs)
-        counts = np.array([
-            int(np.sum(np.abs(series.bvals - bb) <= max(0.5, 0.02 * bb))) for bb in bvals
-        ])
-    else:
-        bvals, data = series.bvals.astype(float), series.data
-        counts = np.ones(bvals.size, dtype=int)
+    bvals, counts = _sample_bvals(series, average)
     sig_map = None
     if sigma is not None:
         sig_map = np.broadcast_to(np.asarray(sigma, dtype=float), spatial)
         if np.any(~np.isfinite(sig_map)) or np.any(sig_map <= 0):
             raise InputDataError("sigma must be finite and > 0 (signal units).")
-    full = _METHODS[method]
     n_tot = int(np.prod(spatial))
-    flat = np.asarray(data).reshape(n_tot, -1)
-    idx = np.flatnonzero(m.reshape(-1))
-    res = {k2: np.full(n_tot, np.nan) for k2 in ("s0", "f", "d", "dstar", "rsquared")}
-    status = np.ones(n_tot, dtype=np.uint8)
-    if idx.size and bvals.size:
-        for start in range(0, idx.size, chunk_size):
-            sl = idx[start:start + chunk_size]
-            y = flat[sl].astype(np.float64)
-            w = np.ones_like(y)
-            s_fit = None
-            if sig_map is not None:
-                s_vox = sig_map.reshape(-1)[sl]
-                if noise_correction == "exclude":
-                    s_eff = s_vox[:, None] / np.sqrt(counts)[None, :]
-                    w = (y > k * s_eff).astype(float)
-                elif noise_correction == "rician":
-                    # averaging reduces σ; use the σ of the average of the most-averaged samples at high b
-                    s_fit = s_vox / np.sqrt(counts[bvals >= b_threshold].min())
+    check_memory("fit_ivim", n_tot, 5 * 8 + 1, min(chunk_size, max(n_tot, 1)) * series.n_volumes * 8 * 12)
+    res = {k2: np.full(spatial, np.nan) for k2 in ("s0", "f", "d", "dstar", "rsquared")}
+    status = np.ones(spatial, dtype=np.uint8)
+    n_fit = 0
+    for index, block in voxel_slabs(series.data, chunk_size, whole=True) if bvals.size else ():
+        rows = np.arange(block.shape[0]) if m is None else np.flatnonzero(take(m, index))
+        n_fit += rows.size
+        slab_res = {k2: np.full(block.shape[0], np.nan) for k2 in res}
+        slab_status = np.ones(block.shape[0], dtype=np.uint8)
+        for start in range(0, rows.size, chunk_size):
+            sl = rows[start:start + chunk_size]
+            y = block[sl]
+            y = (average_directions(y, series.bvals, series.bvecs)[1] if average else y).astype(np.float64)
+            s_vox = None if sig_map is None else take(sig_map, index)[sl]
+            w, s_fit = _noise_weights(y, s_vox, noise_correction, counts, bvals, k, b_threshold)
             with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-                r = _fit_arrays(y, bvals, s_fit, w, lo_mm, hi_mm, b_threshold, full=full, max_iter=max_iter)
+                r = _fit_arrays(y, bvals, s_fit, w, lo_mm, hi_mm, b_threshold, full=_METHODS[method],
+                                max_iter=max_iter)
             for k2 in res:
-                res[k2][sl] = getattr(r, k2)
-            status[sl] = r.status
-    bad = np.isin(status, (1, 2))
-    for k2 in ("s0", "f", "d", "dstar", "rsquared"):
-        res[k2][bad] = np.nan
-    n_fit = idx.size
+                slab_res[k2][sl] = getattr(r, k2)
+            slab_status[sl] = r.status
+        bad = np.isin(slab_status, (1, 2))
+        for k2 in res:
+            slab_res[k2][bad] = np.nan
+            put(res[k2], index, slab_res[k2], len(spatial))
+        put(status, index, slab_status, len(spatial))
     logger.info(
         "IVIM %s fit: %d voxels, %d ok, %d at bound, %d not converged, %d invalid", method, n_fit,
         int((status == 0).sum()), int((status == 5).sum()), int((status == 4).sum()), int((status == 2).sum()),
     )
     bnd = {k2: (float(lo_mm[i]), float(hi_mm[i])) for i, k2 in enumerate(_PARAMS)}
     return IVIMFit(
-        d=res["d"].reshape(spatial), dstar=res["dstar"].reshape(spatial), f=res["f"].reshape(spatial),
-        s0=res["s0"].reshape(spatial), rsquared=res["rsquared"].reshape(spatial),
-        status=status.reshape(spatial), affine=series.affine.copy(), bvals_used=np.asarray(bvals, float),
+        d=res["d"], dstar=res["dstar"], f=res["f"], s0=res["s0"], rsquared=res["rsquared"], status=status, affine=series.affine.copy(), bvals_used=np.asarray(bvals, float),
         method=method, b_threshold=float(b_threshold), bounds=bnd, noise_correction=noise_correction,
         sigma=(float(np.median(sig_map)) if sig_map is not None else None), b0_threshold=series.b0_threshold,
     )

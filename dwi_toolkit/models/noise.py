@@ -110,6 +110,71 @@ def rician_expected_magnitude_derivative(signal: ArrayLike, sigma: ArrayLike) ->
     return RAYLEIGH_MEAN_FACTOR * a / (2.0 * s) * (i0e(x / 2.0) + i1e(x / 2.0))
 
 
+_TABLE_STEP = 0.005  # ν spacing of the tabulated Rician mean (cubic Hermite error < 1e-11)
+_TABLE_MAX = 40.0  # beyond, the asymptotic series is exact to < 1e-12 relative
+_TABLE: np.ndarray | None = None
+
+
+def _rician_table() -> np.ndarray:
+    """Cubic Hermite coefficients of ``g(ν) = E[M]/σ`` per table interval, shape (4, K).
+
+    Built once from exact values and slopes at ~8000 nodes: on interval i with ``t`` in [0, 1),
+    ``g = c0 + t (c1 + t (c2 + t c3))``.
+    """
+    global _TABLE
+    if _TABLE is None:
+        nu = np.arange(0.0, _TABLE_MAX + 2 * _TABLE_STEP, _TABLE_STEP)
+        g = rician_expected_magnitude(nu, 1.0)
+        m = rician_expected_magnitude_derivative(nu, 1.0) * _TABLE_STEP
+        g0, g1, m0, m1 = g[:-1], g[1:], m[:-1], m[1:]
+        _TABLE = np.ascontiguousarray(np.stack(
+            [g0, m0, 3 * (g1 - g0) - 2 * m0 - m1, 2 * (g0 - g1) + m0 + m1]))
+    return _TABLE
+
+
+def rician_mean_and_derivative(
+    signal: np.ndarray, sigma: np.ndarray, *, second: bool = False, first: bool = True
+) -> tuple[np.ndarray, ...]:
+    """Fast ``E[M]`` and ``dE[M]/dA`` together, from a table instead of Bessel functions (private).
+
+    ``E[M] = σ g(A/σ)``: for ``ν = A/σ <= 40`` by cubic Hermite interpolation of exact values
+    and slopes of ``g`` tabulated every 0.005 (error below 1e-11 σ), and its derivative is the
+    derivative of that same interpolant (so a Newton step is consistent with the residual);
+    above 40 by the asymptotic series ``g = ν + 1/(2ν) + 1/(8ν³) + 3/(16ν⁵)`` (Rice 1944;
+    error below 1e-12 relative). About five times faster than :func:`rician_expected_magnitude`
+    and its derivative. With ``second=True`` also ``d²E[M]/dA²`` (from the same interpolant),
+    for Newton steps; with ``first=False`` only ``(E[M],)``.
+    """
+    table = _rician_table()
+    nu = np.abs(signal) / sigma
+    x = np.minimum(nu, _TABLE_MAX) * (1.0 / _TABLE_STEP)
+    with np.errstate(invalid="ignore"):  # NaN ν gives a garbage index, clipped by take; t stays NaN
+        i = x.astype(np.intp)
+    t = x - i
+    c0, c1, c2, c3 = (np.take(col, i, mode="clip") for col in table)
+    val = c0 + t * (c1 + t * (c2 + t * c3))
+    if not first:  # the mean only (trial points of a line search)
+        big = nu > _TABLE_MAX
+        if big.any():
+            nb = nu[big]
+            inv2 = 1.0 / (nb * nb)
+            val[big] = nb + (0.5 + (0.125 + 0.1875 * inv2) * inv2) / nb
+        return (sigma * val,)
+    der = (c1 + t * (2.0 * c2 + 3.0 * t * c3)) * (1.0 / _TABLE_STEP)
+    der2 = (2.0 * c2 + 6.0 * t * c3) * (1.0 / _TABLE_STEP**2) if second else None
+    big = nu > _TABLE_MAX
+    if big.any():
+        nb = nu[big]
+        inv2 = 1.0 / (nb * nb)
+        val[big] = nb + (0.5 + (0.125 + 0.1875 * inv2) * inv2) / nb
+        der[big] = 1.0 - (0.5 + (0.375 + 0.9375 * inv2) * inv2) * inv2
+        if der2 is not None:
+            der2[big] = (1.0 + (1.5 + 5.625 * inv2) * inv2) * inv2 / nb
+    if second:
+        return sigma * val, der, der2 / sigma  # d²E/dA² = g''(ν)/σ
+    return sigma * val, der
+
+
 def _check_sigma(sigma: ArrayLike, shape: tuple[int, ...], name: str = "sigma") -> np.ndarray:
     s = np.asarray(sigma, dtype=float)
     try:

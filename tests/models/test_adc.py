@@ -218,3 +218,31 @@ def test_matches_scanner_adc_map_xa30():
         fit = fit_adc(s, method=method)
         ok = tissue & (fit.status == 0) & (scanner_adc > 0)
         assert np.median(np.abs(fit.adc[ok] - scanner_adc[ok])) <= 1e-6
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_layout_and_dtype_as_loaded(method, rng):
+    """Fortran-ordered (as nibabel loads NIfTI) and int16 data, with and without a mask, give the
+    same maps as the C-ordered float64 fit of the same values."""
+    adc = rng.uniform(0.8e-3, 2e-3, size=(6, 5, 4))
+    s = make_series(adc, bvals=(0, 100, 400, 800))
+    noisy = np.round(np.abs(s.data + rng.normal(0, 10, s.data.shape)))
+    ref = fit_adc(s.replace(data=noisy), method=method)
+    mask = rng.random(adc.shape) > 0.3
+    for data, tol in ((np.asfortranarray(noisy), 1e-12), (noisy.astype(np.int16), 2e-5)):
+        fit = fit_adc(s.replace(data=data), method=method, chunk_size=11, mask=mask)
+        np.testing.assert_array_equal(fit.status[mask], ref.status[mask])
+        assert np.all(fit.status[~mask] == 1)
+        np.testing.assert_allclose(fit.adc[mask], ref.adc[mask], rtol=tol)
+
+
+def test_chunk_size_and_memory_refusal(rng, monkeypatch):
+    from dwi_toolkit.errors import InputDataError, InsufficientMemoryError
+    from dwi_toolkit.models import _chunks
+
+    s = make_series(rng.uniform(0.8e-3, 2e-3, size=(3, 3, 2)))
+    with pytest.raises(InputDataError, match="chunk_size"):
+        fit_adc(s, chunk_size=0)
+    monkeypatch.setattr(_chunks, "available_memory", lambda: 100)
+    with pytest.raises(InsufficientMemoryError, match="mask"):
+        fit_adc(s)

@@ -1,4 +1,4 @@
-"""DTI adapter: analytic tensors, equality with dipy on bundled and vendor data, status codes."""
+"""DTI: analytic tensors, equality with dipy (bundled, vendor and noisy data), IWLS, chunking, memory, status."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def _analytic_scalars(ev):
     return fa, md, ev[:, 0], ev[:, 1:].mean(1)
 
 
-@pytest.mark.parametrize("method", ["WLS", "OLS", "NLLS"])
+@pytest.mark.parametrize("method", ["WLS", "OLS", "iwls", "NLLS"])
 def test_noiseless_tensors_exact(method, rng):
     n = 60
     tens, ev = _random_tensors(n, rng)
@@ -130,8 +130,8 @@ def test_equals_dipy_on_bundled_small_64d():
     ref = _dipy_reference(s)
     ok = fit.status == 0
     assert ok.sum() > 0.5 * ok.size
-    np.testing.assert_allclose(fit.fa[ok], ref.fa[ok], rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(fit.md[ok], ref.md[ok], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(fit.fa[ok], ref.fa[ok], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(fit.md[ok], ref.md[ok], rtol=1e-5, atol=1e-12)
 
 
 VENDOR = [
@@ -159,8 +159,8 @@ def test_equals_dipy_on_vendor_series(folder, sub, stem, ext, has_contrast):
     ref = _dipy_reference(s)
     ok = fit.status == 0
     assert ok.sum() > 1000
-    np.testing.assert_allclose(fit.fa[ok], ref.fa[ok], rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(fit.md[ok], ref.md[ok], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(fit.fa[ok], ref.fa[ok], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(fit.md[ok], ref.md[ok], rtol=1e-5, atol=1e-12)
     if not has_contrast:
         return
     # plausible tissue values in the brightest quarter of the image
@@ -185,3 +185,87 @@ def test_fa_roi_statistics_exclude_failed_voxels(rng):
     ev = np.linalg.eigvalsh(tens[0])
     fa = np.sqrt(1.5) * np.linalg.norm(ev - ev.mean()) / np.linalg.norm(ev)
     assert row.mean == pytest.approx(fa, abs=1e-6)
+
+
+def _noisy_series(rng, shape=(9, 8, 7), n_dir=20, sigma=25.0):
+    tens, _ = _random_tensors(int(np.prod(shape)), rng)
+    bvecs = np.vstack([np.zeros((2, 3)), _directions(n_dir, rng), _directions(n_dir, rng)])
+    bvals = np.r_[0.0, 0.0, np.full(n_dir, 800.0), np.full(n_dir, 1500.0)]
+    clean = _signal(tens, bvals, bvecs)
+    noisy = np.abs(clean + rng.normal(0, sigma, clean.shape) + 1j * rng.normal(0, sigma, clean.shape))
+    return DWISeries(np.round(noisy).astype(np.int16).reshape(shape + (-1,)), np.eye(4), bvals, bvecs)
+
+
+@pytest.mark.parametrize("method", ["OLS", "WLS"])
+def test_batched_kernel_equals_dipy_on_noisy_int16(method, rng):
+    """Our NumPy kernel against dipy's TensorModel on noisy two-shell int16 data (FA/MD 1e-5)."""
+    from dipy.core.gradients import gradient_table
+    from dipy.reconst.dti import TensorModel
+
+    s = _noisy_series(rng)
+    fit = fit_dti(s, method=method.lower(), chunk_size=97)  # odd chunks cross slab boundaries
+    ref = TensorModel(gradient_table(s.bvals, bvecs=s.bvecs), fit_method=method).fit(s.data)
+    ok = fit.status == 0
+    assert ok.all()
+    np.testing.assert_allclose(fit.fa, ref.fa, atol=1e-7)
+    np.testing.assert_allclose(fit.md, ref.md, rtol=1e-7)
+    np.testing.assert_allclose(fit.evals, ref.evals, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(fit.s0, ref.S0_hat if ref.S0_hat is not None else fit.s0, rtol=1e-6)
+    cos = np.abs(np.einsum("...i,...i->...", fit.principal_direction, ref.evecs[..., :, 0]))
+    sep = (ref.evals[..., 0] - ref.evals[..., 1]) > 1e-4  # v1 defined
+    np.testing.assert_allclose(cos[sep], 1.0, atol=1e-6)
+
+
+def test_iwls_is_the_weighted_fixed_point(rng):
+    """IWLS with many iterations solves ln S = Xβ with weights exp(2Xβ) at its own solution."""
+    from dwi_toolkit.models._tensor import design_matrix
+
+    s = _noisy_series(rng, shape=(3, 1, 1), sigma=40.0)
+    fit = fit_dti(s, method="IWLS", iterations=30)
+    X = design_matrix(s.bvals, s.bvecs)
+    for v in range(3):
+        y = np.log(s.data[v, 0, 0].astype(float))
+        beta = None
+        for _ in range(60):  # scipy-free reference: plain iterated WLS by lstsq
+            w = np.ones_like(y) if beta is None else np.exp(X @ beta)
+            beta = np.linalg.lstsq(X * w[:, None], w * y, rcond=None)[0]
+        lower = beta[:6]
+        tens = np.array([[lower[0], lower[1], lower[3]], [lower[1], lower[2], lower[4]],
+                         [lower[3], lower[4], lower[5]]])
+        np.testing.assert_allclose(fit.evals[v, 0, 0], np.linalg.eigvalsh(tens)[::-1], rtol=1e-6)
+        np.testing.assert_allclose(fit.s0[v, 0, 0], np.exp(beta[6]), rtol=1e-6)
+
+
+def test_chunking_memory_layout_and_method_case(rng):
+    s = _noisy_series(rng, shape=(6, 5, 4))
+    ref = fit_dti(s)
+    fortran = s.replace(data=np.asfortranarray(s.data))
+    for fit in (fit_dti(s, chunk_size=1), fit_dti(fortran, chunk_size=7), fit_dti(s, method="wls")):
+        np.testing.assert_array_equal(fit.status, ref.status)
+        np.testing.assert_allclose(fit.fa, ref.fa, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(fit.evecs[..., :, 0] ** 2, ref.evecs[..., :, 0] ** 2, atol=1e-10)
+    with pytest.raises(InputDataError, match="chunk_size"):
+        fit_dti(s, chunk_size=0)
+
+
+def test_refuses_what_cannot_fit_in_memory(rng, monkeypatch):
+    from dwi_toolkit.errors import InsufficientMemoryError
+    from dwi_toolkit.models import _chunks
+
+    s = _noisy_series(rng, shape=(4, 4, 4))
+    monkeypatch.setattr(_chunks, "available_memory", lambda: 1000)
+    with pytest.raises(InsufficientMemoryError, match="GiB"):
+        fit_dti(s)
+
+
+def test_closed_form_eigen_matches_lapack(rng):
+    from dwi_toolkit.models._tensor import eigh_sym3
+
+    a = rng.standard_normal((500, 3, 3))
+    a = a + a.transpose(0, 2, 1)
+    a[:3] = [np.eye(3), np.diag([2.0, 1.0, 1.0]), np.diag([1.0, 1.0, 3.0])]  # degenerate cases
+    lower = np.stack([a[:, 0, 0], a[:, 0, 1], a[:, 1, 1], a[:, 0, 2], a[:, 1, 2], a[:, 2, 2]])
+    vals, vecs = eigh_sym3(lower)
+    np.testing.assert_allclose(vals, np.linalg.eigvalsh(a)[:, ::-1], atol=1e-12)
+    np.testing.assert_allclose(np.einsum("vij,vj,vkj->vik", vecs, vals, vecs), a, atol=1e-12)
+    np.testing.assert_allclose(np.einsum("vji,vjk->vik", vecs, vecs), np.broadcast_to(np.eye(3), a.shape), atol=1e-12)

@@ -334,3 +334,24 @@ def test_per_volume_fit_and_sigma_map():
     np.testing.assert_allclose(fit.d, 1.0e-3, rtol=0.03)
     with pytest.raises(InputDataError, match="sigma"):
         fit_ivim(s, noise_correction="rician", sigma=np.zeros((2, 1, 1)))
+
+
+def test_fortran_int16_mask_and_memory_refusal(rng, monkeypatch):
+    """Data as loaded (Fortran order, int16) fit slab by slab like the C-ordered float copy; a fit
+    that cannot fit in memory is refused before allocating."""
+    from dwi_toolkit.errors import InsufficientMemoryError
+    from dwi_toolkit.models import _chunks
+
+    f_map = rng.uniform(0.05, 0.3, (5, 4, 3))
+    noisy = np.round(_rician(ivim_signal(B, 1000.0, f_map, 1e-3, 0.03), 15.0, rng))
+    s = DWISeries(noisy, np.eye(4), B, np.zeros((B.size, 3)))
+    mask = rng.random(f_map.shape) > 0.3
+    ref = fit_ivim(s, mask=mask)
+    got = fit_ivim(s.replace(data=np.asfortranarray(noisy.astype(np.int16))), mask=mask, chunk_size=7)
+    np.testing.assert_array_equal(got.status, ref.status)
+    np.testing.assert_allclose(got.f, ref.f, rtol=1e-9)
+    with pytest.raises(InputDataError, match="chunk_size"):
+        fit_ivim(s, chunk_size=0)
+    monkeypatch.setattr(_chunks, "available_memory", lambda: 100)
+    with pytest.raises(InsufficientMemoryError):
+        fit_ivim(s)

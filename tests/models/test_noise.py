@@ -98,3 +98,26 @@ def test_noise_floor_mask_and_exclusion_weights():
     assert w.tolist() == [[1, 1, 1], [1, 1, 0]]
     with pytest.raises(InputDataError):
         noise_floor_mask(sig, 10.0, bvals=[0, 500])
+
+
+def test_tabulated_rician_mean_matches_bessel_form():
+    """The table used by the Rician ADC refit against the exact Bessel expressions."""
+    from dwi_toolkit.models.noise import (
+        rician_expected_magnitude,
+        rician_expected_magnitude_derivative,
+        rician_mean_and_derivative,
+    )
+
+    a = np.concatenate([np.linspace(0.0, 120.0, 20001), np.geomspace(1e-6, 1e5, 500)])
+    sigma = np.full_like(a, 3.0)
+    val, der = rician_mean_and_derivative(a, sigma)
+    np.testing.assert_allclose(val, rician_expected_magnitude(a, sigma), rtol=1e-11)
+    np.testing.assert_allclose(der, rician_expected_magnitude_derivative(a, sigma), atol=1e-8)
+    # second derivative against central differences of the exact first derivative
+    h = 1e-4
+    _, _, der2 = rician_mean_and_derivative(a[1:-1:50], sigma[1:-1:50], second=True)
+    fd = (rician_expected_magnitude_derivative(a[1:-1:50] + h, 3.0)
+          - rician_expected_magnitude_derivative(a[1:-1:50] - h, 3.0)) / (2 * h)
+    np.testing.assert_allclose(der2, fd, atol=1e-6)
+    nan_val, _ = rician_mean_and_derivative(np.array([np.nan, 1.0]), np.array([1.0, 1.0]))
+    assert np.isnan(nan_val[0]) and np.isfinite(nan_val[1])
