@@ -14,7 +14,7 @@ def add_parser(sub, add_common) -> None:
         description="Fit the diffusion tensor with dipy's TensorModel and write NIfTI maps (FA, MD, "
         "AD, RD in mm^2/s, status, principal eigenvector), a JSON summary and a PNG montage.",
     )
-    add_map_args(p, methods=("WLS", "OLS", "NLLS", "RESTORE"), default_method="WLS",
+    add_map_args(p, methods=("WLS", "OLS", "IWLS", "NLLS", "RESTORE"), default_method="WLS",
                  method_help="dipy fit method", b_range=True)
     add_common(p)
     p.set_defaults(func=run)
