@@ -28,9 +28,11 @@ def add_parser(sub, add_common) -> None:
     p.add_argument("--audit", metavar="REFERRALS",
                    help="CSV/TSV of referrals (clinical fields of docs/clinical.md, plus optional "
                    "setting, prescriber_specialty, referred_pain, radiologist_assessment)")
-    p.add_argument("-o", "--output", metavar="DIR", default="indication_audit",
-                   help="with --audit: folder for audit_summary.html/.csv and "
-                   "audit_referrals.csv (default: %(default)s)")
+    from .._options import add_out
+
+    add_out(p, required=False, old=("--output",),
+            help="with --audit: folder for audit_summary.html/.csv and audit_referrals.csv "
+            "(default: indication_audit)")
     p.add_argument("--no-regression", action="store_true",
                    help="with --audit: skip the logistic regression (no statsmodels needed)")
     p.add_argument("--stenosis-policy", choices=("kovacs2013", "acr2021"), default="kovacs2013",
@@ -94,7 +96,7 @@ def _run_audit(args: argparse.Namespace) -> int:
 
     audit = audit_referrals(args.audit, stenosis_policy=args.stenosis_policy,
                             regression=not args.no_regression)
-    paths = write_audit_summary(audit, args.output)
+    paths = write_audit_summary(audit, args.out or "indication_audit")
     if args.json:
         print(json.dumps(audit.to_dict(), indent=2, ensure_ascii=False))
         return 0
