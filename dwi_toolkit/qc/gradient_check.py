@@ -116,10 +116,13 @@ class GradientCheckResult:
     Examples
     --------
     >>> from dwi_toolkit.phantom_sessions import make_gradient_error_phantom
+    >>> import warnings
     >>> ph = make_gradient_error_phantom("xyz flip x", shape=(30, 26, 40), voxel_size=(3, 3, 3), seed=1)
-    >>> res = check_gradients(ph.series)
-    >>> res.status, res.best
-    ('wrong', 'xyz flip x')
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     res = check_gradients(ph.series)          # warns: the table looks wrong
+    >>> res.status, res.best, caught[0].category.__name__
+    ('wrong', 'xyz flip x', 'GradientWarning')
     """
 
     scores: dict[str, float]
