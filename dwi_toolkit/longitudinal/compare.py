@@ -3,7 +3,7 @@
 Steps of :func:`compare_sessions`:
 
 1. **Registration** (:func:`register_sessions`): rigid (or affine) registration of the
-   follow-up's mean b=0 image to the baseline's with dipy (``dipy.align.affine_registration``,
+   follow-up's mean DWI image (all volumes averaged) to the baseline's with dipy (``dipy.align.affine_registration``,
    Mattes mutual information; centre of mass → translation → rigid [→ affine]). The result is
    the world transform baseline RAS+ mm → follow-up RAS+ mm (dipy's static → moving convention).
 2. **ROIs carried over**: every baseline ROI shape is moved by that transform and rasterised on
@@ -92,16 +92,21 @@ class Registration:
         """
         return {"mode": self.mode, "matrix_baseline_to_follow_up": np.round(self.matrix, 6).tolist(),
                 "rotation_deg": round(self.rotation_deg, 3), "translation_mm": np.round(self.translation_mm, 3).tolist(),
-                "method": "dipy.align.affine_registration, Mattes mutual information on the mean b=0 images"}
+                "method": "dipy.align.affine_registration, Mattes mutual information on the mean DWI images"}
 
 
 def _mean_b0(series: DWISeries) -> NDArray[np.float64]:
     return np.nan_to_num(np.asarray(series.mean_b0(), dtype=float))
 
 
+def _mean_dwi(series: DWISeries) -> NDArray[np.float64]:
+    """Mean of all volumes: more contrast between tissues of different ADC than b=0 alone."""
+    return np.nan_to_num(np.asarray(series.data, dtype=float).mean(axis=-1))
+
+
 def register_sessions(baseline: DWISeries, follow_up: DWISeries, *, mode: str = "rigid",
-                      level_iters: tuple[int, ...] = (200, 50, 20)) -> Registration:
-    """Register the follow-up to the baseline on their mean b=0 images (dipy, mutual information).
+                      level_iters: tuple[int, ...] = (1000, 200, 50)) -> Registration:
+    """Register the follow-up to the baseline on their mean DWI images (dipy, mutual information).
 
     Parameters
     ----------
@@ -132,8 +137,8 @@ def register_sessions(baseline: DWISeries, follow_up: DWISeries, *, mode: str = 
         raise InputDataError(f"mode must be one of {list(_PIPELINES)}, got {mode!r}.")
     levels = list(level_iters)
     _, matrix = affine_registration(
-        _mean_b0(follow_up), _mean_b0(baseline), moving_affine=follow_up.affine, static_affine=baseline.affine,
-        pipeline=_PIPELINES[mode], level_iters=levels, sigmas=[2.0, 1.0, 0.0][-len(levels):] if len(levels) <= 3
+        _mean_dwi(follow_up), _mean_dwi(baseline), moving_affine=follow_up.affine, static_affine=baseline.affine,
+        pipeline=_PIPELINES[mode], level_iters=levels, sigmas=[3.0, 1.0, 0.0][-len(levels):] if len(levels) <= 3
         else None, factors=[4, 2, 1][-len(levels):] if len(levels) <= 3 else None)
     reg = Registration(np.asarray(matrix, dtype=float), mode)
     logger.info("registered follow-up to baseline: rotation %.2f deg, translation %s mm", reg.rotation_deg,

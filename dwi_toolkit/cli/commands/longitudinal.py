@@ -9,8 +9,8 @@ def add_parser(sub, add_common) -> None:
     p = sub.add_parser(
         "longitudinal",
         help="compare two scans of one patient: per-root ADC change and the smallest real change",
-        description="Register the follow-up to the baseline (dipy, rigid by default, on the mean b=0 "
-        "images), carry the baseline ROIs over, fit ADC in both sessions and report per root the change "
+        description="Register the follow-up to the baseline (dipy, rigid by default, on the mean "
+        "DWI images), carry the baseline ROIs over, fit ADC in both sessions and report per root the change "
         "with its smallest real change (from a test-retest CoV or table when given, else from the data's "
         "noise). Writes longitudinal.json/.csv/.png/.html.",
     )
