@@ -56,9 +56,6 @@ class Registration:
     matrix : ndarray of shape (4, 4)
         World transform baseline RAS+ mm → follow-up RAS+ mm.
     mode : {"rigid", "affine"}
-    rotation_deg : float
-        Total rotation angle of the matrix (degrees).
-    translation_mm : ndarray of shape (3,)
 
     Examples
     --------

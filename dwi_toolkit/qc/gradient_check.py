@@ -190,7 +190,7 @@ def _fit_tensor_ols(series: DWISeries, mask: NDArray[np.bool_]) -> tuple[NDArray
     design = np.column_stack([
         -b * g[:, 0] ** 2, -b * g[:, 1] ** 2, -b * g[:, 2] ** 2,
         -2 * b * g[:, 0] * g[:, 1], -2 * b * g[:, 0] * g[:, 2], -2 * b * g[:, 1] * g[:, 2], np.ones_like(b)])
-    sig = series.data[mask].astype(np.float64)
+    sig = np.nan_to_num(series.data[mask].astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     logs = np.log(np.maximum(sig, 1e-3 * max(float(np.nanmax(sig)), 1e-12)))
     coef = logs @ np.linalg.pinv(design).T
     d = coef[:, [0, 3, 4, 3, 1, 5, 4, 5, 2]].reshape(-1, 3, 3)
