@@ -12,8 +12,10 @@ Steps of :func:`compare_sessions`:
    means by :func:`dwi_toolkit.analysis.roi_stats.roi_stats`.
 4. **Smallest real change** per ROI: either a test–retest SDC supplied by the caller (from
    :func:`dwi_toolkit.analysis.repeatability.repeatability`, a dict, or a within-subject CoV),
-   or — from the data's own noise — ``t₀.₉₇₅(ν) · √(SD_b²/n_b + SD_f²/n_f)`` with Welch's ν, the
-   95 % limit of a difference of two ROI means whose voxel ADCs carry independent noise. A
+   or — from the data's own noise — ``t₀.₉₇₅(ν) · √(SD_b²/n_b + SD_f²/n_f + s_pos²)`` with Welch's
+   ν: the 95 % limit of a difference of two ROI means whose voxel ADCs carry independent noise,
+   with ``s_pos`` the SD of the follow-up ROI mean over shifts of ±1 mm along each axis (how much
+   a registration error of that size alone moves the result). A
    change is called *real* when ``|change| > SDC`` (de Vet et al. 2006; Haakma et al. 2018 give
    between-week ICC 0.58–0.62 for lumbosacral DTI, so many changes are not).
 
@@ -174,10 +176,10 @@ def _t975(df: float) -> float:
     return float(stats.t.ppf(0.975, df)) if math.isfinite(df) and df > 0 else 1.96
 
 
-def _noise_sdc(b, f) -> float:
-    """95 % limit of the difference of two ROI means (Welch), mm²/s."""
+def _noise_sdc(b, f, pos_sd: float = 0.0) -> float:
+    """95 % limit of the difference of two ROI means (Welch), plus a positioning term, mm²/s."""
     vb, vf = (b.sd**2 / b.n_voxels, f.sd**2 / f.n_voxels) if b.n_voxels and f.n_voxels else (math.nan, math.nan)
-    se2 = vb + vf
+    se2 = vb + vf + pos_sd**2
     if not math.isfinite(se2) or se2 <= 0:
         return math.nan
     den = (vb**2 / max(b.n_voxels - 1, 1)) + (vf**2 / max(f.n_voxels - 1, 1))
@@ -198,12 +200,31 @@ def _retest_sdc(retest: Any, row, baseline_mean: float) -> float | None:
     return None
 
 
-def _change_row(b, f, retest: Any) -> dict[str, Any]:
+def _position_sd(fit, roi: RootROI, tolerance_mm: float, csf_threshold: float | None) -> float:
+    """SD of the follow-up ROI mean when the carried ROI is shifted by ±`tolerance_mm` along each
+    world axis: how much a registration error of that size alone could change the result."""
+    if tolerance_mm <= 0:
+        return 0.0
+    means = []
+    for axis in range(3):
+        for sign in (-1.0, 1.0):
+            shift = np.zeros(3)
+            shift[axis] = sign * tolerance_mm
+            try:
+                row = roi_stats(fit, roi.replace(shape=roi.shape.translated(shift)), csf_threshold=csf_threshold)[0]
+            except InputDataError:  # shifted out of the image
+                continue
+            if row.n_voxels:
+                means.append(row.mean)
+    return float(np.std(means, ddof=1)) if len(means) > 1 else 0.0
+
+
+def _change_row(b, f, retest: Any, pos_sd: float = 0.0) -> dict[str, Any]:
     change = f.mean - b.mean
     sdc = _retest_sdc(retest, b, b.mean)
     source = "test-retest" if sdc is not None else "noise"
     if sdc is None:
-        sdc = _noise_sdc(b, f)
+        sdc = _noise_sdc(b, f, pos_sd)
     real = bool(math.isfinite(sdc) and abs(change) > sdc)
     return {
         "level": b.level, "side": b.side, "segment": b.segment, "parameter": b.parameter, "unit": b.unit,
@@ -317,6 +338,7 @@ def compare_sessions(
     registration: Registration | None = None,
     mode: str = "rigid",
     csf_threshold: float | None = 2.5e-3,
+    position_tolerance_mm: float = 1.0,
     fit_kwargs: Mapping[str, Any] | None = None,
 ) -> SessionComparison:
     """Compare the ROI ADC of a follow-up scan with the baseline, with the smallest real change.
@@ -337,6 +359,9 @@ def compare_sessions(
         Registration mode.
     csf_threshold : float, optional
         mm²/s; ROI voxels above are excluded as CSF (as in :func:`roi_stats`).
+    position_tolerance_mm : float, optional
+        Registration uncertainty (mm) added to the noise-based limit: the SD of the follow-up ROI
+        mean over shifts of ±this along each axis enters the standard error (0 to leave it out).
     fit_kwargs : mapping, optional
         Passed to :func:`dwi_toolkit.models.adc.fit_adc` for both sessions.
 
@@ -368,7 +393,8 @@ def compare_sessions(
     fit_b, fit_f = fit_adc(baseline, **kw), fit_adc(follow_up, **kw)
     sb = roi_stats(fit_b, rois, csf_threshold=csf_threshold)
     sf = roi_stats(fit_f, moved, csf_threshold=csf_threshold)
-    rows = [_change_row(b, f, retest) for b, f in zip(sb, sf)]
+    rows = [_change_row(b, f, retest, _position_sd(fit_f, roi, position_tolerance_mm, csf_threshold)
+                        if retest is None else 0.0) for b, f, roi in zip(sb, sf, moved)]
     maps = {"baseline_adc": (fit_b.adc, baseline.affine), "follow_up_adc": (fit_f.adc, follow_up.affine),
             "baseline_b0": _mean_b0(baseline)}
     return SessionComparison(rows=rows, registration=reg, baseline_stats=sb, follow_up_stats=sf,
