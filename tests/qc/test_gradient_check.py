@@ -115,9 +115,11 @@ def test_lumbar_size_volume_is_checked_within_10_s():
     affine[:3, :2] /= 4.0
     series = ph.series.replace(data=big, affine=affine)
     assert series.shape == (256, 256, 30, 31)
-    t = time.perf_counter()
+    # CPU time of this process (all its threads), not wall time: the suite shares two cores with
+    # other jobs, so wall time measures the machine's load (benchmarks/validate_trust.py: 2.4 s)
+    t = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GradientWarning)
         res = check_gradients(series)
-    assert time.perf_counter() - t < 10.0
+    assert time.process_time() - t < 10.0
     assert res.best == "xyz flip y"
