@@ -45,6 +45,7 @@ SAME_LAYER: dict[str, set[str]] = {
     "io": {"clinical"},          # io.clinical builds the clinical input objects from clinical.json
     "sample_data": {"reporting"},
     "phantom_roots": {"phantom"},  # variants of the lumbar phantom build on its anatomy
+    "phantom_sessions": {"phantom"},
 }
 
 #: Modules that may import anything (the package's entry points, wiring only).
