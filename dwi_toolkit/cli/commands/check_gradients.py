@@ -34,7 +34,6 @@ def run(args: argparse.Namespace) -> int:
     import warnings
     from pathlib import Path
 
-
     from ...errors import GradientWarning, InputDataError
     from ...io._atomic import atomic_write_text
     from ...io.nifti import save_dwi
