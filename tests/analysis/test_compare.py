@@ -112,7 +112,7 @@ def test_bootstrap_ci_agrees_with_scipy_bootstrap():
     a = rng.normal(1.5e-3, 0.2e-3, 40)
     b = rng.normal(1.3e-3, 0.2e-3, 35)
     cmp = compare_sides(table(make_row("L5", "left", a), make_row("L5", "right", b)),
-                        symptomatic_side="left", n_boot=4000, rng=1)
+                        symptomatic_side="left", n_boot=4000, rng=1, interval="iid-bootstrap")
     r = cmp.get("L5")
     res = stats.bootstrap((a, b), lambda x, y, axis=-1: x.mean(axis) - y.mean(axis), n_resamples=4000,
                           method="percentile", confidence_level=0.95, vectorized=True, random_state=2)
@@ -131,7 +131,8 @@ def test_bootstrap_ci_coverage_monte_carlo():
     for _ in range(n_rep):
         t = table(make_row("L5", "left", rng.normal(true_s, sd, n)),
                   make_row("L5", "right", rng.normal(true_c, sd, n)))
-        r = compare_sides(t, symptomatic_side="left", n_boot=600, rng=rng).rows[0]
+        r = compare_sides(t, symptomatic_side="left", n_boot=600, rng=rng,
+                          interval="iid-bootstrap").rows[0]
         hits += r.difference_ci_low <= true_s - true_c <= r.difference_ci_high
     coverage = hits / n_rep
     # binomial SD at p=0.95, n=300 is 1.3 %; the percentile bootstrap runs slightly low for n=40.
@@ -142,8 +143,8 @@ def test_same_seed_same_interval_and_default_is_reproducible():
     rng = np.random.default_rng(5)
     t = table(make_row("L5", "left", rng.normal(1.5e-3, 2e-4, 30)),
               make_row("L5", "right", rng.normal(1.3e-3, 2e-4, 30)))
-    a = compare_sides(t, symptomatic_side="left").rows[0]
-    b = compare_sides(t, symptomatic_side="left").rows[0]
+    a = compare_sides(t, symptomatic_side="left", interval="iid-bootstrap").rows[0]
+    b = compare_sides(t, symptomatic_side="left", interval="iid-bootstrap").rows[0]
     assert (a.difference_ci_low, a.difference_ci_high) == (b.difference_ci_low, b.difference_ci_high)
     assert a.left_ci_low < a.value_left < a.left_ci_high
 
@@ -165,7 +166,7 @@ def test_errors():
 def test_records_and_html_escape():
     t = table(make_row("L5", "left", [1.6e-3] * 6, segment="<b>x</b>"),
               make_row("L5", "right", [1.2e-3] * 6, segment="<b>x</b>"))
-    cmp = compare_sides(t, symptomatic_side="left", n_boot=200)
+    cmp = compare_sides(t, symptomatic_side="left", n_boot=200, interval="iid-bootstrap")
     rec = cmp.to_records()[0]
     assert "values" not in rec and rec["flags"] == "" and rec["unit"] == "mm^2/s"
     html = cmp._repr_html_()
