@@ -21,7 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["MeanEstimate", "Contrast", "pooled_mean", "contrast", "detectable_difference"]
+__all__ = ["MeanEstimate", "Contrast", "pooled_mean", "contrast", "detectable_difference", "holm"]
 
 #: Power and two-sided level of the smallest detectable difference (issue #13: 80 %, 0.05).
 DEFAULT_POWER = 0.8
@@ -148,3 +148,23 @@ def contrast(a: MeanEstimate, b: MeanEstimate, *, ci: float = 0.95, power: float
     p = float(2.0 * stats.t.sf(abs(d) / se, df))
     return Contrast(d, se, df, d - t * se, d + t * se, r_lo, r_hi, p,
                     detectable_difference(se, df, power=power, alpha=alpha))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values (Holm 1979, Scand J Statist 6:65); NaN stays NaN.
+
+    Reject hypothesis ``k`` at family-wise level ``α`` when ``holm(p)[k] ≤ α``.
+
+    Examples
+    --------
+    >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03])]
+    [0.03, 0.06, 0.06]
+    """
+    idx = [i for i, p in enumerate(p_values) if math.isfinite(p)]
+    m = len(idx)
+    out = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        out[i] = running
+    return out

@@ -63,7 +63,7 @@ _TWO_LN2 = 2.0 * math.log(2.0)
 #: Largest lag-1 correlation searched by the REML estimate (FWHM ≈ 6.8 voxels).
 _RHO_MAX = 0.97
 #: ROI voxels used per ROI by the REML estimate (larger ROIs are truncated in storage order).
-_REML_MAX_VOXELS = 300
+_REML_MAX_VOXELS = 150
 
 
 def _fwhm_from_rho(rho: float) -> float:
