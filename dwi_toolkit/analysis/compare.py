@@ -296,17 +296,19 @@ class SideComparison:
         """Parameters present."""
         return sorted({r.parameter for r in self.rows})
 
-    def get(self, level: str, *, segment: str | None = None, parameter: str = "adc") -> SideComparisonRow:
-        """The row for `level` (and `segment` when several are present).
+    def get(self, level: str, *, segment: str | None = None, parameter: str = "adc",
+            side: str | None = None) -> SideComparisonRow:
+        """The row for `level` (and `segment`, or the root's `side` for adjacent-level rows).
 
         Raises
         ------
         KeyError
-            If no such row exists (or several match and `segment` was not given).
+            If no such row exists (or several match and `segment`/`side` was not given).
         """
         hits = [
             r for r in self.rows
             if r.level == level and r.parameter == parameter and (segment is None or r.segment == segment)
+            and (side is None or r.symptomatic_side == side)
         ]
         if len(hits) != 1:
             raise KeyError(
