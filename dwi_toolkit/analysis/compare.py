@@ -10,11 +10,16 @@ the reference side ``Xc`` (the contralateral root at the same level and segment,
 - ``asymmetry_index_pct`` = ``100 · (Xs − Xc) / ((Xs + Xc) / 2)`` (%)
 - ``abs_asymmetry_index_pct`` = ``100 · abs(Xs − Xc) / ((Xs + Xc) / 2)`` (%)
 
-``Xs`` and ``Xc`` are ROI means in the parameter's own unit (ADC: mm²/s). The uncertainty of the
-difference ``Xs − Xc`` (and of the signed indices) is a percentile bootstrap over voxels: the
-voxel values of each side are resampled with replacement, independently, ``n_boot`` times.
-Voxels are spatially correlated, so this interval is optimistic; it reflects sampling noise within
-the ROI, not scan–rescan or reader variability (``clinical-reference.md §2.7``).
+``Xs`` and ``Xc`` are ROI means in the parameter's own unit (ADC: mm²/s). Neighbouring DWI voxels
+share noise (zero-filling, partial Fourier, filtering), so by default (``interval="effective-n"``)
+the spatial noise correlation is estimated from the ROI voxels (REML, Gaussian model, FWHM per
+voxel axis; :mod:`dwi_toolkit.analysis.spatial_noise`) and the intervals are Welch t intervals
+with each ROI's effective number of independent voxels (:mod:`dwi_toolkit.analysis.power`). The
+independent-voxel percentile bootstrap stays available as ``interval="iid-bootstrap"``. Every row
+also carries the smallest side difference detectable at 80 % power (two-sided α = 0.05). The
+intervals reflect noise within one scan, not scan–rescan or reader variability
+(``clinical-reference.md §2.7``). ``reference="adjacent"`` compares a root with the adjacent
+levels on the same side instead (§2.6).
 
 When the symptomatic side is unknown (``None``) or both sides are symptomatic (``"bilateral"``),
 the signed indices are undefined; each row then carries ``abs_asymmetry_index_pct`` computed from
@@ -132,7 +137,20 @@ class SideComparisonRow:
     flags : tuple of str
         ``"missing_side"`` (one side has no ROI or no finite value), ``"too_small"`` (fewer than
         ``min_voxels`` voxels on a side), ``"noisy"`` (coefficient of variation above ``max_cv``
-        on a side), ``"no_voxel_values"`` (no voxel values to bootstrap; no interval).
+        on a side), ``"no_voxel_values"`` (no voxel values; no interval),
+        ``"noise_correlation_unknown"`` (no voxel positions: voxels treated as independent).
+    reference, reference_levels : str
+        ``"contralateral"`` or ``"adjacent"`` (then e.g. ``"L4;S1"``).
+    interval_method, noise_source : str
+        How the interval was computed and where the noise correlation came from.
+    noise_fwhm_i_mm, noise_fwhm_j_mm, noise_fwhm_k_mm : float
+        Estimated noise FWHM along voxel axes i, j, k (mm).
+    n_eff_s, n_eff_c, n_eff_left, n_eff_right : float
+        Effective numbers of independent voxels.
+    difference_se, difference_df, p_value : float
+        Standard error (unit), Welch degrees of freedom and two-sided p-value of the difference.
+    detectable_difference, detectable_pct : float
+        Smallest difference detectable at 80 % power, two-sided α = 0.05 (unit; % of ``xc``).
 
     Examples
     --------
