@@ -10,11 +10,16 @@ the reference side ``Xc`` (the contralateral root at the same level and segment,
 - ``asymmetry_index_pct`` = ``100 · (Xs − Xc) / ((Xs + Xc) / 2)`` (%)
 - ``abs_asymmetry_index_pct`` = ``100 · abs(Xs − Xc) / ((Xs + Xc) / 2)`` (%)
 
-``Xs`` and ``Xc`` are ROI means in the parameter's own unit (ADC: mm²/s). The uncertainty of the
-difference ``Xs − Xc`` (and of the signed indices) is a percentile bootstrap over voxels: the
-voxel values of each side are resampled with replacement, independently, ``n_boot`` times.
-Voxels are spatially correlated, so this interval is optimistic; it reflects sampling noise within
-the ROI, not scan–rescan or reader variability (``clinical-reference.md §2.7``).
+``Xs`` and ``Xc`` are ROI means in the parameter's own unit (ADC: mm²/s). Neighbouring DWI voxels
+share noise (zero-filling, partial Fourier, filtering), so by default (``interval="effective-n"``)
+the spatial noise correlation is estimated from the ROI voxels (REML, Gaussian model, FWHM per
+voxel axis; :mod:`dwi_toolkit.analysis.spatial_noise`) and the intervals are Welch t intervals
+with each ROI's effective number of independent voxels (:mod:`dwi_toolkit.analysis.power`). The
+independent-voxel percentile bootstrap stays available as ``interval="iid-bootstrap"``. Every row
+also carries the smallest side difference detectable at 80 % power (two-sided α = 0.05). The
+intervals reflect noise within one scan, not scan–rescan or reader variability
+(``clinical-reference.md §2.7``). ``reference="adjacent"`` compares a root with the adjacent
+levels on the same side instead (§2.6).
 
 When the symptomatic side is unknown (``None``) or both sides are symptomatic (``"bilateral"``),
 the signed indices are undefined; each row then carries ``abs_asymmetry_index_pct`` computed from
@@ -31,19 +36,26 @@ import dataclasses
 import html
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputDataError
+from .power import DEFAULT_ALPHA, DEFAULT_POWER, MeanEstimate, contrast, pooled_mean
+from .spatial_noise import NoiseCorrelation, estimate_from_rois, roi_variance
 
 __all__ = [
     "INDEX_NAMES",
     "INDEX_FORMULAS",
+    "INTERVALS",
+    "REFERENCES",
+    "CompareOptions",
+    "NoiseCorrelation",
     "SideComparisonRow",
     "SideComparison",
+    "adjacent_levels",
     "compare_sides",
     "side_indices",
 ]
@@ -125,7 +137,20 @@ class SideComparisonRow:
     flags : tuple of str
         ``"missing_side"`` (one side has no ROI or no finite value), ``"too_small"`` (fewer than
         ``min_voxels`` voxels on a side), ``"noisy"`` (coefficient of variation above ``max_cv``
-        on a side), ``"no_voxel_values"`` (no voxel values to bootstrap; no interval).
+        on a side), ``"no_voxel_values"`` (no voxel values; no interval),
+        ``"noise_correlation_unknown"`` (no voxel positions: voxels treated as independent).
+    reference, reference_levels : str
+        ``"contralateral"`` or ``"adjacent"`` (then e.g. ``"L4;S1"``).
+    interval_method, noise_source : str
+        How the interval was computed and where the noise correlation came from.
+    noise_fwhm_i_mm, noise_fwhm_j_mm, noise_fwhm_k_mm : float
+        Estimated noise FWHM along voxel axes i, j, k (mm).
+    n_eff_s, n_eff_c, n_eff_left, n_eff_right : float
+        Effective numbers of independent voxels.
+    difference_se, difference_df, p_value : float
+        Standard error (unit), Welch degrees of freedom and two-sided p-value of the difference.
+    detectable_difference, detectable_pct : float
+        Smallest difference detectable at 80 % power, two-sided α = 0.05 (unit; % of ``xc``).
 
     Examples
     --------
@@ -173,6 +198,22 @@ class SideComparisonRow:
     asymmetry_index_pct_ci_high: float
     ci_level: float
     flags: tuple[str, ...] = ()
+    reference: str = "contralateral"
+    reference_levels: str = ""
+    interval_method: str = "iid-bootstrap"
+    noise_source: str = "unknown"
+    noise_fwhm_i_mm: float = math.nan
+    noise_fwhm_j_mm: float = math.nan
+    noise_fwhm_k_mm: float = math.nan
+    n_eff_s: float = math.nan
+    n_eff_c: float = math.nan
+    n_eff_left: float = math.nan
+    n_eff_right: float = math.nan
+    difference_se: float = math.nan
+    difference_df: float = math.nan
+    p_value: float = math.nan
+    detectable_difference: float = math.nan
+    detectable_pct: float = math.nan
 
     @property
     def comparable(self) -> bool:
@@ -208,6 +249,11 @@ FIELD_UNITS: dict[str, str | None] = {
     "abs_asymmetry_index_pct": "%", "rel_diff_pct_ci_low": "%", "rel_diff_pct_ci_high": "%",
     "asymmetry_index_pct_ci_low": "%", "asymmetry_index_pct_ci_high": "%",
     "ci_level": "1", "flags": None,
+    "reference": None, "reference_levels": None, "interval_method": None, "noise_source": None,
+    "noise_fwhm_i_mm": "mm", "noise_fwhm_j_mm": "mm", "noise_fwhm_k_mm": "mm",
+    "n_eff_s": "voxels", "n_eff_c": "voxels", "n_eff_left": "voxels", "n_eff_right": "voxels",
+    "difference_se": "{unit}", "difference_df": "1", "p_value": "1",
+    "detectable_difference": "{unit}", "detectable_pct": "%",
 }
 
 
@@ -268,17 +314,19 @@ class SideComparison:
         """Parameters present."""
         return sorted({r.parameter for r in self.rows})
 
-    def get(self, level: str, *, segment: str | None = None, parameter: str = "adc") -> SideComparisonRow:
-        """The row for `level` (and `segment` when several are present).
+    def get(self, level: str, *, segment: str | None = None, parameter: str = "adc",
+            side: str | None = None) -> SideComparisonRow:
+        """The row for `level` (and `segment`, or the root's `side` for adjacent-level rows).
 
         Raises
         ------
         KeyError
-            If no such row exists (or several match and `segment` was not given).
+            If no such row exists (or several match and `segment`/`side` was not given).
         """
         hits = [
             r for r in self.rows
             if r.level == level and r.parameter == parameter and (segment is None or r.segment == segment)
+            and (side is None or r.symptomatic_side == side)
         ]
         if len(hits) != 1:
             raise KeyError(
@@ -432,49 +480,376 @@ def _n_voxels(row: Any, values: np.ndarray | None) -> int:
     return 0 if values is None else int(values.size)
 
 
+def _coords(row: Any, n_values: int) -> np.ndarray | None:
+    """Voxel indices (n, 3) of the row's finite values, or None when the row carries none."""
+    c = getattr(row, "coords", None)
+    vals = getattr(row, "values", None)
+    if c is None or vals is None:
+        return None
+    c = np.asarray(c, dtype=float).reshape(-1, 3)
+    v = np.asarray(vals, dtype=float).reshape(-1)
+    if c.shape[0] != v.size:
+        return None
+    c = c[np.isfinite(v)]
+    return c if c.shape[0] == n_values else None
+
+
+# --------------------------------------------------------------------------- options and steps
+#: Interval methods of :func:`compare_sides`.
+INTERVALS = ("effective-n", "iid-bootstrap")
+#: Reference choices of :func:`compare_sides` (clinical-reference.md §2.4, §2.6).
+REFERENCES = ("contralateral", "adjacent")
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """Numerical settings of :func:`compare_sides` (each also accepted as a keyword there).
+
+    Attributes
+    ----------
+    n_boot : int
+        Bootstrap resamples for ``interval="iid-bootstrap"`` (≥ 100; default 2000).
+    ci : float
+        Two-sided confidence level in (0, 1) (default 0.95).
+    min_voxels : int
+        Fewer voxels on a side flags ``too_small`` (default 5 [D]).
+    max_cv : float
+        Coefficient of variation above which a side is flagged ``noisy`` (default 0.5 [D]).
+    power, alpha : float
+        Power and two-sided level of the smallest detectable difference (default 0.8, 0.05).
+
+    Examples
+    --------
+    >>> CompareOptions(ci=0.9).ci
+    0.9
+    """
+
+    n_boot: int = 2000
+    ci: float = 0.95
+    min_voxels: int = DEFAULT_MIN_VOXELS
+    max_cv: float = DEFAULT_MAX_CV
+    power: float = DEFAULT_POWER
+    alpha: float = DEFAULT_ALPHA
+
+    def __post_init__(self) -> None:
+        if int(self.n_boot) < 100:
+            raise InputDataError(f"n_boot must be at least 100 for a usable interval, got {self.n_boot}.")
+        if not 0.0 < float(self.ci) < 1.0:
+            raise InputDataError(f"ci must lie in (0, 1), e.g. 0.95; got {self.ci!r}.")
+        if int(self.min_voxels) < 1:
+            raise InputDataError(f"min_voxels must be >= 1, got {self.min_voxels!r}.")
+        if not (0.0 < float(self.power) < 1.0 and 0.0 < float(self.alpha) < 1.0):
+            raise InputDataError(f"power and alpha must lie in (0, 1), got {self.power!r}, {self.alpha!r}.")
+
+
+@dataclass
+class _Side:
+    """One ROI (one level × side × segment × parameter) prepared for comparison."""
+
+    mean: float = math.nan
+    n: int = 0
+    values: np.ndarray | None = None
+    coords: np.ndarray | None = None
+    cv: float = math.nan
+    est: MeanEstimate | None = None
+    n_eff: float = math.nan
+    boot: np.ndarray | None = None
+    unit: str = ""
+
+    @property
+    def present(self) -> bool:
+        return self.n > 0 and math.isfinite(self.mean)
+
+    @property
+    def has_values(self) -> bool:
+        return self.values is not None and self.values.size > 0
+
+
+def _normalise_side(symptomatic_side: Any, reference: str) -> tuple[str | None, list[str]]:
+    side = symptomatic_side.lower().strip() if isinstance(symptomatic_side, str) else symptomatic_side
+    notes: list[str] = []
+    if side in ("bilateral", "unknown", "none", ""):
+        if side == "bilateral" and reference == "contralateral":
+            notes.append("Symptoms are bilateral: there is no contralateral reference side, so only "
+                         "absolute asymmetry is reported; reference='adjacent' compares each root "
+                         "with the adjacent levels on the same side (clinical-reference.md §2.6).")
+        side = None
+    if side not in (None, "left", "right"):
+        raise InputDataError(
+            f"symptomatic_side must be 'left', 'right', 'bilateral' or None, got {symptomatic_side!r}."
+        )
+    if side is None and not notes and reference == "contralateral":
+        notes.append("Symptomatic side unknown: signed indices are undefined; absolute asymmetry "
+                     "(abs_asymmetry_index_pct) and the left − right difference are reported.")
+    return side, notes
+
+
+def _collect(stats: Any, wanted: set[str] | None) -> dict[tuple[str, str, str], dict[str, _Side]]:
+    """ROI rows keyed by (level, segment, parameter) → side → prepared :class:`_Side`."""
+    table: dict[tuple[str, str, str], dict[str, _Side]] = {}
+    for row in stats.rows:
+        rside = str(getattr(row, "side", "")).lower()
+        if rside not in _SIDES:
+            logger.debug("ignoring ROI row on side %r (not left/right)", rside)
+            continue
+        param = str(getattr(row, "parameter", "adc"))
+        if wanted is not None and param not in wanted:
+            continue
+        key = (str(row.level), str(getattr(row, "segment", None) or "ganglion"), param)
+        slot = table.setdefault(key, {})
+        if rside in slot:
+            raise InputDataError(
+                f"two ROI statistics rows for level {key[0]}, side {rside}, segment {key[1]}, "
+                f"parameter {param}; merge or relabel the ROIs so each root position appears once."
+            )
+        vals = _finite_values(row)
+        slot[rside] = _Side(mean=_row_mean(row, vals), n=_n_voxels(row, vals), values=vals,
+                            coords=None if vals is None else _coords(row, vals.size),
+                            cv=_cv(row, vals), unit=str(getattr(row, "unit", "") or ""))
+    if wanted is not None and wanted - {k[2] for k in table}:
+        logger.warning("parameters %s not found in the ROI statistics", sorted(wanted - {k[2] for k in table}))
+    return table
+
+
+def _voxel_size(stats: Any, param: str) -> tuple[float, float, float]:
+    for row in stats.rows:
+        vs = getattr(row, "voxel_size_mm", None)
+        if vs is not None and str(getattr(row, "parameter", "adc")) == param:
+            return tuple(float(x) for x in vs)  # type: ignore[return-value]
+    return (math.nan, math.nan, math.nan)
+
+
+def _noise_models(stats: Any, table: dict, noise: Any) -> dict[str, NoiseCorrelation]:
+    """One noise-correlation model per parameter: given, or REML-estimated from the ROIs."""
+    out: dict[str, NoiseCorrelation] = {}
+    for param in sorted({k[2] for k in table}):
+        if isinstance(noise, Mapping):
+            given = noise.get(param)
+        else:
+            given = noise
+        if given is not None and not isinstance(given, NoiseCorrelation):
+            raise InputDataError(
+                f"noise must be None, a NoiseCorrelation or a dict parameter → NoiseCorrelation, got "
+                f"{type(given).__name__}; build one with NoiseCorrelation.from_fwhm() or "
+                "dwi_toolkit.analysis.spatial_noise.estimate_fwhm()."
+            )
+        if given is None:
+            pairs = [(sd.values, sd.coords) for k, slot in table.items() if k[2] == param
+                     for sd in slot.values() if sd.has_values and sd.coords is not None]
+            given = estimate_from_rois(pairs, _voxel_size(stats, param))
+        out[param] = given
+    return out
+
+
+def _prepare(sd: _Side, noise: NoiseCorrelation, interval: str, opts: CompareOptions,
+             gen: np.random.Generator) -> None:
+    """Standard error, effective voxel count and (for the bootstrap) resampled means of one ROI."""
+    if not sd.has_values or sd.est is not None:
+        return
+    model = noise if interval == "effective-n" else NoiseCorrelation.independent()
+    rv = roi_variance(sd.values, sd.coords, model)
+    sd.est = MeanEstimate(rv.mean, rv.se, rv.df)
+    sd.n_eff = rv.n_eff
+    if interval == "iid-bootstrap":
+        sd.boot = _boot_means(sd.values, opts.n_boot, gen)
+
+
+def _side_interval(sd: _Side, interval: str, ci: float) -> tuple[float, float]:
+    from scipy import stats as sps
+
+    if interval == "iid-bootstrap":
+        return _quantiles(sd.boot, ci) if sd.boot is not None else (math.nan, math.nan)
+    if sd.est is None or not (sd.est.df > 0 and math.isfinite(sd.est.se)):
+        return (math.nan, math.nan)
+    t = float(sps.t.ppf(0.5 + ci / 2, sd.est.df))
+    return sd.est.mean - t * sd.est.se, sd.est.mean + t * sd.est.se
+
+
+def _pair_flags(a: _Side, refs: list[_Side], opts: CompareOptions, interval: str,
+                noise: NoiseCorrelation) -> list[str]:
+    every = [a, *refs]
+    flags: list[str] = []
+    if not refs or not all(x.present for x in every):
+        flags.append("missing_side")
+    if any(0 < x.n < opts.min_voxels for x in every):
+        flags.append("too_small")
+    if any(math.isfinite(x.cv) and x.cv > opts.max_cv for x in every):
+        flags.append("noisy")
+    have_vals = bool(refs) and all(x.has_values for x in every)
+    if "missing_side" not in flags and not have_vals:
+        flags.append("no_voxel_values")
+    if have_vals and interval == "effective-n" and not noise.known:
+        flags.append("noise_correlation_unknown")
+    return flags
+
+
+def _difference_intervals(a: _Side, refs: list[_Side], interval: str, c: Any,
+                          ci: float) -> tuple[float, float, float, float, float, float]:
+    """(difference, rel_diff_pct, asymmetry_index_pct) interval bounds."""
+    if interval == "iid-bootstrap":
+        ba = a.boot
+        bb = np.mean([r.boot for r in refs], axis=0)
+        bix = side_indices(ba, bb)
+        return (*_quantiles(ba - bb, ci), *_quantiles(bix["rel_diff_pct"], ci),
+                *_quantiles(bix["asymmetry_index_pct"], ci))
+    r_lo, r_hi = c.ratio_low, c.ratio_high
+    return (c.low, c.high, 100.0 * (r_lo - 1.0), 100.0 * (r_hi - 1.0),
+            200.0 * (r_lo - 1.0) / (r_lo + 1.0), 200.0 * (r_hi - 1.0) / (r_hi + 1.0))
+
+
+def _pair_row(key: tuple[str, str, str], sides: tuple[str, str | None], a: _Side, refs: list[_Side],
+              ref_info: tuple[str, str, bool], opts: CompareOptions, interval: str,
+              noise: NoiseCorrelation) -> SideComparisonRow:
+    """One comparison row: root `a` (on side ``sides[0]``) against the mean of `refs`.
+
+    ``sides`` = (side of `a`, side of the reference or None for several levels);
+    ``ref_info`` = (reference kind, reference levels joined by ';', signed indices defined).
+    """
+    level, segment, param = key
+    a_side, b_side = sides
+    reference, ref_levels, signed = ref_info
+    nan = math.nan
+    flags = _pair_flags(a, refs, opts, interval, noise)
+    xa = a.mean
+    xb = float(np.mean([r.mean for r in refs])) if refs else nan
+    ix = side_indices(xa, xb)
+    bounds = (nan,) * 6
+    c = None
+    if "missing_side" not in flags and "no_voxel_values" not in flags:
+        c = contrast(a.est, pooled_mean([r.est for r in refs]), ci=opts.ci, power=opts.power, alpha=opts.alpha)
+        bounds = _difference_intervals(a, refs, interval, c, opts.ci)
+    per = {a_side: a}
+    if b_side is not None and refs:
+        per[b_side] = refs[0]
+    ci_side = {s: _side_interval(per[s], interval, opts.ci) if s in per else (nan, nan) for s in _SIDES}
+    fw = noise.fwhm_mm if noise.known else (nan, nan, nan)
+    val = {s: per[s] if s in per else _Side() for s in _SIDES}
+    d_pct = 100.0 * c.detectable / abs(xb) if c is not None and xb else nan
+    convention = {"adjacent": "root - adjacent levels (same side)"}.get(
+        reference, "symptomatic - contralateral" if signed else "left - right")
+    return SideComparisonRow(
+        level=level, segment=segment, parameter=param, unit=a.unit or next((r.unit for r in refs if r.unit), ""),
+        symptomatic_side=a_side if signed else None, reference_side=(b_side or a_side) if signed else None,
+        xs=xa if signed else nan, xc=xb if signed else nan,
+        n_s=a.n if signed else 0, n_c=sum(r.n for r in refs) if signed else 0,
+        value_left=val["left"].mean, value_right=val["right"].mean,
+        n_left=val["left"].n, n_right=val["right"].n,
+        left_ci_low=ci_side["left"][0], left_ci_high=ci_side["left"][1],
+        right_ci_low=ci_side["right"][0], right_ci_high=ci_side["right"][1],
+        cv_left=val["left"].cv, cv_right=val["right"].cv,
+        difference=xa - xb, difference_ci_low=bounds[0], difference_ci_high=bounds[1],
+        difference_convention=convention,
+        ratio_pct=ix["ratio_pct"] if signed else nan,
+        rel_diff_pct=ix["rel_diff_pct"] if signed else nan,
+        asymmetry_index_pct=ix["asymmetry_index_pct"] if signed else nan,
+        abs_asymmetry_index_pct=ix["abs_asymmetry_index_pct"],
+        rel_diff_pct_ci_low=bounds[2] if signed else nan, rel_diff_pct_ci_high=bounds[3] if signed else nan,
+        asymmetry_index_pct_ci_low=bounds[4] if signed else nan,
+        asymmetry_index_pct_ci_high=bounds[5] if signed else nan,
+        ci_level=opts.ci, flags=tuple(flags),
+        reference=reference, reference_levels=ref_levels, interval_method=interval,
+        noise_source=noise.source, noise_fwhm_i_mm=fw[0], noise_fwhm_j_mm=fw[1], noise_fwhm_k_mm=fw[2],
+        n_eff_s=a.n_eff if signed else nan,
+        n_eff_c=float(sum(r.n_eff for r in refs)) if signed and refs else nan,
+        n_eff_left=val["left"].n_eff, n_eff_right=val["right"].n_eff,
+        difference_se=c.se if c else nan, difference_df=c.df if c else nan,
+        p_value=c.p_value if c else nan,
+        detectable_difference=c.detectable if c else nan, detectable_pct=d_pct,
+    )
+
+
+def adjacent_levels(level: str, present: Iterable[str]) -> list[str]:
+    """The levels directly above and below `level` (L1 … S1) among `present`.
+
+    Examples
+    --------
+    >>> adjacent_levels("L5", ["L3", "L4", "L5", "S1"]), adjacent_levels("S1", ["L5", "S1"])
+    (['L4', 'S1'], ['L5'])
+    """
+    if level not in LEVEL_ORDER:
+        return []
+    i = LEVEL_ORDER.index(level)
+    have = set(present)
+    return [LEVEL_ORDER[j] for j in (i - 1, i + 1) if 0 <= j < len(LEVEL_ORDER) and LEVEL_ORDER[j] in have]
+
+
+def _pairs(table: dict, side: str | None, reference: str):
+    """Yield (key, (a side, b side), a, refs, ref_info) for every comparison to make."""
+    for key in sorted(table, key=lambda k: (_level_key(k[0]), _segment_key(k[1]), k[2])):
+        level, segment, param = key
+        slot = table[key]
+        if reference == "contralateral":
+            a_side = side or "left"
+            b_side = "right" if a_side == "left" else "left"
+            yield key, (a_side, b_side), slot.get(a_side, _Side()), \
+                ([slot[b_side]] if b_side in slot else [_Side()]), ("contralateral", "", side is not None)
+            continue
+        for s in ([side] if side else list(_SIDES)):
+            if s not in slot:
+                continue
+            same = [k[0] for k in table if k[1:] == key[1:] and s in table[k]]
+            nbrs = adjacent_levels(level, same)
+            yield key, (s, None), slot[s], [table[(lv, segment, param)][s] for lv in nbrs], \
+                ("adjacent", ";".join(nbrs), True)
+
+
 # --------------------------------------------------------------------------- main function
 def compare_sides(
     stats: Any,
     *,
     symptomatic_side: str | None = None,
     parameters: Sequence[str] | None = None,
-    n_boot: int = 2000,
-    ci: float = 0.95,
-    min_voxels: int = DEFAULT_MIN_VOXELS,
-    max_cv: float = DEFAULT_MAX_CV,
+    reference: str = "contralateral",
+    interval: str = "effective-n",
+    noise: Any = None,
     rng: Any = None,
+    options: CompareOptions | None = None,
+    **settings: Any,
 ) -> SideComparison:
-    """Compare each nerve root on the symptomatic side with its contralateral twin.
+    """Compare each nerve root with its reference: the contralateral twin or the adjacent levels.
 
     Parameters
     ----------
     stats : RoiStatsTable or any object with ``.rows``
         ROI statistics (:func:`dwi_toolkit.analysis.roi_stats.roi_stats`). Each row needs
         ``level``, ``side`` (``"left"``/``"right"``, the patient's side), ``segment``,
-        ``parameter``, ``unit``, ``n_voxels``, ``mean`` and ``values`` (1-D voxel values used for
-        the bootstrap; may be None, then no interval is given). Rows on other sides are ignored.
+        ``parameter``, ``unit``, ``n_voxels``, ``mean`` and ``values`` (1-D voxel values; may be
+        None, then no interval is given). Optional ``coords`` (voxel indices (n, 3) of
+        ``values``) and ``voxel_size_mm`` let the noise correlation be estimated and used.
     symptomatic_side : {"left", "right", None, "bilateral"}, optional
-        The patient's symptomatic side. None (unknown) or ``"bilateral"``: only absolute asymmetry
-        (``abs_asymmetry_index_pct``) and the ``left − right`` difference are reported.
+        The patient's symptomatic side. None (unknown) or ``"bilateral"``: with the contralateral
+        reference only absolute asymmetry and the ``left − right`` difference are reported; with
+        the adjacent reference both sides are compared, each with signed indices.
     parameters : sequence of str, optional
         Parameters to compare (e.g. ``["adc", "fa"]``); default all present in `stats`.
-    n_boot : int, optional
-        Bootstrap resamples (default 2000; ≥ 100).
-    ci : float, optional
-        Two-sided confidence level of the percentile bootstrap interval, in (0, 1) (default 0.95).
-    min_voxels : int, optional
-        Rows with fewer voxels than this on either side are flagged ``too_small`` (default 5, a
-        design choice [D]: no ROI-size norms exist, clinical-reference.md §2.6).
-    max_cv : float, optional
-        Sides whose coefficient of variation (sd/abs(mean)) exceeds this are flagged ``noisy``
-        (default 0.5 [D]).
+    reference : {"contralateral", "adjacent"}, optional
+        ``"contralateral"`` (default): the root on the other side at the same level and segment
+        (clinical-reference.md §2.4). ``"adjacent"``: the mean of the roots directly above and
+        below on the same side (e.g. L5 against L4 and S1, for bilateral or unknown-side
+        symptoms, §2.6); ``reference_levels`` names them. Those roots are assumed intact.
+    interval : {"effective-n", "iid-bootstrap"}, optional
+        ``"effective-n"`` (default): Welch t intervals whose standard errors use each ROI's
+        effective number of independent voxels under the estimated spatial noise correlation
+        (:mod:`dwi_toolkit.analysis.spatial_noise`). ``"iid-bootstrap"``: the percentile
+        bootstrap over voxels treated as independent — too narrow on real, correlated images.
+    noise : NoiseCorrelation or dict, optional
+        The noise correlation to use (one model, or one per parameter). Default: estimated by
+        REML from the ROI voxel values and positions of each parameter (``noise_source =
+        "roi-reml"``); rows without positions are treated as independent and flagged
+        ``noise_correlation_unknown``.
     rng : numpy.random.Generator, int or None, optional
-        Random source of the bootstrap. None uses seed 0, so the same inputs give the same
-        intervals (reports are reproducible).
+        Random source of the bootstrap. None uses seed 0 (reproducible reports).
+    options : CompareOptions, optional
+        Numerical settings; any of its fields (``n_boot``, ``ci``, ``min_voxels``, ``max_cv``,
+        ``power``, ``alpha``) may also be given as keyword arguments, which take precedence.
 
     Returns
     -------
     SideComparison
+        Every row carries ``interval_method``, ``noise_source``, the noise FWHM per voxel axis
+        (``noise_fwhm_i_mm`` …), the effective voxel counts (``n_eff_*``), ``p_value`` and the
+        smallest difference detectable at 80 % power, two-sided α = 0.05
+        (``detectable_difference`` in the unit, ``detectable_pct`` in % of the reference).
 
     Raises
     ------
@@ -484,9 +859,8 @@ def compare_sides(
 
     Notes
     -----
-    Indices: ``clinical-reference.md §2.8``. Only homologous positions are compared (same level
-    and segment, §2.4). The bootstrap resamples voxels independently on each side; because
-    neighbouring voxels are correlated the interval is narrower than a scan–rescan interval.
+    Indices: clinical-reference.md §2.8. Intervals describe noise within one scan, not
+    scan–rescan or reader variability (§2.7). The validation study is in ``docs/report.md``.
 
     Examples
     --------
@@ -495,143 +869,50 @@ def compare_sides(
     >>> rows = [R(level="L5", side=s, segment="ganglion", parameter="adc", unit="mm^2/s",
     ...           n_voxels=20, mean=m, values=np.full(20, m)) for s, m in
     ...         [("left", 1.79e-3), ("right", 1.50e-3)]]
-    >>> cmp = compare_sides(R(rows=rows), symptomatic_side="left", n_boot=200)
+    >>> cmp = compare_sides(R(rows=rows), symptomatic_side="left", noise=NoiseCorrelation.independent())
     >>> r = cmp.get("L5")
-    >>> round(r.ratio_pct, 1), round(r.asymmetry_index_pct, 1), r.flags
-    (119.3, 17.6, ())
+    >>> round(r.ratio_pct, 1), round(r.asymmetry_index_pct, 1), r.flags, r.interval_method
+    (119.3, 17.6, (), 'effective-n')
     """
     if not hasattr(stats, "rows"):
         raise InputDataError(
             f"compare_sides needs an ROI statistics table with .rows (RoiStatsTable), got "
             f"{type(stats).__name__}; compute it with dwi_toolkit.analysis.roi_stats.roi_stats()."
         )
-    side = symptomatic_side.lower().strip() if isinstance(symptomatic_side, str) else symptomatic_side
-    notes: list[str] = []
-    if side in ("bilateral", "unknown", "none", ""):
-        if side == "bilateral":
-            notes.append("Symptoms are bilateral: there is no contralateral reference side, so only "
-                         "absolute asymmetry is reported (an adjacent-level reference, "
-                         "clinical-reference.md §2.6, is not computed here).")
-        side = None
-    if side not in (None, "left", "right"):
-        raise InputDataError(
-            f"symptomatic_side must be 'left', 'right', 'bilateral' or None, got {symptomatic_side!r}."
-        )
-    if side is None and not notes:
-        notes.append("Symptomatic side unknown: signed indices are undefined; absolute asymmetry "
-                     "(abs_asymmetry_index_pct) and the left − right difference are reported.")
-    n_boot = int(n_boot)
-    if n_boot < 100:
-        raise InputDataError(f"n_boot must be at least 100 for a usable interval, got {n_boot}.")
-    if not 0.0 < float(ci) < 1.0:
-        raise InputDataError(f"ci must lie in (0, 1), e.g. 0.95; got {ci!r}.")
-    if int(min_voxels) < 1:
-        raise InputDataError(f"min_voxels must be >= 1, got {min_voxels!r}.")
+    if interval not in INTERVALS:
+        raise InputDataError(f"interval must be one of {INTERVALS}, got {interval!r}.")
+    if reference not in REFERENCES:
+        raise InputDataError(f"reference must be one of {REFERENCES}, got {reference!r}.")
+    unknown = set(settings) - {f.name for f in dataclasses.fields(CompareOptions)}
+    if unknown:
+        raise InputDataError(f"compare_sides got unknown option(s) {sorted(unknown)}; valid: "
+                             f"{[f.name for f in dataclasses.fields(CompareOptions)]}.")
+    opts = dataclasses.replace(options or CompareOptions(), **settings)
+    side, notes = _normalise_side(symptomatic_side, reference)
     gen, seed = _as_generator(rng)
-    wanted = None if parameters is None else {str(p) for p in parameters}
-
-    table: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for row in stats.rows:
-        rside = str(getattr(row, "side", "")).lower()
-        if rside not in _SIDES:
-            logger.debug("ignoring ROI row on side %r (not left/right)", rside)
-            continue
-        param = str(getattr(row, "parameter", "adc"))
-        if wanted is not None and param not in wanted:
-            continue
-        seg = getattr(row, "segment", None) or "ganglion"
-        key = (str(row.level), str(seg), param)
-        slot = table.setdefault(key, {})
-        if rside in slot:
-            raise InputDataError(
-                f"two ROI statistics rows for level {key[0]}, side {rside}, segment {key[1]}, "
-                f"parameter {param}; merge or relabel the ROIs so each root position appears once."
-            )
-        slot[rside] = row
-    if wanted is not None:
-        missing = wanted - {k[2] for k in table}
-        if missing:
-            logger.warning("parameters %s not found in the ROI statistics", sorted(missing))
-
+    table = _collect(stats, None if parameters is None else {str(p) for p in parameters})
+    models = _noise_models(stats, table, noise)
     out: list[SideComparisonRow] = []
-    for key in sorted(table, key=lambda k: (_level_key(k[0]), _segment_key(k[1]), k[2])):
-        out.append(_compare_one(key, table[key], side, n_boot, float(ci), int(min_voxels),
-                                float(max_cv), gen))
+    for key, sides, a, refs, info in _pairs(table, side, reference):
+        for sd in (a, *refs):
+            _prepare(sd, models[key[2]], interval, opts, gen)
+        out.append(_pair_row(key, sides, a, refs, info, opts, interval, models[key[2]]))
+    if any("noise_correlation_unknown" in r.flags for r in out):
+        notes.append("Some ROI rows carry no voxel positions, so the noise correlation could not be "
+                     "estimated: their voxels were treated as independent (intervals may be too "
+                     "narrow). Compute the statistics with dwi_toolkit.analysis.roi_stats.roi_stats.")
     return SideComparison(
-        rows=tuple(out),
-        symptomatic_side=side,
-        settings={"n_boot": n_boot, "ci": float(ci), "min_voxels": int(min_voxels),
-                  "max_cv": float(max_cv), "seed": seed, "bootstrap": "percentile, voxels "
-                  "resampled with replacement independently on each side"},
+        rows=tuple(out), symptomatic_side=side,
+        settings={**dataclasses.asdict(opts), "seed": seed, "interval": interval, "reference": reference,
+                  "noise": {p: {"source": m.source, "fwhm_vox": list(m.fwhm_vox), "fwhm_mm": list(m.fwhm_mm),
+                                "n_values": m.n_values} for p, m in models.items()},
+                  "bootstrap": _INTERVAL_TEXT[interval]},
         notes=tuple(notes),
     )
 
 
-def _compare_one(key, slot, side, n_boot, ci, min_voxels, max_cv, gen) -> SideComparisonRow:
-    level, segment, param = key
-    unit = ""
-    per: dict[str, dict[str, Any]] = {}
-    for s in _SIDES:
-        row = slot.get(s)
-        if row is None:
-            per[s] = {"mean": math.nan, "n": 0, "values": None, "cv": math.nan, "boot": None}
-            continue
-        unit = unit or str(getattr(row, "unit", "") or "")
-        vals = _finite_values(row)
-        per[s] = {"mean": _row_mean(row, vals), "n": _n_voxels(row, vals), "values": vals,
-                  "cv": _cv(row, vals), "boot": None}
-    flags: list[str] = []
-    if any(per[s]["n"] == 0 or not math.isfinite(per[s]["mean"]) for s in _SIDES):
-        flags.append("missing_side")
-    if any(0 < per[s]["n"] < min_voxels for s in _SIDES):
-        flags.append("too_small")
-    if any(math.isfinite(per[s]["cv"]) and per[s]["cv"] > max_cv for s in _SIDES):
-        flags.append("noisy")
-    have_vals = all(per[s]["values"] is not None and per[s]["values"].size > 0 for s in _SIDES)
-    if "missing_side" not in flags and not have_vals:
-        flags.append("no_voxel_values")
-    if have_vals:
-        for s in _SIDES:
-            per[s]["boot"] = _boot_means(per[s]["values"], n_boot, gen)
-
-    if side is None:
-        a, b = "left", "right"
-        convention = "left - right"
-    else:
-        a, b = side, ("right" if side == "left" else "left")
-        convention = "symptomatic - contralateral"
-    xa, xb = per[a]["mean"], per[b]["mean"]
-    diff = xa - xb
-    ix = side_indices(xa, xb)
-    d_lo = d_hi = r_lo = r_hi = ai_lo = ai_hi = math.nan
-    ci_side = {s: (math.nan, math.nan) for s in _SIDES}
-    if have_vals and "missing_side" not in flags:
-        ba, bb = per[a]["boot"], per[b]["boot"]
-        d_lo, d_hi = _quantiles(ba - bb, ci)
-        bix = side_indices(ba, bb)
-        r_lo, r_hi = _quantiles(bix["rel_diff_pct"], ci)
-        ai_lo, ai_hi = _quantiles(bix["asymmetry_index_pct"], ci)
-        ci_side = {s: _quantiles(per[s]["boot"], ci) for s in _SIDES}
-    signed = side is not None
-    nan = math.nan
-    return SideComparisonRow(
-        level=level, segment=segment, parameter=param, unit=unit,
-        symptomatic_side=side, reference_side=(b if signed else None),
-        xs=xa if signed else nan, xc=xb if signed else nan,
-        n_s=per[a]["n"] if signed else 0, n_c=per[b]["n"] if signed else 0,
-        value_left=per["left"]["mean"], value_right=per["right"]["mean"],
-        n_left=per["left"]["n"], n_right=per["right"]["n"],
-        left_ci_low=ci_side["left"][0], left_ci_high=ci_side["left"][1],
-        right_ci_low=ci_side["right"][0], right_ci_high=ci_side["right"][1],
-        cv_left=per["left"]["cv"], cv_right=per["right"]["cv"],
-        difference=diff, difference_ci_low=d_lo, difference_ci_high=d_hi,
-        difference_convention=convention,
-        ratio_pct=ix["ratio_pct"] if signed else nan,
-        rel_diff_pct=ix["rel_diff_pct"] if signed else nan,
-        asymmetry_index_pct=ix["asymmetry_index_pct"] if signed else nan,
-        abs_asymmetry_index_pct=ix["abs_asymmetry_index_pct"],
-        rel_diff_pct_ci_low=r_lo if signed else nan, rel_diff_pct_ci_high=r_hi if signed else nan,
-        asymmetry_index_pct_ci_low=ai_lo if signed else nan,
-        asymmetry_index_pct_ci_high=ai_hi if signed else nan,
-        ci_level=ci, flags=tuple(flags),
-    )
+_INTERVAL_TEXT = {
+    "effective-n": "none: Welch t intervals with effective voxel counts under the estimated "
+                   "spatial noise correlation (log-ratio delta method for the % indices)",
+    "iid-bootstrap": "percentile, voxels resampled with replacement independently on each side",
+}

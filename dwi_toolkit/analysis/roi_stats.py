@@ -100,6 +100,10 @@ class RoiStats:
     p5: float
     p95: float
     values: NDArray[np.float64] = field(repr=False, default_factory=lambda: np.empty(0))
+    #: Voxel indices (n_voxels, 3) of ``values`` on the map's grid (for noise-correlation estimates).
+    coords: NDArray[np.int64] | None = field(repr=False, default=None)
+    #: Voxel size along the grid axes i, j, k in mm.
+    voxel_size_mm: tuple[float, float, float] | None = field(repr=False, default=None)
 
     @property
     def name(self) -> str:
@@ -308,6 +312,7 @@ def roi_stats(
     if isinstance(rois, RootROI):
         rois = [rois]
     voxel_volume = float(abs(np.linalg.det(affine[:3, :3])))
+    voxel_size = tuple(float(x) for x in np.linalg.norm(affine[:3, :3], axis=0))
     rows = []
     for roi in rois:
         mask = roi_mask(roi, data.shape, affine)
@@ -329,7 +334,8 @@ def roi_stats(
             level=roi.level, side=roi.side, segment=roi.segment, parameter=pname, unit=punit,
             n_voxels=int(kept.size), n_excluded=int(n_fit + csf.sum()), n_excluded_fit=n_fit,
             n_excluded_csf=int(csf.sum()), volume_mm3=kept.size * voxel_volume,
-            **summarize_values(kept), values=kept,
+            **summarize_values(kept), values=kept, coords=np.argwhere(mask)[keep],
+            voxel_size_mm=voxel_size,
         ))
     return RoiStatsTable(rows)
 

@@ -35,10 +35,11 @@ import dataclasses
 import html
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..analysis.power import holm
 from ..errors import InputDataError
 
 __all__ = [
@@ -70,6 +71,8 @@ _LITERATURE_SOURCE = ("meta-analyses Liang 2021 (Eur Spine J 30:818) and Wang (P
                       "clinical-reference.md §2.2")
 
 _INDICES = ("rel_diff_pct", "asymmetry_index_pct")
+#: Parameters of ``parameter="combined"``, in order (those present in the comparison are used).
+COMBINED_PARAMETERS = ("adc", "fa", "md", "rd")
 
 #: Statement added when the MRI was not indicated (clinical-reference.md §3.5, §3.6, §3.9, §6).
 NOT_INDICATED_STATEMENT = (
@@ -147,11 +150,16 @@ class LevelAssessment:
     suspected: bool | None
     flags: tuple[str, ...]
     statement: str
+    p_value: float = math.nan
+    p_holm: float = math.nan
+    components: tuple[str, ...] = ()
 
     def to_record(self) -> dict[str, Any]:
+        """A flat dict (reasons, flags and components joined by ``;``) for JSON/CSV."""
         rec = dataclasses.asdict(self)
         rec["reasons"] = ";".join(self.reasons)
         rec["flags"] = ";".join(self.flags)
+        rec["components"] = ";".join(self.components)
         return rec
 
 
@@ -159,7 +167,7 @@ class LevelAssessment:
 FIELD_UNITS: dict[str, str | None] = {
     "index_value": "%", "ci_low": "%", "ci_high": "%", "threshold_pct": "%",
     "xs": "{unit}", "xc": "{unit}", "difference": "{unit}", "difference_ci_low": "{unit}",
-    "difference_ci_high": "{unit}", "n_s": "voxels", "n_c": "voxels",
+    "difference_ci_high": "{unit}", "n_s": "voxels", "n_c": "voxels", "p_value": "1", "p_holm": "1",
 }
 
 
@@ -302,7 +310,7 @@ def assess_entrapment(
     *,
     indication: Any = None,
     threshold_pct: float = DEFAULT_THRESHOLD_PCT,
-    parameter: str = "adc",
+    parameter: str | Sequence[str] = "adc",
     index: str = "rel_diff_pct",
     symptomatic_side: str | None = None,
 ) -> EntrapmentAssessment:
@@ -323,8 +331,10 @@ def assess_entrapment(
         Minimum size of the side difference, in % of `index`, counted as an asymmetry. Default
         10 % [D] — a measurement-variation floor (clinical-reference.md §1.5), **not** a
         diagnostic cut-off; no cut-off is endorsed (§2.8, §4). Set it for your protocol.
-    parameter : str, optional
-        Which parameter of the comparison to assess (default ``"adc"``).
+    parameter : str or sequence of str, optional
+        The parameter assessed (default ``"adc"``: single-parameter mode). Several (e.g.
+        ``["adc", "fa"]``), or ``"combined"`` (those of ADC, FA, MD, RD present), give one
+        combined assessment per level with a Holm multiplicity correction (see Notes).
     index : {"rel_diff_pct", "asymmetry_index_pct"}, optional
         Signed §2.8 index the threshold applies to (default ``"rel_diff_pct"``).
     symptomatic_side : {"left", "right"}, optional
@@ -338,12 +348,23 @@ def assess_entrapment(
     Raises
     ------
     InputDataError
-        Invalid threshold or index, or a symptomatic side that disagrees with the comparison.
+        Invalid threshold, index or parameters, or a symptomatic side that disagrees with the
+        comparison.
+
+    Notes
+    -----
+    Combined rule (several parameters, family-wise level α = 1 − the comparison's ``ci``): per
+    level each parameter's p-value of "no side difference" (``p_value`` of the comparison row)
+    is Holm-adjusted over the parameters measured at that level (Holm 1979). The level shows an
+    asymmetry when at least one parameter has Holm-adjusted p ≤ α **and** ``|index| ≥
+    threshold_pct``; it shows none when every parameter's interval lies within
+    ±``threshold_pct``; otherwise it is indeterminate. FA is expected to fall and ADC/MD/RD to rise
+    on compressed roots (clinical-reference.md §2.2); the directions are reported, not used to
+    decide.
 
     Examples
     --------
     >>> from types import SimpleNamespace as R
-    >>> import numpy as np
     >>> import numpy as np
     >>> from dwi_toolkit.analysis.compare import compare_sides
     >>> rng = np.random.default_rng(1)
@@ -364,11 +385,60 @@ def assess_entrapment(
         raise InputDataError(f"index must be one of {_INDICES}, got {index!r}.")
     if not hasattr(comparison, "rows"):
         raise InputDataError("assess_entrapment needs a SideComparison (from compare_sides()).")
+    params = _parameters(comparison, parameter)
+    side, caveats = _resolve_side(comparison, clinical, symptomatic_side, thr)
+    suspected = _suspected(clinical)
+    ind_class = _indication_class(indication)
+    alpha = 1.0 - float(getattr(comparison, "settings", {}).get("ci", 0.95) or 0.95)
+    name = "+".join(params)
 
+    rows = [r for r in comparison.rows if r.parameter in params
+            and getattr(r, "reference", "contralateral") == "contralateral"]
+    if not rows:
+        logger.warning("no contralateral comparison rows for parameter(s) %s", params)
+    if len(params) == 1:
+        lit = LITERATURE_DIRECTION.get(params[0].lower())
+        levels = [_assess_row(r, side, suspected, thr, index, lit) for r in rows]
+    else:
+        levels = _combined_levels(rows, params, side, suspected, thr, index, alpha)
+    measured = {r.level for r in rows}
+    for lv in suspected or ():
+        if lv not in measured:
+            levels.append(_not_measured(lv, name, index, thr, side, LITERATURE_DIRECTION.get(name)))
+    statements, refs = _statements(comparison, levels, params, side, suspected, ind_class, thr, index,
+                                   len(measured), alpha)
+    return EntrapmentAssessment(
+        levels=tuple(levels), parameter=name, index=index, threshold_pct=thr,
+        symptomatic_side=side, suspected_levels=suspected, indication_class=ind_class,
+        statements=tuple(statements), caveats=tuple(caveats), references=tuple(refs),
+        settings={"threshold_pct": thr, "index": index, "parameter": name,
+                  "parameters": list(params), "ci": getattr(comparison, "settings", {}).get("ci"),
+                  "decision": "single parameter" if len(params) == 1 else
+                  f"Holm over {len(params)} parameters at family-wise alpha {alpha:g}"},
+    )
+
+
+def _parameters(comparison: Any, parameter: str | Sequence[str]) -> tuple[str, ...]:
+    if isinstance(parameter, str) and parameter != "combined":
+        return (parameter,)
+    present = {r.parameter for r in comparison.rows}
+    if parameter == "combined":
+        params = tuple(p for p in COMBINED_PARAMETERS if p in present)
+        if not params:
+            raise InputDataError(f"parameter='combined' needs rows for one of {COMBINED_PARAMETERS}; "
+                                 f"the comparison has {sorted(present)}.")
+        return params
+    params = tuple(str(p) for p in parameter)
+    if not params or len(set(params)) != len(params):
+        raise InputDataError(f"parameter must name one or more distinct parameters, got {parameter!r}.")
+    return params
+
+
+def _resolve_side(comparison: Any, clinical: Any, symptomatic_side: str | None,
+                  thr: float) -> tuple[str | None, list[str]]:
     cmp_side = getattr(comparison, "symptomatic_side", None)
     clin_side = _get(clinical, "radicular_side")
     clin_side = clin_side.lower() if isinstance(clin_side, str) else None
-    side = symptomatic_side or cmp_side
     if symptomatic_side is not None and cmp_side is not None and symptomatic_side != cmp_side:
         raise InputDataError(
             f"symptomatic_side={symptomatic_side!r} but the comparison was computed for "
@@ -378,7 +448,8 @@ def assess_entrapment(
         f"threshold_pct = {thr:g} % is a user-settable measurement threshold, not a diagnostic "
         "cut-off: no guideline or meta-analysis endorses an ADC or FA cut-off for nerve-root "
         "entrapment (clinical-reference.md §2.8, §4).",
-        "Intervals are voxel bootstraps within one scan; they do not include scan–rescan or "
+        "Intervals describe noise within one scan (widened for spatially correlated noise unless "
+        "the independent-voxel bootstrap was chosen); they do not include scan–rescan or "
         "ROI-placement variability, for which no lumbar-root data exist (clinical-reference.md §2.7).",
         "Partial volume with CSF raises root ADC and lowers FA; check ROI placement and voxel counts "
         "(clinical-reference.md §1.6).",
@@ -394,31 +465,23 @@ def assess_entrapment(
             "computed without one; recompute compare_sides with symptomatic_side to get signed "
             "indices."
         )
-    suspected = _suspected(clinical)
-    ind_class = _indication_class(indication)
-    lit = LITERATURE_DIRECTION.get(parameter.lower())
+    return symptomatic_side or cmp_side, caveats
 
-    rows = [r for r in comparison.rows if r.parameter == parameter]
-    if not rows:
-        logger.warning("no comparison rows for parameter %r", parameter)
-    levels: list[LevelAssessment] = [
-        _assess_row(r, side, suspected, thr, index, lit) for r in rows
-    ]
-    measured = {r.level for r in rows}
-    for lv in suspected or ():
-        if lv not in measured:
-            levels.append(_not_measured(lv, parameter, index, thr, side, lit))
 
-    statements: list[str] = []
-    refs: list[str] = []
-    side_txt = side or "unknown"
-    statements.append(
-        f"Measured {parameter.upper()} in nerve-root ROIs on both sides at "
-        f"{len(measured)} level(s); symptomatic side: {side_txt}; clinically suspected level(s): "
+def _statements(comparison, levels, params, side, suspected, ind_class, thr, index, n_measured,
+                alpha) -> tuple[list[str], list[str]]:
+    name = " + ".join(p.upper() for p in params)
+    rule = (f"|{index}| ≥ {thr:g} % and the {_ci_text(comparison)} interval of the difference "
+            "excludes zero" if len(params) == 1 else
+            f"for at least one parameter |{index}| ≥ {thr:g} % and its p-value of no side difference, "
+            f"Holm-adjusted over the {len(params)} parameters, is ≤ {alpha:g}")
+    statements = [
+        f"Measured {name} in nerve-root ROIs on both sides at {n_measured} level(s); symptomatic "
+        f"side: {side or 'unknown'}; clinically suspected level(s): "
         f"{', '.join(suspected) if suspected else 'not recorded'}. An asymmetry is counted when "
-        f"|{index}| ≥ {thr:g} % and the {_ci_text(comparison)} bootstrap interval of the difference "
-        "excludes zero."
-    )
+        f"{rule}."
+    ]
+    refs: list[str] = []
     if side is None:
         statements.append(
             "No single symptomatic side is known, so no level can be judged concordant; absolute "
@@ -427,20 +490,64 @@ def assess_entrapment(
     if ind_class == "inappropriate":
         statements.append(NOT_INDICATED_STATEMENT)
         refs.extend(NOT_INDICATED_REFERENCES)
-    if lit:
-        statements.append(
-            f"For reference, {_LITERATURE_SOURCE} report {lit} {parameter.upper()} on compressed "
-            "roots than on the contralateral side; single studies disagree for ADC, so the direction "
-            "measured here is reported, not used to decide."
-        )
+    for p in params:
+        lit = LITERATURE_DIRECTION.get(p.lower())
+        if lit:
+            statements.append(
+                f"For reference, {_LITERATURE_SOURCE} report {lit} {p.upper()} on compressed "
+                "roots than on the contralateral side; single studies disagree for ADC, so the "
+                "direction measured here is reported, not used to decide."
+            )
     statements.extend(f"{lv.level} {lv.segment}: {lv.statement}" for lv in levels)
-    return EntrapmentAssessment(
-        levels=tuple(levels), parameter=parameter, index=index, threshold_pct=thr,
-        symptomatic_side=side, suspected_levels=suspected, indication_class=ind_class,
-        statements=tuple(statements), caveats=tuple(caveats), references=tuple(refs),
-        settings={"threshold_pct": thr, "index": index, "parameter": parameter,
-                  "ci": getattr(comparison, "settings", {}).get("ci")},
-    )
+    return statements, refs
+
+
+def _combined_levels(rows, params, side, suspected, thr, index, alpha) -> list[LevelAssessment]:
+    """One combined LevelAssessment per level × segment (Holm over the parameters)."""
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for r in rows:
+        groups.setdefault((r.level, r.segment), []).append(r)
+    out = []
+    for (level, segment), rs in groups.items():
+        rs = sorted(rs, key=lambda r: params.index(r.parameter))
+        parts = [_assess_row(r, side, suspected, thr, index, LITERATURE_DIRECTION.get(r.parameter.lower()))
+                 for r in rs]
+        p_adj = holm([lv.p_value if lv.reasons and lv.reasons[0] not in _UNUSABLE else math.nan
+                      for lv in parts])
+        out.append(_merge(parts, p_adj, alpha, thr, "+".join(params)))
+    return out
+
+
+_UNUSABLE = ("no_symptomatic_side", "missing_side", "too_small", "no_interval")
+
+
+def _merge(parts: list[LevelAssessment], p_adj: list[float], alpha: float, thr: float,
+           name: str) -> LevelAssessment:
+    usable = [(lv, p) for lv, p in zip(parts, p_adj) if math.isfinite(p)]
+    asym = [(lv, p) for lv, p in usable if p <= alpha and abs(lv.index_value) >= thr]
+    susp = parts[0].suspected
+    lead = min(asym or usable or [(parts[0], math.nan)], key=lambda t: (t[1] if math.isfinite(t[1]) else 2.0))
+    if not usable:
+        cls, reasons = "indeterminate", list(parts[0].reasons)
+    elif asym:
+        cls = "discordant" if susp is False else "concordant"
+        reasons = ["asymmetry_at_unsuspected_level"] if susp is False else \
+            ["asymmetry_at_suspected_level" if susp else "asymmetry_on_symptomatic_side"]
+    elif len(usable) == len(parts) and all(-thr < lv.ci_low and lv.ci_high < thr for lv, _ in usable):
+        cls, reasons = ("discordant", ["no_asymmetry_at_suspected_level"]) if susp else \
+            ("no_asymmetry", ["below_threshold"])
+    else:
+        cls, reasons = "indeterminate", ["no_parameter_significant_after_holm"]
+    comp = tuple(f"{lv.parameter}: {lv.index} {lv.index_value:+.1f} % (CI {lv.ci_low:+.1f} to "
+                 f"{lv.ci_high:+.1f} %), p = {lv.p_value:.3g}, Holm p = {p:.3g}, {lv.direction}"
+                 for lv, p in zip(parts, p_adj))
+    lv0 = lead[0]
+    statement = (f"{cls}: " + "; ".join(comp) + f". Rule: Holm-adjusted p ≤ {alpha:g} and "
+                 f"|{lv0.index}| ≥ {thr:g} % for at least one parameter.")
+    return dataclasses.replace(
+        lv0, parameter=name, classification=cls, reasons=tuple(reasons), p_holm=lead[1],
+        components=comp, statement=statement,
+        flags=tuple(sorted({f for lv in parts for f in lv.flags})))
 
 
 def _ci_text(comparison: Any) -> str:
@@ -512,7 +619,7 @@ def _assess_row(r: Any, side: str | None, suspected: tuple[str, ...] | None, thr
         threshold_pct=thr, xs=float(r.xs), xc=float(r.xc), difference=d, difference_ci_low=dlo,
         difference_ci_high=dhi, n_s=int(r.n_s), n_c=int(r.n_c), direction=direction,
         literature_direction=lit, matches_literature_direction=matches, suspected=is_susp,
-        flags=flags, statement=statement,
+        flags=flags, statement=statement, p_value=float(getattr(r, "p_value", math.nan)),
     )
 
 

@@ -112,7 +112,7 @@ def test_bootstrap_ci_agrees_with_scipy_bootstrap():
     a = rng.normal(1.5e-3, 0.2e-3, 40)
     b = rng.normal(1.3e-3, 0.2e-3, 35)
     cmp = compare_sides(table(make_row("L5", "left", a), make_row("L5", "right", b)),
-                        symptomatic_side="left", n_boot=4000, rng=1)
+                        symptomatic_side="left", n_boot=4000, rng=1, interval="iid-bootstrap")
     r = cmp.get("L5")
     res = stats.bootstrap((a, b), lambda x, y, axis=-1: x.mean(axis) - y.mean(axis), n_resamples=4000,
                           method="percentile", confidence_level=0.95, vectorized=True, random_state=2)
@@ -131,7 +131,8 @@ def test_bootstrap_ci_coverage_monte_carlo():
     for _ in range(n_rep):
         t = table(make_row("L5", "left", rng.normal(true_s, sd, n)),
                   make_row("L5", "right", rng.normal(true_c, sd, n)))
-        r = compare_sides(t, symptomatic_side="left", n_boot=600, rng=rng).rows[0]
+        r = compare_sides(t, symptomatic_side="left", n_boot=600, rng=rng,
+                          interval="iid-bootstrap").rows[0]
         hits += r.difference_ci_low <= true_s - true_c <= r.difference_ci_high
     coverage = hits / n_rep
     # binomial SD at p=0.95, n=300 is 1.3 %; the percentile bootstrap runs slightly low for n=40.
@@ -142,8 +143,8 @@ def test_same_seed_same_interval_and_default_is_reproducible():
     rng = np.random.default_rng(5)
     t = table(make_row("L5", "left", rng.normal(1.5e-3, 2e-4, 30)),
               make_row("L5", "right", rng.normal(1.3e-3, 2e-4, 30)))
-    a = compare_sides(t, symptomatic_side="left").rows[0]
-    b = compare_sides(t, symptomatic_side="left").rows[0]
+    a = compare_sides(t, symptomatic_side="left", interval="iid-bootstrap").rows[0]
+    b = compare_sides(t, symptomatic_side="left", interval="iid-bootstrap").rows[0]
     assert (a.difference_ci_low, a.difference_ci_high) == (b.difference_ci_low, b.difference_ci_high)
     assert a.left_ci_low < a.value_left < a.left_ci_high
 
@@ -165,7 +166,7 @@ def test_errors():
 def test_records_and_html_escape():
     t = table(make_row("L5", "left", [1.6e-3] * 6, segment="<b>x</b>"),
               make_row("L5", "right", [1.2e-3] * 6, segment="<b>x</b>"))
-    cmp = compare_sides(t, symptomatic_side="left", n_boot=200)
+    cmp = compare_sides(t, symptomatic_side="left", n_boot=200, interval="iid-bootstrap")
     rec = cmp.to_records()[0]
     assert "values" not in rec and rec["flags"] == "" and rec["unit"] == "mm^2/s"
     html = cmp._repr_html_()
@@ -187,3 +188,110 @@ def test_index_identities(xs, xc):
     assert a["abs_asymmetry_index_pct"] == pytest.approx(abs(a["asymmetry_index_pct"]))
     assert -200.0 < a["asymmetry_index_pct"] < 200.0
     assert np.sign(a["asymmetry_index_pct"]) == np.sign(xs - xc)
+
+
+# --------------------------------------------------------------------------- issue #13
+from dwi_toolkit.analysis.compare import adjacent_levels  # noqa: E402
+from dwi_toolkit.analysis.power import detectable_difference, holm  # noqa: E402
+from dwi_toolkit.analysis.spatial_noise import NoiseCorrelation  # noqa: E402
+
+
+def _field_table(rng, fwhm, n_side=4, levels=("L3", "L4", "L5", "S1"), shift=None):
+    """ROI rows with voxel positions cut from one correlated-noise field (values in mm^2/s)."""
+    from scipy.ndimage import gaussian_filter
+
+    s = fwhm / math.sqrt(8 * math.log(2))
+    f = rng.normal(size=(60, 60, 3))
+    if fwhm:
+        f = gaussian_filter(f, sigma=(s, s, 0), mode="wrap")
+    f = 1.2e-3 + 0.1e-3 * f / f.std()
+    rows = []
+    for i, lv in enumerate(levels):
+        for side, x0 in (("left", 40), ("right", 10)):
+            box = np.zeros(f.shape, bool)
+            box[x0:x0 + n_side, 5 + 12 * i:5 + 12 * i + n_side, :] = True
+            vals = f[box] * (1 + (shift or {}).get((lv, side), 0.0))
+            r = make_row(lv, side, vals)
+            r.coords = np.argwhere(box)
+            r.voxel_size_mm = (1.0, 1.0, 4.0)
+            rows.append(r)
+    return table(*rows)
+
+
+def test_every_row_carries_method_noise_neff_and_detectable():
+    rng = np.random.default_rng(2)
+    cmp = compare_sides(_field_table(rng, 2.5), symptomatic_side="left")
+    for r in cmp.rows:
+        assert r.interval_method == "effective-n" and r.noise_source == "roi-reml"
+        assert 1.5 < r.noise_fwhm_i_mm < 3.5 and r.noise_fwhm_k_mm < 3.2   # < 0.8 voxel of 4 mm: rho1 < 0.12
+        assert 1 < r.n_eff_s < r.n_s and 1 < r.n_eff_c < r.n_c            # correlated: fewer than n
+        assert r.detectable_pct > 0 and r.detectable_difference > 0
+        assert r.difference_ci_low < r.difference < r.difference_ci_high
+    rec = cmp.to_records()[0]
+    for k in ("interval_method", "noise_fwhm_i_mm", "n_eff_s", "n_eff_c", "detectable_pct", "p_value"):
+        assert k in rec
+    assert cmp.settings["noise"]["adc"]["source"] == "roi-reml"
+
+
+def test_effective_n_interval_is_wider_than_iid_on_correlated_noise():
+    rng = np.random.default_rng(8)
+    t = _field_table(rng, 3.0)
+    eff = compare_sides(t, symptomatic_side="left").get("L4")
+    iid = compare_sides(t, symptomatic_side="left", interval="iid-bootstrap").get("L4")
+    w_eff = eff.difference_ci_high - eff.difference_ci_low
+    w_iid = iid.difference_ci_high - iid.difference_ci_low
+    assert w_eff > 1.5 * w_iid
+    assert iid.interval_method == "iid-bootstrap"
+
+
+def test_detectable_difference_is_the_power_formula():
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(1.3e-3, 1e-4, 30), rng.normal(1.2e-3, 1e-4, 30)
+    r = compare_sides(table(make_row("L5", "left", a), make_row("L5", "right", b)), symptomatic_side="left",
+                      noise=NoiseCorrelation.independent()).get("L5")
+    se = math.sqrt(a.var(ddof=1) / 30 + b.var(ddof=1) / 30)
+    assert r.difference_se == pytest.approx(se)
+    welch = stats.ttest_ind(a, b, equal_var=False)
+    assert r.p_value == pytest.approx(welch.pvalue, rel=1e-6)
+    want = (stats.t.ppf(0.975, r.difference_df) + stats.t.ppf(0.8, r.difference_df)) * se
+    assert r.detectable_difference == pytest.approx(want)
+    assert r.detectable_pct == pytest.approx(100 * want / b.mean())
+    assert detectable_difference(1.0, math.inf) == pytest.approx(1.959964 + 0.841621, rel=1e-5)
+
+
+def test_adjacent_reference_rows_and_values():
+    rng = np.random.default_rng(3)
+    t = _field_table(rng, 0.0, shift={("L4", "left"): 0.2})
+    cmp = compare_sides(t, symptomatic_side="bilateral", reference="adjacent",
+                        noise=NoiseCorrelation.independent())
+    assert {r.reference for r in cmp.rows} == {"adjacent"}
+    assert len(cmp.rows) == 8                                   # 4 levels x 2 sides
+    l4 = cmp.get("L4", side="left")
+    assert l4.reference_levels == "L3;L5"
+    left = {r.level: r.mean for r in t.rows if r.side == "left"}
+    assert l4.xc == pytest.approx((left["L3"] + left["L5"]) / 2)
+    assert l4.xs == pytest.approx(left["L4"])
+    assert l4.rel_diff_pct == pytest.approx(100 * (l4.xs / l4.xc - 1))
+    assert l4.ci_excludes_zero and l4.rel_diff_pct > 10
+    assert cmp.get("S1", side="right").reference_levels == "L5"
+    assert adjacent_levels("L1", ["L1", "L2"]) == ["L2"]
+
+
+def test_rows_without_positions_are_flagged_and_unknown_options_rejected():
+    t = table(make_row("L5", "left", [1.1e-3, 1.3e-3, 1.2e-3]), make_row("L5", "right", [1.2e-3, 1.0e-3, 1.1e-3]))
+    cmp = compare_sides(t, symptomatic_side="left")
+    assert "noise_correlation_unknown" in cmp.rows[0].flags and cmp.notes
+    with pytest.raises(InputDataError, match="unknown option"):
+        compare_sides(t, n_bootstrap=10)
+    with pytest.raises(InputDataError, match="interval"):
+        compare_sides(t, interval="block")
+    with pytest.raises(InputDataError, match="reference"):
+        compare_sides(t, reference="mirror")
+
+
+def test_holm_matches_statsmodels_definition():
+    # Holm 1979 by hand: sorted p (0.01, 0.03, 0.04) * (3, 2, 1) -> 0.03, 0.06, max(0.06, 0.04)
+    assert holm([0.04, 0.01, 0.03]) == pytest.approx([0.06, 0.03, 0.06])
+    assert math.isnan(holm([math.nan, 0.2])[0]) and holm([math.nan, 0.2])[1] == 0.2

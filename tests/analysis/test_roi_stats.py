@@ -124,4 +124,4 @@ def test_dataframe_when_pandas(setup):
 def test_columns_cover_dataclass():
     from dataclasses import fields
 
-    assert {f.name for f in fields(RoiStats)} - {"values"} == set(CSV_COLUMNS)
+    assert {f.name for f in fields(RoiStats)} - {"values", "coords", "voxel_size_mm"} == set(CSV_COLUMNS)

@@ -161,3 +161,58 @@ def test_to_dict_is_json_ready(altered_left_l5):
     d = assess_entrapment(altered_left_l5, _clin()).to_dict()
     assert d["threshold_is_diagnostic"] is False
     json.dumps(d)
+
+
+# --------------------------------------------------------------------------- several parameters (issue #13)
+def _adc_fa(rng, adc_alt=None, fa_alt=None, *, n=40):
+    rows = []
+    for lv in ("L4", "L5", "S1"):
+        for side in ("left", "right"):
+            rows.append(make_row(lv, side, rng.normal((adc_alt or {}).get((lv, side), BASE), 0.06e-3, n)))
+            rows.append(make_row(lv, side, rng.normal((fa_alt or {}).get((lv, side), 0.30), 0.03, n),
+                                 parameter="fa", unit=""))
+    return table(*rows)
+
+
+def _holm_by_hand(p):
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    out, running = [0.0] * len(p), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def test_combined_adc_fa_uses_holm_and_finds_fa_only_change(rng):
+    # FA lower on the compressed root (meta-analyses, clinical-reference.md §2.2), ADC unchanged
+    cmp = compare_sides(_adc_fa(rng, fa_alt={("L5", "left"): 0.22}), symptomatic_side="left")
+    single = assess_entrapment(cmp, _clin(levels=["L5"]))
+    combined = assess_entrapment(cmp, _clin(levels=["L5"]), parameter=["adc", "fa"])
+    assert single.get("L5").classification != "concordant"
+    lv = combined.get("L5")
+    assert lv.classification == "concordant" and lv.parameter == "adc+fa"
+    assert combined.parameter == "adc+fa" and "Holm" in combined.settings["decision"]
+    p = [cmp.get("L5", parameter=x).p_value for x in ("adc", "fa")]
+    assert lv.p_holm == pytest.approx(min(_holm_by_hand(p)))
+    assert len(lv.components) == 2 and "fa:" in lv.components[1]
+    assert any("Holm" in s for s in combined.statements)
+    assert assess_entrapment(cmp, _clin(levels=["L5"]), parameter="combined").parameter == "adc+fa"
+
+
+def test_combined_symmetric_roots_are_not_concordant(rng):
+    hits = 0
+    for _ in range(10):
+        cmp = compare_sides(_adc_fa(rng), symptomatic_side="left")
+        ent = assess_entrapment(cmp, _clin(levels=["L4", "L5", "S1"]), parameter=["adc", "fa"])
+        hits += len(ent.by_class("concordant"))
+    assert hits <= 2  # of 30 symmetric levels; family-wise 5 % and the 10 % threshold
+
+
+def test_combined_parameter_errors(rng):
+    cmp = compare_sides(_roots(rng), symptomatic_side="left")
+    t2_only = compare_sides(table(make_row("L5", "left", [0.1] * 6, parameter="t2", unit="ms"),
+                                  make_row("L5", "right", [0.1] * 6, parameter="t2", unit="ms")))
+    with pytest.raises(InputDataError, match="combined"):
+        assess_entrapment(t2_only, parameter="combined")
+    with pytest.raises(InputDataError, match="distinct"):
+        assess_entrapment(cmp, parameter=["adc", "adc"])
