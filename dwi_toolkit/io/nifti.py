@@ -154,7 +154,7 @@ def load_nifti_dwi(
         if auto_bval is None:
             raise GradientError(
                 f"no .bval file found beside {p} (looked for {nifti_stem(p).name}.bval and bvals); "
-                "pass bvals=... (or --bvals on the command line)."
+                "pass bvals=... (command line: --bvals; dwi-toolkit run only reads a .bval beside the NIfTI)."
             )
         bvals = auto_bval
     if bvecs is None:
