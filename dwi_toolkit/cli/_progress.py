@@ -22,6 +22,8 @@ import time
 from typing import IO, Any
 
 _SPIN = "|/-\\"
+#: Seconds a command runs before the line appears (quick commands draw nothing).
+DELAY = 1.0
 _CURRENT: list["ProgressLine"] = []
 
 
@@ -168,7 +170,7 @@ class progress_line:
     text, and stdout/stderr writes erase it first. Yields the :class:`ProgressLine` (or None).
     """
 
-    def __init__(self, label: str, *, enabled: bool, delay: float = 1.0) -> None:
+    def __init__(self, label: str, *, enabled: bool, delay: float | None = None) -> None:
         self.label, self.enabled, self.delay = label, enabled, delay
         self.line: ProgressLine | None = None
 
@@ -178,7 +180,7 @@ class progress_line:
         from ..core.progress import listen
 
         self._saved = (sys.stdout, sys.stderr)
-        self.line = ProgressLine(sys.stderr, self.label, delay=self.delay)
+        self.line = ProgressLine(sys.stderr, self.label, delay=DELAY if self.delay is None else self.delay)
         self._listen = listen(self.line.update)
         self._listen.__enter__()
         self._handler = _ActivityHandler(self.line)
@@ -189,8 +191,9 @@ class progress_line:
             log.setLevel(logging.INFO)  # the console handler keeps its own (higher) level
         sys.stdout = _ClearingStream(sys.stdout, self.line)  # type: ignore[assignment]
         sys.stderr = _ClearingStream(sys.stderr, self.line)  # type: ignore[assignment]
-        self._streams = [(h, h.setStream(sys.stderr)) for h in log.handlers  # the CLI's console handler
-                         if getattr(h, "_dwi_cli", False)]
+        self._streams = [(h, h.stream) for h in log.handlers if getattr(h, "_dwi_cli", False)]
+        for h, _ in self._streams:  # the CLI's console handler erases the line before a record
+            h.stream = sys.stderr
         _CURRENT.append(self.line)
         return self.line.start()
 
@@ -201,7 +204,7 @@ class progress_line:
         _CURRENT.remove(self.line)
         sys.stdout, sys.stderr = self._saved
         for h, old in self._streams:
-            h.setStream(old)
+            h.stream = old
         log = logging.getLogger("dwi_toolkit")
         log.removeHandler(self._handler)
         log.setLevel(self._level)

@@ -6,7 +6,7 @@ import argparse
 
 from .main import build_parser
 
-HEADER = """# Command-line reference
+HEADER = r"""# Command-line reference
 
 Generated from the argument parser by `python -m dwi_toolkit.cli.docgen > docs/cli.md`
 (a test checks it is current). Exit codes: 0 success, 1 finished with failures (e.g. a subject of a

@@ -117,6 +117,7 @@ def _configure_logging(level_offset: int, debug: bool) -> None:
     for h in root.handlers:
         if getattr(h, "_dwi_cli", False):
             h.setLevel(level)
+            h.stream = sys.stderr  # the current stderr (main() may run several times in one process)
 
 
 def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:

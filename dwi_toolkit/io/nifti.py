@@ -161,7 +161,7 @@ def load_nifti_dwi(
         if auto_bvec is None:
             raise GradientError(
                 f"no .bvec file found beside {p} (looked for {nifti_stem(p).name}.bvec and bvecs); "
-                "pass bvecs=... (or --bvecs on the command line)."
+                "pass bvecs=... (command line: --bvecs; dwi-toolkit run only reads a .bvec beside the NIfTI)."
             )
         bvecs = auto_bvec
     b = read_bvals(bvals) if isinstance(bvals, (str, os.PathLike)) else np.asarray(bvals, float)
