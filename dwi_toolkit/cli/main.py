@@ -38,7 +38,7 @@ logger = logging.getLogger("dwi_toolkit.cli")
 
 #: Exit codes of every subcommand (also in each ``--help`` epilog and in docs/cli.md).
 EXIT_CODES = {
-    0: "success (also when the output pipe is closed early, e.g. | head)",
+    0: "success (also when a reader of the output stops early, such as head)",
     1: "finished, but something failed: a subject of a batch, a cross-check that disagrees",
     2: "usage, input or configuration error (one line on stderr; --debug shows the traceback)",
     130: "interrupted (Ctrl-C)",
