@@ -45,6 +45,8 @@ EXIT_CODES = {
 }
 EPILOG = "exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()) + "."
 VERSION = f"dwi_toolkit {__version__}"
+#: Commands that wait for the user (a window): no progress line while they run.
+INTERACTIVE = frozenset({"roi draw"})
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -155,14 +157,14 @@ def given_values_note(parser: argparse.ArgumentParser, args: argparse.Namespace,
     sub = _command_parser(parser, args)
     notes = []
     for action in sub._actions:
-        if not action.option_strings or action.help == argparse.SUPPRESS or action.dest in ("help", "version"):
-            continue
+        if not action.option_strings or action.help == argparse.SUPPRESS or action.nargs == 0:
+            continue  # positionals, hidden aliases and on/off flags carry no value to show
         value = getattr(args, action.dest, None)
         if value is None or value is False or value == action.default:
             continue
         name = action.dest[4:] if action.dest.startswith("opt_") else action.dest
         spelled = [name, *(o.lstrip("-") for o in action.option_strings if len(o) > 2)]
-        if any(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", message) for w in spelled):
+        if any(re.search(rf"(?<![\w.-]){re.escape(w)}(?![\w-])", message) for w in spelled):
             notes.append(f"{action.option_strings[-1]} {_shown(value)}".rstrip())
     return f" (you gave {', '.join(notes)})" if notes else ""
 
@@ -196,7 +198,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, debug: bool)
 
     label = " ".join(str(getattr(args, k)) for k in ("command", "roi_command") if getattr(args, k, None))
     try:
-        with progress_line(f"dwi-toolkit {label}", enabled=wanted(args)):
+        with progress_line(f"dwi-toolkit {label}", enabled=wanted(args) and label not in INTERACTIVE):
             code = int(args.func(args) or 0)
         sys.stdout.flush()
         return code

@@ -216,3 +216,14 @@ def test_run_summary_in_subject_order_with_this_runs_times():
     assert rows[0][1:3] == ["skipped", "-"] and "up to date" in rows[0][3]  # not the earlier run's 41 s
     assert rows[1][1:] == ["done", "2.2", ""] or rows[1][1:] == ["done", "2.3", ""]
     assert rows[2][1:] == ["failed", "0.5", "load: bad"]
+
+
+def test_given_values_note_skips_flags_and_file_names():
+    from dwi_toolkit.cli.main import given_values_note
+
+    p = build_parser()
+    a = p.parse_args(["info", "x.nii.gz", "--json", "--series-uid", "1.2.3"])
+    assert given_values_note(p, a, "cannot read clinical.json") == ""
+    assert given_values_note(p, a, "no series with series_uid 1.2.3") == " (you gave --series-uid 1.2.3)"
+    r = p.parse_args(["roi", "stats", "dwi.nii.gz", "--rois", "r.json", "--method", "ols"])
+    assert given_values_note(p, r, "method ols needs two b-values") == " (you gave --method ols)"
