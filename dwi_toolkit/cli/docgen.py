@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-
-from .main import build_parser
+from .main import _subparsers, build_parser
 
 HEADER = r"""# Command-line reference
 
@@ -74,13 +72,6 @@ def conventions() -> str:
 
     rows = "\n".join(f"| {code} | {text} |" for code, text in EXIT_CODES.items())
     return CONVENTIONS.format(exit_rows=rows)
-
-
-def _subparsers(parser: argparse.ArgumentParser):
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action.choices
-    return {}
 
 
 def render() -> str:
