@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
-
 
 def add_parser(sub, add_common) -> None:
     from .._options import add_input
@@ -25,6 +23,8 @@ def add_parser(sub, add_common) -> None:
 
 def describe(series) -> dict:
     """Facts about a series as a JSON-ready dict (no patient identifiers)."""
+    import numpy as np
+
     shells = []
     for sh in series.shells:
         vecs = series.bvecs[list(sh.indices)]
