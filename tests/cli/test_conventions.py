@@ -227,3 +227,17 @@ def test_given_values_note_skips_flags_and_file_names():
     assert given_values_note(p, a, "no series with series_uid 1.2.3") == " (you gave --series-uid 1.2.3)"
     r = p.parse_args(["roi", "stats", "dwi.nii.gz", "--rois", "r.json", "--method", "ols"])
     assert given_values_note(p, r, "method ols needs two b-values") == " (you gave --method ols)"
+
+
+def test_run_feeds_the_progress_line(monkeypatch):
+    """The runner's events become the line: subjects finished / total and the running step."""
+    from dwi_toolkit.cli.commands.run import _progress as run_progress
+
+    assert run_progress() is None  # no line (not a terminal): the runner gets no callback
+    line = _progress.ProgressLine(io.StringIO(), "dwi-toolkit run", delay=0.0)
+    monkeypatch.setattr(_progress, "_CURRENT", [line])
+    show = run_progress()
+    show(SimpleNamespace(kind="step", total=4, completed=1, key="sub-02", status=None, message="adc"))
+    assert "1/4 subjects" in line.text() and "(sub-02: adc)" in line.text()
+    show(SimpleNamespace(kind="subject", total=4, completed=2, key="sub-02", status="done", message="1.0 s"))
+    assert "2/4 subjects" in line.text() and "sub-02 done" in line.text()

@@ -61,7 +61,7 @@ def _progress():
         return None
 
     def show(ev) -> None:
-        line.update(ProgressUpdate("subjects", ev.completed, ev.total, "subject"))
+        line.update(ProgressUpdate("finished", ev.completed, ev.total, "subjects"))
         if ev.kind == "step":
             line.status(f"{ev.key}: {ev.message}")
         elif ev.kind == "subject":
