@@ -6,8 +6,15 @@ Each module defines ``add_parser(subparsers)`` which registers the subcommand an
 Command modules import heavy libraries (dipy, matplotlib, scipy.optimize, pydicom) inside their
 handlers, never at module level, so ``--help`` and ``info`` start fast.
 
-Exit codes: 0 success, 1 the run finished but something failed (e.g. a subject in a batch),
-2 usage, input or configuration error.
+Conventions every subcommand follows (documented in ``docs/cli.md``, "Command-line conventions"):
+
+- exit codes (:data:`EXIT_CODES`): 0 success, 1 the command finished but something failed (a
+  subject of a batch, a cross-check that disagrees), 2 usage, input or configuration error,
+  130 interrupted (Ctrl-C); a closed output pipe (``| head``) ends quietly with 0;
+- results on stdout, messages and progress on stderr; progress only when stderr is a terminal
+  and ``--quiet`` is not given (:mod:`dwi_toolkit.cli._progress`);
+- ``--version``, ``-v``/``-q`` and ``--debug`` on every subcommand;
+- an error is one line naming the values given (``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -15,16 +22,31 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
+import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .._version import __version__
 from ..errors import DwiToolkitError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "EXIT_CODES"]
 
 logger = logging.getLogger("dwi_toolkit.cli")
+
+#: Exit codes of every subcommand (also in each ``--help`` epilog and in docs/cli.md).
+EXIT_CODES = {
+    0: "success (also when a reader of the output stops early, such as head)",
+    1: "finished, but something failed: a subject of a batch, a cross-check that disagrees",
+    2: "usage, input or configuration error (one line on stderr; --debug shows the traceback)",
+    130: "interrupted (Ctrl-C)",
+}
+EPILOG = "exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()) + "."
+VERSION = f"dwi_toolkit {__version__}"
+#: Commands that wait for the user (a window): no progress line while they run.
+INTERACTIVE = frozenset({"roi draw"})
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
             "coordinates RAS+ mm."
         ),
     )
-    parser.add_argument("--version", action="version", version=f"dwi_toolkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     from . import commands
 
@@ -61,7 +82,26 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
         module.add_parser(sub, add_common_args)
+    _conventions(parser)
     return parser
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _conventions(parser: argparse.ArgumentParser) -> None:
+    """``--version`` and the exit-code epilog on the top command and every (nested) subcommand."""
+    if "--version" not in parser._option_string_actions:
+        parser.add_argument("--version", action="version", version=VERSION,
+                            help="print the dwi_toolkit version and exit")
+    if not parser.epilog:
+        parser.epilog = EPILOG
+    for child in _subparsers(parser).values():
+        _conventions(child)
 
 
 def _configure_logging(level_offset: int, debug: bool) -> None:
@@ -79,6 +119,103 @@ def _configure_logging(level_offset: int, debug: bool) -> None:
     for h in root.handlers:
         if getattr(h, "_dwi_cli", False):
             h.setLevel(level)
+            h.stream = sys.stderr  # the current stderr (main() may run several times in one process)
+
+
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)parser of the command that was run, e.g. the one of ``roi stats``."""
+    current = parser
+    while True:
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                child = action.choices.get(getattr(args, action.dest, None) or "")
+                if child is not None:
+                    current = child
+                    break
+        else:
+            return current
+
+
+def _shown(value: Any) -> str:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return " ".join("-" if v is None else f"{v:g}" if isinstance(v, float) else str(v) for v in items)
+
+
+def given_values_note(parser: argparse.ArgumentParser, args: argparse.Namespace, message: str) -> str:
+    """The options the user gave that `message` talks about, as they were typed.
+
+    Library messages name parameters (``b_range=(700.0, None)``, ``series_uid``); this adds the
+    command-line spelling of each one the user set, so an error always shows the values given.
+
+    Examples
+    --------
+    >>> p = build_parser()
+    >>> a = p.parse_args(["analyze", "x.nii.gz", "--rois", "r.json", "-o", "o", "--b-range", "700", "-"])
+    >>> given_values_note(p, a, "after b_range=None the series has [800.0]")
+    ' (you gave --b-range 700 -)'
+    """
+    sub = _command_parser(parser, args)
+    notes = []
+    for action in sub._actions:
+        if not action.option_strings or action.help == argparse.SUPPRESS or action.nargs == 0:
+            continue  # positionals, hidden aliases and on/off flags carry no value to show
+        value = getattr(args, action.dest, None)
+        if value is None or value is False or value == action.default:
+            continue
+        name = action.dest[4:] if action.dest.startswith("opt_") else action.dest
+        spelled = [name, *(o.lstrip("-") for o in action.option_strings if len(o) > 2)]
+        if any(re.search(rf"(?<![\w.-]){re.escape(w)}(?![\w-])", message) for w in spelled):
+            notes.append(f"{action.option_strings[-1]} {_shown(value)}".rstrip())
+    return f" (you gave {', '.join(notes)})" if notes else ""
+
+
+def _stdout_closed() -> bool:
+    """True when stdout is a pipe whose reader has gone (``| head``), or cannot be checked."""
+    try:
+        import select
+
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (AttributeError, ValueError, OSError, ImportError):
+        return True
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull so the interpreter's final flush cannot fail again (Python docs,
+    "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, ValueError, OSError):
+        pass
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, debug: bool) -> int:
+    """Run the handler; map errors to exit codes (see :data:`EXIT_CODES`)."""
+    from ._progress import progress_line, wanted
+
+    label = " ".join(str(getattr(args, k)) for k in ("command", "roi_command") if getattr(args, k, None))
+    try:
+        with progress_line(f"dwi-toolkit {label}", enabled=wanted(args) and label not in INTERACTIVE):
+            code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        if debug or not _stdout_closed():
+            raise
+        _silence_stdout()
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (DwiToolkitError, OSError) as err:
+        if debug:
+            raise
+        note = given_values_note(parser, args, str(err))
+        print(f"dwi-toolkit {label}: error: {err}{note}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,6 +229,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> code, out.getvalue().startswith("usage: dwi-toolkit")
     (2, True)
     """
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # --help, usage or an error message into a closed pipe
+        _silence_stdout()
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -109,18 +254,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     warnings.simplefilter("default")
     logging.captureWarnings(True)
-    try:
-        return int(args.func(args) or 0)
-    except DwiToolkitError as err:
-        if debug:
-            raise
-        print(f"dwi-toolkit {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except OSError as err:
-        if debug:
-            raise
-        print(f"dwi-toolkit {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    return _run(parser, args, debug)

@@ -154,14 +154,14 @@ def load_nifti_dwi(
         if auto_bval is None:
             raise GradientError(
                 f"no .bval file found beside {p} (looked for {nifti_stem(p).name}.bval and bvals); "
-                "pass bvals=... (or --bvals on the command line)."
+                "pass bvals=... (command line: --bvals; dwi-toolkit run only reads a .bval beside the NIfTI)."
             )
         bvals = auto_bval
     if bvecs is None:
         if auto_bvec is None:
             raise GradientError(
                 f"no .bvec file found beside {p} (looked for {nifti_stem(p).name}.bvec and bvecs); "
-                "pass bvecs=... (or --bvecs on the command line)."
+                "pass bvecs=... (command line: --bvecs; dwi-toolkit run only reads a .bvec beside the NIfTI)."
             )
         bvecs = auto_bvec
     b = read_bvals(bvals) if isinstance(bvals, (str, os.PathLike)) else np.asarray(bvals, float)

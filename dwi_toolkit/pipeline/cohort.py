@@ -207,8 +207,10 @@ def build_cohort(out_dir: str | os.PathLike, *, figure: bool = True) -> CohortSu
     manifest = read_manifest(out)
     summary = CohortSummary(out_dir=out)
     classes: list[str | None] = []
-    for key, entry in sorted(manifest.get("subjects", {}).items()):
+    started = str((manifest.get("runs") or [{}])[-1].get("started_utc") or "")
+    for key, entry in sorted(manifest.get("subjects", {}).items()):  # subject order, as discovered
         row = _collect_subject(summary, out, key, entry)
+        _this_run(row, entry, started)
         if row["status"] == "done":
             classes.append(row["indication"])
         summary.subject_rows.append(row)
@@ -228,6 +230,16 @@ def _subject_row(key: str, entry: dict[str, Any]) -> dict[str, Any]:
             "status": entry.get("status"), "reason": entry.get("reason") or entry.get("error") or "",
             "duration_s": entry.get("duration_s"), "indication": None, "decisive_rules": None,
             "entrapment": None, "entrapment_levels": None, "report": None}
+
+
+def _this_run(row: dict[str, Any], entry: dict[str, Any], started_utc: str) -> None:
+    """``this_run``: the latest run's status of the subject (``skipped`` when its outputs are
+    older than that run); a skipped subject's time is not this run's, so it is left empty."""
+    finished = str(entry.get("finished_utc") or "")
+    skipped = row["status"] == "done" and bool(started_utc) and bool(finished) and finished < started_utc
+    row["this_run"] = "skipped" if skipped else row["status"]
+    if skipped:
+        row["duration_s"] = None
 
 
 def _read_report(sdir: Path, products: dict[str, Any], key: str) -> dict[str, Any] | None:

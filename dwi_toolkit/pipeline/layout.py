@@ -114,7 +114,7 @@ class Subject:
         files: dict[str, list[Path]] = {}
         if self.dwi is not None:
             if self.dwi.is_dir():
-                files["dwi"] = sorted(p for p in self.dwi.rglob("*") if p.is_file() and not p.name.startswith("."))
+                files["dwi"] = sorted(p for p in _walk_files(self.dwi) if p.is_file())
             else:
                 side = [self.dwi, self.bvals, self.bvecs, _sidecar(self.dwi)]
                 files["dwi"] = [p for p in side if p is not None and p.is_file()]
@@ -188,9 +188,22 @@ def _visible(paths: Iterable[Path]) -> list[Path]:
 
 
 def _walk_files(folder: Path) -> list[Path]:
+    """Visible files under `folder`, following symlinked folders (a ``dwi/`` or DICOM folder
+    linked into the subject) but never into a loop: a folder already visited (by its real path)
+    is skipped with a warning."""
     out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    seen = {os.path.realpath(folder)}
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        keep = []
+        for d in sorted(d for d in dirnames if not d.startswith(".")):
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if real in seen:
+                logger.warning("%s: symlink loop or folder reached twice (-> %s); not followed again",
+                               Path(dirpath, d), real)
+                continue
+            seen.add(real)
+            keep.append(d)
+        dirnames[:] = keep
         out += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".")]
     return out
 

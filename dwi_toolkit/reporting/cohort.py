@@ -128,7 +128,9 @@ def cohort_index_html(
     ----------
     subjects : sequence of mapping
         Each with ``key``, ``status``, ``reason``, ``indication``, ``entrapment`` (short text),
-        ``report`` (relative link or None), ``duration_s``.
+        ``report`` (relative link or None), ``duration_s`` (None: not run this time), optionally
+        ``this_run`` (the latest run's status, e.g. ``skipped``; shown instead of ``status``).
+        Rows are shown in the given order (the caller's subject order).
     indication_summary : mapping
         ``counts`` and ``shares_pct`` per class, ``n_assessed``, ``n_not_assessed``.
     figure_png_bytes : bytes, optional
@@ -151,8 +153,9 @@ def cohort_index_html(
              "cut-off is endorsed for diagnosis (clinical-reference.md §0, §2.8, §4).</p>",
              '<p class="meta">' + " · ".join(f"{_esc(k)}: {_esc(v)}" for k, v in meta.items()) + "</p>"]
     counts: dict[str, int] = {}
-    for s in subjects:
-        counts[s.get("status", "?")] = counts.get(s.get("status", "?"), 0) + 1
+    for s in subjects:  # the latest run's status (this_run) when known
+        st = s.get("this_run") or s.get("status", "?")
+        counts[st] = counts.get(st, 0) + 1
     parts.append("<p>" + " ".join(f"{_badge(k)} {v}" for k, v in sorted(counts.items())) + "</p>")
 
     parts.append("<h2>Indication classes across subjects</h2>")
@@ -177,7 +180,7 @@ def cohort_index_html(
         link = s.get("report")
         rep = f'<a href="{_esc(link)}">{_esc(s.get("report_label", "report"))}</a>' if link else "–"
         dur = s.get("duration_s")
-        srows.append([_esc(s.get("key")), _badge(s.get("status")), _badge(s.get("indication")),
+        srows.append([_esc(s.get("key")), _badge(s.get("this_run") or s.get("status")), _badge(s.get("indication")),
                       _esc(s.get("entrapment") or "–"), rep,
                       "" if dur is None else f"{float(dur):.1f}", _esc(s.get("reason") or "")])
     parts.append(_table(srows, ["subject", "status", "indication", "entrapment (levels other than no_asymmetry)", "report",

@@ -34,7 +34,7 @@ def test_convert_list_and_several_series(tmp_path, capsys):
     write_series(tmp_path / "in" / "b", series_uid="1.2.3.2", description="second", series_number=5)
     assert main(["convert", str(tmp_path / "in"), "--list"]) == 0
     out = capsys.readouterr().out
-    assert "1.2.3.1" in out and "1.2.3.2" in out and "role=dwi" in out
+    assert "1.2.3.1" in out and "1.2.3.2" in out and "  role  " in out and "  dwi  " in out
     assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "o1")]) == 2
     assert "--series-uid" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "o2"), "--all", "--no-gzip"]) == 0

@@ -71,14 +71,14 @@ def run(args: argparse.Namespace) -> int:
         _import_nibabel_without_pydicom()
     infos = find_dwi_series(args.path, b0_threshold=args.b0_threshold)
     if args.list:
-        if not infos:
-            print("no DICOM series found")
-        for s in infos:
-            print(s.summary())
+        from .._series import series_table
+
+        print(series_table(infos))
         return 0
     if not args.out:
         raise InputDataError("convert needs an output folder: -o OUTDIR (or --list to only list series)")
     out = Path(args.out)
+    _list_others(infos, args)
     if args.all and not args.series_uid:
         chosen = [s for s in infos if s.role == "dwi"]
         if not chosen:
@@ -107,6 +107,24 @@ def run(args: argparse.Namespace) -> int:
             target = save_map(pmap, out / f"scanner_adc_{info.series_number}_{_safe(info.description)}{ext}")
             print(f"{info.description}: scanner ADC (mm^2/s) -> {target}")
     return 0 if agree else 1
+
+
+def _list_others(infos, args: argparse.Namespace) -> None:
+    """With several series under PATH, list them all and mark the one(s) converted."""
+    from ...errors import DicomError
+    from ...io.dicom import select_series
+    from .._series import series_table
+
+    if len(infos) < 2:
+        return
+    if args.all and not args.series_uid:
+        chosen = [s for s in infos if s.role == "dwi"]
+    else:
+        try:
+            chosen = [select_series(infos, series_uid=args.series_uid, role="dwi", path=args.path)]
+        except DicomError:
+            chosen = []  # none chosen: the conversion below raises the error saying why
+    print(series_table(infos, chosen, what="converted") + ("" if args.all else " (or --all)"))
 
 
 def _load_one(info, args):

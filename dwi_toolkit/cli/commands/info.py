@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
-
 
 def add_parser(sub, add_common) -> None:
     from .._options import add_input
@@ -25,6 +23,8 @@ def add_parser(sub, add_common) -> None:
 
 def describe(series) -> dict:
     """Facts about a series as a JSON-ready dict (no patient identifiers)."""
+    import numpy as np
+
     shells = []
     for sh in series.shells:
         vecs = series.bvecs[list(sh.indices)]
@@ -47,12 +47,38 @@ def describe(series) -> dict:
     }
 
 
-def run(args: argparse.Namespace) -> int:
-    from ...io.loading import load_dwi
+def _load(args: argparse.Namespace):
+    """The series to describe, and (DICOM input) every series found with the chosen one."""
+    from pathlib import Path
 
-    series = load_dwi(args.path, bvals=args.bvals, bvecs=args.bvecs, series_uid=args.series_uid,
-                      b0_threshold=args.b0_threshold)
+    from ...io.loading import load_dwi, looks_like_dicom, nifti_dwi_candidates
+
+    p = Path(args.path)
+    dicom = (p.is_file() and looks_like_dicom(p)) or (p.is_dir() and (args.series_uid or not nifti_dwi_candidates(p)))
+    if not dicom:
+        return load_dwi(p, bvals=args.bvals, bvecs=args.bvecs, series_uid=args.series_uid,
+                        b0_threshold=args.b0_threshold), [], None
+    from ...io.dicom import find_dwi_series, load_dicom_series, select_series
+
+    infos = find_dwi_series(p, b0_threshold=args.b0_threshold)
+    n_dwi = sum(s.role == "dwi" for s in infos)
+    if n_dwi > 1 and not args.series_uid:
+        from ...errors import InputDataError
+        from .._series import series_table
+
+        raise InputDataError(f"{n_dwi} raw DWI series under {p}; describe one with --series-uid UID.\n"
+                             + series_table(infos))
+    chosen = select_series(infos, series_uid=args.series_uid, role="dwi", path=p)
+    return load_dicom_series(chosen, b0_threshold=args.b0_threshold), infos, chosen
+
+
+def run(args: argparse.Namespace) -> int:
+    from .._series import series_rows, series_table
+
+    series, infos, chosen = _load(args)
     facts = describe(series)
+    if infos:
+        facts["dicom_series"] = series_rows(infos, [chosen])
     if args.json:
         print(json.dumps(facts, indent=2))
         return 0
@@ -70,4 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 "EchoTime", "RepetitionTime", "PhaseEncodingDirection", "PatientPosition"):
         if key in facts:
             print(f"{key + ':':<{w}}{facts[key]}{units.get(key, '')}")
+    if infos:
+        print()
+        print(series_table(infos, [chosen], what="described above"))
     return 0

@@ -6,18 +6,19 @@ Also the BIDS-Apps form ``dwi-toolkit run BIDS_DIR OUTDIR participant|group``.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
 def add_parser(sub, add_common) -> None:
+    from ...pipeline.spec import builtin_pipelines
     from .._options import add_out
 
+    names = ", ".join(sorted(builtin_pipelines()))  # the registry --list-pipelines shows
     p = sub.add_parser(
         "run",
         help="run a pipeline over every subject of a study (folder of subject folders or BIDS dataset)",
         description=(
-            "Run a declarative pipeline (built-in: default, adc-only, high-b; or a TOML file) on every "
+            f"Run a declarative pipeline (built-in: {names}; or a TOML file) on every "
             "subject found in INPUT: a folder of subject folders (DICOM at any depth or NIfTI + "
             ".bval/.bvec, optional rois.json / *.mrk.json / *_dseg.nii.gz and clinical.json) or a BIDS "
             "dataset (ROIs and clinical.json from derivatives/). Outputs follow BIDS-derivatives naming; "
@@ -32,7 +33,8 @@ def add_parser(sub, add_common) -> None:
                    help="BIDS-Apps level: 'participant' runs subjects, 'group' builds the cohort summary")
     add_out(p, required=False, help="output folder (created)", old=("--out-dir", "--outdir", "--output"))
     p.add_argument("--pipeline", default="default",
-                   help="built-in pipeline name (default, adc-only, high-b) or a pipeline .toml file")
+                   help=f"built-in pipeline name ({names}; --list-pipelines describes them) or a "
+                   "pipeline .toml file (default: default)")
     p.add_argument("--jobs", "-j", type=int, default=1,
                    help="local worker processes (default 1; 0 = one per CPU)")
     p.add_argument("--scheduler", metavar="ADDRESS",
@@ -49,33 +51,38 @@ def add_parser(sub, add_common) -> None:
     p.set_defaults(func=run)
 
 
-class _Bar:
-    """A one-line progress bar on stderr (only when stderr is a terminal and not --quiet)."""
+def _progress():
+    """A runner progress callback feeding the command's progress line (None when there is none)."""
+    from ...core.progress import ProgressUpdate
+    from .._progress import current
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.width = 28
+    line = current()
+    if line is None:
+        return None
 
-    def __call__(self, ev) -> None:
-        if not self.enabled or ev.total == 0:
-            return
-        frac = ev.completed / ev.total
-        fill = int(round(self.width * frac))
-        what = ""
+    def show(ev) -> None:
+        line.update(ProgressUpdate("finished", ev.completed, ev.total, "subjects"))
         if ev.kind == "step":
-            what = f"{ev.key}: {ev.message}"
+            line.status(f"{ev.key}: {ev.message}")
         elif ev.kind == "subject":
-            what = f"{ev.key} {ev.status}"
-        elif ev.kind == "start" and ev.n_skip:
-            what = f"{ev.n_skip} up to date"
-        line = f"\r[{'#' * fill}{'.' * (self.width - fill)}] {ev.completed}/{ev.total} {what}"
-        sys.stderr.write(line[:100].ljust(100))
-        sys.stderr.flush()
+            line.status(f"{ev.key} {ev.status}")
 
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+    return show
+
+
+def _summary_rows(result) -> list[list[str]]:
+    """One row per subject in subject order, with this run's status and time."""
+    by_key = {r.key: r for r in result.results}
+    rows = []
+    for p in result.plan:
+        r = by_key.get(p.subject.key)
+        if r is None:
+            continue
+        if r.status == "skipped":  # its outputs (and their time) are from an earlier run
+            rows.append([r.key, "skipped", "-", f"up to date ({p.reason})" if p.reason else "up to date"])
+        else:
+            rows.append([r.key, r.status, f"{r.duration_s:.1f}", r.reason if r.status != "done" else ""])
+    return rows
 
 
 def _table(rows, header) -> str:
@@ -113,16 +120,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ...pipeline.runner import run_pipeline
 
-    bar = _Bar(enabled=sys.stderr.isatty() and args.quiet == 0 and not args.dry_run)
-    try:
-        result = run_pipeline(
-            args.input, out, pipeline=args.pipeline, jobs=args.jobs, scheduler=args.scheduler,
-            force=args.force, dry_run=args.dry_run, participant_labels=args.participant_label,
-            derivatives=args.derivatives, progress=bar,
-            cohort=not args.no_cohort and args.analysis_level != "participant",
-        )
-    finally:
-        bar.close()
+    result = run_pipeline(
+        args.input, out, pipeline=args.pipeline, jobs=args.jobs, scheduler=args.scheduler,
+        force=args.force, dry_run=args.dry_run, participant_labels=args.participant_label,
+        derivatives=args.derivatives, progress=_progress(),
+        cohort=not args.no_cohort and args.analysis_level != "participant",
+    )
     spec = result.pipeline
     if args.dry_run:
         print(f"pipeline {spec.name} ({spec.source}), hash {spec.hash[:12]}: "
@@ -140,9 +143,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{n_run} to run, {len(result.plan) - n_run} up to date ({result.dataset.kind} layout: {result.dataset.root})")
         return 0
     if args.quiet < 2:
-        rows = [[r.key, r.status, f"{r.duration_s:.1f}", r.reason if r.status != "done" else ""]
-                for r in result.results]
-        print(_table(rows, ["subject", "status", "time (s)", "reason"]))
+        print(_table(_summary_rows(result), ["subject", "status", "time (s)", "reason"]))
         c = result.counts
         print(f"\ndone {c['done']}, skipped {c['skipped']}, failed {c['failed']} in {result.duration_s:.1f} s "
               f"(pipeline {spec.name}, hash {spec.hash[:12]})")
