@@ -44,7 +44,7 @@ margin-top:2rem;padding-bottom:.2rem}h3{font-size:1rem}
 .warn{background:#fdecea;border-left:5px solid #c62828;padding:.6rem .9rem;margin:.8rem 0}
 .tbl{max-width:100%}table{border-collapse:collapse;font-size:.82rem;margin:.6rem 0;width:100%}
 caption{text-align:left;font-weight:600;padding:.3rem 0}
-th,td{border:1px solid #d7dbe0;padding:.25rem .4rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th,td{border:1px solid #d7dbe0;padding:.25rem .4rem;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:#eef1f4}tr:nth-child(even) td{background:#fafbfc}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #d7dbe0}

@@ -50,6 +50,7 @@ __all__ = [
     "with_unit",
     "fmt_interval",
     "label",
+    "prose",
     "aligned_table",
     "records_to_csv",
     "comparison_records",
@@ -104,6 +105,21 @@ LABELS: dict[str, str] = {
     "present": "present", "absent": "absent", "unknown": "not recorded",
     "higher": "higher", "lower": "lower", "equal": "equal",
     "yes": "yes", "no": "no",
+    # run parameters (provenance) and QC facts
+    "b_min": "lowest b-value", "b_max": "highest b-value", "b0_threshold": "b=0 threshold",
+    "threshold_pct": "asymmetry threshold", "n_boot": "bootstrap resamples", "ci": "interval level",
+    "min_voxels": "minimum voxels per side", "max_cv": "largest coefficient of variation",
+    "csf_threshold": "CSF threshold (voxels above excluded)", "snr_warn": "SNR limit",
+    "mask_voxels": "voxels in the analysis mask", "mask": "analysis mask", "dti": "DTI fitted",
+    "seed": "random seed", "method": "fit method", "bvals_used": "b-values used",
+    "analysis_mask": "analysis mask", "excluded_voxels": "excluded voxels (all ROIs)",
+    "included_voxels": "included voxels (all ROIs)", "symptomatic_side_source": "symptomatic side from",
+    "fit_failed_roi": "fit failures in an ROI", "fit_failed_body": "fit failures in the body",
+    "low_snr": "low SNR", "too_few_voxels": "too few voxels", "b_range": "b-value range",
+    "motion": "motion between b=0 volumes", "scanner_adc": "scanner ADC disagreement",
+    "side_mismatch": "ROI side label against position",
+    "auto": "body (automatic)", "wls": "weighted least squares", "ols": "ordinary least squares",
+    "nls": "non-linear least squares", "clinical.radicular_side": "clinical input (radicular side)",
 }
 
 _WORDS = {"adc": "ADC", "fa": "FA", "md": "MD", "ci": "CI", "csf": "CSF", "snr": "SNR", "roi": "ROI",
@@ -163,6 +179,8 @@ def fmt(value: Any, unit: str | None = None, *, signed: bool = False) -> str:
     if not _finite(value):
         return EMPTY
     scale, nd = _decimals(unit)
+    if isinstance(value, int) and scale == 1.0 and unit not in ("%", "mm^3", "mm³", "mm3", "fraction"):
+        nd = 0  # counts and other integers stay integers
     x = round(float(value) * scale, nd)
     if x == 0:
         x = 0.0  # no "-0.0"
@@ -216,8 +234,8 @@ def label(code: Any) -> str:
     --------
     >>> label("R-CES"), label("ci_spans_zero"), label("prescriber_orthopaedic_neurosurgery_or_primary_care")
     ('Cauda equina signs', 'interval includes no difference', 'Prescriber orthopaedic neurosurgery or primary care')
-    >>> label(None), label(True)
-    ('–', 'yes')
+    >>> label(None), label(True), label("MagneticFieldStrength")
+    ('–', 'yes', 'Magnetic field strength')
     """
     if code is None or code == "":
         return EMPTY
@@ -230,9 +248,27 @@ def label(code: Any) -> str:
         return _rule_titles().get(text, text)
     if "_" not in text and text.islower() and text not in _WORDS:
         return text
+    if "_" not in text and " " not in text and text[:1].isupper() and not text.isupper():
+        text = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", text).lower()       # BIDS CamelCase keys
     words = [_WORDS.get(w, w) for w in text.split("_") if w]
     out = " ".join(words)
     return out[:1].upper() + out[1:] if out else text
+
+
+_CODE = re.compile(r"(?<![\w./-])[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?![\w-]|\.\w)")
+
+
+def prose(text: Any) -> str:
+    """Replace machine code words (``rel_diff_pct``, ``referred_pain``) inside a sentence by labels.
+
+    File names (``side_comparison.csv``) are left alone.
+
+    Examples
+    --------
+    >>> prose("rel_diff_pct +3.8 %; see side_comparison.csv (referred_pain is false).")
+    'relative difference +3.8 %; see side_comparison.csv (Referred pain is false).'
+    """
+    return _CODE.sub(lambda m: label(m.group(0)), "" if text is None else str(text))
 
 
 def clean_number(value: Any, ndigits: int = 6) -> Any:

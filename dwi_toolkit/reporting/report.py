@@ -520,7 +520,7 @@ class Report:
                          f"{H.esc('the body (voxels above the background on the mean b=0 image)' if mask == 'auto' else mask)}."
                          "</p>")
         if self.entrapment is not None and getattr(self.entrapment, "levels", None):
-            st = "".join(f"<li>{H.esc(lv.statement)}</li>" for lv in self.entrapment.levels)
+            st = "".join(f"<li>{H.esc(P.prose(lv.statement))}</li>" for lv in self.entrapment.levels)
             parts.append(f"<details><summary>Per-level statements in words</summary><ul>{st}</ul></details>")
         if not any(parts[:-1]) and self.comparison is None and ind is None:
             parts.append("<p>No assessments in this report.</p>")
@@ -531,7 +531,7 @@ class Report:
         cls = _indication_class(ind)
         out = (f'<p>Class: <span class="badge {H.esc(cls)}">{H.esc(P.label(cls))}</span></p>' if cls else "")
         if ind.get("explanation"):
-            out += f'<div class="callout">{H.esc(ind["explanation"])}</div>'
+            out += f'<div class="callout">{H.esc(P.prose(ind["explanation"]))}</div>'
         from .indication_section import SECTION_KEYS, guideline_table_html
 
         out += guideline_table_html(ind)
@@ -539,7 +539,7 @@ class Report:
             "classification", "explanation", "kovacs2013_risk_factors", "rule_trace", *SECTION_KEYS}))
         rf = ind.get("kovacs2013_risk_factors")
         if isinstance(rf, list) and rf and isinstance(rf[0], dict):
-            out += H.table([{"risk factor": x.get("description") or P.label(x.get("name")),
+            out += H.table([{"risk factor": P.prose(x.get("description")) or P.label(x.get("name")),
                              "status": P.label(x.get("status")),
                              "odds ratio (95 % CI)": f"{x.get('odds_ratio')} ({', '.join(str(c) for c in x.get('ci95') or [])})"}
                             for x in rf], caption="Kovacs 2013 risk factors for an inappropriate request "
@@ -553,7 +553,7 @@ class Report:
 
     def _html_entrapment(self) -> str:
         e = self.entrapment
-        st = "".join(f"<li>{H.esc(x)}</li>" for x in e.statements)
+        st = "".join(f"<li>{H.esc(P.prose(x))}</li>" for x in e.statements)
         recs = [{"level": f"{lv.level} {lv.segment}", "class": P.label(lv.classification),
                  "why": "; ".join(P.label(x) for x in lv.reasons) or None,
                  "difference": P._value_ci(lv.index_value, lv.ci_low, lv.ci_high, "%", signed=True),
@@ -564,7 +564,7 @@ class Report:
             "direction": "measured direction (symptomatic side)", "expected": "direction in meta-analyses",
             "suspected": "clinically suspected", "voxels": "voxels symptomatic/other"},
             caption=f"Per-level classes ({P.label(e.parameter)}, threshold ±{P.fmt(e.threshold_pct, '%')} %)")
-        cav = "".join(f"<li>{H.esc(c)}</li>" for c in e.caveats)
+        cav = "".join(f"<li>{H.esc(P.prose(c))}</li>" for c in e.caveats)
         return (f'{tbl}<details><summary>Statements and caveats</summary><div class="callout"><ul>{st}</ul>'
                 f"</div><h3>Caveats</h3><ul>{cav}</ul></details>")
 
@@ -589,11 +589,11 @@ class Report:
                          "Every column of side_comparison.csv is in report.json.")))
             parts.append("<details><summary>Indices, conventions and flags</summary><ul>"
                          + "".join(f"<li>{H.esc(P.label(k))} = {H.esc(v)} (%)</li>" for k, v in INDEX_FORMULAS.items())
-                         + f"</ul><p>{H.esc(c.convention)} Flags: too few voxels = fewer than "
+                         + f"</ul><p>{H.esc(P.prose(c.convention))} Flags: too few voxels = fewer than "
                          f"{H.esc(c.settings.get('min_voxels'))} voxels on a side; noisy = coefficient of "
                          f"variation above {H.esc(c.settings.get('max_cv'))}; one side missing = no ROI value "
                          "on one side.</p>"
-                         + "".join(f'<p class="callout">{H.esc(n)}</p>' for n in getattr(c, "notes", ()))
+                         + "".join(f'<p class="callout">{H.esc(P.prose(n))}</p>' for n in getattr(c, "notes", ()))
                          + "</details>")
         return "".join(parts)
 
@@ -634,7 +634,7 @@ class Report:
             recs = [{"ROI": p["roi"], "mean b=0 signal (a.u.)": P.fmt(p["mean_b0"]["value"], "1"),
                      "SNR": P.fmt(p["snr"]["value"], "1")} for p in snr.get("per_roi", [])]
             out += (f"<p>SNR (b=0) estimate: {H.esc(snr.get('method'))}; noise SD "
-                    f"{H.esc(_fmt_q(snr.get('noise_sd')))}.</p>")
+                    f"{H.esc(P.fmt((snr.get('noise_sd') or {}).get('value'), '1'))} (arbitrary units).</p>")
             if recs:
                 out += H.table(recs)
         return out
@@ -642,7 +642,7 @@ class Report:
     def _html_acquisition(self) -> str:
         acq = dict(self.acquisition)
         shells = acq.pop("shells", None)
-        out = H.definition_list((k, _fmt_q(v)) for k, v in acq.items())
+        out = H.definition_list((P.label(k), _fmt_q(v)) for k, v in acq.items())
         if shells:
             out += H.table([{"b (s/mm²)": s["bval"]["value"], "volumes": s["n_volumes"]} for s in shells],
                            caption="Shells")
@@ -657,13 +657,13 @@ class Report:
             ("dependencies", ", ".join(f"{k} {v}" for k, v in (p.get("dependencies") or {}).items())),
             ("command", p.get("command")),
         ])
-        params = [(k, _fmt_q(v)) for k, v in (p.get("parameters") or {}).items()]
+        params = [(P.label(k), _fmt_q(v)) for k, v in (p.get("parameters") or {}).items()]
         if params:
             out += "<h3>Parameters</h3>" + H.definition_list(params)
         inputs = p.get("inputs") or []
         if inputs:
             out += H.table([{"role": f["role"], "name": f["name"], "kind": f.get("kind"),
-                             "SHA-256": f["sha256"], "size (bytes)": (f.get("size_bytes") or {}).get("value")}
+                             "SHA-256": " ".join(f["sha256"][i:i + 16] for i in range(0, 64, 16)), "size (bytes)": (f.get("size_bytes") or {}).get("value")}
                             for f in inputs], caption="Input files (name and checksum only)")
         return out
 
@@ -748,7 +748,7 @@ def _fmt_q(v: Any) -> str:
         return ", ".join(_fmt_q(x) for x in v) or P.EMPTY
     if isinstance(v, float):
         return P.fmt(v, "1")
-    return P.label(v) if isinstance(v, bool) or v is None else str(v)
+    return P.label(v) if isinstance(v, bool) or v is None or v in P.LABELS else str(v)
 
 
 def _indication_items(ind: Mapping[str, Any], *, skip: set[str]) -> list[tuple[str, str]]:
@@ -767,7 +767,8 @@ def _indication_items(ind: Mapping[str, Any], *, skip: set[str]) -> list[tuple[s
             v = ", ".join(P.label(x) if isinstance(x, str) else str(x) for x in v)
         elif isinstance(v, (bool, type(None))) or (isinstance(v, str) and "_" in v and " " not in v):
             v = P.label(v)
-        items.append((P.label(k), v))
+        key = P.label(k)
+        items.append((key[:1].upper() + key[1:], v))
     return items
 
 
@@ -968,7 +969,7 @@ def _add_figures(rep: Report, *, series, fit, roi_masks, comparison, entrapment)
                                            threshold_pct=thr if param == getattr(entrapment, "parameter", "adc") else None)
             rep.add_figure(name, fig,
                            f"{param.upper()}. Left: ROI mean per side with its bootstrap CI. Right: "
-                           "rel_diff_pct = 100·(Xs−Xc)/Xc with its CI"
+                           "relative difference 100·(Xs−Xc)/Xc (%) with its CI"
                            + (f"; dashed lines ±{thr:g} % (user threshold, not a diagnostic cut-off)."
                               if thr and param == getattr(entrapment, "parameter", "adc") else "."))
     if fit is not None and getattr(fit, "adc", None) is not None:
