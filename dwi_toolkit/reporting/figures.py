@@ -315,9 +315,9 @@ def side_comparison_figure(comparison: Any, *, parameter: str = "adc", threshold
     labels = [r.level if len({q.segment for q in rows}) == 1 else f"{r.level}\n{r.segment[:4]}" for r in rows]
     if side:
         other = "right" if side == "left" else "left"
-        series = [(f"symptomatic ({side})", side, "#d62728", -0.12), (f"contralateral ({other})", other, "#1f77b4", 0.12)]
+        series = [(f"symptomatic ({side})", side, "#D55E00", -0.12), (f"contralateral ({other})", other, "#0072B2", 0.12)]
     else:
-        series = [("left", "left", "#9467bd", -0.12), ("right", "right", "#2ca02c", 0.12)]
+        series = [("left", "left", "#CC79A7", -0.12), ("right", "right", "#009E73", 0.12)]
     for name, s, color, dx in series:
         v = np.array([getattr(r, f"value_{s}") for r in rows]) * scale
         lo = np.array([getattr(r, f"{s}_ci_low") for r in rows]) * scale
@@ -334,23 +334,22 @@ def side_comparison_figure(comparison: Any, *, parameter: str = "adc", threshold
         lo = np.array([r.rel_diff_pct_ci_low for r in rows])
         hi = np.array([r.rel_diff_pct_ci_high for r in rows])
         err = np.vstack([np.where(np.isfinite(lo), v - lo, 0), np.where(np.isfinite(hi), hi - v, 0)])
-        colors = ["#7f7f7f" if ("too_small" in r.flags or "missing_side" in r.flags) else "#d62728" for r in rows]
+        colors = ["#7f7f7f" if ("too_small" in r.flags or "missing_side" in r.flags) else "#D55E00" for r in rows]
         for xi, vi, e0, e1, c in zip(x, v, err[0], err[1], colors):
             ax2.errorbar([xi], [vi], yerr=[[max(e0, 0)], [max(e1, 0)]], fmt="s", color=c, capsize=3)
-        ax2.set_ylabel("rel_diff_pct = 100·(Xs−Xc)/Xc (%)")
-        ax2.set_title("Side difference (symptomatic − contralateral)", fontsize=9)
+        ax2.set_ylabel("relative difference 100·(Xs−Xc)/Xc (%)")
+        note = f"\ndashed: ±{threshold_pct:g} % threshold (not diagnostic)" if threshold_pct else ""
+        ax2.set_title("Side difference (symptomatic − contralateral)" + note, fontsize=9)
         if threshold_pct:
             for t in (threshold_pct, -threshold_pct):
-                ax2.axhline(t, color="#ff7f0e", ls="--", lw=1)
-            ax2.text(0.99, 0.98, f"±{threshold_pct:g} % threshold (not diagnostic)", transform=ax2.transAxes,
-                     ha="right", va="top", fontsize=7, color="#ff7f0e")
+                ax2.axhline(t, color="#E69F00", ls="--", lw=1.2)
     else:
         v = np.array([r.abs_asymmetry_index_pct for r in rows])
-        ax2.bar(x, np.nan_to_num(v), color="#8c564b")
-        ax2.set_ylabel("abs_asymmetry_index_pct (%)")
+        ax2.bar(x, np.nan_to_num(v), color="#56B4E9")
+        ax2.set_ylabel("absolute asymmetry index (%)")
         ax2.set_title("Absolute asymmetry (symptomatic side unknown)", fontsize=9)
         if threshold_pct:
-            ax2.axhline(threshold_pct, color="#ff7f0e", ls="--", lw=1)
+            ax2.axhline(threshold_pct, color="#E69F00", ls="--", lw=1.2)
     ax2.axhline(0, color="black", lw=0.8)
     ax2.set_xticks(x, labels)
     ax2.grid(alpha=0.3)

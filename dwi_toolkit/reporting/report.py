@@ -974,10 +974,13 @@ def _add_figures(rep: Report, *, series, fit, roi_masks, comparison, entrapment)
                               if thr and param == getattr(entrapment, "parameter", "adc") else "."))
     if fit is not None and getattr(fit, "adc", None) is not None:
         fig = F.adc_montage(fit, rois=roi_masks)
+        bu = getattr(fit, "bvals_used", None)
+        bs = ", ".join(P.fmt(float(b), "s/mm^2") for b in sorted(set(np.asarray(bu).ravel().tolist()))) if bu is not None else ""
         rep.add_figure("adc_montage", fig,
-                       "ADC (×10⁻³ mm²/s, grey 0–3) on the slices that contain ROIs; outlines and labels "
-                       "mark the ROIs; edge letters (L/R, P/A, I/S) give the patient directions from "
-                       "the affine.")
+                       f"ADC{f' from b = {bs} s/mm²' if bs else ''}, window 0–3.0 ×10⁻³ mm²/s (grey scale, "
+                       "black = no fit), on the slices that contain ROIs; coloured outlines and labels "
+                       "mark the ROIs (leader lines where a label is moved to avoid another); edge "
+                       "letters (L/R, P/A, I/S) give the patient directions from the affine.")
     if series is not None and roi_masks:
         bu = getattr(fit, "bvals_used", None) if fit is not None else None
         b_range = (float(np.min(bu)), float(np.max(bu))) if bu is not None and np.size(bu) else None
