@@ -167,7 +167,7 @@ def adc_montage(
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
     aspect = data.shape[1] / max(data.shape[0], 1)
-    fig = _new_figure(2.9 * ncols + 1.0, 2.9 * nrows * aspect + (0.6 if title else 0.3))
+    fig = _new_figure(2.4 * ncols + 0.9, 2.4 * nrows * aspect + (0.6 if title else 0.3))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     horiz = _edge_labels(aff, 0)
     vert = _edge_labels(aff, 1)
@@ -246,7 +246,8 @@ def _place_roi_labels(fig: Any, axes: Sequence[Any], pending: Mapping[int, list]
     fig.set_layout_engine("none")
     renderer = canvas.get_renderer()
     fig_box = fig.bbox
-    placed = []
+    # labels also keep clear of the edge letters (patient directions) already drawn
+    placed = [t.get_window_extent(renderer).padded(2) for ax in axes for t in ax.texts]
     for k, items in pending.items():
         ax = axes[k]
         for x, ytop, label, color in sorted(items):
