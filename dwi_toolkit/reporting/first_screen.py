@@ -40,7 +40,9 @@ def _level_rows(comparison: Any, entrapment: Any) -> tuple[list[Any], dict[tuple
     return rows, classes, param
 
 
-def _difference_cell(r: Any, thr: float | None) -> str:
+def _difference_cell(r: Any, thr: float | None, known_side: bool) -> str:
+    if not known_side:  # symptomatic side unknown: the unsigned asymmetry |L − R| / mean (no interval)
+        return f'<td class="num">{H.esc(P.fmt(getattr(r, "abs_asymmetry_index_pct", None), "%"))}</td>'
     v, lo, hi = (getattr(r, k, None) for k in ("rel_diff_pct", "rel_diff_pct_ci_low", "rel_diff_pct_ci_high"))
     text = P._value_ci(v, lo, hi, "%", signed=True)
     beyond = (thr is not None and all(isinstance(x, (int, float)) and math.isfinite(x) for x in (lo, hi))
@@ -81,7 +83,7 @@ def glance_table_html(comparison: Any, entrapment: Any) -> str:
     has_det = any(getattr(r, "detectable_diff_pct", None) is not None for r in rows)
     head = ["Level", f"Left{' (symptomatic)' if side == 'left' else ''}",
             f"Right{' (symptomatic)' if side == 'right' else ''}",
-            "Difference, %"]
+            "Difference, %" if side in ("left", "right") else "Asymmetry |L − R| / mean, %"]
     if has_det:
         head.append("Smallest detectable, %")
     head += ["Voxels L/R", "Result"]
@@ -99,7 +101,7 @@ def glance_table_html(comparison: Any, entrapment: Any) -> str:
             ci = P.fmt_interval(getattr(r, f"{k}_ci_low", None), getattr(r, f"{k}_ci_high", None), r.unit)
             cells.append(f'<td class="num">{H.esc(P.fmt(v, r.unit))}'
                          + (f" <small>({H.esc(ci)})</small>" if ci != P.EMPTY else "") + "</td>")
-        cells.append(_difference_cell(r, thr))
+        cells.append(_difference_cell(r, thr, side in ("left", "right")))
         if has_det:
             cells.append(f'<td class="num">{H.esc(P.fmt(getattr(r, "detectable_diff_pct", None), "%"))}</td>')
         cells.append(f'<td class="num">{getattr(r, "n_left", 0) or 0}/{getattr(r, "n_right", 0) or 0}</td>')
@@ -107,9 +109,10 @@ def glance_table_html(comparison: Any, entrapment: Any) -> str:
         body.append("<tr>" + "".join(cells) + "</tr>")
     thr_text = (f"threshold ±{P.fmt(thr, '%')} % (a user setting, not a diagnostic cut-off); a difference "
                 "whose whole interval lies beyond it is shown in bold" if thr is not None else "no threshold set")
-    sense = ("symptomatic − other side" if side in ("left", "right") else "left − right")
-    cap = (f"{P.label(param)} per level in {unit or 'the map unit'}, 95 % intervals in brackets; difference "
-           f"= 100·({sense})/other side; {thr_text}.")
+    sense = ("difference = 100·(symptomatic − other side)/other side" if side in ("left", "right") else
+             "symptomatic side unknown: asymmetry = 100·|left − right|/mean of both")
+    cap = (f"{P.label(param)} per level in {unit or 'the map unit'}, 95 % intervals in brackets; {sense}; "
+           f"{thr_text}.")
     return (f'<table class="glance"><caption>{H.esc(cap)}</caption><thead><tr>'
             + "".join(f"<th>{H.esc(h)}</th>" for h in head) + f"</tr></thead><tbody>{''.join(body)}</tbody></table>")
 

@@ -370,13 +370,20 @@ def comparison_records(comparison: Any) -> list[dict[str, Any]]:
             "unit": display_unit(unit),
             "left": _value_ci(g("value_left"), g("left_ci_low"), g("left_ci_high"), unit),
             "right": _value_ci(g("value_right"), g("right_ci_low"), g("right_ci_high"), unit),
-            "difference": _value_ci(g("rel_diff_pct"), g("rel_diff_pct_ci_low"), g("rel_diff_pct_ci_high"),
-                                    "%", signed=True),
+            "difference": (_value_ci(g("rel_diff_pct"), g("rel_diff_pct_ci_low"), g("rel_diff_pct_ci_high"),
+                                     "%", signed=True) if g("rel_diff_pct") is not None
+                           else _unsigned(g("abs_asymmetry_index_pct"))),
             "detectable": fmt(det, "%") if det is not None else None,
             "n": f"{g('n_left') or 0}/{g('n_right') or 0}",
             "flags": ", ".join(label(f) for f in _flag_list(g("flags"))) or None,
         })
     return out
+
+
+def _unsigned(v: Any) -> str:
+    """|L − R| / mean in % when the symptomatic side is unknown (marked with |…|)."""
+    text = fmt(v, "%")
+    return text if text == EMPTY else f"|{text}|"
 
 
 def _flag_list(flags: Any) -> list[str]:

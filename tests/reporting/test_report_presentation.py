@@ -102,3 +102,24 @@ def test_aligned_str_of_comparison_and_assessment():
     assert "asymmetry on the symptomatic side" in e and "concordant" not in e
     csv_text = P.comparison_to_csv(cmp)
     assert csv_text.splitlines()[0].split(",")[:3] == ["level", "segment", "parameter"]
+
+
+def test_first_screen_shows_detectable_difference_when_present():
+    from types import SimpleNamespace as NS
+
+    from dwi_toolkit.reporting.first_screen import glance_table_html
+
+    def row(level, det):
+        return NS(level=level, segment="ganglion", parameter="adc", unit="mm^2/s", value_left=1.6e-3,
+                  value_right=1.3e-3, left_ci_low=1.5e-3, left_ci_high=1.7e-3, right_ci_low=1.2e-3,
+                  right_ci_high=1.4e-3, rel_diff_pct=23.08, rel_diff_pct_ci_low=12.0, rel_diff_pct_ci_high=34.9,
+                  n_left=12, n_right=11, flags=(), detectable_diff_pct=det)
+
+    ent = NS(parameter="adc", threshold_pct=10.0,
+             levels=[NS(level="L5", segment="ganglion", classification="concordant")])
+    page = glance_table_html(NS(rows=[row("L5", 7.96), row("S1", None)], symptomatic_side="left"), ent)
+    assert "Smallest detectable, %" in page and ">8.0<" in page
+    assert 'class="num beyond"' in page                         # whole interval beyond +10 %
+    assert "asymmetry on the symptomatic side" in page and "concordant<" not in page
+    without = glance_table_html(NS(rows=[row("L5", None)], symptomatic_side="left"), ent)
+    assert "detectable" not in without
