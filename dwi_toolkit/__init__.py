@@ -98,6 +98,11 @@ for _name, _target in (
     ("rois", "dwi_toolkit.io.rois:save_rois"),
     ("csv", "dwi_toolkit.io.tables:write_csv"),
     ("atomic_path", "dwi_toolkit.io._atomic:atomic_path"),
+    # readable text of result objects (their __str__/to_csv), from reporting.presentation
+    ("comparison_str", "dwi_toolkit.reporting.presentation:comparison_str"),
+    ("comparison_csv", "dwi_toolkit.reporting.presentation:comparison_to_csv"),
+    ("entrapment_str", "dwi_toolkit.reporting.presentation:entrapment_str"),
+    ("records_csv", "dwi_toolkit.reporting.presentation:records_to_csv"),
 ):
     _register_writer(_name, _target)
 del _name, _target, _register_writer

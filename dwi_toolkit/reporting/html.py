@@ -82,7 +82,9 @@ font-weight:600;color:#fff;background:#6c757d}
 .dwi-report .notice{background:#fff4e5;border-left:5px solid #f0a030;padding:.5rem .8rem}
 .dwi-report .warn{background:#fdecea;border-left:5px solid #c62828;padding:.5rem .8rem}
 .dwi-report .callout{background:#eef4fb;border-left:5px solid #2b5797;padding:.5rem .8rem}
-.dwi-report .tbl{overflow-x:auto}.dwi-report figure img{max-width:100%;height:auto}
+.dwi-report .tbl{max-width:100%}.dwi-report figure img{max-width:100%;height:auto}
+.dwi-report table.glance td.num{white-space:nowrap;text-align:right}.dwi-report td.beyond{font-weight:700}
+.dwi-report .flagtext{color:#a01c1c}
 """
 
 
