@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo demo-cohort test test-fast bench sample-data docs clean
+.PHONY: help venv demo demo-cohort test test-fast browser-deps bench sample-data docs clean
 
 help:
 	@echo "make demo   - create .venv, install, run the pipeline on sample_data/ -> $(DEMO_OUT)/"
@@ -43,8 +43,19 @@ demo-cohort: $(STAMP)
 	@echo "Cohort demo finished: open $(DEMO_OUT)/cohort/index.html (sub-05 fails on purpose: no b-values)"
 
 
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Headless Chromium and pdftotext for tests/reporting/test_browser.py. Installed with apt only when
+# missing and only as root on a machine with apt-get; quiet and never fatal (without them those
+# tests are skipped with the reason). Instant when both are already installed.
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils) \
+	      >/dev/null 2>&1 || echo "note: chromium/poppler-utils not installed; browser tests will be skipped"; \
+	  fi; \
+	fi
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

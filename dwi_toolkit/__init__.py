@@ -9,6 +9,17 @@ in RAS+ mm, affines 4×4 voxel → RAS+ mm.
 The names below are imported lazily, so ``import dwi_toolkit`` stays fast and never pulls in
 matplotlib, pydicom or dipy.
 
+Workflow (the same steps as ``dwi-toolkit analyze``)::
+
+    import dwi_toolkit as dt
+    series = dt.load_dwi("sub-01_dwi.nii.gz")                  # + .bval/.bvec beside it
+    rois = dt.load_rois("sub-01_rois.json")                    # or place them: viz.roi_editor
+    report = dt.run_analysis("sub-01_dwi.nii.gz", "sub-01_rois.json",
+                             clinical_path="clinical.json", out_dir="out/sub-01", b_min=100)
+    print(report.roi_stats)             # aligned table, ADC in ×10⁻³ mm²/s
+    report.qc["flags"]                  # QC flags: measured value, limit, advice
+    # out/sub-01/report.html: one row per level at the top; report.json keeps every number
+
 Examples
 --------
 >>> import dwi_toolkit as dt
@@ -87,6 +98,11 @@ for _name, _target in (
     ("rois", "dwi_toolkit.io.rois:save_rois"),
     ("csv", "dwi_toolkit.io.tables:write_csv"),
     ("atomic_path", "dwi_toolkit.io._atomic:atomic_path"),
+    # readable text of result objects (their __str__/to_csv), from reporting.presentation
+    ("comparison_str", "dwi_toolkit.reporting.presentation:comparison_str"),
+    ("comparison_csv", "dwi_toolkit.reporting.presentation:comparison_to_csv"),
+    ("entrapment_str", "dwi_toolkit.reporting.presentation:entrapment_str"),
+    ("records_csv", "dwi_toolkit.reporting.presentation:records_to_csv"),
 ):
     _register_writer(_name, _target)
 del _name, _target, _register_writer

@@ -900,7 +900,8 @@ def compare_sides(
     if any("noise_correlation_unknown" in r.flags for r in out):
         notes.append("Some ROI rows carry no voxel positions, so the noise correlation could not be "
                      "estimated: their voxels were treated as independent (intervals may be too "
-                     "narrow). Compute the statistics with dwi_toolkit.analysis.roi_stats.roi_stats.")
+                     "narrow). Compute the ROI statistics with the toolkit's ROI-statistics function "
+                     "(it keeps the voxel positions).")
     return SideComparison(
         rows=tuple(out), symptomatic_side=side,
         settings={**dataclasses.asdict(opts), "seed": seed, "interval": interval, "reference": reference,

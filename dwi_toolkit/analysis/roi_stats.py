@@ -202,6 +202,19 @@ class RoiStatsTable:
             ) from err
         return pd.DataFrame.from_records(self.to_records(), columns=list(CSV_COLUMNS))
 
+    def __str__(self) -> str:
+        """Aligned table in display units (ADC ×10⁻³ mm²/s, 2 decimals; volume 0.1 mm³)."""
+        lines = [("ROI", "parameter", "n", "excluded", "volume (mm³)", "mean", "median", "SD", "unit")]
+        for r in self.rows:
+            scale, unit, nd = ((DISPLAY_SCALE, "×10⁻³ mm²/s", 2) if r.unit == DIFFUSIVITY_UNIT
+                               else (1.0, r.unit, 3))
+            lines.append((r.name, r.parameter, str(r.n_voxels), str(r.n_excluded), f"{r.volume_mm3:.1f}",
+                          *("–" if math.isnan(v) else f"{v * scale:.{nd}f}" for v in (r.mean, r.median, r.sd)),
+                          unit))
+        widths = [max(len(row[j]) for row in lines) for j in range(len(lines[0]))]
+        return "\n".join("  ".join(c.ljust(w) if j in (0, 1, 8) else c.rjust(w)
+                                    for j, (c, w) in enumerate(zip(row, widths))).rstrip() for row in lines)
+
     def __repr__(self) -> str:
         return f"RoiStatsTable({len(self)} rows: {', '.join(r.name for r in self.rows)})"
 
@@ -333,7 +346,7 @@ def roi_stats(
         rows.append(RoiStats(
             level=roi.level, side=roi.side, segment=roi.segment, parameter=pname, unit=punit,
             n_voxels=int(kept.size), n_excluded=int(n_fit + csf.sum()), n_excluded_fit=n_fit,
-            n_excluded_csf=int(csf.sum()), volume_mm3=kept.size * voxel_volume,
+            n_excluded_csf=int(csf.sum()), volume_mm3=round(kept.size * voxel_volume, 6),
             **summarize_values(kept), values=kept, coords=np.argwhere(mask)[keep],
             voxel_size_mm=voxel_size,
         ))

@@ -15,6 +15,10 @@ Registered names (see ``dwi_toolkit/__init__.py``):
 ``"rois"``            :func:`dwi_toolkit.io.rois.save_rois`
 ``"csv"``             :func:`dwi_toolkit.io.tables.write_csv`
 ``"atomic_path"``     :func:`dwi_toolkit.io._atomic.atomic_path`
+``"comparison_str"``  :func:`dwi_toolkit.reporting.presentation.comparison_str`
+``"comparison_csv"``  :func:`dwi_toolkit.reporting.presentation.comparison_to_csv`
+``"entrapment_str"``  :func:`dwi_toolkit.reporting.presentation.entrapment_str`
+``"records_csv"``     :func:`dwi_toolkit.reporting.presentation.records_to_csv`
 ====================  =============================================
 
 A new file format for an existing object is added in ``io`` (and registered there or in

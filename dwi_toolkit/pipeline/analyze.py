@@ -204,6 +204,8 @@ def run_analysis(
         "symptomatic_side_source": "option" if opts.symptomatic_side else "clinical.radicular_side" if side else None,
         "dti": dti_fit is not None,
         "mask_voxels": n_mask,
+        # the ROI set's mid-sagittal plane (RAS+ x, mm) for the QC side check (report.md §4.1)
+        "midsagittal_x_mm": _plane_x(rois),
     }
     inputs = {"dwi": series_path, "rois": rois_path, "clinical": clinical_path, "bvals": bvals, "bvecs": bvecs}
     report = build_report(series=series, fit=fit, roi_masks=roi_masks(rois, series.spatial_shape, series.affine),
@@ -216,6 +218,15 @@ def run_analysis(
 
 
 # ------------------------------------------------------------------------------ steps of run_analysis
+def _plane_x(rois: Any) -> float | None:
+    """x (RAS+ mm) of the mid-sagittal plane stored in the ROI set's meta, or None."""
+    plane = (getattr(rois, "meta", None) or {}).get("midsagittal_plane")
+    try:
+        return round(float(plane["point"][0]), 3)
+    except (TypeError, KeyError, IndexError, ValueError):
+        return None
+
+
 def _merge_options(options: AnalysisOptions | None, values: dict[str, Any]) -> AnalysisOptions:
     """`options` (default: all defaults) with the individually given `values` applied on top."""
     base = options if options is not None else AnalysisOptions()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +36,17 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
-           "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#fffac8", "#800000")
+#: Okabe–Ito colour-blind-safe palette (Okabe & Ito 2008), brightest first so outlines and labels
+#: stand out on a grey-scale map.
+_COLORS = ("#E69F00", "#56B4E9", "#F0E442", "#009E73", "#CC79A7", "#D55E00", "#0072B2", "#FFFFFF")
+#: Font size (pt) of ROI labels and panel titles in the montage: at the report's print width
+#: (about 180 mm for a 3-panel row) they print at ≥ 9 pt.
+MONTAGE_FONTSIZE = 11
+#: Offsets (points) tried for an ROI label, in order: above, below, left, right, then further out.
+_LABEL_OFFSETS = ((0, 6, "center", "bottom"), (0, -6, "center", "top"), (-8, 0, "right", "center"),
+                  (8, 0, "left", "center"), (-10, 18, "right", "bottom"), (10, 18, "left", "bottom"),
+                  (-10, -18, "right", "top"), (10, -18, "left", "top"), (0, 30, "center", "bottom"),
+                  (0, -30, "center", "top"))
 
 
 def _new_figure(width: float, height: float):
@@ -96,7 +105,7 @@ def adc_montage(
     affine: np.ndarray | None = None,
     slices: Sequence[int] | None = None,
     max_slices: int = 12,
-    ncols: int = 4,
+    ncols: int = 3,
     vmax: float = 3.0e-3,
     title: str | None = "ADC map with ROIs",
 ):
@@ -158,7 +167,7 @@ def adc_montage(
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
     aspect = data.shape[1] / max(data.shape[0], 1)
-    fig = _new_figure(2.6 * ncols + 0.8, 2.6 * nrows * aspect + (0.5 if title else 0.2))
+    fig = _new_figure(2.4 * ncols + 0.9, 2.4 * nrows * aspect + (0.6 if title else 0.3))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     horiz = _edge_labels(aff, 0)
     vert = _edge_labels(aff, 1)
@@ -168,7 +177,8 @@ def adc_montage(
     cmap = matplotlib.colormaps["gray"].with_extremes(bad="black")
     im = None
     # label each ROI once, on the shown slice where its cross-section is largest
-    label_slice = {}
+    label_slice: dict[int, int] = {}
+    pending: dict[int, list[tuple[float, float, str, str]]] = {}
     for j, m in enumerate(masks):
         areas = [int(m[:, :, z].sum()) for z in zs]
         if areas and max(areas) > 0:
@@ -181,18 +191,16 @@ def adc_montage(
         sl = np.ma.masked_invalid(disp[:, :, z].T)
         im = ax.imshow(sl, origin="lower", cmap=cmap, vmin=0.0, vmax=vmax * DISPLAY_SCALE,
                        interpolation="nearest")
-        ax.set_title(f"slice {z}", fontsize=8)
+        ax.set_title(f"slice {z}", fontsize=MONTAGE_FONTSIZE - 1)
         for j, ((label, _), m) in enumerate(zip(rois, masks)):
             ms = m[:, :, z]
             if not ms.any():
                 continue
             color = _COLORS[j % len(_COLORS)]
-            ax.contour(ms.T.astype(float), levels=[0.5], colors=[color], linewidths=1.0)
-            if label_slice.get(j) != z:
-                continue
-            ii, jj = np.nonzero(ms)
-            ax.text(ii.mean(), jj.max() + 1.5, str(label), color=color, fontsize=6, ha="center",
-                    va="bottom", bbox={"facecolor": "black", "alpha": 0.5, "pad": 0.5, "lw": 0})
+            ax.contour(ms.T.astype(float), levels=[0.5], colors=[color], linewidths=1.2)
+            if label_slice.get(j) == z:
+                ii, jj = np.nonzero(ms)
+                pending.setdefault(k, []).append((float(ii.mean()), float(jj.max()), str(label), color))
         for pos, (x, y, ha, va) in zip(
             ((horiz, 0), (horiz, 1), (vert, 0), (vert, 1)),
             ((0.01, 0.5, "left", "center"), (0.99, 0.5, "right", "center"),
@@ -200,14 +208,65 @@ def adc_montage(
         ):
             letters, end = pos
             if letters:
-                ax.text(x, y, letters[end], transform=ax.transAxes, color="yellow", fontsize=8,
-                        ha=ha, va=va, fontweight="bold")
+                ax.text(x, y, letters[end], transform=ax.transAxes, color="#F0E442",
+                        fontsize=MONTAGE_FONTSIZE - 1, ha=ha, va=va, fontweight="bold")
     if im is not None:
         cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8)
-        cb.set_label("ADC (×10⁻³ mm²/s)")
+        cb.set_label("ADC (×10⁻³ mm²/s)", fontsize=MONTAGE_FONTSIZE - 1)
+        cb.ax.tick_params(labelsize=MONTAGE_FONTSIZE - 2)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=MONTAGE_FONTSIZE + 1)
+    _place_roi_labels(fig, axes.ravel(), pending)
     return fig
+
+
+def _ink(color: str) -> str:
+    """Black or white text, whichever contrasts more with `color` (WCAG relative luminance)."""
+    from matplotlib.colors import to_rgb
+
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(color)]
+    lum = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    return "black" if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else "white"
+
+
+def _place_roi_labels(fig: Any, axes: Sequence[Any], pending: Mapping[int, list]) -> None:
+    """Label ROIs without overlap: each label takes the first offset (with a leader line) whose
+    box overlaps no label placed before it and stays inside the figure.
+
+    The layout is fixed first (constrained layout run, then switched off) so that the measured
+    text extents are those of the saved figure.
+    """
+    if not pending:
+        return
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    fig.set_layout_engine("none")
+    renderer = canvas.get_renderer()
+    fig_box = fig.bbox
+    # labels also keep clear of the edge letters (patient directions) already drawn
+    placed = [t.get_window_extent(renderer).padded(2) for ax in axes for t in ax.texts]
+    for k, items in pending.items():
+        ax = axes[k]
+        for x, ytop, label, color in sorted(items):
+            for dx, dy, ha, va in _LABEL_OFFSETS:
+                t = ax.annotate(label, xy=(x, ytop), xytext=(dx, dy), textcoords="offset points",
+                                ha=ha, va=va, fontsize=MONTAGE_FONTSIZE, color=_ink(color),
+                                fontweight="bold", annotation_clip=False, gid="roi-label",
+                                bbox={"facecolor": color, "alpha": 0.9, "pad": 1.5, "lw": 0},
+                                arrowprops={"arrowstyle": "-", "color": color, "lw": 1.0,
+                                            "shrinkA": 0, "shrinkB": 0})
+                t.update_positions(renderer)
+                box = Text.get_window_extent(t, renderer).padded(2.5)
+                inside = (box.x0 >= fig_box.x0 and box.x1 <= fig_box.x1 and box.y0 >= fig_box.y0
+                          and box.y1 <= fig_box.y1)
+                if inside and not any(box.overlaps(p) for p in placed):
+                    break
+                if (dx, dy, ha, va) != _LABEL_OFFSETS[-1]:
+                    t.remove()
+            placed.append(box)
 
 
 def side_comparison_figure(comparison: Any, *, parameter: str = "adc", threshold_pct: float | None = None):
@@ -257,9 +316,9 @@ def side_comparison_figure(comparison: Any, *, parameter: str = "adc", threshold
     labels = [r.level if len({q.segment for q in rows}) == 1 else f"{r.level}\n{r.segment[:4]}" for r in rows]
     if side:
         other = "right" if side == "left" else "left"
-        series = [(f"symptomatic ({side})", side, "#d62728", -0.12), (f"contralateral ({other})", other, "#1f77b4", 0.12)]
+        series = [(f"symptomatic ({side})", side, "#D55E00", -0.12), (f"contralateral ({other})", other, "#0072B2", 0.12)]
     else:
-        series = [("left", "left", "#9467bd", -0.12), ("right", "right", "#2ca02c", 0.12)]
+        series = [("left", "left", "#CC79A7", -0.12), ("right", "right", "#009E73", 0.12)]
     for name, s, color, dx in series:
         v = np.array([getattr(r, f"value_{s}") for r in rows]) * scale
         lo = np.array([getattr(r, f"{s}_ci_low") for r in rows]) * scale
@@ -276,23 +335,22 @@ def side_comparison_figure(comparison: Any, *, parameter: str = "adc", threshold
         lo = np.array([r.rel_diff_pct_ci_low for r in rows])
         hi = np.array([r.rel_diff_pct_ci_high for r in rows])
         err = np.vstack([np.where(np.isfinite(lo), v - lo, 0), np.where(np.isfinite(hi), hi - v, 0)])
-        colors = ["#7f7f7f" if ("too_small" in r.flags or "missing_side" in r.flags) else "#d62728" for r in rows]
+        colors = ["#7f7f7f" if ("too_small" in r.flags or "missing_side" in r.flags) else "#D55E00" for r in rows]
         for xi, vi, e0, e1, c in zip(x, v, err[0], err[1], colors):
             ax2.errorbar([xi], [vi], yerr=[[max(e0, 0)], [max(e1, 0)]], fmt="s", color=c, capsize=3)
-        ax2.set_ylabel("rel_diff_pct = 100·(Xs−Xc)/Xc (%)")
-        ax2.set_title("Side difference (symptomatic − contralateral)", fontsize=9)
+        ax2.set_ylabel("relative difference 100·(Xs−Xc)/Xc (%)")
+        note = f"\ndashed: ±{threshold_pct:g} % threshold (not diagnostic)" if threshold_pct else ""
+        ax2.set_title("Side difference (symptomatic − contralateral)" + note, fontsize=9)
         if threshold_pct:
             for t in (threshold_pct, -threshold_pct):
-                ax2.axhline(t, color="#ff7f0e", ls="--", lw=1)
-            ax2.text(0.99, 0.98, f"±{threshold_pct:g} % threshold (not diagnostic)", transform=ax2.transAxes,
-                     ha="right", va="top", fontsize=7, color="#ff7f0e")
+                ax2.axhline(t, color="#E69F00", ls="--", lw=1.2)
     else:
         v = np.array([r.abs_asymmetry_index_pct for r in rows])
-        ax2.bar(x, np.nan_to_num(v), color="#8c564b")
-        ax2.set_ylabel("abs_asymmetry_index_pct (%)")
+        ax2.bar(x, np.nan_to_num(v), color="#56B4E9")
+        ax2.set_ylabel("absolute asymmetry index (%)")
         ax2.set_title("Absolute asymmetry (symptomatic side unknown)", fontsize=9)
         if threshold_pct:
-            ax2.axhline(threshold_pct, color="#ff7f0e", ls="--", lw=1)
+            ax2.axhline(threshold_pct, color="#E69F00", ls="--", lw=1.2)
     ax2.axhline(0, color="black", lw=0.8)
     ax2.set_xticks(x, labels)
     ax2.grid(alpha=0.3)

@@ -34,17 +34,17 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'n
 DEFAULT_CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;
 color:#1d232a;background:#f6f7f9;line-height:1.45}
-main{max-width:1100px;margin:0 auto;padding:1rem 1.5rem 3rem;background:#fff}
+main{max-width:1180px;margin:0 auto;padding:1rem 1.5rem 3rem;background:#fff}
 header{border-bottom:3px solid #2b5797;margin-bottom:1rem}
 h1{font-size:1.5rem;margin:.6rem 0 .2rem}h2{font-size:1.2rem;border-bottom:1px solid #d7dbe0;
 margin-top:2rem;padding-bottom:.2rem}h3{font-size:1rem}
 .meta{color:#58606b;font-size:.9rem}
-.notice{background:#fff4e5;border-left:5px solid #f0a030;padding:.6rem .9rem;margin:1rem 0}
+.notice{background:#fff4e5;border-left:5px solid #f0a030;padding:.3rem .7rem;margin:.5rem 0;font-size:.8rem}
 .callout{background:#eef4fb;border-left:5px solid #2b5797;padding:.6rem .9rem;margin:.8rem 0}
 .warn{background:#fdecea;border-left:5px solid #c62828;padding:.6rem .9rem;margin:.8rem 0}
-.tbl{overflow-x:auto}table{border-collapse:collapse;font-size:.82rem;margin:.6rem 0;width:100%}
+.tbl{max-width:100%}table{border-collapse:collapse;font-size:.82rem;margin:.6rem 0;width:100%}
 caption{text-align:left;font-weight:600;padding:.3rem 0}
-th,td{border:1px solid #d7dbe0;padding:.25rem .4rem;text-align:left;vertical-align:top}
+th,td{border:1px solid #d7dbe0;padding:.25rem .4rem;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:#eef1f4}tr:nth-child(even) td{background:#fafbfc}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #d7dbe0}
@@ -52,7 +52,18 @@ figcaption{font-size:.85rem;color:#58606b}
 .badge{display:inline-block;padding:.05rem .45rem;border-radius:.6rem;font-size:.8rem;
 font-weight:600;color:#fff;background:#6c757d}
 .badge.concordant,.badge.appropriate{background:#2e7d32}.badge.discordant,.badge.inappropriate{background:#c62828}
-.badge.indeterminate,.badge.uncertain{background:#ef6c00}.badge.no_asymmetry{background:#546e7a}
+.badge.indeterminate,.badge.uncertain{background:#a85400}.badge.no_asymmetry{background:#546e7a}
+table.glance{font-size:.95rem;width:auto;min-width:60%}table.glance td,table.glance th{padding:.3rem .6rem}
+table.glance small{color:#58606b}table.glance td.num,table.glance th[scope]{white-space:nowrap}table.glance caption{font-weight:400}
+section#summary h2{margin-top:.8rem}td.beyond{font-weight:700}.flagtext{font-size:.8rem;color:#a01c1c}
+.warn li.error{color:#8e1010}details{margin:.5rem 0}summary{cursor:pointer;color:#2b5797}
+table.guideline-verdicts{font-size:.8rem}
+@page{size:A4;margin:12mm}
+@media print{body{background:#fff;font-size:10pt}main{max-width:none;padding:0}nav{display:none}
+table{font-size:7.5pt;width:100%}table.glance{font-size:9pt}tr,figure{break-inside:avoid}
+th{background:#eef1f4 !important;print-color-adjust:exact;-webkit-print-color-adjust:exact}
+.badge{print-color-adjust:exact;-webkit-print-color-adjust:exact}h2{break-after:avoid}
+figure img{max-height:240mm;object-fit:contain}}
 nav ol{columns:2;font-size:.9rem}dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}
 dt{font-weight:600}dd{margin:0}code{background:#f1f3f5;padding:0 .2rem}
 footer{margin-top:2rem;font-size:.8rem;color:#58606b}
@@ -71,7 +82,9 @@ font-weight:600;color:#fff;background:#6c757d}
 .dwi-report .notice{background:#fff4e5;border-left:5px solid #f0a030;padding:.5rem .8rem}
 .dwi-report .warn{background:#fdecea;border-left:5px solid #c62828;padding:.5rem .8rem}
 .dwi-report .callout{background:#eef4fb;border-left:5px solid #2b5797;padding:.5rem .8rem}
-.dwi-report .tbl{overflow-x:auto}.dwi-report figure img{max-width:100%;height:auto}
+.dwi-report .tbl{max-width:100%}.dwi-report figure img{max-width:100%;height:auto}
+.dwi-report table.glance td.num{white-space:nowrap;text-align:right}.dwi-report td.beyond{font-weight:700}
+.dwi-report .flagtext{color:#a01c1c}
 """
 
 
@@ -135,7 +148,7 @@ def _fmt_cell(v: Any, digits: int) -> tuple[str, bool]:
     if isinstance(v, float):
         if not math.isfinite(v):
             return "–", True
-        return f"{v:.{digits}g}", True
+        return f"{v:.{digits}g}".replace("-", "−"), True
     if isinstance(v, (list, tuple)):
         return ", ".join(str(x) for x in v), False
     return str(v), False
@@ -234,7 +247,9 @@ def document(
     True
     """
     nav = "".join(f'<li><a href="#{esc(i)}">{esc(h)}</a></li>' for i, h, _ in sections)
-    body = "".join(f'<section id="{esc(i)}"><h2>{esc(h)}</h2>{b}</section>' for i, h, b in sections)
+    secs = [f'<section id="{esc(i)}"><h2>{esc(h)}</h2>{b}</section>' for i, h, b in sections]
+    # the first section (the answer) comes before the contents, so it is the first screen
+    body = (secs[0] if secs else "") + f"<nav><strong>Contents</strong><ol>{nav}</ol></nav>" + "".join(secs[1:])
     sub = f'<p class="meta">{esc(subtitle)}</p>' if subtitle else ""
     note = f'<div class="notice" role="note"><strong>Research use only.</strong> {esc(notice)}</div>' if notice else ""
     foot = f"<footer>{esc(footer)}</footer>" if footer else ""
@@ -244,5 +259,5 @@ def document(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{css}</style></head><body><main>"
         f"<header><h1>{esc(title)}</h1>{sub}</header>{note}"
-        f"<nav><strong>Contents</strong><ol>{nav}</ol></nav>{body}{foot}</main></body></html>\n"
+        f"{body}{foot}</main></body></html>\n"
     )

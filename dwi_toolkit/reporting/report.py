@@ -43,6 +43,7 @@ from .._version import __version__
 from ..io._atomic import atomic_write_bytes, atomic_write_text
 from ..io._phi import strip_phi
 from . import html as H
+from . import presentation as P
 
 __all__ = [
     "SCHEMA",
@@ -500,165 +501,148 @@ class Report:
         return secs
 
     def _html_summary(self) -> str:
-        parts = []
+        from .first_screen import glance_table_html, qc_flags_html
+
+        parts = [glance_table_html(self.comparison, self.entrapment)]
         ind = _as_dict(self.indication)
         if ind is not None:
             cls = _indication_class(ind)
-            parts.append(f'<p>Indication (rule set v1, clinical-reference.md §3.10): '
-                         f'<span class="badge {H.esc(cls)}">{H.esc(cls or "not assessed")}</span></p>')
-        if self.entrapment is not None:
-            rows = []
-            for lv in self.entrapment.levels:
-                rows.append(f'<li><strong>{H.esc(lv.level)}</strong> {H.esc(lv.segment)}: '
-                            f'<span class="badge {H.esc(lv.classification)}">{H.esc(lv.classification)}</span></li>')
-            parts.append(f"<p>Entrapment assessment ({H.esc(self.entrapment.parameter.upper())}, "
-                         f"threshold {self.entrapment.threshold_pct:g} % on "
-                         f"<code>{H.esc(self.entrapment.index)}</code>, not a diagnostic cut-off):</p>"
-                         f"<ul>{''.join(rows)}</ul>")
-            if getattr(self.entrapment, "indication_class", None) == "inappropriate":
-                from ..clinical.entrapment import NOT_INDICATED_STATEMENT
+            parts.append(f'<p>Indication of the MRI (guideline criteria): <span class="badge {H.esc(cls)}">'
+                         f"{H.esc(P.label(cls) if cls else 'not assessed')}</span></p>")
+        if getattr(self.entrapment, "indication_class", None) == "inappropriate":
+            from ..clinical.entrapment import NOT_INDICATED_STATEMENT
 
-                parts.append(f'<div class="warn">{H.esc(NOT_INDICATED_STATEMENT)}</div>')
-        flags = self.qc.get("flags") or []
-        if flags:
-            parts.append('<div class="warn"><strong>QC flags:</strong><ul>'
-                         + "".join(f"<li>{H.esc(f)}</li>" for f in flags) + "</ul></div>")
-        if not parts:
+            parts.append(f'<div class="warn">{H.esc(NOT_INDICATED_STATEMENT)}</div>')
+        parts.append(qc_flags_html(self.qc.get("flags") or []))
+        mask = self.qc.get("analysis_mask")
+        if mask:
+            parts.append(f'<p class="meta">Fits ran inside the analysis mask: '
+                         f"{H.esc('the body (voxels above the background on the mean b=0 image)' if mask == 'auto' else mask)}."
+                         "</p>")
+        if self.entrapment is not None and getattr(self.entrapment, "levels", None):
+            st = "".join(f"<li>{H.esc(P.prose(lv.statement))}</li>" for lv in self.entrapment.levels)
+            parts.append(f"<details><summary>Per-level statements in words</summary><ul>{st}</ul></details>")
+        if not any(parts[:-1]) and self.comparison is None and ind is None:
             parts.append("<p>No assessments in this report.</p>")
-        return "".join(parts)
+        return "".join(x for x in parts if x)
 
     def _html_indication(self) -> str:
         ind = _jsonable(_as_dict(self.indication) or {})
         cls = _indication_class(ind)
-        out = f'<p>Class: <span class="badge {H.esc(cls)}">{H.esc(cls)}</span></p>' if cls else ""
+        out = (f'<p>Class: <span class="badge {H.esc(cls)}">{H.esc(P.label(cls))}</span></p>' if cls else "")
         if ind.get("explanation"):
-            out += f'<div class="callout">{H.esc(ind["explanation"])}</div>'
+            out += f'<div class="callout">{H.esc(P.prose(ind["explanation"]))}</div>'
         from .indication_section import SECTION_KEYS, guideline_table_html
 
         out += guideline_table_html(ind)
-        shown = {"classification", "explanation", "kovacs2013_risk_factors", "rule_trace",
-                 *SECTION_KEYS}
-        items = []
-        for k, v in ind.items():
-            if k in shown:
-                continue
-            if isinstance(v, dict):
-                v = ", ".join(f"{a}: {b}" for a, b in v.items())
-            elif isinstance(v, list) and v and isinstance(v[0], dict):
-                v = "; ".join(", ".join(f"{a}: {b}" for a, b in x.items()) for x in v)
-            items.append((k, v))
-        out += H.definition_list(items)
+        out += H.definition_list(_indication_items(ind, skip={
+            "classification", "explanation", "kovacs2013_risk_factors", "rule_trace", *SECTION_KEYS}))
         rf = ind.get("kovacs2013_risk_factors")
         if isinstance(rf, list) and rf and isinstance(rf[0], dict):
-            out += H.table(rf, caption="Kovacs 2013 risk factors for an inappropriate request "
-                           "(reported, never deciding; odds ratios with 95 % CI, §3.8)")
+            out += H.table([{"risk factor": P.prose(x.get("description")) or P.label(x.get("name")),
+                             "status": P.label(x.get("status")),
+                             "odds ratio (95 % CI)": f"{x.get('odds_ratio')} ({', '.join(str(c) for c in x.get('ci95') or [])})"}
+                            for x in rf], caption="Kovacs 2013 risk factors for an inappropriate request "
+                           "(reported, never deciding)")
         trace = ind.get("rule_trace")
         if isinstance(trace, list) and trace and isinstance(trace[0], dict):
-            out += ("<p><strong>Rule trace:</strong> "
-                    + H.esc(" · ".join(f"{t.get('rule')}: {t.get('decides')}" for t in trace)) + "</p>")
+            out += ("<details><summary>Rule trace (rules checked in order)</summary><ol>"
+                    + "".join(f"<li>{H.esc(P.label(t.get('rule')))}: {H.esc(P.label(t.get('decides')))}</li>"
+                              for t in trace) + "</ol></details>")
         return out
 
     def _html_entrapment(self) -> str:
         e = self.entrapment
-        st = "".join(f"<li>{H.esc(s)}</li>" for s in e.statements)
-        recs = [lv.to_record() for lv in e.levels]
-        tbl = H.table(
-            recs,
-            columns=["level", "segment", "classification", "reasons", "direction",
-                     "literature_direction", "suspected", "index_value", "ci_low", "ci_high", "n_s", "n_c"],
-            headers={"index_value": f"{e.index} (%)", "ci_low": "CI low (%)", "ci_high": "CI high (%)",
-                     "n_s": "n symptomatic (voxels)", "n_c": "n contralateral (voxels)",
-                     "direction": "measured direction (symptomatic side)",
-                     "literature_direction": "direction in meta-analyses (§2.2)"},
-            formatters={k: (lambda v: "–" if v is None or not math.isfinite(v) else f"{v:+.1f}")
-                        for k in ("index_value", "ci_low", "ci_high")},
-            caption="Per-level classes",
-        )
-        cav = "".join(f"<li>{H.esc(c)}</li>" for c in e.caveats)
-        return (f'<div class="callout"><ul>{st}</ul></div>{tbl}'
-                f"<h3>Caveats</h3><ul>{cav}</ul>")
+        st = "".join(f"<li>{H.esc(P.prose(x))}</li>" for x in e.statements)
+        recs = [{"level": f"{lv.level} {lv.segment}", "class": P.label(lv.classification),
+                 "why": "; ".join(P.label(x) for x in lv.reasons) or None,
+                 "difference": P._value_ci(lv.index_value, lv.ci_low, lv.ci_high, "%", signed=True),
+                 "direction": P.label(lv.direction), "expected": P.label(lv.literature_direction),
+                 "suspected": P.label(lv.suspected), "voxels": f"{lv.n_s}/{lv.n_c}"} for lv in e.levels]
+        tbl = H.table(recs, headers={
+            "difference": f"{P.label(e.index)}, % (95 % interval)", "why": "reason",
+            "direction": "measured direction (symptomatic side)", "expected": "direction in meta-analyses",
+            "suspected": "clinically suspected", "voxels": "voxels symptomatic/other"},
+            caption=f"Per-level classes ({P.label(e.parameter)}, threshold ±{P.fmt(e.threshold_pct, '%')} %)")
+        cav = "".join(f"<li>{H.esc(P.prose(c))}</li>" for c in e.caveats)
+        return (f'{tbl}<details><summary>Statements and caveats</summary><div class="callout"><ul>{st}</ul>'
+                f"</div><h3>Caveats</h3><ul>{cav}</ul></details>")
 
     def _html_comparison(self, figs: list[ReportFigure]) -> str:
         from ..analysis.compare import INDEX_FORMULAS
 
-        parts = []
-        for fig in figs:
-            parts.append(H.img_tag(fig.png, alt=f"per-level side comparison plot ({fig.name})", caption=fig.caption))
+        parts = [H.img_tag(f.png, alt=f"per-level side comparison plot ({f.name})", caption=f.caption)
+                 for f in figs]
         c = self.comparison
         if c is not None:
-            recs = c.to_records()
-            scaled = []
-            for r in recs:
-                s = dict(r)
-                if r.get("unit") in _DIFFUSIVITY_UNITS:
-                    for k in ("xs", "xc", "value_left", "value_right", "difference", "difference_ci_low",
-                              "difference_ci_high"):
-                        v = s.get(k)
-                        s[k] = v * 1e3 if isinstance(v, float) and math.isfinite(v) else v
-                    s["unit"] = "×10⁻³ mm²/s"
-                scaled.append(s)
-            side = c.symptomatic_side
-            cols = ["level", "segment", "parameter", "unit"]
-            cols += (["xs", "xc", "n_s", "n_c"] if side else ["value_left", "value_right", "n_left", "n_right"])
-            cols += ["difference", "difference_ci_low", "difference_ci_high", "ratio_pct", "rel_diff_pct",
-                     "asymmetry_index_pct", "abs_asymmetry_index_pct", "flags"]
-            parts.append(H.table(scaled, columns=cols, caption=(
-                f"Symptomatic side: {side or 'unknown'}; difference = {scaled[0]['difference_convention'] if scaled else ''}; "
-                f"{c.settings.get('ci', 0.95):.0%} percentile bootstrap CI over voxels "
-                f"({c.settings.get('n_boot')} resamples)"), digits=4, formatters=_cmp_formatters(scaled)))
-            parts.append("<h3>Indices (clinical-reference.md §2.8)</h3><ul>"
-                         + "".join(f"<li><code>{H.esc(k)}</code> = {H.esc(v)} (%)</li>" for k, v in INDEX_FORMULAS.items())
-                         + "</ul>")
-            parts.append(f"<p>{H.esc(c.convention)} Flags: <code>too_small</code> fewer than "
-                         f"{H.esc(c.settings.get('min_voxels'))} voxels on a side; <code>noisy</code> coefficient "
-                         f"of variation above {H.esc(c.settings.get('max_cv'))}; <code>missing_side</code> no "
-                         "ROI value on one side.</p>")
-            for n in getattr(c, "notes", ()):
-                parts.append(f'<p class="callout">{H.esc(n)}</p>')
+            recs = P.comparison_records(c)
+            cols = ["level", "segment", "parameter", "unit", "left", "right", "difference"]
+            cols += ["detectable"] if any(r["detectable"] is not None for r in recs) else []
+            cols += ["n"] + (["flags"] if any(r["flags"] for r in recs) else [])
+            ci = c.settings.get("ci", 0.95)
+            parts.append(H.table(recs, columns=cols, headers={
+                "left": "left (95 % interval)", "right": "right (95 % interval)",
+                "difference": "relative difference, % (95 % interval)",
+                "detectable": "smallest detectable difference, %", "n": "voxels L/R"},
+                caption=(f"Symptomatic side: {c.symptomatic_side or 'unknown'}; {ci:.0%} percentile "
+                         f"bootstrap intervals over voxels ({c.settings.get('n_boot')} resamples). "
+                         "Every column of side_comparison.csv is in report.json.")))
+            parts.append("<details><summary>Indices, conventions and flags</summary><ul>"
+                         + "".join(f"<li>{H.esc(P.label(k))} = {H.esc(v)} (%)</li>" for k, v in INDEX_FORMULAS.items())
+                         + f"</ul><p>{H.esc(P.prose(c.convention))} Flags: too few voxels = fewer than "
+                         f"{H.esc(c.settings.get('min_voxels'))} voxels on a side; noisy = coefficient of "
+                         f"variation above {H.esc(c.settings.get('max_cv'))}; one side missing = no ROI value "
+                         "on one side.</p>"
+                         + "".join(f'<p class="callout">{H.esc(P.prose(n))}</p>' for n in getattr(c, "notes", ()))
+                         + "</details>")
         return "".join(parts)
 
     def _html_roi_stats(self) -> str:
-        recs = _stats_records(self.roi_stats)
-        scaled = []
-        for r in recs:
-            s = dict(r)
-            if r.get("unit") in _DIFFUSIVITY_UNITS:
-                for k in ("mean", "median", "sd", "iqr", "p5", "p95"):
-                    v = s.get(k)
-                    s[k] = v * 1e3 if isinstance(v, (float, int)) and math.isfinite(v) else v
-                s["unit"] = "×10⁻³ mm²/s"
-            scaled.append(s)
-        cols = [c for c in ROI_STATS_UNITS if any(c in r for r in scaled)]
-        return H.table(scaled, columns=cols, headers={"volume_mm3": "volume (mm³)", "n_voxels": "n voxels",
-                                                       "n_excluded": "excluded voxels",
-                                                       "n_excluded_fit": "excluded: failed fit",
-                                                       "n_excluded_csf": "excluded: CSF threshold"},
-                       caption="Included voxels only (failed fits and excluded voxels removed)")
+        recs = []
+        for r in _stats_records(self.roi_stats):
+            u = r.get("unit")
+            recs.append({"ROI": " ".join(str(r.get(k) or "") for k in ("level", "side", "segment")).strip(),
+                         "parameter": P.label(r.get("parameter")), "unit": P.display_unit(u),
+                         "voxels": r.get("n_voxels"), "excluded (fit/CSF)":
+                         f"{r.get('n_excluded_fit') or 0}/{r.get('n_excluded_csf') or 0}",
+                         "volume (mm³)": P.fmt(r.get("volume_mm3"), "mm^3"),
+                         **{k: P.fmt(r.get(k), u) for k in ("mean", "median", "sd", "iqr", "p5", "p95")}})
+        return H.table(recs, headers={"sd": "SD", "iqr": "IQR", "p5": "5th pct", "p95": "95th pct"},
+                       caption="Included voxels only (failed fits and voxels above the CSF threshold removed)")
 
     def _html_qc(self) -> str:
         qc = dict(self.qc)
         flags = qc.pop("flags", []) or []
         out = ""
+        from .first_screen import qc_flags_html
+
+        out += qc_flags_html(flags)
         if flags:
-            out += '<div class="warn"><ul>' + "".join(f"<li>{H.esc(f)}</li>" for f in flags) + "</ul></div>"
-        else:
-            out += "<p>No QC flags raised.</p>"
+            out += H.table([{"check": P.label(f["code"]), "about": f.get("subject"),
+                             "measured": P.with_unit(f.get("measured"), f.get("unit")),
+                             "limit": P.with_unit(f.get("limit"), f.get("unit"))} for f in flags],
+                           caption="Measured values and limits (thresholds: docs/report.md, QC flags)")
         snr = qc.pop("snr", None)
-        items = [(k, _fmt_q(v)) for k, v in qc.items()]
+        fit_status = qc.pop("fit_status", None)
+        items = [(P.label(k), _fmt_q(v)) for k, v in qc.items()]
+        if fit_status:
+            items.append(("Failed fits", f"{fit_status['failed_voxels']['value']} of "
+                          f"{fit_status['attempted_voxels']['value']} voxels in the mask, "
+                          f"{fit_status['in_rois_failed']['value']} inside the ROIs"))
         out += H.definition_list(items)
         if snr:
-            recs = [{"roi": p["roi"], "mean b=0 signal (a.u.)": p["mean_b0"]["value"], "SNR": p["snr"]["value"]}
-                    for p in snr.get("per_roi", [])]
+            recs = [{"ROI": p["roi"], "mean b=0 signal (a.u.)": P.fmt(p["mean_b0"]["value"], "1"),
+                     "SNR": P.fmt(p["snr"]["value"], "1")} for p in snr.get("per_roi", [])]
             out += (f"<p>SNR (b=0) estimate: {H.esc(snr.get('method'))}; noise SD "
-                    f"{H.esc(_fmt_q(snr.get('noise_sd')))}.</p>")
+                    f"{H.esc(P.fmt((snr.get('noise_sd') or {}).get('value'), '1'))} (arbitrary units).</p>")
             if recs:
-                out += H.table(recs, digits=3)
+                out += H.table(recs)
         return out
 
     def _html_acquisition(self) -> str:
         acq = dict(self.acquisition)
         shells = acq.pop("shells", None)
-        out = H.definition_list((k, _fmt_q(v)) for k, v in acq.items())
+        out = H.definition_list((P.label(k), _fmt_q(v)) for k, v in acq.items())
         if shells:
             out += H.table([{"b (s/mm²)": s["bval"]["value"], "volumes": s["n_volumes"]} for s in shells],
                            caption="Shells")
@@ -673,13 +657,13 @@ class Report:
             ("dependencies", ", ".join(f"{k} {v}" for k, v in (p.get("dependencies") or {}).items())),
             ("command", p.get("command")),
         ])
-        params = [(k, _fmt_q(v)) for k, v in (p.get("parameters") or {}).items()]
+        params = [(P.label(k), _fmt_q(v)) for k, v in (p.get("parameters") or {}).items()]
         if params:
             out += "<h3>Parameters</h3>" + H.definition_list(params)
         inputs = p.get("inputs") or []
         if inputs:
             out += H.table([{"role": f["role"], "name": f["name"], "kind": f.get("kind"),
-                             "SHA-256": f["sha256"], "size (bytes)": (f.get("size_bytes") or {}).get("value")}
+                             "SHA-256": " ".join(f["sha256"][i:i + 16] for i in range(0, 64, 16)), "size (bytes)": (f.get("size_bytes") or {}).get("value")}
                             for f in inputs], caption="Input files (name and checksum only)")
         return out
 
@@ -749,23 +733,43 @@ def _cmp_formatters(scaled: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _fmt_q(v: Any) -> str:
+    """A JSON quantity ({"value", "unit"}) or plain value as display text (presentation rules)."""
     if isinstance(v, Mapping) and "value" in v and "unit" in v:
-        val = v["value"]
-        if isinstance(val, float):
-            val = f"{val:.4g}" if math.isfinite(val) else "–"
-        elif isinstance(val, list):
-            val = ", ".join(f"{x:g}" if isinstance(x, float) else str(x) for x in val)
-        elif val is None:
-            val = "–"
-        unit = v["unit"]
-        return f"{val} {unit}" if unit and unit != "1" else str(val)
+        val, unit = v["value"], v["unit"]
+        if isinstance(val, list):
+            text = ", ".join(P.fmt(x, unit) for x in val)
+            return f"{text} {P.display_unit(unit)}".strip() if text else P.EMPTY
+        if isinstance(val, str):
+            return val
+        return P.with_unit(val, unit)
     if isinstance(v, Mapping):
-        return "; ".join(f"{k}: {_fmt_q(x)}" for k, x in v.items())
+        return "; ".join(f"{P.label(k)}: {_fmt_q(x)}" for k, x in v.items())
     if isinstance(v, (list, tuple)):
-        return ", ".join(_fmt_q(x) for x in v)
+        return ", ".join(_fmt_q(x) for x in v) or P.EMPTY
     if isinstance(v, float):
-        return f"{v:.4g}" if math.isfinite(v) else "–"
-    return "–" if v is None else str(v)
+        return P.fmt(v, "1")
+    return P.label(v) if isinstance(v, bool) or v is None or v in P.LABELS else str(v)
+
+
+def _indication_items(ind: Mapping[str, Any], *, skip: set[str]) -> list[tuple[str, str]]:
+    """Readable (label, value) pairs of the indication dict: empty fields left out, codes in words,
+    the stenosis policy only when a stenosis rule decided the class."""
+    decisive = " ".join(str(x) for x in ind.get("decisive_rules") or [])
+    items = []
+    for k, v in ind.items():
+        if k in skip or v in (None, "", [], {}) or k == "research_use_notice":
+            continue
+        if k == "stenosis_policy" and "STEN" not in decisive:
+            continue
+        if isinstance(v, dict):
+            v = P.label(v.get("name")) if "name" in v else ", ".join(f"{P.label(a)}: {b}" for a, b in v.items())
+        elif isinstance(v, list):
+            v = ", ".join(P.label(x) if isinstance(x, str) else str(x) for x in v)
+        elif isinstance(v, (bool, type(None))) or (isinstance(v, str) and "_" in v and " " not in v):
+            v = P.label(v)
+        key = P.label(k)
+        items.append((key[:1].upper() + key[1:], v))
+    return items
 
 
 def _indication_class(ind: Mapping[str, Any] | None) -> str | None:
@@ -837,9 +841,7 @@ def build_report(
     params.setdefault("snr_warn", snr_warn)
     prov = make_provenance(parameters=params, inputs=inputs, command=command)
     acq = acquisition_summary(series) if series is not None else {}
-    qc: dict[str, Any] = {}
-    flags: list[str] = []
-
+    qc: dict[str, Any] = {"analysis_mask": params.get("mask", "auto")}
     if fit is not None:
         qc["method"] = getattr(fit, "method", None)
         bu = getattr(fit, "bvals_used", None)
@@ -852,10 +854,6 @@ def build_report(
         status = getattr(fit, "status", None)
         if status is not None:
             qc["fit_status"] = _fit_status_summary(np.asarray(status), roi_masks)
-            n_fail_roi = qc["fit_status"]["in_rois_failed"]["value"]
-            if n_fail_roi:
-                flags.append(f"{n_fail_roi} voxel(s) inside the ROIs failed the fit and were excluded "
-                             "from the ROI values (see fit_status).")
     elif series is not None:
         qc["b0_threshold"] = _q(series.b0_threshold, "s/mm^2")
     if stats is not None:
@@ -864,18 +862,9 @@ def build_report(
         qc["excluded_voxels"] = _q(excl, "voxels")
         qc["included_voxels"] = _q(sum(int(r.get("n_voxels") or 0) for r in recs), "voxels")
     if series is not None and roi_masks:
-        snr = estimate_snr(series, roi_masks)
-        qc["snr"] = snr
-        low = [p["roi"] for p in snr["per_roi"]
-               if p["snr"]["value"] is not None and math.isfinite(p["snr"]["value"]) and p["snr"]["value"] < snr_warn]
-        if low:
-            flags.append(f"Low b=0 SNR (< {snr_warn:g}) in ROI(s): {', '.join(low)}.")
-    if comparison is not None:
-        for r in comparison.rows:
-            for fl in r.flags:
-                if fl in ("too_small", "noisy", "missing_side"):
-                    flags.append(f"{r.level} {r.segment} {r.parameter}: {fl.replace('_', ' ')}.")
-    qc["flags"] = flags
+        qc["snr"] = estimate_snr(series, roi_masks)
+    qc["flags"] = [f.to_dict() for f in _qc_flags(series, fit, roi_masks, stats, qc.get("snr"),
+                                                  snr_warn=snr_warn, params=params)]
 
     rep = Report(provenance=prov, acquisition=acq, roi_stats=stats, comparison=comparison,
                  indication=indication, entrapment=entrapment, qc=qc, subject=subject)
@@ -883,6 +872,36 @@ def build_report(
         _add_figures(rep, series=series, fit=fit, roi_masks=roi_masks, comparison=comparison,
                      entrapment=entrapment)
     return rep
+
+
+def _qc_flags(series: Any, fit: Any, roi_masks: Sequence[tuple[str, np.ndarray]], stats: Any,
+              snr: Mapping[str, Any] | None, *, snr_warn: float, params: Mapping[str, Any]) -> list[Any]:
+    """Every QC flag the inputs allow (:mod:`dwi_toolkit.qc.flags`), most serious first."""
+    from ..qc import flags as Q
+
+    out: list[Any] = []
+    status = getattr(fit, "status", None) if fit is not None else None
+    body = None if status is None else np.asarray(status) != 1
+    if status is not None:
+        out += Q.fit_failure_flags(np.asarray(status), roi_masks)
+    if snr:
+        out += Q.snr_flags({p["roi"]: p["snr"]["value"] for p in snr.get("per_roi", [])}, limit=snr_warn)
+    if stats is not None:
+        min_vox = int(params.get("min_voxels") or Q.MIN_VOXELS)
+        out += Q.voxel_count_flags({" ".join(str(r.get(k) or "") for k in ("level", "side", "segment")).strip():
+                                    r.get("n_voxels") for r in _stats_records(stats)}, limit=min_vox)
+    bu = getattr(fit, "bvals_used", None) if fit is not None else None
+    if bu is not None and np.size(bu):
+        out += Q.b_range_flags(np.asarray(bu, float).ravel())
+    if series is not None:
+        b0 = np.nonzero(series.b0_mask)[0]
+        if b0.size >= 2:
+            out += Q.motion_flags(series.data[..., b0], body)
+        if roi_masks:
+            out += Q.side_label_flags(roi_masks, series.affine, midline_x=params.get("midsagittal_x_mm"),
+                                      body_mask=body)
+    order = {s: i for i, s in enumerate(Q.SEVERITIES)}
+    return sorted(out, key=lambda f: order.get(f.severity, 9))
 
 
 def _status_codes() -> dict[int, str]:
@@ -950,15 +969,18 @@ def _add_figures(rep: Report, *, series, fit, roi_masks, comparison, entrapment)
                                            threshold_pct=thr if param == getattr(entrapment, "parameter", "adc") else None)
             rep.add_figure(name, fig,
                            f"{param.upper()}. Left: ROI mean per side with its bootstrap CI. Right: "
-                           "rel_diff_pct = 100·(Xs−Xc)/Xc with its CI"
+                           "relative difference 100·(Xs−Xc)/Xc (%) with its CI"
                            + (f"; dashed lines ±{thr:g} % (user threshold, not a diagnostic cut-off)."
                               if thr and param == getattr(entrapment, "parameter", "adc") else "."))
     if fit is not None and getattr(fit, "adc", None) is not None:
         fig = F.adc_montage(fit, rois=roi_masks)
+        bu = getattr(fit, "bvals_used", None)
+        bs = ", ".join(P.fmt(float(b), "s/mm^2") for b in sorted(set(np.asarray(bu).ravel().tolist()))) if bu is not None else ""
         rep.add_figure("adc_montage", fig,
-                       "ADC (×10⁻³ mm²/s, grey 0–3) on the slices that contain ROIs; outlines and labels "
-                       "mark the ROIs; edge letters (L/R, P/A, I/S) give the patient directions from "
-                       "the affine.")
+                       f"ADC{f' from b = {bs} s/mm²' if bs else ''}, window 0–3.0 ×10⁻³ mm²/s (grey scale, "
+                       "black = no fit), on the slices that contain ROIs; coloured outlines and labels "
+                       "mark the ROIs (leader lines where a label is moved to avoid another); edge "
+                       "letters (L/R, P/A, I/S) give the patient directions from the affine.")
     if series is not None and roi_masks:
         bu = getattr(fit, "bvals_used", None) if fit is not None else None
         b_range = (float(np.min(bu)), float(np.max(bu))) if bu is not None and np.size(bu) else None

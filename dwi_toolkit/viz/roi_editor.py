@@ -15,7 +15,16 @@ Keys
     ``1``–``6``: level L1–S1 · ``l``/``r``: side · ``g``: next segment · ``s``/``p``/``x``:
     sphere / polygon / midline tool · ``enter``: close polygon / finish midline · ``escape``:
     cancel · ``+``/``-``: sphere radius · ``m``: mirror the current ROI · ``delete``: remove it ·
-    ``u`` or ``ctrl+z``: undo · ``w`` or ``ctrl+s``: save.
+    ``u`` or ``ctrl+z``: undo · ``w`` or ``ctrl+s``: save · ``h``: show/hide the help overlay
+    listing every key (the same in a Jupyter ``%matplotlib widget`` cell; :meth:`RoiEditor.help`
+    returns the text).
+Saving
+    With a ``path``, every change (place, draw, mirror, delete, midline, undo) is autosaved to
+    that path at once — a temporary file renamed into place (``dwi_toolkit.io._atomic``), so a
+    crash or a killed kernel never loses more than the change in progress and never leaves a
+    half-written file. Set ``editor.autosave = False`` to save only with ``w``.
+Opening
+    With ROIs given, the editor opens on the slice that shows the most of them.
 
 Examples
 --------
@@ -56,6 +65,25 @@ __all__ = ["RoiEditor"]
 logger = logging.getLogger(__name__)
 
 TOOLS = ("sphere", "polygon", "midline")
+
+#: Every key and mouse action of the editor (shown by ``h``; keep in step with ``_on_key``).
+HELP_TEXT = """ROI editor keys (h: hide this help)
+↑ / ↓, PageUp / PageDown, scroll   previous / next slice
+v                                  next view plane (axial, coronal, sagittal)
+b                                  next background image
+1 2 3 4 5 6                        level L1 L2 L3 L4 L5 S1
+l / r                              side left / right
+g                                  next segment
+s / p / x                          sphere / polygon / midline tool
+left click                         place sphere · add polygon vertex · add midline point
+right / double click, enter        close polygon / finish midline
+escape                             cancel the polygon or midline in progress
++ / -                              sphere radius larger / smaller
+m                                  mirror the current ROI across the midline
+delete, backspace                  remove the current ROI
+u, ctrl+z                          undo
+w, ctrl+s                          save now (changes also autosave when a path is set)
+h                                  show / hide this help"""
 
 
 class RoiEditor:
@@ -138,6 +166,8 @@ class RoiEditor:
         self.view = view
         self.axis = view_axis(self.affine, view)
         self.index = self.shape[self.axis] // 2
+        self.autosave = True
+        self.help_visible = False
         self.pending: list[NDArray] = []  # polygon / midline points (world)
         self.history: list[tuple[RoiSet, Plane | None]] = []
         self.message = "ready"
@@ -145,6 +175,7 @@ class RoiEditor:
         self._windows = {k: np.nanpercentile(v, (1, 99.5)) for k, v in self.backgrounds.items()}
         self.interactive = bool(interactive)
         self._build_figure(interactive, figure)
+        self.index = self.busiest_slice()
         self.redraw()
 
     # ------------------------------------------------------------------ construction
@@ -220,8 +251,8 @@ class RoiEditor:
         self.b_mirror.on_clicked(lambda _e: self.mirror())
         self.b_undo.on_clicked(lambda _e: self.undo())
         self.b_save.on_clicked(lambda _e: self.save())
-        figure.text(x0, 0.02, "scroll/↑↓ slice · click place · m mirror\nu undo · w save · 1-6 level · l/r side",
-                    fontsize=7, va="bottom")
+        figure.text(x0, 0.02, "h: help (every key)\nchanges autosave to the path",
+                    fontsize=8, va="bottom")
         c = figure.canvas
         self._cids = [c.mpl_connect("button_press_event", self._on_click),
                       c.mpl_connect("scroll_event", self._on_scroll),
@@ -260,7 +291,37 @@ class RoiEditor:
         self._push()
         self.rois = rois
         self.message = message
+        self._autosave()
         self.redraw()
+
+    def _autosave(self) -> None:
+        """Write the current state to the editor's path (atomic), when autosave is on."""
+        if not (self.autosave and self.path is not None):
+            return
+        try:
+            self.save(redraw=False)
+        except RoiError as err:  # an ROI outside the grid etc.: keep editing, say why
+            self.message += f" (not autosaved: {err})"
+            return
+        self.message += " · autosaved"
+
+    def busiest_slice(self) -> int:
+        """Index (along the current view axis) of the slice crossing the most ROIs.
+
+        The middle slice when there are no ROIs.
+        """
+        rois = list(self.rois)
+        if not rois:
+            return self.shape[self.axis] // 2
+        other = tuple(a for a in range(3) if a != self.axis)
+        counts = sum(self._mask(r).any(axis=other).astype(int) for r in rois)
+        return int(np.argmax(counts)) if np.max(counts) > 0 else self.shape[self.axis] // 2
+
+    def help(self, show: bool | None = None) -> str:
+        """Toggle (or set with `show`) the help overlay; returns the help text (every key)."""
+        self.help_visible = (not self.help_visible) if show is None else bool(show)
+        self.redraw()
+        return HELP_TEXT
 
     def set_label(self, *, level: str | None = None, side: str | None = None, segment: str | None = None) -> None:
         """Choose the level/side/segment of the next ROI (names are normalised)."""
@@ -340,6 +401,7 @@ class RoiEditor:
         self._push()
         self.plane = plane_from_points(points)
         self.message = "midline set"
+        self._autosave()
         self.redraw()
         return self.plane
 
@@ -379,12 +441,13 @@ class RoiEditor:
         elif self.history:
             self.rois, self.plane = self.history.pop()
             self.message = "undone"
+            self._autosave()
         else:
             self.message = "nothing to undo"
         self.redraw()
 
-    def save(self, path: str | os.PathLike | None = None) -> Path | None:
-        """Write the ROIs to `path` (default: the editor's path)."""
+    def save(self, path: str | os.PathLike | None = None, *, redraw: bool = True) -> Path | None:
+        """Write the ROIs to `path` (default: the editor's path), atomically."""
         target = Path(path) if path is not None else self.path
         if target is None:
             self.message = "no output path: call save(path)"
@@ -400,8 +463,9 @@ class RoiEditor:
             self.redraw()
             raise
         self.path = target
-        self.message = f"saved {len(rois)} ROIs to {target.name}"
-        self.redraw()
+        if redraw:
+            self.message = f"saved {len(rois)} ROIs to {target.name}"
+            self.redraw()
         return out
 
     # ------------------------------------------------------------------ events
@@ -477,6 +541,8 @@ class RoiEditor:
             self.remove_current()
         elif key in ("u", "ctrl+z"):
             self.undo()
+        elif key == "h":
+            self.help()
         elif key in ("w", "ctrl+s"):
             try:
                 self.save()
@@ -526,6 +592,10 @@ class RoiEditor:
         ax.set_yticks([])
         ax.set_title(f"{self.background} — {self.view} slice {self.index + 1}/{self.shape[self.axis]}",
                      fontsize=10)
+        if self.help_visible:
+            ax.text(0.5, 0.5, HELP_TEXT, transform=ax.transAxes, ha="center", va="center", fontsize=9,
+                    family="monospace", color="black", gid="help-overlay",
+                    bbox={"facecolor": "white", "alpha": 0.92, "pad": 8, "lw": 0})
         self.status.set_text(
             f"{self.level} {self.side} {self.segment} | tool {self.tool} r={self.radius_mm:g} mm | "
             f"{len(self.rois)} ROIs | {self.message}"

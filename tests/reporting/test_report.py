@@ -160,9 +160,8 @@ def test_html_self_contained_and_escaped(report):
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert "demo &lt;01&gt;" in page
     text = " ".join(p.text)
-    for needle in ("Research use only", "rarely change management", "concordant", "SNR",
-                   "b0 threshold" if "b0 threshold" in text else "b0_threshold", "SHA-256",
-                   "ratio_pct", "not a diagnostic cut-off"):
+    for needle in ("Research use only", "rarely change management", "asymmetry on the symptomatic side",
+                   "SNR", "b=0 threshold", "SHA-256", "ratio = 100 · Xs / Xc", "not a diagnostic cut-off"):
         assert needle in text, needle
     no_images = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
     assert "Doe" not in no_images and "12345" not in no_images
@@ -199,7 +198,7 @@ def test_unknown_side_report_renders(tmp_path):
     rep = build_report(series=series, fit=fit, roi_masks=masks, stats=stats, comparison=cmp,
                        entrapment=ent)
     page = rep.to_html()
-    assert "abs_asymmetry_index_pct" in page and NOT_INDICATED_STATEMENT not in page
+    assert "absolute asymmetry index" in page and NOT_INDICATED_STATEMENT not in page
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not on PATH")

@@ -177,3 +177,99 @@ def test_pyplot_figure_keys_are_ours():
         assert ed.ax.get_yscale() == "linear"
     finally:
         plt.close(ed.figure)
+
+
+def _saved(path):
+    return {r.name: tuple(np.round(r.shape.center, 6)) for r in load_rois(path)}
+
+
+def _state(ed):
+    return {r.name: tuple(np.round(r.shape.center, 6)) for r in ed.rois}
+
+
+def test_autosave_after_every_change_and_undo(editor, tmp_path):
+    """Each change is on disk (loadable) the moment it is made: a crash loses nothing."""
+    ed, roots = editor
+    path = tmp_path / "rois.json"
+    assert not path.exists()                                   # nothing changed yet
+    a, b = roots["left"]
+    ed.place_sphere(a + 0.5 * (b - a))
+    assert _saved(path) == _state(ed) and len(_state(ed)) == 1
+    ed.mirror()
+    assert _saved(path) == _state(ed) and len(_state(ed)) == 2
+    key(ed, "u")                                               # undo the mirror
+    assert _saved(path) == _state(ed) and len(_state(ed)) == 1
+    key(ed, "delete")
+    assert _saved(path) == {} and "autosaved" in ed.message
+    assert not list(tmp_path.glob("*.tmp*"))                  # atomic: no temporary left behind
+    ed.autosave = False
+    ed.place_sphere(a)
+    assert _saved(path) == {}                                   # autosave off: disk unchanged
+
+
+def test_killed_editor_keeps_last_change(tmp_path):
+    """A process killed right after a change (no close, no save call) leaves that change on disk."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "rois.json"
+    code = (
+        "import os, signal, numpy as np\n"
+        "from dwi_toolkit.viz.roi_editor import RoiEditor\n"
+        f"ed = RoiEditor({{'b0': np.ones((12, 12, 6))}}, np.eye(4), path={str(path)!r}, interactive=False)\n"
+        "ed.set_label(level='L4', side='right'); ed.place_sphere([5.0, 6.0, 3.0], 2.0)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MPLBACKEND": "Agg"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    back = load_rois(path)
+    assert [r.name for r in back] == ["L4_right_ganglion"]
+    np.testing.assert_allclose(back[0].shape.center, [5.0, 6.0, 3.0])
+
+
+def test_opens_on_the_slice_with_most_rois(editor, tmp_path):
+    ed, _ = editor
+    from dwi_toolkit.roi.model import RoiSet, RootROI
+
+    z_many = 2 if ed.shape[ed.axis] // 2 != 2 else 3
+    rois = RoiSet([RootROI("L4", "left", shape=Sphere(ed.voxel_to_world(_ijk(ed, 5, 5, z_many)), 1.0)),
+                   RootROI("L4", "right", shape=Sphere(ed.voxel_to_world(_ijk(ed, 12, 5, z_many)), 1.0)),
+                   RootROI("L5", "left", shape=Sphere(ed.voxel_to_world(_ijk(ed, 5, 12, z_many)), 1.0))])
+    ed2 = RoiEditor({"b0": ed.backgrounds["b0"]}, ed.affine, rois=rois, interactive=False)
+    try:
+        assert ed2.index == z_many
+        assert ed2.busiest_slice() == z_many
+    finally:
+        ed2.close()
+
+
+def _ijk(ed, i, j, k):
+    """Voxel index with the slice coordinate `k` on the editor's view axis."""
+    h, v = ed.inplane_axes
+    out = [0, 0, 0]
+    out[h], out[v], out[ed.axis] = i, j, k
+    return out
+
+
+def test_help_overlay_lists_every_key(editor):
+    import inspect
+    import re
+
+    from dwi_toolkit.viz import roi_editor
+
+    ed, _ = editor
+    src = inspect.getsource(roi_editor.RoiEditor._on_key)
+    lines = [ln for ln in src.splitlines() if re.search(r"\bkey (==|in) ", ln)]
+    handled = {k for ln in lines for k in re.findall(r'"([^"]+)"', ln)} | set("123456")
+    handled.discard("123456")
+    text = roi_editor.HELP_TEXT
+    aliases = {"up": "↑", "down": "↓", "pageup": "PageUp", "pagedown": "PageDown", "=": "+"}
+    missing = sorted(k for k in handled if k not in text and aliases.get(k, "\0") not in text)
+    assert len(handled) > 20 and not missing, f"keys missing from the help: {missing}"
+    key(ed, "h")
+    assert ed.help_visible and any(t.get_gid() == "help-overlay" for t in ed.ax.texts)
+    key(ed, "h")
+    assert not ed.help_visible and not any(t.get_gid() == "help-overlay" for t in ed.ax.texts)
