@@ -204,3 +204,50 @@ def compare_cohort_sessions(out_dir: str | os.PathLike, subjects: Sequence[Any],
         atomic_write_text(dest / "index.html", what_changed_html(items))
         atomic_write_text(dest / "longitudinal_summary.json", json.dumps(items, indent=2) + "\n")
     return items
+
+
+def run_cohort_passes(result: Any, *, harmonize_by: str | None = None, participants: Any = None,
+                      covariates: Sequence[str] = (), longitudinal: bool = False) -> dict[str, Path]:
+    """The cohort passes chosen on ``dwi-toolkit run`` after the subjects are done.
+
+    Parameters
+    ----------
+    result : RunResult
+        From :func:`~dwi_toolkit.pipeline.runner.run_pipeline` (its output folder and dataset).
+    harmonize_by : str, optional
+        Participants column of the site/scanner: run :func:`harmonize_cohort`.
+    participants : path-like, optional
+        Participants table (default: ``participants.tsv`` at the top of the input).
+    covariates : sequence of str, optional
+        Participants columns kept by the harmonisation.
+    longitudinal : bool, optional
+        Run :func:`compare_cohort_sessions`.
+
+    Returns
+    -------
+    dict
+        ``"harmonized"`` / ``"longitudinal"`` → page written.
+
+    Examples
+    --------
+    >>> run_cohort_passes(None)
+    {}
+    """
+    pages: dict[str, Path] = {}
+    if result is None:
+        return pages
+    out = Path(result.out_dir)
+    if harmonize_by:
+        table = participants if participants is not None else Path(result.dataset.root) / "participants.tsv"
+        if not isinstance(table, Mapping) and not Path(table).is_file():
+            raise InputDataError(f"--harmonize-by {harmonize_by}: no participants table at {table}; give one with "
+                                 "--participants FILE (participant_id + the site column).")
+        pages["harmonized"] = harmonize_cohort(out, harmonize_by, participants=table, covariates=covariates)["index.html"]
+    if longitudinal:
+        from .cohort import GROUP
+
+        compare_cohort_sessions(out, result.dataset.subjects)
+        page = out / GROUP / "longitudinal" / "index.html"
+        if page.is_file():
+            pages["longitudinal"] = page
+    return pages
