@@ -232,7 +232,7 @@ def _gradient_check(series: Any, opts: AnalysisOptions) -> tuple[Any, dict[str, 
     """The gradient-table check (options ``check_gradients`` / ``fix_gradients``), before any fit."""
     if not (opts.check_gradients or opts.fix_gradients):
         return series, None
-    from .steps_qc import gradient_qc
+    from .subject_sections import gradient_qc
 
     return gradient_qc(series, fix=opts.fix_gradients)
 
@@ -247,7 +247,7 @@ def _track_and_sections(report: Any, series: Any, rois: Any, dti_fit: Any, gchec
 
         tracking = run_tractography(series, rois, None if out_dir is None else Path(out_dir) / "tracts",
                                     dti_fit=dti_fit, mask=load_analysis_mask(opts.mask, series))
-    from .steps_qc import add_report_sections
+    from .subject_sections import add_report_sections
 
     add_report_sections(report, gradient_check=gcheck, tractography=tracking, figures=opts.figures,
                         out_dir=out_dir)

@@ -435,7 +435,7 @@ def report_step(ctx: SubjectContext, *, figures: bool) -> None:
                           comparison=d.get("comparison"), indication=d.get("indication"),
                           entrapment=d.get("entrapment"), parameters=params, inputs=inputs,
                           subject=ctx.prefix, command="dwi-toolkit run", figures=figures)
-    from .steps_qc import add_report_sections
+    from .subject_sections import add_report_sections
 
     add_report_sections(report, gradient_check=d.get("gradient_check"), tractography=d.get("tractography"),
                         figures=figures, out_dir=ctx.out_dir)
@@ -589,7 +589,3 @@ def dti_step(ctx: SubjectContext, *, method: str, b_min: float | None, b_max: fl
     _save_model_maps(ctx, fit, "tensor")
     if roi_stats:
         _model_roi_stats(ctx, fit, ("fa", "md"), "tensor")
-
-
-# the steps of the other built-in step modules register themselves on import
-from . import steps_qc, steps_tracts  # noqa: E402,F401

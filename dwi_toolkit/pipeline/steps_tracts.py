@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .steps import Param, SubjectContext, _auto_mask, _need_rois, register_step
 
-__all__ = ["track_step"]
+__all__: list[str] = []  # the step is used through the registry (get_step("track"))
 
 
 @register_step(
