@@ -106,6 +106,12 @@ class AnalysisOptions:
     csf_threshold: float | None = option(None, "leave out ROI voxels with ADC above this as CSF "
                                          "contamination, e.g. 2.5e-3 (default: none)", unit="mm^2/s", min=0.0)
     figures: bool = option(True, "render the figures", cli="shared")
+    check_gradients: bool = option(False, "check the b-vector table for a flipped or permuted axis (QC line "
+                                   "in the report; needs >= 6 directions)")
+    fix_gradients: bool = option(False, "check the b-vector table and apply the best one before fitting "
+                                 "when the given one looks wrong (recorded in the provenance)")
+    track: bool = option(False, "also track each root from its ROI and compare FA/ADC along the root "
+                         "(tractography section; needs >= 6 directions)")
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

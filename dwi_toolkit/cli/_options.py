@@ -164,6 +164,10 @@ def add_analysis_options(p) -> None:
         unit = f", {meta['unit']}" if meta.get("unit") else ""
         default = "" if f.default is None else f" (default {f.default:g})" if isinstance(f.default, float) \
             else f" (default {f.default})"
+        if kind is bool:  # a switch: --track
+            p.add_argument(f"--{f.name.replace('_', '-')}", dest=f"opt_{f.name}", action="store_const", const=True,
+                           default=None, help=meta["help"].replace("%", "%%"))
+            continue
         p.add_argument(f"--{f.name.replace('_', '-')}", dest=f"opt_{f.name}", metavar=None if meta.get("choices") else f.name.upper(), type=kind,
                        choices=meta.get("choices"), default=None,
                        help=f"{meta['help']}{unit}{default}".replace("%", "%%"))

@@ -191,6 +191,7 @@ def run_analysis(
     opts = _merge_options(options, option_values)
     logger.info("loading %s", series_path)
     series = load_dwi(series_path, bvals=bvals, bvecs=bvecs, b0_threshold=opts.b0_threshold)
+    series, gcheck = _gradient_check(series, opts)
     rois = load_rois(rois_path)
     fit, stats, dti_fit, n_mask = _fit_and_measure(series, rois, opts)
     clinical, indication = _clinical(clinical_path, opts)
@@ -212,6 +213,7 @@ def run_analysis(
                           stats=stats, comparison=comparison, indication=indication, entrapment=entrapment,
                           parameters=params, inputs=inputs, subject=subject, command=command,
                           figures=opts.figures)
+    _track_and_sections(report, series, rois, dti_fit, gcheck, opts, out_dir)
     if out_dir is not None:
         report.save(Path(out_dir))
     return report
@@ -235,6 +237,31 @@ def _merge_options(options: AnalysisOptions | None, values: dict[str, Any]) -> A
         raise InputDataError(f"run_analysis: unknown option(s) {', '.join(unknown)}; "
                              f"known: {', '.join(AnalysisOptions.names())}.")
     return base.replace(**values) if values else base
+
+
+def _gradient_check(series: Any, opts: AnalysisOptions) -> tuple[Any, dict[str, Any] | None]:
+    """The gradient-table check (options ``check_gradients`` / ``fix_gradients``), before any fit."""
+    if not (opts.check_gradients or opts.fix_gradients):
+        return series, None
+    from .subject_sections import gradient_qc
+
+    return gradient_qc(series, fix=opts.fix_gradients)
+
+
+def _track_and_sections(report: Any, series: Any, rois: Any, dti_fit: Any, gcheck: dict[str, Any] | None,
+                        opts: AnalysisOptions, out_dir: str | os.PathLike | None) -> None:
+    """Root tractography (option ``track``, files under ``out_dir/tracts``) and the optional report sections."""
+    tracking = None
+    if opts.track:
+        from ..io.loading import load_analysis_mask
+        from .tractography import run_tractography
+
+        tracking = run_tractography(series, rois, None if out_dir is None else Path(out_dir) / "tracts",
+                                    dti_fit=dti_fit, mask=load_analysis_mask(opts.mask, series))
+    from .subject_sections import add_report_sections
+
+    add_report_sections(report, gradient_check=gcheck, tractography=tracking, figures=opts.figures,
+                        out_dir=out_dir)
 
 
 def _fit_b_range(series: Any, opts: AnalysisOptions) -> tuple[float, float] | None:

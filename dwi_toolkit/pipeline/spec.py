@@ -373,7 +373,7 @@ def builtin_pipelines() -> dict[str, Path]:
     Examples
     --------
     >>> sorted(builtin_pipelines())
-    ['adc-only', 'default', 'dti', 'high-b', 'ivim']
+    ['adc-only', 'default', 'dti', 'high-b', 'ivim', 'tractography']
     """
     from importlib import resources
 

@@ -18,6 +18,8 @@ Built-in steps
 ``analyze``    all of the above in one call of :func:`dwi_toolkit.pipeline.analyze.run_analysis`
 ``ivim``       IVIM fit (D, f, D*), maps (+ ROI statistics) → ``ivim``
 ``dti``        tensor fit (FA, MD, AD, RD), maps (+ ROI statistics) → ``dti``
+``check_gradients`` gradient-table check (and fix) → ``gradient_check`` (:mod:`.steps_qc`)
+``track``      root tractography, along-root profiles → ``tractography`` (:mod:`.steps_tracts`)
 
 Further steps are added with :func:`register_step` (in this module, or in a plugin module named
 in the pipeline's ``plugins`` list)::
@@ -433,6 +435,10 @@ def report_step(ctx: SubjectContext, *, figures: bool) -> None:
                           comparison=d.get("comparison"), indication=d.get("indication"),
                           entrapment=d.get("entrapment"), parameters=params, inputs=inputs,
                           subject=ctx.prefix, command="dwi-toolkit run", figures=figures)
+    from .subject_sections import add_report_sections
+
+    add_report_sections(report, gradient_check=d.get("gradient_check"), tractography=d.get("tractography"),
+                        figures=figures, out_dir=ctx.out_dir)
     out = ctx.out_dir / "report"
     report.save(out)
     d["report"] = report

@@ -373,6 +373,8 @@ class Report:
     qc : dict
         QC facts and ``flags`` (list of plain-language strings).
     figures : list of ReportFigure
+    sections : list of ReportSection
+        Optional sections (tractography ...): JSON block under their key, HTML, figures, tables.
     subject : str, optional
         A pseudonymous label chosen by the user (never taken from DICOM).
     notice : str
@@ -395,6 +397,7 @@ class Report:
     entrapment: Any = None
     qc: dict[str, Any] = field(default_factory=dict)
     figures: list[ReportFigure] = field(default_factory=list)
+    sections: list[Any] = field(default_factory=list)
     subject: str | None = None
     notice: str = RESEARCH_NOTICE
 
@@ -441,6 +444,7 @@ class Report:
             "figures": [{"name": f.name, "caption": f.caption, "file": f"figures/{f.name}.png"}
                         for f in self.figures],
         }
+        d.update({s.key: s.to_dict() for s in self.sections})
         return _jsonable(d)
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -457,6 +461,8 @@ class Report:
             out["side_comparison"] = self.comparison.to_records()
         if self.entrapment is not None and hasattr(self.entrapment, "levels"):
             out["entrapment"] = [lv.to_record() for lv in self.entrapment.levels]
+        for s in self.sections:
+            out.update(s.tables)
         return out
 
     @staticmethod
@@ -495,6 +501,7 @@ class Report:
             secs.append(("figures", "Other figures", "".join(H.img_tag(f.png, alt=f.name, caption=f.caption) for f in others)))
         if self.roi_stats is not None:
             secs.append(("roistats", "ROI statistics", self._html_roi_stats()))
+        secs += [(s.key, s.title, s.html) for s in self.sections]
         secs.append(("qc", "Quality control", self._html_qc()))
         secs.append(("acquisition", "Acquisition", self._html_acquisition()))
         secs.append(("provenance", "Provenance", self._html_provenance()))
@@ -707,7 +714,7 @@ class Report:
         written["report.json"] = atomic_write_text(out / "report.json", self.to_json() + "\n")
         for stem, recs in self.tables().items():
             written[f"{stem}.csv"] = atomic_write_text(out / f"{stem}.csv", self._csv_text(recs))
-        for f in self.figures:
+        for f in [*self.figures, *(f for s in self.sections for f in s.figures)]:
             written[f"figures/{f.name}.png"] = atomic_write_bytes(out / "figures" / f"{f.name}.png", f.png)
         written["report.html"] = atomic_write_text(out / "report.html", self.to_html())
         logger.info("report written to %s", out)

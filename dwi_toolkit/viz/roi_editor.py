@@ -575,6 +575,10 @@ class RoiEditor:
         masks = [slice_image(self._mask(r), self.axis, self.index) for r in rois]
         draw_roi_overlay(ax, masks, [r.name for r in rois], roi_colors(len(rois)), alpha=0.3, fontsize=8,
                          aspect=aspect)
+        if getattr(self, "tracts", None) is not None:  # tracked roots set by the user (viz.tract_overlay)
+            from .tract_overlay import draw_tracts
+
+            draw_tracts(ax, self.tracts, self.affine, self.axis, self.index)
         if self.pending:
             disp = np.array([self.world_to_display(p)[:2] for p in self.pending])
             ax.plot(disp[:, 0], disp[:, 1], "-o", color="cyan", ms=3, lw=1)

@@ -47,6 +47,15 @@ def add_parser(sub, add_common) -> None:
                    help="BIDS: extra derivatives folders holding ROIs / clinical.json per subject")
     p.add_argument("--no-cohort", action="store_true", help="skip the cohort summary after the run")
     p.add_argument("--list-pipelines", action="store_true", help="list the built-in pipelines and exit")
+    g = p.add_argument_group("cohort passes (after the subjects; see docs/trust.md)")
+    g.add_argument("--harmonize-by", metavar="COLUMN", help="ComBat-harmonise the cohort ROI table across the "
+                   "sites/scanners named in this participants column (writes group/harmonized/)")
+    g.add_argument("--participants", metavar="FILE", help="participants table (TSV/CSV with participant_id; "
+                   "default INPUT/participants.tsv)")
+    g.add_argument("--covariates", nargs="+", default=[], metavar="COLUMN",
+                   help="participants columns whose effects the harmonisation keeps (e.g. group age)")
+    g.add_argument("--longitudinal", action="store_true", help="compare each later ses-* session of a subject "
+                   "with its first (ROIs of the first carried over; writes group/longitudinal/)")
     add_common(p)
     p.set_defaults(func=run)
 
@@ -152,4 +161,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"logs:     {Path(out) / 'logs'} (tracebacks of failed subjects)")
         if result.cohort is not None:
             print(f"cohort:   {result.cohort.index}")
+    if args.harmonize_by or args.longitudinal:
+        from ...pipeline.cohort_trust import run_cohort_passes
+
+        for name, page in run_cohort_passes(result, harmonize_by=args.harmonize_by, participants=args.participants,
+                                            covariates=args.covariates, longitudinal=args.longitudinal).items():
+            print(f"{name}: {page}")
     return result.exit_code

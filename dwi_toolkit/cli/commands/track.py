@@ -36,55 +36,29 @@ def add_parser(sub, add_common) -> None:
     p.set_defaults(func=run)
 
 
-def _save_fig(fig, path):
-    from ...io._atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp)
-    return path
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ...io.rois import load_rois, save_rois
-    from ...io.streamlines import save_root_tracts
-    from ...io.tables import write_csv
-    from ...models.dti import fit_dti
-    from ...tracts import TrackingParams, along_root_profiles, compare_profiles, find_lesions, track_roots
-    from ...tracts.figures import profiles_figure, tracts_figure
-    from ...tracts.profiles import COMPARISON_COLUMNS
+    from ...io.rois import load_rois
+    from ...pipeline.tractography import run_tractography
+    from ...tracts import TrackingParams
     from ._maps import load_inputs, preprocess, write_summary
 
     series, mask = load_inputs(args)
     series, steps = preprocess(series, args)
-    rois = load_rois(args.rois)
-    fit = fit_dti(series, mask=mask)
     params = TrackingParams(method=args.method, fa_threshold=args.fa_threshold, max_angle_deg=args.max_angle,
                             seeds_per_root=args.seeds_per_root, min_length_mm=args.min_length,
                             tube_radius_mm=args.tube_radius)
-    tracts = track_roots(fit, rois, params=params, mask=mask,
-                         midsagittal_plane=rois.meta.get("midsagittal_plane") if hasattr(rois, "meta") else None)
     out = Path(args.out)
-    index = save_root_tracts(tracts, out / "streamlines", fmt=args.fmt)
-    tubes = save_rois(tracts.rois(), out / "tract_rois.json")
-    profiles = along_root_profiles(tracts, fit)
-    prof_csv = profiles.save(out / "along_root_profiles.csv")
-    comps = compare_profiles(profiles)
-    comp_csv = write_csv(out / "profile_comparison.csv", [c.to_record() for c in comps], columns=COMPARISON_COLUMNS)
-    lesions = find_lesions(comps)
-    outputs = {"streamline_index": str(index), "tract_rois": str(tubes), "profiles": str(prof_csv),
-               "comparison": str(comp_csv)}
-    if not args.no_figures:
-        outputs["tracts_png"] = str(_save_fig(tracts_figure(tracts, fit.fa), out / "tracts_coronal.png"))
-        outputs["profiles_png"] = str(_save_fig(profiles_figure(profiles, comps), out / "profiles.png"))
-    write_summary(out / "track_summary.json", {"input": str(args.path), "roots": tracts.summary(),
-                                               "lesions": lesions, "outputs": outputs, "preprocessing": steps,
-                                               "params": dict(params.__dict__)})
-    for r in tracts.summary():
+    res = run_tractography(series, load_rois(args.rois), out, params=params, mask=mask, fmt=args.fmt,
+                           figures=not args.no_figures)
+    outputs = {k: str(v) for k, v in res.files.items() if k != "summary"}
+    write_summary(out / "track_summary.json", {"input": str(args.path), **res.summary(), "outputs": outputs,
+                                               "preprocessing": steps})
+    for r in res.tracts.summary():
         print(f"{r['level']} {r['side']}: {r['n_kept']}/{r['n_tracked']} streamlines kept, "
               f"centre-line {r['centerline_length_mm']:.0f} mm ({r['origin']})")
-    for les in lesions:
+    for les in res.lesions:
         print(f"focal deviation: {les['level']} {les['side']} at {les['distance_mm']:.0f} mm "
               f"({les['start_mm']:.0f}-{les['end_mm']:.0f} mm from the dural junction)")
     print(f"outputs in {out}")
