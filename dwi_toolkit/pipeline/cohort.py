@@ -128,8 +128,11 @@ def _num(x: Any) -> float | None:
 
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a CSV or BIDS TSV table (``n/a`` read as an empty cell)."""
+    tsv = path.suffix == ".tsv"
     with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+        rows = list(csv.DictReader(fh, delimiter="\t" if tsv else ","))
+    return [{k: ("" if v == "n/a" else v) for k, v in r.items()} for r in rows] if tsv else rows
 
 
 def _csv_text(rows: list[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
@@ -244,10 +247,13 @@ def _subject_roi_rows(sdir: Path, products: dict[str, Any], doc: dict[str, Any] 
     rois: list[dict[str, Any]] = []
     if doc is not None and isinstance(doc.get("roi_stats"), dict):
         rois = list(doc["roi_stats"].get("rows", []))
-    elif "roi_stats_csv" in products and (sdir / products["roi_stats_csv"]).is_file():
-        rois = _read_csv(sdir / products["roi_stats_csv"])
+    else:
+        for name in ("roi_stats_tsv", "roi_stats_csv"):
+            if name in products and (sdir / products[name]).is_file():
+                rois = _read_csv(sdir / products[name])
+                break
     for name in sorted(products):  # other models' ROI statistics (ivim, tensor ...)
-        if name.endswith("_roi_stats_csv") and (sdir / products[name]).is_file():
+        if name.endswith(("_roi_stats_tsv", "_roi_stats_csv")) and (sdir / products[name]).is_file():
             rois = rois + _read_csv(sdir / products[name])
     return rois
 
