@@ -2,8 +2,8 @@
 
 For each level × segment × parameter the symptomatic-side value ``Xs`` is set against the value on
 the reference side ``Xc`` (the contralateral root at the same level and segment,
-``clinical-reference.md §2.4`` consequence 1) and summarised with the four indices of
-``clinical-reference.md §2.8``, named exactly as there:
+dwi_toolkit References §2.4 consequence 1) and summarised with the four indices of
+dwi_toolkit References §2.8, named exactly as there:
 
 - ``ratio_pct`` = ``100 · Xs / Xc`` (%)
 - ``rel_diff_pct`` = ``100 · (Xs − Xc) / Xc`` (%)
@@ -14,14 +14,14 @@ the reference side ``Xc`` (the contralateral root at the same level and segment,
 difference ``Xs − Xc`` (and of the signed indices) is a percentile bootstrap over voxels: the
 voxel values of each side are resampled with replacement, independently, ``n_boot`` times.
 Voxels are spatially correlated, so this interval is optimistic; it reflects sampling noise within
-the ROI, not scan–rescan or reader variability (``clinical-reference.md §2.7``).
+the ROI, not scan–rescan or reader variability (dwi_toolkit References §2.7).
 
 When the symptomatic side is unknown (``None``) or both sides are symptomatic (``"bilateral"``),
 the signed indices are undefined; each row then carries ``abs_asymmetry_index_pct`` computed from
 the left and right values, and the difference is reported as ``left − right``.
 
 Nothing here says what is abnormal: no normative limits of side-to-side variation exist
-(``clinical-reference.md §2.8``, §4). Interpretation lives in
+(dwi_toolkit References §2.8, §4). Interpretation lives in
 :mod:`dwi_toolkit.clinical.entrapment`.
 """
 
@@ -50,9 +50,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Index names of clinical-reference.md §2.8, in report order.
+#: Index names of dwi_toolkit References §2.8, in report order.
 INDEX_NAMES = ("ratio_pct", "rel_diff_pct", "asymmetry_index_pct", "abs_asymmetry_index_pct")
-#: Formula of each index as printed in reports (clinical-reference.md §2.8).
+#: Formula of each index as printed in reports (dwi_toolkit References §2.8).
 INDEX_FORMULAS = {
     "ratio_pct": "100 · Xs / Xc",
     "rel_diff_pct": "100 · (Xs − Xc) / Xc",
@@ -63,7 +63,7 @@ INDEX_FORMULAS = {
 LEVEL_ORDER = ("L1", "L2", "L3", "L4", "L5", "S1")
 SEGMENT_ORDER = ("preganglionic", "ganglion", "postganglionic")
 _SIDES = ("left", "right")
-#: Default minimum voxel count per side [D]; ROI size norms do not exist (clinical-reference §2.6).
+#: Default minimum voxel count per side [D]; ROI size norms do not exist (dwi_toolkit References §2.6).
 DEFAULT_MIN_VOXELS = 5
 #: Default coefficient of variation (sd/abs(mean)) above which an ROI is flagged noisy [D].
 DEFAULT_MAX_CV = 0.5
@@ -72,7 +72,7 @@ DEFAULT_SEED = 0
 
 
 def side_indices(xs: Any, xc: Any) -> dict[str, Any]:
-    """The four side-to-side indices of ``clinical-reference.md §2.8``.
+    """The four side-to-side indices of dwi_toolkit References §2.8.
 
     Parameters
     ----------
@@ -88,7 +88,7 @@ def side_indices(xs: Any, xc: Any) -> dict[str, Any]:
 
     Examples
     --------
-    The worked example of clinical-reference.md §2.8 (ADC, Xs = 1.79, Xc = 1.50 × 10⁻³ mm²/s):
+    The worked example of dwi_toolkit References §2.8 (ADC, Xs = 1.79, Xc = 1.50 × 10⁻³ mm²/s):
 
     >>> ix = side_indices(1.79e-3, 1.50e-3)
     >>> [round(float(ix[k]), 1) for k in INDEX_NAMES]
@@ -249,7 +249,7 @@ class SideComparison:
         "Xs = ROI mean on the symptomatic side, Xc = ROI mean on the contralateral side at the same "
         "level and segment; ratio_pct = 100·Xs/Xc, rel_diff_pct = 100·(Xs−Xc)/Xc, "
         "asymmetry_index_pct = 100·(Xs−Xc)/((Xs+Xc)/2), abs_asymmetry_index_pct = its absolute "
-        "value (clinical-reference.md §2.8)."
+        "value (dwi_toolkit References §2.8)."
     )
 
     def __iter__(self):
@@ -464,7 +464,7 @@ def compare_sides(
         Two-sided confidence level of the percentile bootstrap interval, in (0, 1) (default 0.95).
     min_voxels : int, optional
         Rows with fewer voxels than this on either side are flagged ``too_small`` (default 5, a
-        design choice [D]: no ROI-size norms exist, clinical-reference.md §2.6).
+        design choice [D]: no ROI-size norms exist, dwi_toolkit References §2.6).
     max_cv : float, optional
         Sides whose coefficient of variation (sd/abs(mean)) exceeds this are flagged ``noisy``
         (default 0.5 [D]).
@@ -484,7 +484,7 @@ def compare_sides(
 
     Notes
     -----
-    Indices: ``clinical-reference.md §2.8``. Only homologous positions are compared (same level
+    Indices: dwi_toolkit References §2.8. Only homologous positions are compared (same level
     and segment, §2.4). The bootstrap resamples voxels independently on each side; because
     neighbouring voxels are correlated the interval is narrower than a scan–rescan interval.
 
@@ -511,7 +511,7 @@ def compare_sides(
         if side == "bilateral":
             notes.append("Symptoms are bilateral: there is no contralateral reference side, so only "
                          "absolute asymmetry is reported (an adjacent-level reference, "
-                         "clinical-reference.md §2.6, is not computed here).")
+                         "dwi_toolkit References §2.6, is not computed here).")
         side = None
     if side not in (None, "left", "right"):
         raise InputDataError(

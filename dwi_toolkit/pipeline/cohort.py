@@ -90,7 +90,7 @@ class CohortSummary:
         if self.side_differences:
             rows.append((f"side difference ({self.side_difference_measure}, %)", "median per level: " + ", ".join(
                 f"{lv} {sorted(v)[len(v) // 2]:+.1f}" for lv, v in sorted(self.side_differences.items()) if v)))
-        facts = html_table("CohortSummary", rows, note="Indices as in clinical-reference.md §2.8; "
+        facts = html_table("CohortSummary", rows, note="Indices as in dwi_toolkit References §2.8; "
                                                        "indication classes from rule set v1 (§3.10).")
         cols = ("subject", "status", "indication", "entrapment", "reason")
         head = "".join(f"<th style='text-align:left'>{c}</th>" for c in cols)
@@ -114,7 +114,7 @@ def indication_shares(classes: Sequence[str | None]) -> dict[str, Any]:
     counts = {c: assessed.count(c) for c in names}
     return {"counts": counts, "n_assessed": n, "n_not_assessed": len(classes) - n,
             "shares_pct": {c: (100.0 * counts[c] / n if n else None) for c in names},
-            "source": "rule set v1, clinical-reference.md §3.10; presentation as Kovacs 2013 (§3.8)"}
+            "source": "rule set v1, dwi_toolkit References §3.10; presentation as Kovacs 2013 (§3.8)"}
 
 
 def _num(x: Any) -> float | None:
@@ -363,7 +363,7 @@ def _write_index(summary: CohortSummary, out: Path, manifest: dict[str, Any], pn
 
     label = _MEASURE_LABELS.get(summary.side_difference_measure, "").replace("\n", ", ")
     caption = (f"{label} per level across subjects (all segments); "
-               "indices as in clinical-reference.md §2.8. Box: quartiles; points: subjects.")
+               "indices as in dwi_toolkit References §2.8. Box: quartiles; points: subjects.")
     pipe = manifest.get("pipeline", {})
     page = cohort_index_html(
         title=f"dwi_toolkit cohort summary — {manifest.get('dataset', {}).get('name', out.name)}",

@@ -17,7 +17,7 @@ from dwi_toolkit.errors import InputDataError
 from tests.analysis._standin import make_row, table
 
 BASE = 1.20e-3  # mm^2/s, contralateral roots
-ALTERED = 1.60e-3  # mm^2/s, altered root (clinical-reference.md §1.1 table, order of magnitude)
+ALTERED = 1.60e-3  # mm^2/s, altered root (dwi_toolkit References §1.1 table, order of magnitude)
 
 
 def _roots(rng, altered=None, *, n=40, sd=0.06e-3, levels=("L3", "L4", "L5", "S1")):
