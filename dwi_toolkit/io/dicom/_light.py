@@ -59,6 +59,7 @@ KEYWORDS: dict[str, tuple[int, str]] = {
     "FlipAngle": (0x00181314, "DS"),
     "PatientPosition": (0x00185100, "CS"),
     "ComplexImageComponent": (0x00089208, "CS"),
+    "MRImagingModifierSequence": (0x00189006, "SQ"),
     "NumberOfAverages": (0x00180083, "DS"),
     "PhaseEncodingSteps": (0x00180089, "IS"),
     "EchoTrainLength": (0x00180091, "IS"),

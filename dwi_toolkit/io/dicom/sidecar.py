@@ -101,9 +101,11 @@ def _matrix_keys(ds: Any, meta: dict[str, Any], shape: tuple[int, ...], rc: str 
     lines = None
     if isinstance(acq, (list, tuple)) and len(acq) == 4:
         lines = int(acq[2]) if int(acq[2]) > 0 else (int(acq[3]) if int(acq[3]) > 0 else None)
-    for key, kw in (("PercentPhaseFOV", "PercentPhaseFieldOfView"), ("PercentSampling", "PercentSampling"),
-                    ("SAR", "SAR")):
-        v = _num(ds, kw)
+    for key, kw, seq in (("PercentPhaseFOV", "PercentPhaseFieldOfView", "MRFOVGeometrySequence"),
+                         ("PercentSampling", "PercentSampling", "MRFOVGeometrySequence"),
+                         ("PixelBandwidth", "PixelBandwidth", "MRImagingModifierSequence"),
+                         ("SAR", "SAR", "SAR")):
+        v = _enhanced(ds, kw, seq)
         if v is not None and v > 0:
             meta[key] = _g(v)
     etl = _num(ds, "EchoTrainLength")
@@ -185,7 +187,7 @@ def dcm2niix_keys(meta: dict[str, Any], ds: Any, vendor: str, csa: dict | None,
         meta["ImageType"] = _image_type(meta["ImageType"], ds, vendor)
     if vendor in MANUFACTURER_NAMES:
         meta["Manufacturer"] = MANUFACTURER_NAMES[vendor]
-    for key in ("ImagingFrequency", "RepetitionTime", "SpacingBetweenSlices", "SliceThickness", "PixelBandwidth"):
+    for key in ("ImagingFrequency", "RepetitionTime", "SpacingBetweenSlices", "SliceThickness"):
         if isinstance(meta.get(key), float):
             meta[key] = _g(meta[key]) if key != "ImagingFrequency" else float(f"{meta[key]:.10g}")
     rc = {"COL": "C", "ROW": "R"}.get(str(meta.get("InPlanePhaseEncodingDirectionDICOM")))
