@@ -7,7 +7,7 @@ anatomy can be imaged axially, obliquely (``grid_rotation_deg``), or with the pa
 the scanner (``rotation_deg``). Each voxel takes the tissue at its centre (no partial volume), so
 ``adc_true`` is exact per voxel and a noiseless fit must return it.
 
-Tissue values (ADC in ×10⁻³ mm²/s) follow ``clinical-reference.md``: CSF ≈ 3.0 (free water at 37 °C,
+Tissue values (ADC in ×10⁻³ mm²/s) follow ``docs/references.md``: CSF ≈ 3.0 (free water at 37 °C,
 §1.4/§1.6), normal roots ≈ 1.25–1.35 and a compressed root ≈ 1.6–1.8 (§2.3, e.g. Zhang 2018
 sympt. 1.79, Stepanov 2019 1.635 vs 1.109). The altered root is a test device, not a claim about
 any patient.
@@ -47,7 +47,7 @@ TISSUES = {
     4: ("csf", 3.00e-3, 1000.0),
     5: ("root", np.nan, 500.0),  # per-root ADC
 }
-#: Normal root ADC per level (mm²/s); proximal ADC rises caudally (Miyagi 2015, clinical-reference §2.4).
+#: Normal root ADC per level (mm²/s); proximal ADC rises caudally (Miyagi 2015, dwi_toolkit References §2.4).
 NORMAL_ROOT_ADC = {"L1": 1.25e-3, "L2": 1.26e-3, "L3": 1.28e-3, "L4": 1.30e-3, "L5": 1.32e-3, "S1": 1.35e-3}
 
 _BODY_Z = {"L1": 70.0, "L2": 42.0, "L3": 14.0, "L4": -14.0, "L5": -42.0, "S1": -70.0}
@@ -77,7 +77,7 @@ def gradient_directions(n: int) -> NDArray[np.float64]:
 def fa_to_axial_factor(fa: float) -> float:
     """t such that eigenvalues ``MD·(1+2t), MD·(1−t), MD·(1−t)`` have fractional anisotropy `fa`.
 
-    From FA = 3|t| / sqrt(3 + 6t²) (clinical-reference §1.3 with λ2 = λ3).
+    From FA = 3|t| / sqrt(3 + 6t²) (dwi_toolkit References §1.3 with λ2 = λ3).
 
     Examples
     --------
@@ -271,7 +271,7 @@ def make_lumbar_phantom(
         Fractional anisotropy of the roots (a float for all, or (level, side) → FA). ``None``
         (default) keeps every tissue isotropic. Otherwise each root voxel has an axially
         symmetric tensor along the local centre-line with mean diffusivity equal to the root's
-        ADC (clinical-reference §1.3), so the trace ADC is unchanged; normal lumbar roots have FA
+        ADC (dwi_toolkit References §1.3), so the trace ADC is unchanged; normal lumbar roots have FA
         ≈ 0.30–0.35 (§2.4) and compressed roots lower (≈ 0.22–0.26, §2.3).
     altered_fa : dict, optional
         (level, side) → FA overriding `root_fa` (e.g. ``{("L5", "left"): 0.22}``).

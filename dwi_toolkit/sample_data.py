@@ -262,7 +262,7 @@ COHORT_VOXEL = (2.0, 2.0, 4.0)
 
 
 def _clinical_doc(subject: str, facts: dict) -> dict:
-    """A clinical.json document (schema of docs/clinical.md, field names of clinical-reference §3.10-3.11)."""
+    """A clinical.json document (schema of docs/clinical.md, field names of dwi_toolkit References §3.10-3.11)."""
     doc = {
         "schema": "dwi_toolkit.clinical", "schema_version": "1.0", "subject_id": subject, "age": 45,
         "sex": "M", "pain_duration_weeks": 10, "conservative_treatment_weeks": 8, "radicular_pain": True,

@@ -4,7 +4,7 @@ Conventions
 -----------
 - b-values: s/mm².
 - ADC, D, D*, MD, AD, RD: mm²/s. Displayed as ×10⁻³ mm²/s (``1 µm²/ms``), see
-  ``clinical-reference.md §1.2``.
+  dwi_toolkit References §1.2.
 - World coordinates: RAS+ millimetres; affines are 4×4 voxel → RAS+ mm (nibabel convention).
 """
 
@@ -31,7 +31,7 @@ DISPLAY_SCALE = 1e3
 DISPLAY_UNIT = "x10^-3 mm^2/s"
 #: Display unit of diffusivities for figures and HTML.
 DISPLAY_UNIT_PRETTY = "×10⁻³ mm²/s"
-#: Scanner ADC maps are commonly stored as integers in 10⁻⁶ mm²/s (clinical-reference §1.2).
+#: Scanner ADC maps are commonly stored as integers in 10⁻⁶ mm²/s (dwi_toolkit References §1.2).
 SCANNER_ADC_SCALE = 1e-6
 
 

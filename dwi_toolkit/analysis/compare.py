@@ -2,8 +2,8 @@
 
 For each level × segment × parameter the symptomatic-side value ``Xs`` is set against the value on
 the reference side ``Xc`` (the contralateral root at the same level and segment,
-``clinical-reference.md §2.4`` consequence 1) and summarised with the four indices of
-``clinical-reference.md §2.8``, named exactly as there:
+``dwi_toolkit References §2.4`` consequence 1) and summarised with the four indices of
+``dwi_toolkit References §2.8``, named exactly as there:
 
 - ``ratio_pct`` = ``100 · Xs / Xc`` (%)
 - ``rel_diff_pct`` = ``100 · (Xs − Xc) / Xc`` (%)
@@ -18,7 +18,7 @@ with each ROI's effective number of independent voxels (:mod:`dwi_toolkit.analys
 independent-voxel percentile bootstrap stays available as ``interval="iid-bootstrap"``. Every row
 also carries the smallest side difference detectable at 80 % power (two-sided α = 0.05). The
 intervals reflect noise within one scan, not scan–rescan or reader variability
-(``clinical-reference.md §2.7``). ``reference="adjacent"`` compares a root with the adjacent
+(``dwi_toolkit References §2.7``). ``reference="adjacent"`` compares a root with the adjacent
 levels on the same side instead (§2.6).
 
 When the symptomatic side is unknown (``None``) or both sides are symptomatic (``"bilateral"``),
@@ -26,7 +26,7 @@ the signed indices are undefined; each row then carries ``abs_asymmetry_index_pc
 the left and right values, and the difference is reported as ``left − right``.
 
 Nothing here says what is abnormal: no normative limits of side-to-side variation exist
-(``clinical-reference.md §2.8``, §4). Interpretation lives in
+(``dwi_toolkit References §2.8``, §4). Interpretation lives in
 :mod:`dwi_toolkit.clinical.entrapment`.
 """
 
@@ -62,9 +62,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Index names of clinical-reference.md §2.8, in report order.
+#: Index names of dwi_toolkit References §2.8, in report order.
 INDEX_NAMES = ("ratio_pct", "rel_diff_pct", "asymmetry_index_pct", "abs_asymmetry_index_pct")
-#: Formula of each index as printed in reports (clinical-reference.md §2.8).
+#: Formula of each index as printed in reports (dwi_toolkit References §2.8).
 INDEX_FORMULAS = {
     "ratio_pct": "100 · Xs / Xc",
     "rel_diff_pct": "100 · (Xs − Xc) / Xc",
@@ -75,7 +75,7 @@ INDEX_FORMULAS = {
 LEVEL_ORDER = ("L1", "L2", "L3", "L4", "L5", "S1")
 SEGMENT_ORDER = ("preganglionic", "ganglion", "postganglionic")
 _SIDES = ("left", "right")
-#: Default minimum voxel count per side [D]; ROI size norms do not exist (clinical-reference §2.6).
+#: Default minimum voxel count per side [D]; ROI size norms do not exist (dwi_toolkit References §2.6).
 DEFAULT_MIN_VOXELS = 5
 #: Default coefficient of variation (sd/abs(mean)) above which an ROI is flagged noisy [D].
 DEFAULT_MAX_CV = 0.5
@@ -84,7 +84,7 @@ DEFAULT_SEED = 0
 
 
 def side_indices(xs: Any, xc: Any) -> dict[str, Any]:
-    """The four side-to-side indices of ``clinical-reference.md §2.8``.
+    """The four side-to-side indices of ``dwi_toolkit References §2.8``.
 
     Parameters
     ----------
@@ -100,7 +100,7 @@ def side_indices(xs: Any, xc: Any) -> dict[str, Any]:
 
     Examples
     --------
-    The worked example of clinical-reference.md §2.8 (ADC, Xs = 1.79, Xc = 1.50 × 10⁻³ mm²/s):
+    The worked example of dwi_toolkit References §2.8 (ADC, Xs = 1.79, Xc = 1.50 × 10⁻³ mm²/s):
 
     >>> ix = side_indices(1.79e-3, 1.50e-3)
     >>> [round(float(ix[k]), 1) for k in INDEX_NAMES]
@@ -295,7 +295,7 @@ class SideComparison:
         "Xs = ROI mean on the symptomatic side, Xc = ROI mean on the contralateral side at the same "
         "level and segment; ratio_pct = 100·Xs/Xc, rel_diff_pct = 100·(Xs−Xc)/Xc, "
         "asymmetry_index_pct = 100·(Xs−Xc)/((Xs+Xc)/2), abs_asymmetry_index_pct = its absolute "
-        "value (clinical-reference.md §2.8)."
+        "value (dwi_toolkit References §2.8)."
     )
 
     def __iter__(self):
@@ -497,7 +497,7 @@ def _coords(row: Any, n_values: int) -> np.ndarray | None:
 # --------------------------------------------------------------------------- options and steps
 #: Interval methods of :func:`compare_sides`.
 INTERVALS = ("effective-n", "iid-bootstrap")
-#: Reference choices of :func:`compare_sides` (clinical-reference.md §2.4, §2.6).
+#: Reference choices of :func:`compare_sides` (dwi_toolkit References §2.4, §2.6).
 REFERENCES = ("contralateral", "adjacent")
 
 
@@ -572,7 +572,7 @@ def _normalise_side(symptomatic_side: Any, reference: str) -> tuple[str | None, 
         if side == "bilateral" and reference == "contralateral":
             notes.append("Symptoms are bilateral: there is no contralateral reference side, so only "
                          "absolute asymmetry is reported; reference='adjacent' compares each root "
-                         "with the adjacent levels on the same side (clinical-reference.md §2.6).")
+                         "with the adjacent levels on the same side (dwi_toolkit References §2.6).")
         side = None
     if side not in (None, "left", "right"):
         raise InputDataError(
@@ -824,7 +824,7 @@ def compare_sides(
         Parameters to compare (e.g. ``["adc", "fa"]``); default all present in `stats`.
     reference : {"contralateral", "adjacent"}, optional
         ``"contralateral"`` (default): the root on the other side at the same level and segment
-        (clinical-reference.md §2.4). ``"adjacent"``: the mean of the roots directly above and
+        (dwi_toolkit References §2.4). ``"adjacent"``: the mean of the roots directly above and
         below on the same side (e.g. L5 against L4 and S1, for bilateral or unknown-side
         symptoms, §2.6); ``reference_levels`` names them. Those roots are assumed intact.
     interval : {"effective-n", "iid-bootstrap"}, optional
@@ -859,7 +859,7 @@ def compare_sides(
 
     Notes
     -----
-    Indices: clinical-reference.md §2.8. Intervals describe noise within one scan, not
+    Indices: dwi_toolkit References §2.8. Intervals describe noise within one scan, not
     scan–rescan or reader variability (§2.7). The validation study is in ``docs/report.md``.
 
     Examples

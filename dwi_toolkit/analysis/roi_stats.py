@@ -3,9 +3,9 @@
 For every nerve-root ROI the voxels whose centre lies inside the ROI are collected on the map's
 grid; voxels are excluded when the fit failed (``ADCFit.status != 0``, or a NaN value) and,
 optionally, when the value suggests CSF contamination (``value > csf_threshold``; for ADC in
-mm²/s — free water at body temperature is ≈ 3.0×10⁻³ mm²/s, clinical-reference.md §1.4/§1.6).
+mm²/s — free water at body temperature is ≈ 3.0×10⁻³ mm²/s, dwi_toolkit References §1.4/§1.6).
 Counts of included and excluded voxels and the ROI volume are always reported
-(clinical-reference.md §2.6: "record voxel count and volume with every ROI value").
+(dwi_toolkit References §2.6: "record voxel count and volume with every ROI value").
 
 Statistics: mean, median, sample SD (ddof=1), IQR (p75 − p25), p5 and p95 (numpy's linear
 percentiles). The included values are kept on each row (``values``) for bootstraps.

@@ -1,7 +1,7 @@
 """Nerve-root entrapment assessment: is the measured asymmetry where the clinical picture says?
 
 This module does **not** diagnose. Nerve-root DWI is a research technique and no guideline or
-meta-analysis endorses an ADC or FA cut-off for entrapment (``clinical-reference.md §0``, §2.8,
+meta-analysis endorses an ADC or FA cut-off for entrapment (``dwi_toolkit References §0``, §2.8,
 §4). It answers a narrower, checkable question for each measured level: *is there a side-to-side
 difference of at least a user-chosen size, whose bootstrap interval excludes zero, on the
 clinically symptomatic side, at a clinically suspected level?*
@@ -24,7 +24,7 @@ Classes (per level × segment of one parameter, ADC by default):
     estimate does not (``ci_straddles_threshold``).
 
 The direction of change is reported as measured (higher/lower on the symptomatic side) next to
-the direction reported in meta-analyses (``clinical-reference.md §2.2``: compressed roots show
+the direction reported in meta-analyses (``dwi_toolkit References §2.2``: compressed roots show
 higher ADC/MD and lower FA), which is never used to decide the class: single studies disagree on
 ADC (Wu 2016; the 45-patient study, §2.3).
 """
@@ -56,28 +56,28 @@ logger = logging.getLogger(__name__)
 CLASSES = ("concordant", "discordant", "no_asymmetry", "indeterminate")
 
 #: Default threshold on the side difference, in % of the chosen index [D]. NOT a diagnostic
-#: cut-off: none is endorsed (clinical-reference.md §2.8, §4). It is set just above the 95 % limits
+#: cut-off: none is endorsed (dwi_toolkit References §2.8, §4). It is set just above the 95 % limits
 #: of agreement of ADC measurement bias across scanners (9 %, Moore 2025) and the day-to-day ADC
-#: repeatability in phantoms (≤ 4.5 %, Malyarenko 2013), clinical-reference.md §1.5, so that a
+#: repeatability in phantoms (≤ 4.5 %, Malyarenko 2013), dwi_toolkit References §1.5, so that a
 #: difference below it is within plausible measurement variation. Change it to suit the protocol.
 DEFAULT_THRESHOLD_PCT = 10.0
 
-#: Direction of change on the compressed side reported by meta-analyses (clinical-reference.md
+#: Direction of change on the compressed side reported by meta-analyses (dwi_toolkit References
 #: §2.2) — an expectation to report next to the measurement, never a rule.
 LITERATURE_DIRECTION = {
     "adc": "higher", "md": "higher", "ad": "higher", "rd": "higher", "fa": "lower",
 }
 _LITERATURE_SOURCE = ("meta-analyses Liang 2021 (Eur Spine J 30:818) and Wang (PLoS One e0279499), "
-                      "clinical-reference.md §2.2")
+                      "dwi_toolkit References §2.2")
 
 _INDICES = ("rel_diff_pct", "asymmetry_index_pct")
 #: Parameters of ``parameter="combined"``, in order (those present in the comparison are used).
 COMBINED_PARAMETERS = ("adc", "fa", "md", "rd")
 
-#: Statement added when the MRI was not indicated (clinical-reference.md §3.5, §3.6, §3.9, §6).
+#: Statement added when the MRI was not indicated (dwi_toolkit References §3.5, §3.6, §3.9, §6).
 NOT_INDICATED_STATEMENT = (
     "The lumbar MRI was classified as not indicated by guideline criteria (rule set v1, "
-    "clinical-reference.md §3.10). In patients without red flags or a surgical/interventional "
+    "dwi_toolkit References §3.10). In patients without red flags or a surgical/interventional "
     "indication, imaging findings rarely change management: NICE NG59 advises imaging in specialist "
     "care only if the result is likely to change management (§3.5), ACP 2011 recommends no imaging "
     "in that situation (§3.6), Kovacs 2013 counts such requests as inappropriate (§3.8), repeated "
@@ -183,7 +183,7 @@ class EntrapmentAssessment:
         indication-related statement; then per-level statements).
     caveats : tuple of str
     references : tuple of str
-        Citation keys (clinical-reference.md §5) of statements made.
+        Citation keys (dwi_toolkit References §5) of statements made.
 
     Examples
     --------
@@ -326,10 +326,10 @@ def assess_entrapment(
     indication : object, mapping or str, optional
         The indication assessment (:func:`dwi_toolkit.clinical.indication.assess_indication`);
         only its class is used. When it is ``"inappropriate"`` a statement says that imaging
-        findings in such patients rarely change management (clinical-reference.md §3.5–§3.9).
+        findings in such patients rarely change management (dwi_toolkit References §3.5–§3.9).
     threshold_pct : float, optional
         Minimum size of the side difference, in % of `index`, counted as an asymmetry. Default
-        10 % [D] — a measurement-variation floor (clinical-reference.md §1.5), **not** a
+        10 % [D] — a measurement-variation floor (dwi_toolkit References §1.5), **not** a
         diagnostic cut-off; no cut-off is endorsed (§2.8, §4). Set it for your protocol.
     parameter : str or sequence of str, optional
         The parameter assessed (default ``"adc"``: single-parameter mode). Several (e.g.
@@ -359,7 +359,7 @@ def assess_entrapment(
     asymmetry when at least one parameter has Holm-adjusted p ≤ α **and** ``|index| ≥
     threshold_pct``; it shows none when every parameter's interval lies within
     ±``threshold_pct``; otherwise it is indeterminate. FA is expected to fall and ADC/MD/RD to rise
-    on compressed roots (clinical-reference.md §2.2); the directions are reported, not used to
+    on compressed roots (dwi_toolkit References §2.2); the directions are reported, not used to
     decide.
 
     Examples
@@ -447,12 +447,12 @@ def _resolve_side(comparison: Any, clinical: Any, symptomatic_side: str | None,
     caveats: list[str] = [
         f"threshold_pct = {thr:g} % is a user-settable measurement threshold, not a diagnostic "
         "cut-off: no guideline or meta-analysis endorses an ADC or FA cut-off for nerve-root "
-        "entrapment (clinical-reference.md §2.8, §4).",
+        "entrapment (dwi_toolkit References §2.8, §4).",
         "Intervals describe noise within one scan (widened for spatially correlated noise unless "
         "the independent-voxel bootstrap was chosen); they do not include scan–rescan or "
-        "ROI-placement variability, for which no lumbar-root data exist (clinical-reference.md §2.7).",
+        "ROI-placement variability, for which no lumbar-root data exist (dwi_toolkit References §2.7).",
         "Partial volume with CSF raises root ADC and lowers FA; check ROI placement and voxel counts "
-        "(clinical-reference.md §1.6).",
+        "(dwi_toolkit References §1.6).",
     ]
     if clin_side in ("left", "right") and cmp_side is not None and clin_side != cmp_side:
         caveats.append(

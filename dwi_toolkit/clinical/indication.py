@@ -9,8 +9,8 @@ output):
   2007/2011, ACR Appropriateness Criteria 2021 (with the variant; *Back Pain — Child* below 18)
   and the European guidelines 2006, each with the deciding criterion, its citation and effective
   date. ``policy_sensitive`` is true exactly when the verdicts the recorded data determine differ.
-- **Combined class** (``data/rules_v2.json``), the ordered rule list of ``clinical-reference.md
-  §3.10`` as Kovacs 2013 combined the guidelines (the first rule that fires decides)::
+- **Combined class** (``data/rules_v2.json``), the ordered rule list of dwi_toolkit References
+  §3.10 as Kovacs 2013 combined the guidelines (the first rule that fires decides)::
 
      1   R-CES          any cauda equina sign → appropriate (before the age scope)
      2   R-RF           any decisive red flag (§3.2) → appropriate
@@ -108,7 +108,7 @@ DEFAULT_STENOSIS_POLICY: StenosisPolicy = "kovacs2013"
 
 RESEARCH_USE_NOTICE = (
     "Research use only: a deterministic encoding of guideline criteria (dwi_toolkit rule set v2, "
-    "clinical-reference.md §3.10) for studying imaging appropriateness. It does not replace "
+    "dwi_toolkit References §3.10) for studying imaging appropriateness. It does not replace "
     "clinical judgement and must not be used to decide on imaging for an individual patient."
 )
 
@@ -424,7 +424,7 @@ class RiskFactor:
 
 @dataclass(frozen=True)
 class IndicationAssessment:
-    """Outcome of the indication rule set (``clinical-reference.md §3.10``, v2) for one subject.
+    """Outcome of the indication rule set (dwi_toolkit References §3.10, v2) for one subject.
 
     Attributes
     ----------
@@ -435,7 +435,7 @@ class IndicationAssessment:
         When data are missing but every completion gives the same class, the rules that decide
         with no further finding added to the unassessed lists.
     citations : tuple of str
-        Guideline keys of ``clinical-reference.md §5`` with a locator (e.g.
+        Guideline keys of dwi_toolkit References §5 with a locator (e.g.
         ``"ACR-AC-LowBackPain-2021 V3"``); full texts in :attr:`references`.
     missing_fields : tuple of str
         The missing (``None``) inputs whose possible values change the class (the reason for

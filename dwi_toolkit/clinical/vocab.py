@@ -1,16 +1,16 @@
 """Per-subject clinical input: field names, vocabularies and validation.
 
 The field names, meanings and vocabularies are those of rule set v1 in
-``clinical-reference.md §3.10`` and of the vignette schema in ``§3.11``
+dwi_toolkit References §3.10 and of the vignette schema in ``§3.11``
 (``indication_vignettes.json``). Two fields are added for the imaging side of the toolkit:
 ``suspected_levels`` (root levels suspected clinically, ``"L1"`` … ``"S1"``) and an optional
 pseudonymous ``subject_id``.
 
 Units: ages in years; ``pain_duration_weeks`` and ``conservative_treatment_weeks`` in weeks;
-``prior_lumbar_mri_months_ago`` in months (``clinical-reference.md §3.10``, "units: weeks, months,
+``prior_lumbar_mri_months_ago`` in months (dwi_toolkit References §3.10, "units: weeks, months,
 years").
 
-Missing data (``clinical-reference.md §3.10``): ``None`` (JSON ``null``) means "not recorded".
+Missing data (dwi_toolkit References §3.10): ``None`` (JSON ``null``) means "not recorded".
 For the lists, ``[]`` means "assessed, none present" and ``None`` "not assessed". The one
 exception is ``prior_lumbar_mri_months_ago``, where ``None`` means "no previous lumbar MRI", as
 §3.10 defines it.
@@ -66,7 +66,7 @@ __all__ = [
 SCHEMA_NAME = "dwi_toolkit.clinical"
 SCHEMA_VERSION = "1.0"
 
-#: Red flags that decide rule R-RF (``clinical-reference.md §3.2``, column "v1" = decisive).
+#: Red flags that decide rule R-RF (dwi_toolkit References §3.2, column "v1" = decisive).
 DECISIVE_RED_FLAGS: tuple[str, ...] = (
     "history_of_cancer",
     "suspected_cancer",
@@ -309,7 +309,7 @@ def _check_list(name: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, .
 
 @dataclass(frozen=True)
 class ClinicalInput:
-    """The clinical picture of one subject, validated (``clinical-reference.md §3.10–§3.11``).
+    """The clinical picture of one subject, validated (dwi_toolkit References §3.10–§3.11).
 
     Every field may be ``None`` = not recorded (for lists: not assessed). Construction validates
     all values, so an instance that exists is valid; use :meth:`from_dict` for JSON-like input
@@ -422,7 +422,7 @@ class ClinicalInput:
 
         Absent keys are ``None`` (not recorded). The optional keys ``schema`` (must be
         ``"dwi_toolkit.clinical"``), ``schema_version`` and ``subject_id`` are accepted. The label
-        keys of the vignette schema (:data:`VIGNETTE_KEYS`, ``clinical-reference.md §3.11``) are
+        keys of the vignette schema (:data:`VIGNETTE_KEYS`, dwi_toolkit References §3.11) are
         accepted and ignored, so a vignette can be assessed as it stands; its
         ``rule_set_version`` must then be ``"v1"`` or ``"v2"`` (same inputs).
 
@@ -639,7 +639,7 @@ def clinical_json_schema() -> dict[str, Any]:
         ),
     }
     for key in VIGNETTE_KEYS:
-        props[key] = {"description": "Vignette label (clinical-reference.md §3.11); ignored."}
+        props[key] = {"description": "Vignette label (dwi_toolkit References §3.11); ignored."}
     props["rule_set_version"] = {"enum": ["v1", "v2"],
                                  "description": "Vignette label; 'v1' or 'v2' (same inputs)."}
     for name, (_unit, upper) in _NUMBER_FIELDS.items():
@@ -649,7 +649,7 @@ def clinical_json_schema() -> dict[str, Any]:
         "title": "dwi_toolkit clinical.json",
         "description": (
             "Per-subject clinical input for the indication and entrapment assessments "
-            "(clinical-reference.md §3.10-§3.11). null = not recorded; for lists [] = assessed, "
+            "(dwi_toolkit References §3.10-§3.11). null = not recorded; for lists [] = assessed, "
             "none present, null = not assessed; prior_lumbar_mri_months_ago null = no previous "
             "lumbar MRI."
         ),

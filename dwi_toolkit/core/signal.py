@@ -2,7 +2,7 @@
 
 The direction-averaged ("trace") image of a shell is the **geometric** mean of its volumes, as
 scanners store it (TRACEW); its log-signal is the arithmetic mean of the directional log-signals,
-so the trace ADC equals the mean of the directional ADCs (clinical-reference §1.1).
+so the trace ADC equals the mean of the directional ADCs (dwi_toolkit References §1.1).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Read and write the per-subject ``clinical.json`` (schema in ``docs/clinical.md``).
 
 The content is validated by :class:`dwi_toolkit.clinical.vocab.ClinicalInput` (field names and
-vocabularies of ``clinical-reference.md §3.10–§3.11``). Files are never modified on read and are
+vocabularies of dwi_toolkit References §3.10–§3.11). Files are never modified on read and are
 written atomically.
 
 Examples

@@ -25,7 +25,7 @@ from ._atomic import atomic_path, atomic_write_text
 from ._phi import strip_phi
 from .gradients import find_gradient_files, read_bvals, read_bvecs, write_bvals, write_bvecs
 
-__all__ = ["load_nifti_dwi", "save_dwi", "save_map", "load_map", "nifti_stem", "read_sidecar"]
+__all__ = ["load_nifti_dwi", "save_dwi", "save_map", "load_map", "nifti_stem", "read_sidecar", "dcm2niix_header"]
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ def save_dwi(series: DWISeries, path: str | os.PathLike) -> dict[str, Path]:
     target = _nifti_target(path)
     stem = nifti_stem(target)
     with atomic_path(target) as tmp:
-        nib.save(series.to_nifti(), str(tmp))
+        nib.save(dcm2niix_header(series.to_nifti(), series.meta), str(tmp))
     out = {
         "nifti": target,
         "bval": write_bvals(stem.with_suffix(".bval"), series.bvals),
@@ -230,6 +230,83 @@ def save_dwi(series: DWISeries, path: str | os.PathLike) -> dict[str, Path]:
         stem.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n"
     )
     logger.info("wrote %s (+ .bval/.bvec/.json)", target)
+    return out
+
+
+def _dim_info(meta: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
+    """(freq, phase, slice) axes (0-based) from the sidecar's phase-encoding axis, as dcm2niix sets dim_info."""
+    pe = str(meta.get("PhaseEncodingDirection") or meta.get("PhaseEncodingAxis") or "")[:1]
+    if not pe:
+        rc = meta.get("InPlanePhaseEncodingDirectionDICOM")
+        pe = {"COL": "j", "ROW": "i"}.get(str(rc), "")
+    if pe == "i":
+        return 1, 0, 2
+    if pe == "j":
+        return 0, 1, 2
+    return None, None, 2
+
+
+def _descrip(meta: dict[str, Any]) -> str:
+    """dcm2niix's ``descrip``: ``TE=<ms, 2 digits>;phase=<polarity>;mb=<factor>`` (no acquisition time)."""
+    parts = []
+    te = meta.get("EchoTime")
+    if isinstance(te, (int, float)) and te > 0:
+        parts.append(f"TE={te * 1000:.2g}")
+    pe = str(meta.get("PhaseEncodingDirection") or "")
+    if pe[:1] in ("i", "j"):
+        negative = pe.endswith("-")
+        parts.append(f"phase={int(negative) if pe[0] == 'j' else int(not negative)}")
+    mb = meta.get("MultibandAccelerationFactor")
+    if isinstance(mb, int) and mb > 1:
+        parts.append(f"mb={mb}")
+    return ";".join(parts)
+
+
+def dcm2niix_header(img: Any, meta: dict[str, Any] | None = None) -> Any:
+    """Set the NIfTI header of a DWI image as dcm2niix writes it (returns a new image).
+
+    qform = sform = the affine with code 1 (scanner), integer voxels stored as int16 when every
+    value fits (lossless), TR (s) in ``pixdim[4]``, units mm and s, ``dim_info`` from the sidecar's
+    phase-encoding axis (slice axis 3) and ``descrip`` ``TE=..;phase=..;mb=..``. The
+    acquisition time that dcm2niix also puts in ``descrip`` is left out (no identifying
+    details in outputs).
+
+    Parameters
+    ----------
+    img : nibabel.Nifti1Image
+    meta : dict, optional
+        BIDS sidecar of the image (``RepetitionTime`` s, ``EchoTime`` s, ``PhaseEncodingDirection``).
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+
+    Examples
+    --------
+    >>> import nibabel as nib
+    >>> img = nib.Nifti1Image(np.arange(24, dtype=np.uint16).reshape(2, 3, 2, 2), np.eye(4))
+    >>> h = dcm2niix_header(img, {"RepetitionTime": 3.5, "EchoTime": 0.068, "PhaseEncodingDirection": "j-"}).header
+    >>> int(h["qform_code"]), int(h["sform_code"]), h.get_data_dtype().name, float(h["pixdim"][4])
+    (1, 1, 'int16', 3.5)
+    >>> h.get_dim_info(), h["descrip"].item().decode()
+    ((0, 1, 2), 'TE=68;phase=1')
+    """
+    import nibabel as nib
+
+    meta = meta or {}
+    data = np.asanyarray(img.dataobj)
+    if data.dtype.kind in "ui" and data.size and data.min() >= -32768 and data.max() <= 32767:
+        data = data.astype(np.int16)
+    out = nib.Nifti1Image(data, img.affine)
+    out.set_qform(img.affine, code=1)
+    out.set_sform(img.affine, code=1)
+    out.header.set_xyzt_units("mm", "sec")
+    tr = meta.get("RepetitionTime")
+    if isinstance(tr, (int, float)) and tr > 0 and data.ndim == 4:
+        out.header["pixdim"][4] = float(tr)
+    freq, phase, slc = _dim_info(meta)
+    out.header.set_dim_info(freq=freq, phase=phase, slice=slc)
+    out.header["descrip"] = _descrip(meta).encode()[:79]
     return out
 
 

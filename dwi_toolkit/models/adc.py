@@ -1,6 +1,6 @@
 """Mono-exponential ADC fits, vectorised over voxels.
 
-Model (clinical-reference §1.1): ``S(b) = S0 · exp(−b · ADC)`` with b in s/mm² and ADC in mm²/s.
+Model (dwi_toolkit References §1.1): ``S(b) = S0 · exp(−b · ADC)`` with b in s/mm² and ADC in mm²/s.
 
 By default the fit runs on the **trace** signal: volumes are grouped into b-value shells and each
 shell is reduced to the geometric mean of its directions (what scanners store as TRACEW), so the
@@ -354,7 +354,7 @@ def adc_rician(
     ``E[M]`` and its derivative come from a table of the Bessel terms with cubic Hermite
     interpolation (error < 1e-11 σ, :func:`dwi_toolkit.models.noise.rician_mean_and_derivative`).
     Magnitude images sit on a noise floor at high b, which biases ordinary fits towards lower
-    ADC (clinical-reference §1.1); modelling the floor removes that bias.
+    ADC (dwi_toolkit References §1.1); modelling the floor removes that bias.
 
     Parameters
     ----------

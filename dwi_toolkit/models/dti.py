@@ -7,7 +7,7 @@ fit this module handles our :class:`~dwi_toolkit.core.image.DWISeries`, masks, a
 per-voxel status codes, NaN outside the fitted voxels, and maps as
 :class:`~dwi_toolkit.core.image.ParameterMap` with units.
 
-Scalars (clinical-reference.md §1.3; Basser, Mattiello & LeBihan 1994), eigenvalues
+Scalars (dwi_toolkit References §1.3; Basser, Mattiello & LeBihan 1994), eigenvalues
 λ1 ≥ λ2 ≥ λ3 in mm²/s:
 
 - ``MD = (λ1 + λ2 + λ3) / 3``, ``AD = λ1``, ``RD = (λ2 + λ3) / 2`` (mm²/s);

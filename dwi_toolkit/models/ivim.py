@@ -1,6 +1,6 @@
 """Intravoxel incoherent motion (IVIM): vectorised segmented and full bi-exponential fits.
 
-Model (Le Bihan et al., Radiology 1988;168:497–505; see clinical-reference.md §1.1 for the
+Model (Le Bihan et al., Radiology 1988;168:497–505; see dwi_toolkit References §1.1 for the
 mono-exponential limit and the perfusion contribution at low b):
 
 .. math:: S(b) = S_0 \\left[ f\\, e^{-b D^*} + (1 - f)\\, e^{-b D} \\right]
@@ -448,7 +448,7 @@ def ivim_segmented(
     """Segmented IVIM fit on a (V, N) signal array, vectorised over voxels.
 
     Step 1: ``D`` and the intercept from a weighted log-linear fit of the samples with
-    ``b >= b_threshold`` (weights ∝ S², clinical-reference.md §1.1). Step 2: ``S0, f, D*`` with
+    ``b >= b_threshold`` (weights ∝ S², dwi_toolkit References §1.1). Step 2: ``S0, f, D*`` with
     ``D`` fixed — a grid over ``D*`` with non-negative amplitudes solved in closed form, refined by
     bounded Levenberg–Marquardt on all samples.
 
@@ -613,7 +613,7 @@ def average_directions(
     samples, which IVIM needs. b-values within ``max(atol, rtol·b)`` of each other form one group.
     Groups whose volumes all have a zero b-vector (b=0 repeats, scanner trace volumes) are averaged
     arithmetically; groups of directional volumes by the geometric mean, whose logarithm is the mean
-    of the directional log-signals (clinical-reference.md §1.1).
+    of the directional log-signals (dwi_toolkit References §1.1).
 
     Parameters
     ----------

@@ -8,7 +8,7 @@ channels, the measured magnitude ``M`` has mean
 
 which tends to ``A`` at high SNR and to ``σ·sqrt(π/2) ≈ 1.25 σ`` where ``A → 0`` (the *noise
 floor*). High-b samples near the floor make the signal decay look slower than it is, biasing ADC
-and IVIM ``D`` downwards (clinical-reference.md §1.1, last bullet).
+and IVIM ``D`` downwards (dwi_toolkit References §1.1, last bullet).
 
 This module offers:
 

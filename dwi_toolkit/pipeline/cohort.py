@@ -90,7 +90,7 @@ class CohortSummary:
         if self.side_differences:
             rows.append((f"side difference ({self.side_difference_measure}, %)", "median per level: " + ", ".join(
                 f"{lv} {sorted(v)[len(v) // 2]:+.1f}" for lv, v in sorted(self.side_differences.items()) if v)))
-        facts = html_table("CohortSummary", rows, note="Indices as in clinical-reference.md §2.8; "
+        facts = html_table("CohortSummary", rows, note="Indices as in dwi_toolkit References §2.8; "
                                                        "indication classes from rule set v1 (§3.10).")
         cols = ("subject", "status", "indication", "entrapment", "reason")
         head = "".join(f"<th style='text-align:left'>{c}</th>" for c in cols)
@@ -114,7 +114,7 @@ def indication_shares(classes: Sequence[str | None]) -> dict[str, Any]:
     counts = {c: assessed.count(c) for c in names}
     return {"counts": counts, "n_assessed": n, "n_not_assessed": len(classes) - n,
             "shares_pct": {c: (100.0 * counts[c] / n if n else None) for c in names},
-            "source": "rule set v1, clinical-reference.md §3.10; presentation as Kovacs 2013 (§3.8)"}
+            "source": "rule set v1, dwi_toolkit References §3.10; presentation as Kovacs 2013 (§3.8)"}
 
 
 def _num(x: Any) -> float | None:
@@ -128,8 +128,11 @@ def _num(x: Any) -> float | None:
 
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a CSV or BIDS TSV table (``n/a`` read as an empty cell)."""
+    tsv = path.suffix == ".tsv"
     with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+        rows = list(csv.DictReader(fh, delimiter="\t" if tsv else ","))
+    return [{k: ("" if v == "n/a" else v) for k, v in r.items()} for r in rows] if tsv else rows
 
 
 def _csv_text(rows: list[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
@@ -256,10 +259,13 @@ def _subject_roi_rows(sdir: Path, products: dict[str, Any], doc: dict[str, Any] 
     rois: list[dict[str, Any]] = []
     if doc is not None and isinstance(doc.get("roi_stats"), dict):
         rois = list(doc["roi_stats"].get("rows", []))
-    elif "roi_stats_csv" in products and (sdir / products["roi_stats_csv"]).is_file():
-        rois = _read_csv(sdir / products["roi_stats_csv"])
+    else:
+        for name in ("roi_stats_tsv", "roi_stats_csv"):
+            if name in products and (sdir / products[name]).is_file():
+                rois = _read_csv(sdir / products[name])
+                break
     for name in sorted(products):  # other models' ROI statistics (ivim, tensor ...)
-        if name.endswith("_roi_stats_csv") and (sdir / products[name]).is_file():
+        if name.endswith(("_roi_stats_tsv", "_roi_stats_csv")) and (sdir / products[name]).is_file():
             rois = rois + _read_csv(sdir / products[name])
     return rois
 
@@ -369,7 +375,7 @@ def _write_index(summary: CohortSummary, out: Path, manifest: dict[str, Any], pn
 
     label = _MEASURE_LABELS.get(summary.side_difference_measure, "").replace("\n", ", ")
     caption = (f"{label} per level across subjects (all segments); "
-               "indices as in clinical-reference.md §2.8. Box: quartiles; points: subjects.")
+               "indices as in dwi_toolkit References §2.8. Box: quartiles; points: subjects.")
     pipe = manifest.get("pipeline", {})
     page = cohort_index_html(
         title=f"dwi_toolkit cohort summary — {manifest.get('dataset', {}).get('name', out.name)}",

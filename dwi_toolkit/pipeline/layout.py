@@ -38,7 +38,7 @@ __all__ = ["Subject", "Dataset", "discover", "subject_label", "input_checksums"]
 
 logger = logging.getLogger(__name__)
 
-_NON_DWI = re.compile(r"(_dseg|_mask|_probseg|_roi|_label|dwimap|_adc|_fa|_md|_truth|tissue)", re.I)
+_NON_DWI = re.compile(r"(_dseg|_mask|_probseg|_roi|_label|dwimap|_adc|_fa|_md|_s0map|_truth|tissue)", re.I)
 _SKIP_SUFFIXES = (".json", ".bval", ".bvec", ".bvals", ".bvecs", ".tsv", ".txt", ".csv", ".png",
                   ".jpg", ".html", ".md", ".nii", ".nii.gz", ".gz", ".toml", ".py", ".label")
 

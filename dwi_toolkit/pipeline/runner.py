@@ -68,7 +68,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 LOCK = ".dwi_toolkit.lock"
-BIDS_VERSION = "1.9.0"
+BIDS_VERSION = "1.10.0"
 _STALE_TMP = re.compile(r"^\.(sub|ses)-[A-Za-z0-9]+\.")
 
 
@@ -485,15 +485,69 @@ def _remove_stale_temp(out_dir: Path) -> None:
                 shutil.rmtree(p, ignore_errors=True)
 
 
+#: Files of a run that BIDS 1.11 does not define, declared to the validator (shipped as ``.bidsignore``).
+BIDSIGNORE = (
+    "index.html", "manifest.json", "pipeline.toml", "logs", "group", "**/report", "**/provenance.json",
+    "**/*_desc-roistats.tsv", "**/*_desc-roistats.json", "**/*_desc-roistats.csv",
+    "**/*_dwimap.nii.gz", "**/*_dwimap.json", "**/*.csv",
+)
+_README_HEAD = "# dwi_toolkit derivatives"
+
+
+def _code_url() -> str | None:
+    """The project's source URL from the installed package metadata (None when it declares none)."""
+    from importlib import metadata
+
+    try:
+        urls = metadata.metadata("dwi_toolkit").get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:
+        return None
+    found = dict(u.split(", ", 1) for u in urls if ", " in u)
+    return next((found[k] for k in ("Source", "Repository", "Homepage") if k in found), None)
+
+
 def _dataset_description(spec: PipelineSpec, dataset: Dataset) -> dict[str, Any]:
+    gen = {"Name": "dwi_toolkit", "Version": __version__,
+           "Description": f"pipeline '{spec.name}' ({spec.source}), hash {spec.hash[:12]}"}
+    url = _code_url()
+    if url:
+        gen["CodeURL"] = url
     return {
         "Name": f"dwi_toolkit '{spec.name}' outputs for {dataset.name}",
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "dwi_toolkit", "Version": __version__,
-                         "Description": f"pipeline '{spec.name}' ({spec.source}), hash {spec.hash[:12]}"}],
-        "SourceDatasets": [{"URL": f"file:{dataset.name}"}],
+        "GeneratedBy": [gen],
+        # a relative file: URI (RFC 8089) naming the input folder, never its absolute path
+        "SourceDatasets": [{"URL": f"file:{_uri_path(dataset.name)}"}],
     }
+
+
+def _uri_path(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="-._~")
+
+
+def _readme(spec: PipelineSpec, dataset: Dataset) -> str:
+    """README.md of the output folder (rewritten at each run unless the user edited it)."""
+    return f"""{_README_HEAD}
+
+Outputs of dwi_toolkit {__version__}, pipeline `{spec.name}` (hash `{spec.hash[:12]}`), for the input
+dataset `{dataset.name}` ({dataset.kind} layout). This folder is a BIDS derivatives dataset
+(`dataset_description.json`, `DatasetType: derivative`).
+
+- `sub-<label>/[ses-<label>/]dwi/`: maps with BIDS 1.11 names where one exists (`_ADC`, `_S0map`,
+  `_desc-dti_FA`, `_desc-dti_ADC` = mean diffusivity, fit status as `_desc-<model>fit_dseg` with its
+  `.tsv` of labels), each with a JSON sidecar; maps without a BIDS suffix (R², IVIM D, f, D*, AD, RD)
+  keep the draft BEP016 name `_model-<model>_param-<name>_dwimap`; ROI statistics in
+  `_desc-roistats.tsv` with a JSON data dictionary.
+- `sub-<label>/report/`: the subject report (report.json, CSV tables, report.html).
+- `group/`: cohort tables and summary; `index.html`: the cohort page.
+- `manifest.json`, `pipeline.toml`, `provenance.json`, `logs/`: run records.
+
+Files BIDS does not define are listed in `.bidsignore`. Units: ADC and diffusivities in mm²/s,
+b-values in s/mm². See the dwi_toolkit documentation, page "Pipeline", section "Outputs".
+"""
 
 
 # ------------------------------------------------------------------------------ planning
@@ -641,12 +695,16 @@ def _check_run_options(src: Path, out: Path, jobs: int) -> int:
 
 
 def _write_dataset_files(out: Path, spec: PipelineSpec, dataset: Dataset) -> None:
-    """``dataset_description.json`` and the resolved ``pipeline.toml`` of the output folder."""
+    """``dataset_description.json``, ``README.md``, ``.bidsignore`` and the resolved ``pipeline.toml``."""
     from ..io._atomic import atomic_write_text
 
     atomic_write_text(out / "dataset_description.json",
                       json.dumps(_dataset_description(spec, dataset), indent=2) + "\n")
     atomic_write_text(out / "pipeline.toml", spec.to_toml())
+    atomic_write_text(out / ".bidsignore", "\n".join(BIDSIGNORE) + "\n")
+    readme = out / "README.md"
+    if not readme.is_file() or readme.read_text(encoding="utf-8").startswith(_README_HEAD):
+        atomic_write_text(readme, _readme(spec, dataset))
 
 
 def _start_manifest(out: Path, spec: PipelineSpec, dataset: Dataset, *, jobs: int,

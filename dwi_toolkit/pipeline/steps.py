@@ -46,7 +46,7 @@ from typing import Any
 
 from ..errors import InputDataError, PipelineError, RoiError
 
-__all__ = ["Param", "StepDef", "SubjectContext", "STEPS", "register_step", "get_step"]
+__all__ = ["Param", "StepDef", "SubjectContext", "STEPS", "BIDS_MAP_NAMES", "register_step", "get_step", "map_stem"]
 
 logger = logging.getLogger(__name__)
 
@@ -255,6 +255,8 @@ def _load_clinical(ctx: SubjectContext) -> Any:
 
 
 _METHODS = ("wls", "ols", "nlls")
+_TABLE_FORMATS = ("tsv", "csv")
+_TABLE_DOC = "tsv (BIDS: tab-separated, n/a for missing, JSON data dictionary beside it) or csv"
 _SIDES = ("clinical", "left", "right", "unknown")
 
 
@@ -308,12 +310,14 @@ def adc_step(ctx: SubjectContext, *, method: str, b_min: float | None, b_max: fl
     fit = fit_adc(series, method=method, b_range=_b_range({"b_min": b_min, "b_max": b_max}), mask=m,
                   chunk_size=chunk_size)
     ctx.data["fit"] = fit
-    if save_maps:
-        _save_model_maps(ctx, fit, "adc")
     summary = {**fit.summary(), "mask": mask, "mask_voxels": None if m is None else int(m.sum()),
                "units": {"adc": "mm^2/s", "bvals": "s/mm^2"}}
-    side = ctx.path("dwi", f"{ctx.prefix}_model-adc_dwimap.json")
-    _write_json(side, summary)
+    if save_maps:
+        _save_model_maps(ctx, fit, "adc", extra={"adc": {"FitSummary": summary}})
+    # the fit summary is the ADC map's sidecar (a file of its own when the maps are not written)
+    side = ctx.path("dwi", f"{ctx.prefix}_ADC.json" if save_maps else f"{ctx.prefix}_model-adc_dwimap.json")
+    if not save_maps:
+        _write_json(side, summary)
     ctx.add_product("adc_summary", side)
 
 
@@ -323,14 +327,15 @@ def adc_step(ctx: SubjectContext, *, method: str, b_min: float | None, b_max: fl
         "exclude_status": Param(bool, True, doc="leave out voxels whose fit failed (status != 0)"),
         "csf_threshold": Param(float, None, min=0.0, doc="mm^2/s; leave out voxels above (CSF)"),
         "if_no_rois": Param(str, "fail", choices=("fail", "skip"), doc="subject without ROI file"),
+        "table_format": Param(str, "tsv", choices=_TABLE_FORMATS, doc=_TABLE_DOC),
     },
     requires=("fit",),
     provides=("rois", "stats"),
     modules=("dwi_toolkit.io.rois", "dwi_toolkit.analysis.roi_stats"),
 )
 def roi_stats_step(ctx: SubjectContext, *, exclude_status: bool, csf_threshold: float | None,
-                   if_no_rois: str) -> None:
-    """Load the subject's ROIs and compute ADC statistics per root (``roi_stats.csv``)."""
+                   if_no_rois: str, table_format: str) -> None:
+    """Load the subject's ROIs and compute ADC statistics per root (``<prefix>_desc-roistats.tsv``)."""
     if ctx.subject.rois is None and if_no_rois == "skip":
         logger.info("%s: no ROI file; roi_stats skipped", ctx.subject.key)
         ctx.data["rois"] = ctx.data["stats"] = None
@@ -341,9 +346,8 @@ def roi_stats_step(ctx: SubjectContext, *, exclude_status: bool, csf_threshold: 
     rois = load_rois(_need_rois(ctx))
     stats = roi_stats(ctx.data["fit"], rois, exclude_status=exclude_status, csf_threshold=csf_threshold)
     ctx.data["rois"], ctx.data["stats"] = rois, stats
-    p = ctx.path("dwi", f"{ctx.prefix}_desc-roistats.csv")
-    stats.to_csv(p)
-    ctx.add_product("roi_stats_csv", p)
+    p = _write_table(ctx, f"{ctx.prefix}_desc-roistats", stats.to_records(), table_format)
+    ctx.add_product(f"roi_stats_{table_format}", p)
 
 
 @register_step(
@@ -501,18 +505,112 @@ def _auto_mask(series: Any, mode: str) -> Any:
     return load_analysis_mask(mode, series)
 
 
-def _save_model_maps(ctx: SubjectContext, fit: Any, model: str) -> None:
+#: BIDS 1.11 names (desc entity, suffix) of the model maps that have one; the other maps keep the
+#: BEP016 draft name ``<prefix>_model-<model>_param-<name>_dwimap`` (declared in .bidsignore).
+BIDS_MAP_NAMES: dict[tuple[str, str], tuple[str | None, str]] = {
+    ("adc", "adc"): (None, "ADC"), ("adc", "s0"): (None, "S0map"), ("adc", "status"): ("adcfit", "dseg"),
+    ("ivim", "s0"): ("ivim", "S0map"), ("ivim", "status"): ("ivimfit", "dseg"),
+    ("tensor", "fa"): ("dti", "FA"), ("tensor", "md"): ("dti", "ADC"), ("tensor", "s0"): ("dti", "S0map"),
+    ("tensor", "status"): ("dtifit", "dseg"),
+}
+
+
+def map_stem(prefix: str, model: str, name: str) -> str:
+    """File stem of a model map: the BIDS 1.11 name when one fits, else the BEP016 draft name.
+
+    Examples
+    --------
+    >>> map_stem("sub-01", "adc", "adc"), map_stem("sub-01", "tensor", "fa")
+    ('sub-01_ADC', 'sub-01_desc-dti_FA')
+    >>> map_stem("sub-01", "ivim", "dstar")                  # no BIDS suffix for D*: BEP016 draft name
+    'sub-01_model-ivim_param-dstar_dwimap'
+    """
+    desc, suffix = BIDS_MAP_NAMES.get((model, name), (None, None))
+    if suffix is None:
+        return f"{prefix}_model-{model}_param-{name}_dwimap"
+    return f"{prefix}{'' if desc is None else '_desc-' + desc}_{suffix}"
+
+
+def _status_codes(fit: Any) -> dict[int, str]:
+    import sys
+
+    codes = getattr(sys.modules.get(type(fit).__module__), "STATUS_CODES", None)
+    return dict(codes) if codes else {0: "ok"}
+
+
+def _save_model_maps(ctx: SubjectContext, fit: Any, model: str, extra: dict[str, dict] | None = None) -> None:
+    """Every map of `fit` under dwi/, BIDS-named with a JSON sidecar (status: a dseg + its .tsv)."""
     from ..core.image import ParameterMap
+    from ..io._atomic import atomic_write_text
     from ..io.nifti import save_map
 
+    ref = _spatial_reference(ctx.subject)
     for name, pmap in fit.to_maps().items():
+        stem = map_stem(ctx.prefix, model, name)
         if name == "status":
             pmap = ParameterMap(fit.status.astype("uint8"), fit.affine, "status", "")
-        p = save_map(pmap, ctx.path("dwi", f"{ctx.prefix}_model-{model}_param-{name}_dwimap.nii.gz"))
+            levels = "".join(f"{k}\t{v}\n" for k, v in sorted(_status_codes(fit).items()))
+            atomic_write_text(ctx.path("dwi", f"{stem}.tsv"), "index\tname\n" + levels)
+        p = save_map(pmap, ctx.path("dwi", f"{stem}.nii.gz"))
+        side = {"Description": f"{model} fit: {name}" + ("" if name != "status" else " (per-voxel fit status)"),
+                "Units": pmap.unit or "arbitrary" if name != "status" else None, "SkullStripped": False,
+                "SpatialReference": ref, **(extra or {}).get(name, {})}
+        _write_json(ctx.path("dwi", f"{stem}.json"), {k: v for k, v in side.items() if v is not None})
         ctx.add_product(f"{model}_{name}", p)
 
 
-def _model_roi_stats(ctx: SubjectContext, fit: Any, names: tuple[str, ...], model: str) -> None:
+def _spatial_reference(subject: Any) -> str | None:
+    """The input the maps are aligned with, relative to the input dataset (BIDS ``SpatialReference``)."""
+    dwi, root = getattr(subject, "dwi", None), getattr(subject, "root", None)
+    if dwi is None or root is None:
+        return None
+    dwi, root = Path(dwi), Path(root)
+    return dwi.relative_to(root).as_posix() if dwi.is_relative_to(root) else dwi.name
+
+
+def _write_table(ctx: SubjectContext, stem: str, rows: list[dict[str, Any]], fmt: str) -> Path:
+    """A table under dwi/ as BIDS TSV (+ JSON data dictionary) or CSV; returns its path."""
+    from ..io._atomic import atomic_write_text
+    from ..io.tables import format_csv
+
+    columns = list(rows[0]) if rows else []
+    text = format_csv(rows, columns=columns)
+    if fmt == "csv":
+        return atomic_write_text(ctx.path("dwi", f"{stem}.csv"), text)
+    import csv
+    import io
+
+    body = io.StringIO()
+    w = csv.writer(body, delimiter="\t", lineterminator="\n")
+    for rec in csv.reader(io.StringIO(text)):
+        w.writerow([c if c != "" else "n/a" for c in rec])
+    _write_json(ctx.path("dwi", f"{stem}.json"), {c: _COLUMN_DOC.get(c, {"Description": c}) for c in columns})
+    return atomic_write_text(ctx.path("dwi", f"{stem}.tsv"), body.getvalue())
+
+
+#: JSON data dictionary of the ROI statistics tables (BIDS "Tabular files").
+_COLUMN_DOC: dict[str, dict[str, str]] = {
+    "level": {"Description": "lumbar nerve-root level (L1-S1)"},
+    "side": {"Description": "side of the root", "Levels": {"left": "left", "right": "right"}},
+    "segment": {"Description": "segment of the root (e.g. foraminal, extraforaminal), n/a when whole root"},
+    "parameter": {"Description": "map the statistics are computed on (adc, fa, md, d, f, dstar ...)"},
+    "unit": {"Description": "unit of mean, median, sd, iqr, p5, p95 (mm^2/s for diffusivities)"},
+    "n_voxels": {"Description": "voxels of the ROI used"},
+    "n_excluded": {"Description": "voxels of the ROI left out (fit status or CSF threshold)"},
+    "n_excluded_fit": {"Description": "voxels left out because their fit failed"},
+    "n_excluded_csf": {"Description": "voxels left out above the CSF threshold"},
+    "volume_mm3": {"Description": "volume of the voxels used", "Units": "mm^3"},
+    "mean": {"Description": "mean of the voxel values", "Units": "see unit"},
+    "median": {"Description": "median of the voxel values", "Units": "see unit"},
+    "sd": {"Description": "standard deviation of the voxel values", "Units": "see unit"},
+    "iqr": {"Description": "interquartile range of the voxel values", "Units": "see unit"},
+    "p5": {"Description": "5th percentile of the voxel values", "Units": "see unit"},
+    "p95": {"Description": "95th percentile of the voxel values", "Units": "see unit"},
+}
+
+
+def _model_roi_stats(ctx: SubjectContext, fit: Any, names: tuple[str, ...], model: str,
+                     table_format: str = "tsv") -> None:
     """Statistics of some maps of a model fit in the subject's ROIs (when ROIs were loaded)."""
     rois = ctx.data.get("rois")
     if rois is None:
@@ -529,14 +627,8 @@ def _model_roi_stats(ctx: SubjectContext, fit: Any, names: tuple[str, ...], mode
         # one statistics table for the later compare/assess/report steps (FA compared like ADC)
         ctx.data["stats"] = type(stats)(rows=[*stats.rows, *(r for t in tables for r in t.rows)])
     if rows:
-        import csv
-
-        p = ctx.path("dwi", f"{ctx.prefix}_model-{model}_desc-roistats.csv")
-        with open(p, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
-            w.writeheader()
-            w.writerows(rows)
-        ctx.add_product(f"{model}_roi_stats_csv", p)
+        p = _write_table(ctx, f"{ctx.prefix}_model-{model}_desc-roistats", rows, table_format)
+        ctx.add_product(f"{model}_roi_stats_{table_format}", p)
 
 
 @register_step(
@@ -546,12 +638,14 @@ def _model_roi_stats(ctx: SubjectContext, fit: Any, names: tuple[str, ...], mode
         "b_threshold": Param(float, 200.0, min=0.0, doc="s/mm^2; b-values at or above fit D (segmented)"),
         "mask": Param(str, "auto", choices=("auto", "none")),
         "roi_stats": Param(bool, True, doc="D, f, D* statistics in the ROIs when a roi_stats step ran"),
+        "table_format": Param(str, "tsv", choices=_TABLE_FORMATS, doc=_TABLE_DOC),
     },
     requires=("series",),
     provides=("ivim",),
     modules=("dwi_toolkit.models.ivim",),
 )
-def ivim_step(ctx: SubjectContext, *, method: str, b_threshold: float, mask: str, roi_stats: bool) -> None:
+def ivim_step(ctx: SubjectContext, *, method: str, b_threshold: float, mask: str, roi_stats: bool,
+              table_format: str) -> None:
     """Fit the IVIM model (D, f, D*; needs >= 4 b-values) and write its maps under dwi/."""
     from ..models.ivim import fit_ivim
 
@@ -560,7 +654,7 @@ def ivim_step(ctx: SubjectContext, *, method: str, b_threshold: float, mask: str
     ctx.data["ivim"] = fit
     _save_model_maps(ctx, fit, "ivim")
     if roi_stats:
-        _model_roi_stats(ctx, fit, ("d", "f", "dstar"), "ivim")
+        _model_roi_stats(ctx, fit, ("d", "f", "dstar"), "ivim", table_format)
 
 
 @register_step(
@@ -571,6 +665,7 @@ def ivim_step(ctx: SubjectContext, *, method: str, b_threshold: float, mask: str
         "b_max": Param(float, None, min=0.0, doc="s/mm^2"),
         "mask": Param(str, "auto", choices=("auto", "none")),
         "roi_stats": Param(bool, True, doc="FA, MD statistics in the ROIs when a roi_stats step ran"),
+        "table_format": Param(str, "tsv", choices=_TABLE_FORMATS, doc=_TABLE_DOC),
     },
     requires=("series",),
     provides=("dti",),
@@ -578,7 +673,7 @@ def ivim_step(ctx: SubjectContext, *, method: str, b_threshold: float, mask: str
     check=_b_range_check,
 )
 def dti_step(ctx: SubjectContext, *, method: str, b_min: float | None, b_max: float | None, mask: str,
-             roi_stats: bool) -> None:
+             roi_stats: bool, table_format: str) -> None:
     """Fit the diffusion tensor (needs >= 6 directions) and write FA/MD/AD/RD maps under dwi/."""
     from ..models.dti import fit_dti
 
@@ -588,4 +683,4 @@ def dti_step(ctx: SubjectContext, *, method: str, b_min: float | None, b_max: fl
     ctx.data["dti"] = fit
     _save_model_maps(ctx, fit, "tensor")
     if roi_stats:
-        _model_roi_stats(ctx, fit, ("fa", "md"), "tensor")
+        _model_roi_stats(ctx, fit, ("fa", "md"), "tensor", table_format)

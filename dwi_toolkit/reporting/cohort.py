@@ -150,7 +150,7 @@ def cohort_index_html(
     """
     parts = [f"<h1>{_esc(title)}</h1>",
              '<p class="notice">Research use only. Nerve-root DWI is a research technique; no ADC or FA '
-             "cut-off is endorsed for diagnosis (clinical-reference.md §0, §2.8, §4).</p>",
+             "cut-off is endorsed for diagnosis (dwi_toolkit References §0, §2.8, §4).</p>",
              '<p class="meta">' + " · ".join(f"{_esc(k)}: {_esc(v)}" for k, v in meta.items()) + "</p>"]
     counts: dict[str, int] = {}
     for s in subjects:  # the latest run's status (this_run) when known
@@ -163,7 +163,7 @@ def cohort_index_html(
     rows = [[c, ic.get(c, 0), "–" if sh.get(c) is None else f"{sh[c]:.1f} %"] for c in INDICATION_CLASSES]
     rows.append(["not assessed (no clinical.json)", indication_summary.get("n_not_assessed", 0), ""])
     parts.append(_table(rows, ["class", "subjects", "share of assessed"]))
-    parts.append('<p class="meta">Rule set v1 (clinical-reference.md §3.10); shares as in Kovacs 2013 '
+    parts.append('<p class="meta">Rule set v1 (dwi_toolkit References §3.10); shares as in Kovacs 2013 '
                  "(§3.8: appropriate 88 %, uncertain 1.3 %, inappropriate 10.6 % of 602 scans).</p>")
 
     parts.append("<h2>Side differences per level</h2>")

@@ -128,7 +128,7 @@ def adc_montage(
         Panels per row.
     vmax : float, optional
         Upper end of the grey scale in mm²/s (default 3.0 × 10⁻³, free water at 37 °C,
-        clinical-reference.md §1.4).
+        dwi_toolkit References §1.4).
 
     Returns
     -------
@@ -284,7 +284,7 @@ def side_comparison_figure(comparison: Any, *, parameter: str = "adc", threshold
         Parameter to plot (default ``"adc"``; diffusivities drawn in ×10⁻³ mm²/s).
     threshold_pct : float, optional
         Threshold used by the entrapment assessment, drawn as dashed lines (not a diagnostic
-        cut-off, clinical-reference.md §2.8).
+        cut-off, dwi_toolkit References §2.8).
 
     Returns
     -------
@@ -405,7 +405,7 @@ def roi_decay_curves(
 
     The signal is the direction-averaged (trace) image per shell (:meth:`DWISeries.trace`); the
     fit is ordinary least squares of ``ln S = ln S0 − b·ADC`` on the ROI-mean signal of the shells
-    inside `b_range` (clinical-reference.md §1.1). It is drawn to show the data behind the voxel
+    inside `b_range` (dwi_toolkit References §1.1). It is drawn to show the data behind the voxel
     fits; the reported ROI values come from the voxel-wise fit, not from this curve.
 
     Parameters

@@ -1,7 +1,7 @@
 """Nerve-root ROIs as immutable values in world coordinates (RAS+ mm).
 
 A :class:`RootROI` names a root (``level`` L1…S1, ``side`` left/right — the *patient's* side),
-the ``segment`` along it (pre-ganglionic, ganglion/DRG, post-ganglionic; clinical-reference.md
+the ``segment`` along it (pre-ganglionic, ganglion/DRG, post-ganglionic; dwi_toolkit References
 §2.4 and §2.6 explain why the position must be recorded and never pooled) and a shape:
 
 - :class:`Sphere` — centre (RAS+ mm) and radius (mm);
@@ -67,7 +67,7 @@ __all__ = [
 LEVELS: tuple[str, ...] = ("L1", "L2", "L3", "L4", "L5", "S1")
 #: The patient's sides.
 SIDES: tuple[str, ...] = ("left", "right")
-#: Segments along a root, proximal to distal (clinical-reference.md §2.6).
+#: Segments along a root, proximal to distal (dwi_toolkit References §2.6).
 SEGMENTS: tuple[str, ...] = ("preganglionic", "ganglion", "postganglionic")
 #: Segment used when none is given.
 DEFAULT_SEGMENT = "ganglion"
@@ -704,14 +704,14 @@ class RootROI:
         The patient's side, ``"left"``/``"right"`` (``"L"``, ``"lt"``, ``"Left"`` … accepted).
     segment : str, optional
         ``"preganglionic"``, ``"ganglion"`` (default) or ``"postganglionic"``
-        (clinical-reference.md §2.6; aliases such as ``"DRG"`` are accepted).
+        (dwi_toolkit References §2.6; aliases such as ``"DRG"`` are accepted).
     shape : Shape
         :class:`Sphere`, :class:`Tube`, :class:`Polygon` or :class:`VoxelMask` in RAS+ mm.
     notes : str, optional
         Free text.
     distance_mm : float, optional
         Distance along the root from the dural junction in mm, where known
-        (clinical-reference.md §2.4, consequence 2).
+        (dwi_toolkit References §2.4, consequence 2).
 
     Raises
     ------

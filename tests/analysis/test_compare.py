@@ -13,7 +13,7 @@ from tests.analysis._standin import make_row, table
 
 
 def _hand(xs, xc):
-    """The formulas of clinical-reference.md §2.8, written out independently."""
+    """The formulas of dwi_toolkit References §2.8, written out independently."""
     return {
         "ratio_pct": 100.0 * xs / xc,
         "rel_diff_pct": 100.0 * (xs - xc) / xc,
@@ -23,7 +23,7 @@ def _hand(xs, xc):
 
 
 def test_worked_example_of_reference():
-    # clinical-reference.md §2.8: Xs = 1.79, Xc = 1.50 -> 119.3 %, +19.3 %, +17.6 %
+    # dwi_toolkit References §2.8: Xs = 1.79, Xc = 1.50 -> 119.3 %, +19.3 %, +17.6 %
     ix = side_indices(1.79e-3, 1.50e-3)
     assert round(ix["ratio_pct"], 1) == 119.3
     assert round(ix["rel_diff_pct"], 1) == 19.3

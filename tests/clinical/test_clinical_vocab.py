@@ -1,4 +1,4 @@
-"""ClinicalInput validation and the clinical.json schema (clinical-reference.md §3.10–§3.11)."""
+"""ClinicalInput validation and the clinical.json schema (dwi_toolkit References §3.10–§3.11)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dwi_toolkit.clinical import vocab
 from dwi_toolkit.clinical.vocab import ClinicalInput, clinical_json_schema, load_packaged_schema
 from dwi_toolkit.errors import ClinicalDataError, InputDataError
 
-# Vocabularies copied by hand from clinical-reference.md §3.10 ("Vocabularies"), the independent
+# Vocabularies copied by hand from dwi_toolkit References §3.10 ("Vocabularies"), the independent
 # truth the module must match exactly.
 REF_DECISIVE = """history_of_cancer suspected_cancer unexplained_weight_loss fever
 suspected_spinal_infection intravenous_drug_use immunosuppression significant_trauma osteoporosis

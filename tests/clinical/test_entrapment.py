@@ -17,7 +17,7 @@ from dwi_toolkit.errors import InputDataError
 from tests.analysis._standin import make_row, table
 
 BASE = 1.20e-3  # mm^2/s, contralateral roots
-ALTERED = 1.60e-3  # mm^2/s, altered root (clinical-reference.md §1.1 table, order of magnitude)
+ALTERED = 1.60e-3  # mm^2/s, altered root (dwi_toolkit References §1.1 table, order of magnitude)
 
 
 def _roots(rng, altered=None, *, n=40, sd=0.06e-3, levels=("L3", "L4", "L5", "S1")):
@@ -184,7 +184,7 @@ def _holm_by_hand(p):
 
 
 def test_combined_adc_fa_uses_holm_and_finds_fa_only_change(rng):
-    # FA lower on the compressed root (meta-analyses, clinical-reference.md §2.2), ADC unchanged
+    # FA lower on the compressed root (meta-analyses, dwi_toolkit References §2.2), ADC unchanged
     cmp = compare_sides(_adc_fa(rng, fa_alt={("L5", "left"): 0.22}), symptomatic_side="left")
     single = assess_entrapment(cmp, _clin(levels=["L5"]))
     combined = assess_entrapment(cmp, _clin(levels=["L5"]), parameter=["adc", "fa"])

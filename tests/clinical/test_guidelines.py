@@ -1,6 +1,6 @@
 """Per-guideline verdicts (rule set v2) on cases written from each guideline's text.
 
-Each case cites the passage it was written from (keys of clinical-reference §5; full references
+Each case cites the passage it was written from (keys of dwi_toolkit References §5; full references
 in ``rules_v2.json``). Verdicts: appropriate / uncertain (another first step, or judgement) /
 inappropriate / not_covered (outside the guideline's scope).
 """

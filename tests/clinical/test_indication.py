@@ -1,4 +1,4 @@
-"""Rule set v1 (clinical-reference.md §3.10): vignettes, hand-written cases, outputs."""
+"""Rule set v1 (dwi_toolkit References §3.10): vignettes, hand-written cases, outputs."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _vignettes():
 
 
 # ------------------------------------------------------------------------------------------
-# Shared vignettes (clinical-reference.md §3.11)
+# Shared vignettes (dwi_toolkit References §3.11)
 # ------------------------------------------------------------------------------------------
 @pytest.mark.needs_shared_data
 @pytest.mark.parametrize("vignette", _vignettes())

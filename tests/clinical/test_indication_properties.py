@@ -1,4 +1,4 @@
-"""Property tests of rule set v1 (clinical-reference.md §3.10) with hypothesis."""
+"""Property tests of rule set v1 (dwi_toolkit References §3.10) with hypothesis."""
 
 from __future__ import annotations
 

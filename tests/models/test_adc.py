@@ -9,7 +9,7 @@ from dwi_toolkit.models.adc import STATUS_CODES, adc_loglinear, adc_nlls, fit_ad
 
 from ..conftest import shared_path
 
-# clinical-reference.md §1.1 anchor table (S0 = 1000)
+# dwi_toolkit References §1.1 anchor table (S0 = 1000)
 ANCHORS = {
     1.10e-3: {0: 1000, 50: 946.485, 500: 576.950, 800: 414.783, 1000: 332.871},
     1.60e-3: {0: 1000, 50: 923.116, 500: 449.329, 800: 278.037, 1000: 201.897},
@@ -131,7 +131,7 @@ def test_unknown_method():
 
 
 def test_per_direction_adc(rng):
-    # anisotropic voxel: directional ADCs differ; trace ADC is their mean (clinical-reference §1.1)
+    # anisotropic voxel: directional ADCs differ; trace ADC is their mean (dwi_toolkit References §1.1)
     b = np.array([0.0, 800, 800, 800])
     dadc = np.array([0.8e-3, 1.2e-3, 2.2e-3])
     data = (1000 * np.exp(-b[1:] * dadc))

@@ -1,5 +1,5 @@
 """Rician-bias-aware ADC fit (issue 7): modelling the noise floor removes the downward ADC bias
-of high-b magnitude data (clinical-reference §1.1)."""
+of high-b magnitude data (dwi_toolkit References §1.1)."""
 
 import numpy as np
 import pytest

@@ -30,7 +30,7 @@ def _signal(tens, bvals, bvecs, s0=1000.0):
 
 
 def _analytic_scalars(ev):
-    """clinical-reference.md §1.3 formulas."""
+    """dwi_toolkit References §1.3 formulas."""
     md = ev.mean(1)
     fa = np.sqrt(1.5) * np.sqrt(((ev - md[:, None]) ** 2).sum(1)) / np.sqrt((ev ** 2).sum(1))
     return fa, md, ev[:, 0], ev[:, 1:].mean(1)

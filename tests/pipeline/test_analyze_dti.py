@@ -44,7 +44,7 @@ def test_no_dti_on_three_direction_data(tmp_path):
 
 def test_csf_threshold_excludes_contaminated_voxels(tmp_path):
     """A root ROI grown into the CSF: with a CSF threshold those voxels are excluded and
-    counted, and the root mean moves back towards the true root ADC (clinical-reference §1.6)."""
+    counted, and the root mean moves back towards the true root ADC (dwi_toolkit References §1.6)."""
     from dwi_toolkit.roi.model import RoiSet, RootROI, Sphere
 
     ph = _write(tmp_path, n_directions=3, noise=False)

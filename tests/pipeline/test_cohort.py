@@ -102,7 +102,7 @@ def test_rebuild_from_manifest_and_adc_only_fallback(tmp_path):
     summary = build_cohort(tmp_path / "out")
     assert summary.roi_rows == [] and summary.indication["n_not_assessed"] == 2
     assert [r["report"] for r in summary.subject_rows] == [
-        f"sub-0{i}/dwi/sub-0{i}_model-adc_dwimap.json" for i in (1, 2)]
+        f"sub-0{i}/dwi/sub-0{i}_ADC.json" for i in (1, 2)]
     assert (tmp_path / "out" / "index.html").is_file()
 
 

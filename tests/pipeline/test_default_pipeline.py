@@ -58,7 +58,7 @@ def test_default_pipeline_on_the_sample_cohort(cohort):
     c4, _ = _classes(out, "sub-04")
     assert c4["L4"] == "discordant"  # asymmetry at a level that was not suspected (DICOM)
     for key in ("sub-01", "sub-02", "sub-03", "sub-04"):
-        assert (out / key / "dwi" / f"{key}_model-adc_param-adc_dwimap.nii.gz").is_file()
+        assert (out / key / "dwi" / f"{key}_ADC.nii.gz").is_file()
         assert (out / key / "report" / "report.html").is_file()
     with open(out / "group" / "cohort_roi_stats.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -89,7 +89,7 @@ def test_analyze_step_agrees_with_the_composed_default(cohort, tmp_path):
 def test_high_b_pipeline_uses_b_200_and_above(cohort, tmp_path):
     res = run_pipeline(cohort / "in", tmp_path / "out", pipeline="high-b", participant_labels=["01"])
     assert res.exit_code == 0
-    fit = json.loads((tmp_path / "out" / "sub-01" / "dwi" / "sub-01_model-adc_dwimap.json").read_text())
-    assert fit["bvals_used"] == [400.0, 800.0]
+    fit = json.loads((tmp_path / "out" / "sub-01" / "dwi" / "sub-01_ADC.json").read_text())
+    assert fit["FitSummary"]["bvals_used"] == [400.0, 800.0] and fit["SkullStripped"] is False
     c1, _ = _classes(tmp_path / "out", "sub-01")
     assert c1["L5"] == "concordant"

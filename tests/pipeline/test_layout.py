@@ -124,6 +124,6 @@ def test_bids_run_writes_derivatives_inside_dataset_only_under_derivatives(tmp_p
     out = root / "derivatives" / "dwi_toolkit"
     res = run_pipeline(root, out, pipeline=pipeline_file(tmp_path / "p.toml"))
     assert res.exit_code == 0 and len(res.results) == 3
-    assert (out / "sub-01" / "ses-1" / "dwi" / "sub-01_ses-1_model-adc_param-adc_dwimap.nii.gz").is_file()
+    assert (out / "sub-01" / "ses-1" / "dwi" / "sub-01_ses-1_ADC.nii.gz").is_file()
     after = {k: v for k, v in tree_hash(root).items() if not k.startswith("derivatives/dwi_toolkit")}
     assert after == before

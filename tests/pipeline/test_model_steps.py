@@ -32,8 +32,8 @@ def test_dti_step_on_isotropic_data(tmp_path):
     res = run_pipeline(tmp_path / "in", tmp_path / "out", pipeline=p)
     assert res.exit_code == 0, res.failed
     out = tmp_path / "out" / "sub-s1" / "dwi"
-    np.testing.assert_allclose(_load(out / "sub-s1_model-tensor_param-md_dwimap.nii.gz"), d, rtol=1e-4)
-    np.testing.assert_allclose(_load(out / "sub-s1_model-tensor_param-fa_dwimap.nii.gz"), 0.0, atol=1e-4)
+    np.testing.assert_allclose(_load(out / "sub-s1_desc-dti_ADC.nii.gz"), d, rtol=1e-4)
+    np.testing.assert_allclose(_load(out / "sub-s1_desc-dti_FA.nii.gz"), 0.0, atol=1e-4)
 
 
 def test_ivim_step_matches_a_direct_fit(tmp_path):

@@ -27,7 +27,7 @@ def cohort(tmp_path_factory):
 
 
 def _adc(out, key):
-    return np.asanyarray(nib.load(out / key / "dwi" / f"{key}_model-adc_param-adc_dwimap.nii.gz").dataobj)
+    return np.asanyarray(nib.load(out / key / "dwi" / f"{key}_ADC.nii.gz").dataobj)
 
 
 def test_serial_run_broken_subject_reported_others_succeed(cohort, tmp_path):

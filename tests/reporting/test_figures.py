@@ -50,7 +50,7 @@ def test_montage_picks_roi_slices_and_draws_labels():
 
 
 def test_decay_curve_fit_recovers_model_values():
-    # clinical-reference.md §1.1 anchors: S0 = 1000, ADC 1.6e-3 -> S(500) = 449.329, S(800) = 278.037
+    # dwi_toolkit References §1.1 anchors: S0 = 1000, ADC 1.6e-3 -> S(500) = 449.329, S(800) = 278.037
     b = np.array([0.0, 500.0, 800.0])
     sig = np.array([1000.0, 449.329, 278.037])
     data = np.broadcast_to(sig, (4, 4, 2, 3)).copy()

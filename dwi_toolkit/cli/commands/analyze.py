@@ -20,7 +20,7 @@ def add_parser(sub, add_common) -> None:
         description=(
             "Load a DWI series, fit ADC in the analysis mask (default: the body above the background), "
             "measure the nerve-root ROIs, compare the symptomatic with "
-            "the contralateral side level by level (clinical-reference.md §2.8), assess the MRI "
+            "the contralateral side level by level (dwi_toolkit References §2.8), assess the MRI "
             "indication (rule set v1, §3.10) and entrapment concordance, and write report.json, "
             "CSV tables and a self-contained report.html to OUTDIR. Research use only: no "
             "threshold is a diagnostic cut-off."

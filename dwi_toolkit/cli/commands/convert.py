@@ -25,6 +25,12 @@ def add_parser(sub, add_common) -> None:
     p.add_argument("--no-gzip", action="store_true", help="write .nii instead of .nii.gz")
     p.add_argument("--scanner-adc", action="store_true",
                    help="also write the scanner's ADC map(s) in mm^2/s (scanner_adc_*.nii.gz)")
+    p.add_argument("--bids", action="store_true",
+                   help="write a BIDS raw dataset (sub-<label>/[ses-<label>/]dwi/sub-<label>_dwi.nii.gz ..., "
+                   "dataset_description.json, README.md, participants.tsv) instead of the flat dcm2niix-like "
+                   "<series number>_<description>.nii.gz; needs --subject")
+    p.add_argument("--subject", help="BIDS participant label with --bids (e.g. 01)")
+    p.add_argument("--session", help="BIDS session label with --bids (e.g. 1); optional")
     p.add_argument("--b0-threshold", type=float, default=50.0, help="s/mm^2 (default 50)")
     p.add_argument("--verify", action="store_true",
                    help="also convert with dcm2niix and compare b-values, b-vectors (world frame), affine "
@@ -86,26 +92,29 @@ def run(args: argparse.Namespace) -> int:
     else:
         chosen = [select_series(infos, series_uid=args.series_uid, role="dwi", path=args.path)]
     ext = ".nii" if args.no_gzip else ".nii.gz"
+    bids = _bids_options(args)
     used: set[str] = set()
     agree = True
-    for info in chosen:
+    for i, info in enumerate(chosen):
         series = _load_one(info, args)
         if getattr(args, "verify", False):
             agree = _verify_one(series, info, args) and agree
-        stem = f"{info.series_number if info.series_number is not None else 0}_{_safe(info.description)}"
-        while stem in used:
-            stem += "_b"
-        used.add(stem)
-        written = series.save(out / (stem + ext))
+        if bids:
+            target = _bids_target(out, args, "dwi", run=i + 1 if len(chosen) > 1 else None)
+        else:
+            stem = f"{info.series_number if info.series_number is not None else 0}_{_safe(info.description)}"
+            while stem in used:
+                stem += "_b"
+            used.add(stem)
+            target = out / stem
+        written = series.save(target.with_name(target.name + ext))
         print(f"{info.description or info.series_uid}: {series.shape} -> {written['nifti']}")
     if args.scanner_adc:
-        from ...io.dicom import load_scanner_adc
-        from ...io.nifti import save_map
+        _write_scanner_adc(infos, out, args, ext)
+    if bids:
+        from ...io.bids import write_raw_dataset_files
 
-        for info in (s for s in infos if s.role == "adc"):
-            pmap = load_scanner_adc(args.path, series_uid=info.series_uid)
-            target = save_map(pmap, out / f"scanner_adc_{info.series_number}_{_safe(info.description)}{ext}")
-            print(f"{info.description}: scanner ADC (mm^2/s) -> {target}")
+        write_raw_dataset_files(out, args.subject)
     return 0 if agree else 1
 
 
@@ -125,6 +134,52 @@ def _list_others(infos, args: argparse.Namespace) -> None:
         except DicomError:
             chosen = []  # none chosen: the conversion below raises the error saying why
     print(series_table(infos, chosen, what="converted") + ("" if args.all else " (or --all)"))
+
+
+def _bids_options(args: argparse.Namespace) -> bool:
+    """Whether --bids is on; --subject/--session without --bids, or --bids without --subject, are errors."""
+    from ...errors import InputDataError
+
+    if not args.bids:
+        if args.subject or args.session:
+            raise InputDataError("--subject/--session name BIDS entities: add --bids (or leave them out).")
+        return False
+    if not args.subject:
+        raise InputDataError("convert --bids needs the participant label: --subject 01 (and optionally --session).")
+    return True
+
+
+def _bids_target(out, args: argparse.Namespace, suffix: str, run: int | None = None):
+    from ...io.bids import bids_stem
+
+    return bids_stem(out, args.subject, suffix, session=args.session, run=run)
+
+
+def _write_scanner_adc(infos, out, args: argparse.Namespace, ext: str) -> None:
+    """The scanner's ADC map(s) in mm^2/s: ``scanner_adc_<n>_<description>`` or BIDS ``_ADC`` (+ sidecar)."""
+    from ...io.dicom import load_scanner_adc
+    from ...io.nifti import save_map
+
+    adcs = [s for s in infos if s.role == "adc"]
+    for i, info in enumerate(adcs):
+        pmap = load_scanner_adc(args.path, series_uid=info.series_uid)
+        if args.bids:
+            stem = _bids_target(out, args, "ADC", run=i + 1 if len(adcs) > 1 else None)
+            target = save_map(pmap, stem.with_name(stem.name + ext))
+            _write_adc_sidecar(stem.with_name(stem.name + ".json"), info)
+        else:
+            target = save_map(pmap, out / f"scanner_adc_{info.series_number}_{_safe(info.description)}{ext}")
+        print(f"{info.description}: scanner ADC (mm^2/s) -> {target}")
+
+
+def _write_adc_sidecar(path, info) -> None:
+    import json
+
+    from ...io._atomic import atomic_write_text
+
+    doc = {"Description": "ADC map computed by the scanner, rescaled to mm^2/s",
+           "Units": "mm^2/s", "SeriesDescription": info.description, "SeriesNumber": info.series_number}
+    atomic_write_text(path, json.dumps({k: v for k, v in doc.items() if v not in (None, "")}, indent=2) + "\n")
 
 
 def _load_one(info, args):

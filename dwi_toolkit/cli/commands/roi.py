@@ -201,7 +201,7 @@ def run_stats(args: argparse.Namespace) -> int:
             finite = data[np.isfinite(data) & (data != 0)]
             if args.scale is None and finite.size and float(np.abs(finite).max()) > 0.1:
                 logger.warning("ADC values up to %.3g look like scanner units (10^-6 mm^2/s, "
-                               "clinical-reference.md §1.2); pass --scale 1e-6", float(np.abs(finite).max()))
+                               "dwi_toolkit References §1.2); pass --scale 1e-6", float(np.abs(finite).max()))
         target = ParameterMap(data, img.affine, name, unit)
         param = name
     table = roi_stats(target, rois, exclude_status=not args.keep_failed,

@@ -157,7 +157,11 @@ def load_dicom_series(
         raise DicomError(f"series {info.series_uid} ('{info.description}') is '{info.role}', not raw DWI.")
     res = assemble(_frames_of(info), diffusion=True)
     ds = res.first.ds
-    meta = acquisition_meta(ds, vendor_of(ds), res.first.csa, keep_phi=keep_phi)
+    vendor = vendor_of(ds)
+    meta = acquisition_meta(ds, vendor, res.first.csa, keep_phi=keep_phi)
+    from .sidecar import dcm2niix_keys
+
+    dcm2niix_keys(meta, ds, vendor, res.first.csa, res.data.shape)
     meta["ConversionSoftware"] = "dwi_toolkit"
     if res.n_dropped_isotropic:
         meta["DroppedIsotropicFrames"] = res.n_dropped_isotropic

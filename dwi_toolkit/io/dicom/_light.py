@@ -58,6 +58,16 @@ KEYWORDS: dict[str, tuple[int, str]] = {
     "InPlanePhaseEncodingDirection": (0x00181312, "CS"),
     "FlipAngle": (0x00181314, "DS"),
     "PatientPosition": (0x00185100, "CS"),
+    "ComplexImageComponent": (0x00089208, "CS"),
+    "MRImagingModifierSequence": (0x00189006, "SQ"),
+    "NumberOfAverages": (0x00180083, "DS"),
+    "PhaseEncodingSteps": (0x00180089, "IS"),
+    "EchoTrainLength": (0x00180091, "IS"),
+    "PercentSampling": (0x00180093, "DS"),
+    "PercentPhaseFieldOfView": (0x00180094, "DS"),
+    "AcquisitionMatrix": (0x00181310, "US"),
+    "SAR": (0x00181316, "DS"),
+    "ParallelReductionFactorInPlane": (0x00189069, "FD"),
     "DiffusionDirectionality": (0x00189075, "CS"),
     "DiffusionGradientDirectionSequence": (0x00189076, "SQ"),
     "EffectiveEchoTime": (0x00189082, "FD"),
@@ -106,6 +116,7 @@ PRIVATE_VR = {
     0x001910BD: "DS", 0x20011003: "FL", 0x200510B0: "FL", 0x200510B1: "FL", 0x200510B2: "FL",
     0x2005100E: "FL", 0x2005140F: "SQ", 0x20051596: "IS", 0x20051412: "IS", 0x20051413: "IS",
     0x00651009: "FD", 0x00651037: "FD", 0x00651050: "DS", 0x00651051: "SQ", 0x002111FE: "SQ", 0x0021111C: "IS",
+    0x0043102F: "SS",
 }
 _TAG_VR = {t: vr for t, vr in KEYWORDS.values()} | PRIVATE_VR
 _TAG_OF = {k: t for k, (t, _vr) in KEYWORDS.items()}
