@@ -22,6 +22,7 @@ from ..core.gradients import DEFAULT_B0_THRESHOLD
 from ..core.image import DWISeries, ParameterMap
 from ..errors import GradientError, InputDataError
 from ._atomic import atomic_path, atomic_write_text
+from ._guard import check_array_size, reading
 from ._phi import strip_phi
 from .gradients import find_gradient_files, read_bvals, read_bvecs, write_bvals, write_bvecs
 
@@ -80,10 +81,49 @@ def _load_image(path: Path):
     except FileNotFoundError as err:
         raise InputDataError(f"file not found: {path}") from err
     except Exception as err:  # nibabel raises many types for corrupt files
+        why = _gzip_problem(path)
+        if why:
+            raise InputDataError(f"cannot read {path}: {why}") from err
         raise InputDataError(
             f"cannot read {path} as NIfTI ({type(err).__name__}: {err}); check the file is a "
             "complete .nii or .nii.gz image."
         ) from err
+
+
+def _gzip_problem(path: Path) -> str | None:
+    """Why a gzip-compressed file cannot be decompressed (None when it can, or is not gzip)."""
+    import gzip
+    import zlib
+
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(2) != b"\x1f\x8b":
+                return None
+        with gzip.open(path, "rb") as gz:
+            while gz.read(1 << 22):
+                pass
+    except EOFError:
+        return ("the gzip stream ends early, so the file is truncated (an interrupted copy or a full "
+                "disk?); copy or export it again.")
+    except (OSError, zlib.error) as err:
+        return f"the gzip stream is damaged ({err}); copy or export the file again."
+    return None
+
+
+def _read_data(path: Path, img) -> np.ndarray:
+    """The voxel array, refusing implausible header sizes before allocating; read errors become ours."""
+    with reading(path, "a NIfTI image", hint="its header is damaged; copy or export it again"):
+        shape = tuple(int(d) for d in img.header.get_data_shape())
+        check_array_size(path, shape, max(np.dtype(img.header.get_data_dtype()).itemsize, 8))
+    try:
+        with reading(path, "a NIfTI image", hint="the file is damaged or incomplete (an interrupted copy, a "
+                     "full disk?): copy or export it again"):
+            return np.asanyarray(img.dataobj)
+    except InputDataError as err:
+        why = _gzip_problem(path)
+        if why:
+            raise InputDataError(f"cannot read {path}: {why}") from err.__cause__
+        raise
 
 
 def load_nifti_dwi(
@@ -136,7 +176,7 @@ def load_nifti_dwi(
     """
     p = Path(path)
     img = _load_image(p)
-    data = np.asanyarray(img.dataobj)
+    data = _read_data(p, img)
     if data.ndim == 5 and data.shape[3] == 1:
         data = data[:, :, :, 0, :]
     if data.ndim != 4:
@@ -276,7 +316,7 @@ def load_map(path: str | os.PathLike, *, name: str | None = None, unit: str = ""
     """
     p = Path(path)
     img = _load_image(p)
-    data = np.asanyarray(img.dataobj)
+    data = _read_data(p, img)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:

@@ -730,9 +730,18 @@ def load_rois(path: str | os.PathLike, *,
     >>> load_rois(d / "rois.json") == rois
     True
     """
+    from ._guard import reading
+
     p = Path(path)
     if not p.exists():
         raise InputDataError(f"ROI file not found: {p}")
+    with reading(p, "an ROI file", error=RoiError, hint="check it is a complete dwi_toolkit ROI JSON, 3D "
+                 "Slicer markups file or NIfTI label map"):
+        return _load_rois(p, labels=labels, default_radius_mm=default_radius_mm)
+
+
+def _load_rois(p: Path, *, labels, default_radius_mm: float) -> RoiSet:
+    """Body of :func:`load_rois` (dispatch on the file format)."""
     name = p.name.lower()
     if _is_nifti(p):
         return load_label_map(p, labels=labels)

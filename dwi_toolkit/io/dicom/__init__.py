@@ -108,10 +108,14 @@ def load_dicom_dwi(
         from .dcm2niix import load_with_dcm2niix
 
         return load_with_dcm2niix(p, series_uid=series_uid, b0_threshold=b0_threshold)
+    from .._guard import reading
+
     try:
-        infos, _uid = _series_infos(p, b0_threshold=b0_threshold)
-        info = select_series(infos, series_uid=series_uid, role="dwi", path=p)
-        series = load_dicom_series(info, b0_threshold=b0_threshold, keep_phi=keep_phi)
+        with reading(p, "a DICOM series", error=DicomError,
+                     hint="a file of the series is damaged or non-conformant; re-export it from the scanner/PACS"):
+            infos, _uid = _series_infos(p, b0_threshold=b0_threshold)
+            info = select_series(infos, series_uid=series_uid, role="dwi", path=p)
+            series = load_dicom_series(info, b0_threshold=b0_threshold, keep_phi=keep_phi)
     except DicomError as err:
         if "several" in str(err) or "series_uid=" in str(err):
             raise

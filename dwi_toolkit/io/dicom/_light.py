@@ -152,7 +152,11 @@ class LightElement:
             if not s:
                 return ""
             parts = s.split("\\")
-            conv = [(float(p) if vr == "DS" else int(float(p))) if p.strip() else None for p in parts]
+            try:
+                conv = [(float(p) if vr == "DS" else int(float(p))) if p.strip() else None for p in parts]
+            except (ValueError, OverflowError) as err:
+                raise ValueError(f"attribute ({self.tag >> 16:04X},{self.tag & 0xFFFF:04X}) holds a malformed "
+                                 f"{vr} value {s[:40]!r}") from err
             return conv[0] if len(conv) == 1 else conv
         if vr in _BIN:
             code, size = _BIN[vr]

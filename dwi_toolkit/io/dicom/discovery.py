@@ -131,6 +131,8 @@ def _read_one(p: Path):
         return None
     except CorruptDicom as err:
         return (p, str(err))
+    except Exception as err:  # any parser failure on a damaged file: skip it with the others
+        return (p, f"{type(err).__name__}: {err}")
 
 
 def scan_files(path: str | os.PathLike, *, workers: int | None = None) -> list[DicomFile]:
