@@ -66,11 +66,13 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
     try:
         meta = json.loads(p.read_text())
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         raise InputDataError(f"cannot read JSON sidecar {p}: {err}") from err
     if not isinstance(meta, dict):
         raise InputDataError(f"JSON sidecar {p} must hold an object, not {type(meta).__name__}.")
-    return strip_phi(meta)
+    from ._scrub import scrub_meta
+
+    return scrub_meta(strip_phi(meta), meta)  # free text scrubbed with the names the sidecar held
 
 
 def _load_image(path: Path):

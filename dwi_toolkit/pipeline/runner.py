@@ -591,6 +591,7 @@ def run_pipeline(
     src, out = Path(input_path), Path(out_dir)
     jobs = _check_run_options(src, out, jobs)
     dataset = discover(src, participant_labels=participant_labels, derivatives=derivatives)
+    dataset, external = _check_output_place(out, dataset)
     plan = _plan(dataset, spec, out, force)
     result = RunResult(out_dir=out, pipeline=spec, dataset=dataset, plan=plan, dry_run=dry_run)
     if dry_run:
@@ -617,6 +618,9 @@ def run_pipeline(
         finally:
             run_rec["finished_utc"] = _utc()
             run_rec["counts"] = result.counts
+            for key in external:
+                if key in manifest["subjects"]:
+                    manifest["subjects"][key]["data_outside_input"] = True
             write_manifest(out, manifest)
         if cohort and any(r.status in ("done", "skipped") for r in result.results):
             result.cohort = _build_cohort(out)
@@ -625,10 +629,61 @@ def run_pipeline(
 
 
 # ------------------------------------------------------------------------------ steps of a run
+def _within(child: Path, parent: Path) -> bool:
+    """`child` is `parent` or below it (paths compared as given, already resolved or absolute)."""
+    return child == parent or parent in child.parents
+
+
+def _lexically_inside(child: Path, parent: Path) -> bool:
+    """Inside as written (``..`` collapsed, symlinks *not* followed): ``in/link/out`` is inside ``in``."""
+    return _within(Path(os.path.abspath(child)), Path(os.path.abspath(parent)))
+
+
+def _data_places(s: Subject) -> set[Path]:
+    """Resolved folders holding a subject's data (its folder, and the folders of its input files)."""
+    places = {(s.root / s.source).resolve()}
+    for p in (s.dwi, s.rois, s.clinical):
+        if p is not None:
+            r = p.resolve()
+            places.add(r if r.is_dir() else r.parent)
+    return places
+
+
+def _check_output_place(out: Path, dataset: Dataset) -> tuple[Dataset, list[str]]:
+    """Refuse an output inside any subject's data (symlinks followed); drop "subjects" that are the
+    output folder itself; return the dataset and the keys of subjects whose data lies outside the input."""
+    import dataclasses
+
+    out_r, root_r = out.resolve(), dataset.root.resolve()
+    keep, external = [], []
+    for s in dataset.subjects:
+        folder_r = (s.root / s.source).resolve()
+        if _within(folder_r, out_r):
+            logger.info("%s is the output folder %s (or inside it): not a subject", s.source, out)
+            continue
+        places = _data_places(s)
+        if any(_within(out_r, p) for p in places):
+            raise PipelineError(
+                f"the output folder {out} lies inside the data of subject {s.key} ({s.source} -> "
+                f"{folder_r}); inputs are never modified, so choose an output folder outside every input."
+            )
+        if not all(_within(p, root_r) for p in places):
+            logger.warning("%s: its data lives outside the input folder %s (symlink); recorded in the manifest",
+                           s.key, dataset.root)
+            external.append(s.key)
+        keep.append(s)
+    if not keep:
+        raise PipelineError(f"no subjects left in {dataset.root} once the output folder {out} is set aside.")
+    return dataclasses.replace(dataset, subjects=tuple(keep)), external
+
+
 def _check_run_options(src: Path, out: Path, jobs: int) -> int:
-    """Refuse an output inside the input, a file as output, negative jobs; return the worker count."""
-    if src.is_dir() and _is_inside(out, src):
-        if not ((src / "dataset_description.json").is_file() and _is_inside(out, src / "derivatives")):
+    """Refuse an output inside the input (as written or with symlinks resolved), a file as output,
+    negative jobs; return the worker count. Nothing is written before these checks."""
+    if src.is_dir() and (_is_inside(out, src) or _lexically_inside(out, src)):
+        bids = (src / "dataset_description.json").is_file()
+        deriv = src / "derivatives"
+        if not (bids and (_is_inside(out, deriv) or _lexically_inside(out, deriv))):
             raise PipelineError(
                 f"the output folder {out} lies inside the input {src}; inputs are never modified, so "
                 "choose an output folder outside it (BIDS datasets: under derivatives/)."

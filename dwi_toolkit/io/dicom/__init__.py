@@ -162,6 +162,10 @@ def load_dicom_series(
     res = assemble(_frames_of(info), diffusion=True)
     ds = res.first.ds
     meta = acquisition_meta(ds, vendor_of(ds), res.first.csa, keep_phi=keep_phi)
+    if not keep_phi:  # identifiers typed into SeriesDescription/ProtocolName/...
+        from .._scrub import scrub_meta
+
+        meta = scrub_meta(meta, ds)
     meta["ConversionSoftware"] = "dwi_toolkit"
     if res.n_dropped_isotropic:
         meta["DroppedIsotropicFrames"] = res.n_dropped_isotropic

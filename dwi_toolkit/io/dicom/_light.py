@@ -34,6 +34,11 @@ KEYWORDS: dict[str, tuple[int, str]] = {
     "ManufacturerModelName": (0x00081090, "LO"),
     "FrameType": (0x00089007, "CS"),
     "PatientName": (0x00100010, "PN"),
+    "OtherPatientIDs": (0x00101000, "LO"),  # this and the names below: for scrubbing free text
+    "OtherPatientNames": (0x00101001, "PN"),
+    "ReferringPhysicianName": (0x00080090, "PN"),
+    "PerformingPhysicianName": (0x00081050, "PN"),
+    "OperatorsName": (0x00081070, "PN"),
     "PatientID": (0x00100020, "LO"),
     "PatientBirthDate": (0x00100030, "DA"),
     "PatientSex": (0x00100040, "CS"),

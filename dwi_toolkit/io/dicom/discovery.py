@@ -262,7 +262,7 @@ def describe_series(files: list[DicomFile], *, b0_threshold: float = 50.0) -> Di
         sn = None
     return DicomSeriesInfo(
         series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
-        description=str(ds.get("SeriesDescription", "") or ""),
+        description=_scrubbed_description(ds),
         series_number=sn,
         vendor=vendor_of(ds),
         n_files=len(files),
@@ -275,6 +275,18 @@ def describe_series(files: list[DicomFile], *, b0_threshold: float = 50.0) -> Di
         rule=_rule_of(frames),
         _headers=tuple(files),
     )
+
+
+def _scrubbed_description(ds) -> str:
+    """SeriesDescription without identifiers typed into it (it names files and appears in listings)."""
+    from .._scrub import header_identifiers, scrub_text
+
+    try:
+        text = str(ds.get("SeriesDescription", "") or "")
+    except ValueError:
+        return ""
+    names, ids = header_identifiers(ds)
+    return scrub_text(text, names=names, identifiers=ids)
 
 
 def _rule_of(frames) -> str:
