@@ -26,7 +26,7 @@ from ._guard import check_array_size, reading
 from ._phi import strip_phi
 from .gradients import find_gradient_files, read_bvals, read_bvecs, write_bvals, write_bvecs
 
-__all__ = ["load_nifti_dwi", "save_dwi", "save_map", "load_map", "nifti_stem", "read_sidecar"]
+__all__ = ["load_nifti_dwi", "save_dwi", "save_map", "load_map", "nifti_stem", "read_sidecar", "nifti_shape"]
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +110,29 @@ def _gzip_problem(path: Path) -> str | None:
     except (OSError, zlib.error) as err:
         return f"the gzip stream is damaged ({err}); copy or export the file again."
     return None
+
+
+def nifti_shape(path: str | os.PathLike) -> tuple[int, ...]:
+    """The array shape a NIfTI header declares (no voxel data read).
+
+    Raises
+    ------
+    InputDataError
+        Missing, truncated or non-NIfTI file (the message says which).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.core.image import ParameterMap
+    >>> p = save_map(ParameterMap(np.zeros((2, 3, 1)), np.eye(4), "adc", "mm^2/s"), Path(tempfile.mkdtemp()) / "m.nii")
+    >>> nifti_shape(p)
+    (2, 3, 1)
+    """
+    p = Path(path)
+    img = _load_image(p)
+    with reading(p, "a NIfTI image", hint="its header is damaged; copy or export it again"):
+        return tuple(int(d) for d in img.header.get_data_shape())
 
 
 def _read_data(path: Path, img) -> np.ndarray:
