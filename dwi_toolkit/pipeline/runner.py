@@ -658,7 +658,7 @@ def _check_output_place(out: Path, dataset: Dataset) -> tuple[Dataset, list[str]
     keep, external = [], []
     for s in dataset.subjects:
         folder_r = (s.root / s.source).resolve()
-        if _within(folder_r, out_r):
+        if s.dwi is None and _within(folder_r, out_r):  # the output folder, linked into the input
             logger.info("%s is the output folder %s (or inside it): not a subject", s.source, out)
             continue
         places = _data_places(s)
