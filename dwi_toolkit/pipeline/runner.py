@@ -361,23 +361,57 @@ def _serial(tasks: list[_Task], progress: Callable[[ProgressEvent], None] | None
 
 
 def _pool(tasks: list[_Task], jobs: int, plugins: Sequence[str]) -> Iterator[SubjectResult]:
+    """Results from a process pool. When a worker process dies (killed, out of memory), the
+    subjects it may have been running are run again one at a time; one whose worker dies again
+    is recorded as failed with that reason, and the others carry on."""
+    queue = list(reversed(tasks))
+    suspects: list[_Task] = []
+    while queue:  # a fresh pool after each death, for the subjects not started yet
+        suspects += yield from _pool_batch(queue, jobs, plugins)
+    for t in suspects:
+        for lost in (yield from _pool_batch([t], 1, plugins)):
+            yield _worker_died(lost)
+
+
+def _worker_died(t: _Task) -> SubjectResult:
+    s = t.subject
+    why = ("its worker process died (killed, or out of memory) twice; nothing of it was kept. "
+           "Rerun to retry it; check the memory available per worker (--jobs).")
+    return SubjectResult(key=s.key, status="failed", label=s.label, session=s.session, source=s.source,
+                         inputs=t.inputs, pipeline_hash=t.spec_hash, output=s.out_relpath, error=why,
+                         error_type="WorkerDied", reason=f"setup: WorkerDied: {why}", finished_utc=_utc())
+
+
+def _pool_batch(queue: list[_Task], jobs: int, plugins: Sequence[str]):
+    """Run `queue` (consumed from the end) in one pool until it is empty or a worker dies; return
+    the tasks lost with the dead worker (the rest stay in `queue`)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("spawn")  # no inherited locks/threads; same on every OS
     ex = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
                              initargs=(tuple(plugins), 1))
-    pending: set = set()
-    queue = list(reversed(tasks))
+    pending: dict = {}
+    lost: list[_Task] = []
     try:
-        while queue or pending:
-            while queue and len(pending) < 2 * jobs:
-                pending.add(ex.submit(execute_subject, queue.pop()))
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+        while (queue and not lost) or pending:
+            while queue and not lost and len(pending) < 2 * jobs:
+                t = queue.pop()
+                pending[ex.submit(execute_subject, t)] = t
+            finished, _ = wait(set(pending), return_when=FIRST_COMPLETED)
             for f in finished:
-                yield f.result()  # re-raises KeyboardInterrupt/SystemExit from a worker
+                t = pending.pop(f)
+                try:
+                    res = f.result()  # re-raises KeyboardInterrupt/SystemExit from a worker
+                except BrokenProcessPool:
+                    logger.warning("%s: a worker process died; it will be run again on its own", t.subject.key)
+                    lost.append(t)
+                    continue
+                yield res
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
+    return lost
 
 
 def _dask(tasks: list[_Task], scheduler: Any) -> Iterator[SubjectResult]:
@@ -597,7 +631,7 @@ def run_pipeline(
     if dry_run:
         result.duration_s = time.perf_counter() - t0
         return result
-    out.mkdir(parents=True, exist_ok=True)
+    _check_writable(out)
     with _Lock(out):
         _remove_stale_temp(out)
         _write_dataset_files(out, spec, dataset)
@@ -677,6 +711,21 @@ def _check_output_place(out: Path, dataset: Dataset) -> tuple[Dataset, list[str]
     return dataclasses.replace(dataset, subjects=tuple(keep)), external
 
 
+def _check_writable(out: Path) -> None:
+    """Create `out` and prove a file can be written in it (read-only or full file systems fail here,
+    before any work starts)."""
+    import tempfile
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise PipelineError(f"cannot write in the output folder {out} ({err.strerror or err}); "
+                            "choose a writable folder with free space.") from err
+
+
 def _check_run_options(src: Path, out: Path, jobs: int) -> int:
     """Refuse an output inside the input (as written or with symlinks resolved), a file as output,
     negative jobs; return the worker count. Nothing is written before these checks."""
@@ -716,6 +765,10 @@ def _start_manifest(out: Path, spec: PipelineSpec, dataset: Dataset, *, jobs: in
         "subjects": previous.get("subjects", {}),
         "runs": previous.get("runs", []),
     }
+    for rec in manifest["runs"]:
+        if rec.get("status") == "running":  # that run's process ended before it could finish
+            rec["status"] = "killed"
+
     run_rec = {"started_utc": _utc(), "finished_utc": None, "status": "running", "pipeline_hash": spec.hash,
                "jobs": None if scheduler is not None else jobs,
                "scheduler": None if scheduler is None else str(getattr(scheduler, "scheduler_address", scheduler)),
