@@ -306,7 +306,30 @@ class DicomSeriesFuzzer:
             shutil.copy(f, self.dir / f"DUP{rng.randrange(10**6)}")  # duplicate file
         else:
             f.unlink()  # missing file
-        return lambda: load_dwi(self.dir)
+        entry = rng.random()
+        if entry < 0.7:
+            return lambda: load_dwi(self.dir)
+        if entry < 0.85:
+            return self._discover_then_load
+        return self._cli_info
+
+    def _discover_then_load(self):
+        from dwi_toolkit.io.dicom import find_dwi_series, load_dicom_series
+
+        return [load_dicom_series(i) for i in find_dwi_series(self.dir) if i.role == "dwi"]
+
+    def _cli_info(self):
+        import contextlib
+
+        from dwi_toolkit.cli.main import main
+        from dwi_toolkit.errors import InputDataError
+
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+            code = main(["info", str(self.dir)])
+        if code not in (0, 2) or "Traceback" in err.getvalue():
+            raise RuntimeError(f"dwi-toolkit info exited {code}: {err.getvalue()[-300:]}")
+        if code == 2:
+            raise InputDataError(err.getvalue().strip())
 
     def reset(self) -> None:
         for p in self.dir.iterdir():

@@ -576,7 +576,11 @@ def load_label_map(path: str | os.PathLike, *, labels: str | os.PathLike | Mappi
         raise InputDataError(f"label map not found: {p}") from err
     except Exception as err:  # nibabel raises many types for corrupt files
         raise RoiError(f"cannot read label map {p}: {err}") from err
-    data = np.asanyarray(img.dataobj)
+    from ._guard import check_array_size, reading
+
+    with reading(p, "a label map", error=RoiError, hint="copy or export the label image again"):
+        check_array_size(p, img.header.get_data_shape(), 8, error=RoiError)
+        data = np.asanyarray(img.dataobj)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:

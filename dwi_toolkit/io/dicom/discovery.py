@@ -333,10 +333,14 @@ def find_dwi_series(path: str | os.PathLike, *, b0_threshold: float = 50.0) -> l
     >>> [(i.role, i.n_files) for i in find_dwi_series(tmp / "dicom")]
     [('dwi', 4)]
     """
-    files = scan_files(path)
-    groups: dict = {}
-    for f in files:
-        groups.setdefault(_group_key(f), []).append(f)
-    infos = [describe_series(g, b0_threshold=b0_threshold) for g in groups.values()]
+    from .._guard import reading
+
+    with reading(path, "a DICOM folder", error=DicomError,
+                 hint="a file in it is damaged or non-conformant; re-export it from the scanner/PACS"):
+        files = scan_files(path)
+        groups: dict = {}
+        for f in files:
+            groups.setdefault(_group_key(f), []).append(f)
+        infos = [describe_series(g, b0_threshold=b0_threshold) for g in groups.values()]
     infos.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.description, s.role))
     return infos
