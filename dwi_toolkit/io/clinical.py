@@ -67,16 +67,22 @@ def load_clinical(path: str | os.PathLike) -> ClinicalInput:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError as err:
         raise ClinicalDataError(f"clinical file not found: {p}") from err
-    except OSError as err:
+    except (OSError, UnicodeDecodeError) as err:
         raise ClinicalDataError(f"cannot read clinical file {p}: {err}") from err
     try:
         data = json.loads(text)
+    except RecursionError as err:
+        raise ClinicalDataError(f"{p} is nested too deeply to be a clinical.json object.") from err
     except json.JSONDecodeError as err:
         raise ClinicalDataError(
             f"{p} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
         ) from err
+    from ._guard import reading
+
     try:
-        clinical = ClinicalInput.from_dict(data)
+        with reading(p, "clinical data", error=ClinicalDataError,
+                     hint="its fields must follow the documented clinical.json schema"):
+            clinical = ClinicalInput.from_dict(data)
     except ClinicalDataError as err:
         raise ClinicalDataError(f"{p}: {err}") from err
     logger.debug("read clinical data from %s", p)

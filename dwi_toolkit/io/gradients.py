@@ -27,13 +27,19 @@ def _read_numbers(path: Path, what: str) -> NDArray[np.float64]:
         text = path.read_text()
     except OSError as err:
         raise GradientError(f"cannot read {what} file {path}: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise GradientError(f"{what} file {path} is not text ({err.reason} at byte {err.start}); "
+                            "it should hold numbers separated by spaces.") from err
     rows = [line.replace(",", " ").split() for line in text.splitlines() if line.strip()]
     if not rows:
         raise GradientError(f"{what} file {path} is empty.")
     try:
         if len({len(r) for r in rows}) != 1:
             raise ValueError("rows have different lengths")
-        return np.array([[float(v) for v in r] for r in rows], dtype=float)
+        arr = np.array([[float(v) for v in r] for r in rows], dtype=float)
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("NaN or infinite values")
+        return arr
     except ValueError as err:
         raise GradientError(f"{what} file {path} is not a table of numbers ({err}).") from err
 

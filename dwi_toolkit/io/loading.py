@@ -135,9 +135,19 @@ def load_dwi(
     >>> load_dwi(tmp / "sub-01_dwi.nii.gz")
     DWISeries(shape=(4, 3, 2, 2), voxel_mm=(2, 2, 4), orientation='RAS', shells=[0 x1, 800 x1])
     """
+    from ._guard import reading
+
     p = Path(path)
     if not p.exists():
         raise InputDataError(f"no such file or folder: {p}")
+    with reading(p, "a DWI series"):
+        return _load_dwi(p, bvals=bvals, bvecs=bvecs, sidecar=sidecar, series_uid=series_uid,
+                         b0_threshold=b0_threshold, keep_phi=keep_phi, backend=backend, verify=verify)
+
+
+def _load_dwi(p: Path, *, bvals, bvecs, sidecar, series_uid, b0_threshold, keep_phi, backend,
+              verify) -> DWISeries:
+    """Body of :func:`load_dwi` (dispatch on the kind of input)."""
     if p.is_file() and is_nifti(p):
         return load_nifti_dwi(p, bvals=bvals, bvecs=bvecs, sidecar=sidecar, b0_threshold=b0_threshold)
     if p.is_dir() and series_uid is None:

@@ -22,10 +22,12 @@ from ..core.gradients import DEFAULT_B0_THRESHOLD
 from ..core.image import DWISeries, ParameterMap
 from ..errors import GradientError, InputDataError
 from ._atomic import atomic_path, atomic_write_text
+from ._guard import check_array_size, reading
 from ._phi import strip_phi
 from .gradients import find_gradient_files, read_bvals, read_bvecs, write_bvals, write_bvecs
 
-__all__ = ["load_nifti_dwi", "save_dwi", "save_map", "load_map", "nifti_stem", "read_sidecar", "dcm2niix_header"]
+__all__ = ["load_nifti_dwi", "save_dwi", "save_map", "load_map", "nifti_stem", "read_sidecar", "dcm2niix_header",
+           "nifti_shape"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +67,13 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
     try:
         meta = json.loads(p.read_text())
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         raise InputDataError(f"cannot read JSON sidecar {p}: {err}") from err
     if not isinstance(meta, dict):
         raise InputDataError(f"JSON sidecar {p} must hold an object, not {type(meta).__name__}.")
-    return strip_phi(meta)
+    from ._scrub import scrub_meta
+
+    return scrub_meta(strip_phi(meta), meta)  # free text scrubbed with the names the sidecar held
 
 
 def _load_image(path: Path):
@@ -80,10 +84,72 @@ def _load_image(path: Path):
     except FileNotFoundError as err:
         raise InputDataError(f"file not found: {path}") from err
     except Exception as err:  # nibabel raises many types for corrupt files
+        why = _gzip_problem(path)
+        if why:
+            raise InputDataError(f"cannot read {path}: {why}") from err
         raise InputDataError(
             f"cannot read {path} as NIfTI ({type(err).__name__}: {err}); check the file is a "
             "complete .nii or .nii.gz image."
         ) from err
+
+
+def _gzip_problem(path: Path) -> str | None:
+    """Why a gzip-compressed file cannot be decompressed (None when it can, or is not gzip)."""
+    import gzip
+    import zlib
+
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(2) != b"\x1f\x8b":
+                return None
+        with gzip.open(path, "rb") as gz:
+            while gz.read(1 << 22):
+                pass
+    except EOFError:
+        return ("the gzip stream ends early, so the file is truncated (an interrupted copy or a full "
+                "disk?); copy or export it again.")
+    except (OSError, zlib.error) as err:
+        return f"the gzip stream is damaged ({err}); copy or export the file again."
+    return None
+
+
+def nifti_shape(path: str | os.PathLike) -> tuple[int, ...]:
+    """The array shape a NIfTI header declares (no voxel data read).
+
+    Raises
+    ------
+    InputDataError
+        Missing, truncated or non-NIfTI file (the message says which).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dwi_toolkit.core.image import ParameterMap
+    >>> p = save_map(ParameterMap(np.zeros((2, 3, 1)), np.eye(4), "adc", "mm^2/s"), Path(tempfile.mkdtemp()) / "m.nii")
+    >>> nifti_shape(p)
+    (2, 3, 1)
+    """
+    p = Path(path)
+    img = _load_image(p)
+    with reading(p, "a NIfTI image", hint="its header is damaged; copy or export it again"):
+        return tuple(int(d) for d in img.header.get_data_shape())
+
+
+def _read_data(path: Path, img) -> np.ndarray:
+    """The voxel array, refusing implausible header sizes before allocating; read errors become ours."""
+    with reading(path, "a NIfTI image", hint="its header is damaged; copy or export it again"):
+        shape = tuple(int(d) for d in img.header.get_data_shape())
+        check_array_size(path, shape, max(np.dtype(img.header.get_data_dtype()).itemsize, 8))
+    try:
+        with reading(path, "a NIfTI image", hint="the file is damaged or incomplete (an interrupted copy, a "
+                     "full disk?): copy or export it again"):
+            return np.asanyarray(img.dataobj)
+    except InputDataError as err:
+        why = _gzip_problem(path)
+        if why:
+            raise InputDataError(f"cannot read {path}: {why}") from err.__cause__
+        raise
 
 
 def load_nifti_dwi(
@@ -136,7 +202,7 @@ def load_nifti_dwi(
     """
     p = Path(path)
     img = _load_image(p)
-    data = np.asanyarray(img.dataobj)
+    data = _read_data(p, img)
     if data.ndim == 5 and data.shape[3] == 1:
         data = data[:, :, :, 0, :]
     if data.ndim != 4:
@@ -353,7 +419,7 @@ def load_map(path: str | os.PathLike, *, name: str | None = None, unit: str = ""
     """
     p = Path(path)
     img = _load_image(p)
-    data = np.asanyarray(img.dataobj)
+    data = _read_data(p, img)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:

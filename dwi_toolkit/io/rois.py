@@ -576,7 +576,11 @@ def load_label_map(path: str | os.PathLike, *, labels: str | os.PathLike | Mappi
         raise InputDataError(f"label map not found: {p}") from err
     except Exception as err:  # nibabel raises many types for corrupt files
         raise RoiError(f"cannot read label map {p}: {err}") from err
-    data = np.asanyarray(img.dataobj)
+    from ._guard import check_array_size, reading
+
+    with reading(p, "a label map", error=RoiError, hint="copy or export the label image again"):
+        check_array_size(p, img.header.get_data_shape(), 8, error=RoiError)
+        data = np.asanyarray(img.dataobj)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
@@ -730,9 +734,18 @@ def load_rois(path: str | os.PathLike, *,
     >>> load_rois(d / "rois.json") == rois
     True
     """
+    from ._guard import reading
+
     p = Path(path)
     if not p.exists():
         raise InputDataError(f"ROI file not found: {p}")
+    with reading(p, "an ROI file", error=RoiError, hint="check it is a complete dwi_toolkit ROI JSON, 3D "
+                 "Slicer markups file or NIfTI label map"):
+        return _load_rois(p, labels=labels, default_radius_mm=default_radius_mm)
+
+
+def _load_rois(p: Path, *, labels, default_radius_mm: float) -> RoiSet:
+    """Body of :func:`load_rois` (dispatch on the file format)."""
     name = p.name.lower()
     if _is_nifti(p):
         return load_label_map(p, labels=labels)

@@ -312,6 +312,8 @@ def _discover_folders(root: Path, participants: set[str] | None) -> list[Subject
     for folder in _visible(root.iterdir()):
         if not folder.is_dir() or folder.name in ("derivatives", "logs"):
             continue
+        if (folder / "manifest.json").is_file() and (folder / "pipeline.toml").is_file():
+            continue  # a dwi_toolkit output folder (e.g. a previous run's), never a subject
         label = subject_label(folder.name)
         if label in seen:
             raise PipelineError(

@@ -361,23 +361,57 @@ def _serial(tasks: list[_Task], progress: Callable[[ProgressEvent], None] | None
 
 
 def _pool(tasks: list[_Task], jobs: int, plugins: Sequence[str]) -> Iterator[SubjectResult]:
+    """Results from a process pool. When a worker process dies (killed, out of memory), the
+    subjects it may have been running are run again one at a time; one whose worker dies again
+    is recorded as failed with that reason, and the others carry on."""
+    queue = list(reversed(tasks))
+    suspects: list[_Task] = []
+    while queue:  # a fresh pool after each death, for the subjects not started yet
+        suspects += yield from _pool_batch(queue, jobs, plugins)
+    for t in suspects:
+        for lost in (yield from _pool_batch([t], 1, plugins)):
+            yield _worker_died(lost)
+
+
+def _worker_died(t: _Task) -> SubjectResult:
+    s = t.subject
+    why = ("its worker process died (killed, or out of memory) twice; nothing of it was kept. "
+           "Rerun to retry it; check the memory available per worker (--jobs).")
+    return SubjectResult(key=s.key, status="failed", label=s.label, session=s.session, source=s.source,
+                         inputs=t.inputs, pipeline_hash=t.spec_hash, output=s.out_relpath, error=why,
+                         error_type="WorkerDied", reason=f"setup: WorkerDied: {why}", finished_utc=_utc())
+
+
+def _pool_batch(queue: list[_Task], jobs: int, plugins: Sequence[str]):
+    """Run `queue` (consumed from the end) in one pool until it is empty or a worker dies; return
+    the tasks lost with the dead worker (the rest stay in `queue`)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("spawn")  # no inherited locks/threads; same on every OS
     ex = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
                              initargs=(tuple(plugins), 1))
-    pending: set = set()
-    queue = list(reversed(tasks))
+    pending: dict = {}
+    lost: list[_Task] = []
     try:
-        while queue or pending:
-            while queue and len(pending) < 2 * jobs:
-                pending.add(ex.submit(execute_subject, queue.pop()))
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+        while (queue and not lost) or pending:
+            while queue and not lost and len(pending) < 2 * jobs:
+                t = queue.pop()
+                pending[ex.submit(execute_subject, t)] = t
+            finished, _ = wait(set(pending), return_when=FIRST_COMPLETED)
             for f in finished:
-                yield f.result()  # re-raises KeyboardInterrupt/SystemExit from a worker
+                t = pending.pop(f)
+                try:
+                    res = f.result()  # re-raises KeyboardInterrupt/SystemExit from a worker
+                except BrokenProcessPool:
+                    logger.warning("%s: a worker process died; it will be run again on its own", t.subject.key)
+                    lost.append(t)
+                    continue
+                yield res
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
+    return lost
 
 
 def _dask(tasks: list[_Task], scheduler: Any) -> Iterator[SubjectResult]:
@@ -645,12 +679,13 @@ def run_pipeline(
     src, out = Path(input_path), Path(out_dir)
     jobs = _check_run_options(src, out, jobs)
     dataset = discover(src, participant_labels=participant_labels, derivatives=derivatives)
+    dataset, external = _check_output_place(out, dataset)
     plan = _plan(dataset, spec, out, force)
     result = RunResult(out_dir=out, pipeline=spec, dataset=dataset, plan=plan, dry_run=dry_run)
     if dry_run:
         result.duration_s = time.perf_counter() - t0
         return result
-    out.mkdir(parents=True, exist_ok=True)
+    _check_writable(out)
     with _Lock(out):
         _remove_stale_temp(out)
         _write_dataset_files(out, spec, dataset)
@@ -671,6 +706,9 @@ def run_pipeline(
         finally:
             run_rec["finished_utc"] = _utc()
             run_rec["counts"] = result.counts
+            for key in external:
+                if key in manifest["subjects"]:
+                    manifest["subjects"][key]["data_outside_input"] = True
             write_manifest(out, manifest)
         if cohort and any(r.status in ("done", "skipped") for r in result.results):
             result.cohort = _build_cohort(out)
@@ -679,10 +717,76 @@ def run_pipeline(
 
 
 # ------------------------------------------------------------------------------ steps of a run
+def _within(child: Path, parent: Path) -> bool:
+    """`child` is `parent` or below it (paths compared as given, already resolved or absolute)."""
+    return child == parent or parent in child.parents
+
+
+def _lexically_inside(child: Path, parent: Path) -> bool:
+    """Inside as written (``..`` collapsed, symlinks *not* followed): ``in/link/out`` is inside ``in``."""
+    return _within(Path(os.path.abspath(child)), Path(os.path.abspath(parent)))
+
+
+def _data_places(s: Subject) -> set[Path]:
+    """Resolved folders holding a subject's data (its folder, and the folders of its input files)."""
+    places = {(s.root / s.source).resolve()}
+    for p in (s.dwi, s.rois, s.clinical):
+        if p is not None:
+            r = p.resolve()
+            places.add(r if r.is_dir() else r.parent)
+    return places
+
+
+def _check_output_place(out: Path, dataset: Dataset) -> tuple[Dataset, list[str]]:
+    """Refuse an output inside any subject's data (symlinks followed); drop "subjects" that are the
+    output folder itself; return the dataset and the keys of subjects whose data lies outside the input."""
+    import dataclasses
+
+    out_r, root_r = out.resolve(), dataset.root.resolve()
+    keep, external = [], []
+    for s in dataset.subjects:
+        folder_r = (s.root / s.source).resolve()
+        if s.dwi is None and _within(folder_r, out_r):  # the output folder, linked into the input
+            logger.info("%s is the output folder %s (or inside it): not a subject", s.source, out)
+            continue
+        places = _data_places(s)
+        if any(_within(out_r, p) for p in places):
+            raise PipelineError(
+                f"the output folder {out} lies inside the data of subject {s.key} ({s.source} -> "
+                f"{folder_r}); inputs are never modified, so choose an output folder outside every input."
+            )
+        if not all(_within(p, root_r) for p in places):
+            logger.warning("%s: its data lives outside the input folder %s (symlink); recorded in the manifest",
+                           s.key, dataset.root)
+            external.append(s.key)
+        keep.append(s)
+    if not keep:
+        raise PipelineError(f"no subjects left in {dataset.root} once the output folder {out} is set aside.")
+    return dataclasses.replace(dataset, subjects=tuple(keep)), external
+
+
+def _check_writable(out: Path) -> None:
+    """Create `out` and prove a file can be written in it (read-only or full file systems fail here,
+    before any work starts)."""
+    import tempfile
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise PipelineError(f"cannot write in the output folder {out} ({err.strerror or err}); "
+                            "choose a writable folder with free space.") from err
+
+
 def _check_run_options(src: Path, out: Path, jobs: int) -> int:
-    """Refuse an output inside the input, a file as output, negative jobs; return the worker count."""
-    if src.is_dir() and _is_inside(out, src):
-        if not ((src / "dataset_description.json").is_file() and _is_inside(out, src / "derivatives")):
+    """Refuse an output inside the input (as written or with symlinks resolved), a file as output,
+    negative jobs; return the worker count. Nothing is written before these checks."""
+    if src.is_dir() and (_is_inside(out, src) or _lexically_inside(out, src)):
+        bids = (src / "dataset_description.json").is_file()
+        deriv = src / "derivatives"
+        if not (bids and (_is_inside(out, deriv) or _lexically_inside(out, deriv))):
             raise PipelineError(
                 f"the output folder {out} lies inside the input {src}; inputs are never modified, so "
                 "choose an output folder outside it (BIDS datasets: under derivatives/)."
@@ -719,6 +823,10 @@ def _start_manifest(out: Path, spec: PipelineSpec, dataset: Dataset, *, jobs: in
         "subjects": previous.get("subjects", {}),
         "runs": previous.get("runs", []),
     }
+    for rec in manifest["runs"]:
+        if rec.get("status") == "running":  # that run's process ended before it could finish
+            rec["status"] = "killed"
+
     run_rec = {"started_utc": _utc(), "finished_utc": None, "status": "running", "pipeline_hash": spec.hash,
                "jobs": None if scheduler is not None else jobs,
                "scheduler": None if scheduler is None else str(getattr(scheduler, "scheduler_address", scheduler)),

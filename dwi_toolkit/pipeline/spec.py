@@ -420,7 +420,11 @@ def load_pipeline(name_or_path: str | os.PathLike | PipelineSpec = "default") ->
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise PipelineError(f"cannot read pipeline file {path}: {err}") from err
-    return parse_pipeline(text, source=label)
+    from ..io._guard import reading
+
+    with reading(path, "a pipeline definition", error=PipelineError,
+                 hint="see docs/pipeline.md for the [[steps]] format"):
+        return parse_pipeline(text, source=label)
 
 
 def spec_from_dict(doc: dict[str, Any], *, source: str = "<dict>") -> PipelineSpec:

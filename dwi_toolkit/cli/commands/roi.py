@@ -119,16 +119,14 @@ def _load_image(args):
     """→ DWISeries or ParameterMap."""
     from ...errors import InputDataError
     from ...io.loading import is_nifti, load_dwi
-    from ...io.nifti import load_map
+    from ...io.nifti import load_map, nifti_shape
 
     path = Path(args.path)
     if not path.exists():
         raise InputDataError(f"not found: {path}")
     if is_nifti(path):
-        import nibabel as nib
-
-        img = nib.load(str(path))
-        if len(img.shape) == 3 or (len(img.shape) == 4 and img.shape[3] == 1):
+        shape = nifti_shape(path)
+        if len(shape) == 3 or (len(shape) == 4 and shape[3] == 1):
             return load_map(path)
     return load_dwi(path, bvals=getattr(args, "bvals", None), bvecs=getattr(args, "bvecs", None),
                     series_uid=getattr(args, "series_uid", None))

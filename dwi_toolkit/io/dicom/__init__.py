@@ -30,6 +30,7 @@ __all__ = ["load_dicom_dwi", "load_dicom_series", "load_scanner_adc", "find_dwi_
            "select_series"]
 
 logger = logging.getLogger(__name__)
+_HINT = "a file of the series is damaged or non-conformant; re-export it from the scanner/PACS"
 
 
 def _frames_of(info: DicomSeriesInfo):
@@ -108,10 +109,13 @@ def load_dicom_dwi(
         from .dcm2niix import load_with_dcm2niix
 
         return load_with_dcm2niix(p, series_uid=series_uid, b0_threshold=b0_threshold)
+    from .._guard import reading
+
     try:
-        infos, _uid = _series_infos(p, b0_threshold=b0_threshold)
-        info = select_series(infos, series_uid=series_uid, role="dwi", path=p)
-        series = load_dicom_series(info, b0_threshold=b0_threshold, keep_phi=keep_phi)
+        with reading(p, "a DICOM series", error=DicomError, hint=_HINT):
+            infos, _uid = _series_infos(p, b0_threshold=b0_threshold)
+            info = select_series(infos, series_uid=series_uid, role="dwi", path=p)
+            series = load_dicom_series(info, b0_threshold=b0_threshold, keep_phi=keep_phi)
     except DicomError as err:
         if "several" in str(err) or "series_uid=" in str(err):
             raise
@@ -155,13 +159,19 @@ def load_dicom_series(
 
     if info.role != "dwi":
         raise DicomError(f"series {info.series_uid} ('{info.description}') is '{info.role}', not raw DWI.")
-    res = assemble(_frames_of(info), diffusion=True)
-    ds = res.first.ds
-    vendor = vendor_of(ds)
-    meta = acquisition_meta(ds, vendor, res.first.csa, keep_phi=keep_phi)
+    from .._guard import reading
     from .sidecar import dcm2niix_keys
 
-    dcm2niix_keys(meta, ds, vendor, res.first.csa, res.data.shape)
+    with reading(info.files[0].parent if info.files else "?", "a DICOM series", error=DicomError, hint=_HINT):
+        res = assemble(_frames_of(info), diffusion=True)
+        ds = res.first.ds
+        vendor = vendor_of(ds)
+        meta = acquisition_meta(ds, vendor, res.first.csa, keep_phi=keep_phi)
+        dcm2niix_keys(meta, ds, vendor, res.first.csa, res.data.shape)
+    if not keep_phi:  # identifiers typed into SeriesDescription/ProtocolName/...
+        from .._scrub import scrub_meta
+
+        meta = scrub_meta(meta, ds)
     meta["ConversionSoftware"] = "dwi_toolkit"
     if res.n_dropped_isotropic:
         meta["DroppedIsotropicFrames"] = res.n_dropped_isotropic
@@ -204,10 +214,13 @@ def load_scanner_adc(path: str | os.PathLike, *, series_uid: str | None = None) 
     """
     from .series import assemble
 
+    from .._guard import reading
+
     p = Path(path)
-    infos, _uid = _series_infos(p, b0_threshold=DEFAULT_B0_THRESHOLD)
-    info = select_series(infos, series_uid=series_uid, role="adc", path=p)
-    res = assemble(_frames_of(info), diffusion=False)
+    with reading(p, "a DICOM ADC series", error=DicomError, hint=_HINT):
+        infos, _uid = _series_infos(p, b0_threshold=DEFAULT_B0_THRESHOLD)
+        info = select_series(infos, series_uid=series_uid, role="adc", path=p)
+        res = assemble(_frames_of(info), diffusion=False)
     data = np.asarray(res.data, dtype=np.float64)
     if data.shape[3] != 1:
         raise DicomError(f"ADC series '{info.description}' has {data.shape[3]} images per slice; expected 1.")

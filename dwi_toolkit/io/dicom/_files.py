@@ -118,17 +118,18 @@ def read_header(path: str | os.PathLike) -> DicomFile:
         ds, sop, ts, offset = parse_header(raw)
         has_pixels = offset is not None
         sop = sop or str(ds.get("SOPClassUID", "") or "")
-    except (FastParseError, struct.error, ValueError, UnicodeDecodeError):
+    except (FastParseError, struct.error, ValueError, UnicodeDecodeError, IndexError, TypeError,
+            KeyError, OverflowError, RecursionError):
         import pydicom
-        from pydicom.errors import InvalidDicomError
 
         bio = io.BytesIO(raw)
         try:
             ds = pydicom.dcmread(bio, stop_before_pixels=True, force=raw[128:132] != b"DICM",
                                  specific_tags=_specific_tags())
             offset = bio.tell()
-        except (InvalidDicomError, EOFError, ValueError, struct.error, OSError, KeyError,
-                TypeError, IndexError, NotImplementedError) as err:
+        except Exception as err:  # pydicom raises many types (InvalidDicomError, EOFError, ...) on damage
+            if isinstance(err, MemoryError):
+                raise CorruptDicom("an element length exceeds the available memory (damaged header)") from err
             raise CorruptDicom(f"{type(err).__name__}: {err}") from err
         meta = getattr(ds, "file_meta", None)
         sop = str(getattr(meta, "MediaStorageSOPClassUID", "") or ds.get("SOPClassUID", ""))
@@ -153,8 +154,8 @@ def read_header(path: str | os.PathLike) -> DicomFile:
 
 
 def _pixel_dtype(ds) -> np.dtype:
-    bits = int(ds.get("BitsAllocated", 16))
-    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    bits = _one_int(ds, 0x00280100, 16)
+    signed = _one_int(ds, 0x00280103, 0) == 1
     if bits == 8:
         return np.dtype(np.int8 if signed else np.uint8)
     if bits == 16:
@@ -166,6 +167,18 @@ def _pixel_dtype(ds) -> np.dtype:
     raise DicomError(f"unsupported BitsAllocated={bits}")
 
 
+def _one_int(ds, tag: int, default: int | None) -> int | None:
+    """A single integer attribute; a multi-valued or non-numeric one is an error (damaged header)."""
+    from ._fast import get_floats
+
+    v = get_floats(ds, tag)
+    if not v:
+        return default
+    if len(v) != 1 or not np.isfinite(v[0]) or v[0] != int(v[0]):
+        raise ValueError(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) must be one integer, got {v}")
+    return int(v[0])
+
+
 def read_pixels(f: DicomFile) -> np.ndarray:
     """Pixel array of one file, shape (frames, rows, cols), stored values (no rescale).
 
@@ -174,10 +187,18 @@ def read_pixels(f: DicomFile) -> np.ndarray:
     DicomError
         When pixel data is missing, truncated or in an unsupported encoding.
     """
+    from .._guard import check_array_size, reading
+
     ds = f.ds
-    rows, cols = int(ds.Rows), int(ds.Columns)
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-    spp = int(ds.get("SamplesPerPixel", 1) or 1)
+    with reading(f.path, "a DICOM image", error=DicomError, hint="its Rows/Columns/NumberOfFrames/"
+                 "SamplesPerPixel are malformed; re-export the series, or remove this file"):
+        rows, cols = _one_int(ds, 0x00280010, None), _one_int(ds, 0x00280011, None)
+        n_frames = _one_int(ds, 0x00280008, 1) or 1
+        spp = _one_int(ds, 0x00280002, 1) or 1
+    if rows is None or cols is None or rows < 1 or cols < 1 or n_frames < 1:
+        raise DicomError(f"{f.path}: Rows/Columns/NumberOfFrames ({rows}, {cols}, {n_frames}) are missing or "
+                         "not positive; the file is damaged: re-export the series.")
+    check_array_size(f.path, (n_frames, rows, cols), 4, error=DicomError)
     if spp != 1:
         raise DicomError(f"{f.path}: {spp} samples per pixel (colour image), not an MR magnitude image.")
     if f.pixel_offset is not None and f.transfer_syntax in (_IMPLICIT_LE, _EXPLICIT_LE, _EXPLICIT_BE):
@@ -223,8 +244,11 @@ def read_pixels(f: DicomFile) -> np.ndarray:
         arr = np.frombuffer(buf, dtype=dtype, count=rows * cols * n_frames)
         if dtype.byteorder == ">":
             arr = arr.astype(dtype.newbyteorder("="))
-        bits_stored = int(ds.get("BitsStored", dtype.itemsize * 8))
-        if bits_stored < dtype.itemsize * 8 and dtype.kind == "i":
+        try:
+            bits_stored = _one_int(ds, 0x00280101, dtype.itemsize * 8)
+        except ValueError:
+            bits_stored = dtype.itemsize * 8
+        if 0 < bits_stored < dtype.itemsize * 8 and dtype.kind == "i":
             shift = dtype.itemsize * 8 - bits_stored
             arr = (arr << shift) >> shift  # sign-extend
         return arr.reshape(n_frames, rows, cols)

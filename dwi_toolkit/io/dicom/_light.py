@@ -34,6 +34,11 @@ KEYWORDS: dict[str, tuple[int, str]] = {
     "ManufacturerModelName": (0x00081090, "LO"),
     "FrameType": (0x00089007, "CS"),
     "PatientName": (0x00100010, "PN"),
+    "OtherPatientIDs": (0x00101000, "LO"),  # this and the names below: for scrubbing free text
+    "OtherPatientNames": (0x00101001, "PN"),
+    "ReferringPhysicianName": (0x00080090, "PN"),
+    "PerformingPhysicianName": (0x00081050, "PN"),
+    "OperatorsName": (0x00081070, "PN"),
     "PatientID": (0x00100020, "LO"),
     "PatientBirthDate": (0x00100030, "DA"),
     "PatientSex": (0x00100040, "CS"),
@@ -163,7 +168,11 @@ class LightElement:
             if not s:
                 return ""
             parts = s.split("\\")
-            conv = [(float(p) if vr == "DS" else int(float(p))) if p.strip() else None for p in parts]
+            try:
+                conv = [(float(p) if vr == "DS" else int(float(p))) if p.strip() else None for p in parts]
+            except (ValueError, OverflowError) as err:
+                raise ValueError(f"attribute ({self.tag >> 16:04X},{self.tag & 0xFFFF:04X}) holds a malformed "
+                                 f"{vr} value {s[:40]!r}") from err
             return conv[0] if len(conv) == 1 else conv
         if vr in _BIN:
             code, size = _BIN[vr]

@@ -131,6 +131,8 @@ def _read_one(p: Path):
         return None
     except CorruptDicom as err:
         return (p, str(err))
+    except Exception as err:  # any parser failure on a damaged file: skip it with the others
+        return (p, f"{type(err).__name__}: {err}")
 
 
 def scan_files(path: str | os.PathLike, *, workers: int | None = None) -> list[DicomFile]:
@@ -260,7 +262,7 @@ def describe_series(files: list[DicomFile], *, b0_threshold: float = 50.0) -> Di
         sn = None
     return DicomSeriesInfo(
         series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
-        description=str(ds.get("SeriesDescription", "") or ""),
+        description=_scrubbed_description(ds),
         series_number=sn,
         vendor=vendor_of(ds),
         n_files=len(files),
@@ -273,6 +275,18 @@ def describe_series(files: list[DicomFile], *, b0_threshold: float = 50.0) -> Di
         rule=_rule_of(frames),
         _headers=tuple(files),
     )
+
+
+def _scrubbed_description(ds) -> str:
+    """SeriesDescription without identifiers typed into it (it names files and appears in listings)."""
+    from .._scrub import header_identifiers, scrub_text
+
+    try:
+        text = str(ds.get("SeriesDescription", "") or "")
+    except ValueError:
+        return ""
+    names, ids = header_identifiers(ds)
+    return scrub_text(text, names=names, identifiers=ids)
 
 
 def _rule_of(frames) -> str:
@@ -319,10 +333,14 @@ def find_dwi_series(path: str | os.PathLike, *, b0_threshold: float = 50.0) -> l
     >>> [(i.role, i.n_files) for i in find_dwi_series(tmp / "dicom")]
     [('dwi', 4)]
     """
-    files = scan_files(path)
-    groups: dict = {}
-    for f in files:
-        groups.setdefault(_group_key(f), []).append(f)
-    infos = [describe_series(g, b0_threshold=b0_threshold) for g in groups.values()]
+    from .._guard import reading
+
+    with reading(path, "a DICOM folder", error=DicomError,
+                 hint="a file in it is damaged or non-conformant; re-export it from the scanner/PACS"):
+        files = scan_files(path)
+        groups: dict = {}
+        for f in files:
+            groups.setdefault(_group_key(f), []).append(f)
+        infos = [describe_series(g, b0_threshold=b0_threshold) for g in groups.values()]
     infos.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.description, s.role))
     return infos

@@ -142,7 +142,12 @@ def expand_file(f: DicomFile) -> list[Frame]:
     [1, 1, 1, 1]
     """
     if f.frames is None:
-        f.frames = _expand(f)
+        from .._guard import reading
+
+        with reading(f.path, "a DICOM image header", error=DicomError,
+                     hint="a header value is malformed (damaged or non-conformant file); re-export the "
+                     "series, or remove this file"):
+            f.frames = _expand(f)
     return f.frames
 
 
@@ -167,6 +172,9 @@ def _expand(f: DicomFile) -> list[Frame]:
     order = _classic_order(ds, vendor, f)
     slope, inter = rescale_of(ds, vendor)
     n = mosaic_count(ds, f.csa)
+    if n and not 1 < n <= min(rows * cols, 4096):
+        raise DicomError(f"{f.path}: NumberOfImagesInMosaic {n} is implausible for a {rows} x {cols} mosaic; "
+                         "the Siemens CSA header is damaged.")
     if vendor == "uih" and not n:
         uih = _expand_uih_grid(f, iop, spacing, rows, cols, diff, order, slope, inter)
         if uih is not None:
