@@ -108,10 +108,9 @@ def add_report_sections(report: Any, *, gradient_check: dict[str, Any] | None = 
     if gradient_check is not None:
         report.qc["gradient_check"] = _gradient_line(gradient_check)
         report.provenance["gradient_check"] = dict(gradient_check)
-        if gradient_check["status"] == "wrong":
-            note = " It was corrected before fitting." if gradient_check.get("applied") else (
-                " FA colour maps and tractography are unreliable; rerun with --fix-gradients.")
-            report.qc.setdefault("flags", []).append(f"Gradient table: {gradient_check['message']}{note}")
+        from ..qc.flags import gradient_table_flags
+
+        report.qc.setdefault("flags", []).extend(f.to_dict() for f in gradient_table_flags(gradient_check))
     if tractography is not None:
         report.sections.append(tractography.section(figures=figures, relative_to=out_dir))
     return report

@@ -58,6 +58,7 @@ __all__ = [
     "motion_flags",
     "scanner_adc_flags",
     "side_label_flags",
+    "gradient_table_flags",
     "roi_side",
 ]
 
@@ -231,6 +232,36 @@ def voxel_count_flags(counts: Mapping[str, int], *, limit: int = MIN_VOXELS) -> 
                           "Enlarge or re-place the ROI; its mean and interval are unreliable.",
                           str(label)))
     return out
+
+
+def gradient_table_flags(check: Mapping[str, Any], *, min_margin: float = 0.1) -> list[QCFlag]:
+    """Flag a gradient table that another axis permutation/flip explains better.
+
+    `check` is the record of :func:`dwi_toolkit.qc.gradient_check.check_gradients`
+    (``GradientCheckResult.to_dict()``, plus ``applied`` when the correction was applied).
+    The measured value is the best candidate's relative score gain over the given table (%).
+
+    Examples
+    --------
+    >>> rec = {"status": "wrong", "best": "-xyz", "margin": 0.8, "message": "x looks flipped.",
+    ...        "applied": True}
+    >>> f = gradient_table_flags(rec)[0]
+    >>> f.code, f.measured, f.message
+    ('gradient_table', 80.0, 'Gradient table: x looks flipped. It was corrected before fitting.')
+    >>> gradient_table_flags({"status": "ok", "margin": 0.0})
+    []
+    """
+    if check.get("status") != "wrong":
+        return []
+    applied = bool(check.get("applied"))
+    note = (" It was corrected before fitting." if applied else
+            " FA colour maps and tractography are unreliable.")
+    return [QCFlag("gradient_table", "warning" if applied else "error",
+                   f"Gradient table: {check.get('message', '').strip()}{note}",
+                   _round(100.0 * float(check.get("margin", 0.0)), 1), 100.0 * min_margin, "%",
+                   "Check the b-vector export; the corrected table is recorded in the provenance."
+                   if applied else "Rerun with --fix-gradients, or fix the b-vectors at conversion.",
+                   "series")]
 
 
 def b_range_flags(bvals_used: Iterable[float], *, reference: tuple[float, float] = REFERENCE_B_MAX) -> list[QCFlag]:

@@ -47,7 +47,9 @@ def test_disk_full_mid_write_loses_nothing_and_rerun_resumes(cohort, adc, tmp_pa
     out = tmp_path / "out"
     assert res.counts == {"done": 2, "skipped": 0, "failed": 1}
     assert not (out / "sub-02").exists() and _complete(out, "sub-01") and _complete(out, "sub-03")
-    leftovers = [p.name for p in out.rglob("*") if p.name.startswith(".") and p.name != ".dwi_toolkit.lock"]
+    # hidden files left over from interrupted atomic writes (the lock and the BIDS .bidsignore are ours)
+    leftovers = [p.name for p in out.rglob("*")
+                 if p.name.startswith(".") and p.name not in (".dwi_toolkit.lock", ".bidsignore")]
     assert leftovers == []
     entry = json.loads((out / "manifest.json").read_text())["subjects"]["sub-02"]
     assert entry["status"] == "failed" and "No space left" in entry["reason"]

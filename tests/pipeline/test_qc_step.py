@@ -52,14 +52,14 @@ def test_check_gradients_step_fixes_and_reports(cohort, tmp_path):
     assert bad["qc"]["gradient_check"].startswith("wrong")
     prov = bad["provenance"]["gradient_check"]
     assert prov["applied"] is True and prov["margin"] > 0.1 and _undoes(prov["best"], ERROR)
-    assert any("Gradient table" in f and "corrected" in f for f in bad["qc"]["flags"])
+    assert any(f["code"] == "gradient_table" and "corrected" in f["message"] for f in bad["qc"]["flags"])
     side = json.loads((out / "sub-01" / "dwi" / "sub-01_desc-gradientcheck.json").read_text())
     assert side["status"] == "wrong" and side["applied"] is True
     good = json.loads((out / "sub-02" / "report" / "report.json").read_text())
     assert good["provenance"]["gradient_check"]["status"] == "ok"
     assert good["provenance"]["gradient_check"]["applied"] is False
-    assert not any("Gradient table" in f for f in good["qc"]["flags"])
-    assert "gradient_check" in (out / "sub-01" / "report" / "report.html").read_text()
+    assert not any(f["code"] == "gradient_table" for f in good["qc"]["flags"])
+    assert "Gradient table" in (out / "sub-01" / "report" / "report.html").read_text()
 
 
 def test_check_gradients_step_can_fail_the_subject(cohort, tmp_path):
@@ -91,4 +91,4 @@ def test_analyze_fix_gradients(tmp_path):
     assert rep.qc["gradient_check"].startswith("wrong")
     only_check = run_analysis(dwi, tmp_path / "rois.json", check_gradients=True, n_boot=100, figures=False)
     assert only_check.provenance["gradient_check"]["applied"] is False
-    assert any("--fix-gradients" in f for f in only_check.qc["flags"])
+    assert any("--fix-gradients" in f["advice"] for f in only_check.qc["flags"] if f["code"] == "gradient_table")
