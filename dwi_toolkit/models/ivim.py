@@ -197,8 +197,11 @@ def _normal_equations(p, aux, r, w, bpow, prior):
     if isinstance(aux, tuple):
         e1, e2 = aux
         we1, we2 = (e1 if w is None else wn * e1), (e2 if w is None else wn * e2)
-        mom = np.matmul(np.stack([we1 * e1, we1 * e2, we2 * e2], axis=1), bpow)  # (V, 3, 3): pair, k
-        res = np.matmul(np.stack([we1 * rn, we2 * rn], axis=1), bpow[:, :2])  # (V, 2, 2)
+        buf = np.empty((p.shape[0], 5, n))
+        for k, (u, v) in enumerate(((we1, e1), (we1, e2), (we2, e2), (we1, rn), (we2, rn))):
+            np.multiply(u, v, out=buf[:, k])
+        mom = np.matmul(buf[:, :3], bpow)  # (V, 3, 3): pair (11, 12, 22), power k of b
+        res = np.matmul(buf[:, 3:], bpow[:, :2])  # (V, 2, 2): (r e1, r e2), power k
         e11, e12, e22 = mom[:, 0], mom[:, 1], mom[:, 2]
         g, s2, fc = 1.0 - f, s0 * s0, f * (1.0 - f)
         jtj = np.empty((p.shape[0], 4, 4))
