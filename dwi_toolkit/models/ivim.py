@@ -972,7 +972,7 @@ def fit_ivim(
     sigma: float | ArrayLike | None = None,
     k: float = 2.0,
     chunk_size: int = 50_000,
-    max_iter: int = 200,
+    max_iter: int = 50,
 ) -> IVIMFit:
     """Fit the IVIM model voxel by voxel to a DWI series.
 
@@ -1015,7 +1015,9 @@ def fit_ivim(
         read slab by slab in its stored dtype, so memory beyond the input is the result maps
         (41 bytes per voxel) plus one chunk.
     max_iter : int, optional
-        Levenberg–Marquardt iteration limit per stage.
+        Levenberg–Marquardt iteration limit per stage (default 50: on a 49 152-voxel test volume
+        at SNR 50, 4 voxels need more and get status 4 with their last estimate; each further
+        iteration costs a fixed overhead however few voxels remain).
 
     Returns
     -------
