@@ -136,6 +136,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-table", action="store_true")
     ap.add_argument("--json", default=str(HERE / "results" / "ivim_osipi.json"))
     args = ap.parse_args(argv)
+    if not GENERIC.exists():
+        print(f"skipped: OSIPI generic.json not found at {GENERIC} (set DWI_TOOLKIT_SHARED)")
+        return 0
     bvals, tissues = load_tissues()
     if args.from_csv:
         BEST_JSON.parent.mkdir(parents=True, exist_ok=True)
