@@ -185,7 +185,7 @@ def bench_ivim(repeats, out, shape=(64, 64, 12)):
                         rng.uniform(10e-3, 80e-3, shape))
     noisy = np.abs(clean + rng.normal(0, 20, clean.shape) + 1j * rng.normal(0, 20, clean.shape))
     series = DWISeries(noisy.astype(np.float32), np.eye(4), IVIM_B, np.zeros((IVIM_B.size, 3)))
-    times = paired({m: (lambda m=m: fit_ivim(series, method=m)) for m in ("segmented", "full")}, repeats)
+    times = paired({m: (lambda m=m: fit_ivim(series, method=m)) for m in ("map", "segmented", "full")}, repeats)
     nvox = int(np.prod(shape))
     out["ivim"] = {"shape": list(series.data.shape),
                    "voxels_per_s": {k: nvox / statistics.median(v) for k, v in times.items()}}

@@ -116,7 +116,7 @@ _TABLE: np.ndarray | None = None
 
 
 def _rician_table() -> np.ndarray:
-    """Cubic Hermite coefficients of ``g(ν) = E[M]/σ`` per table interval, shape (4, K).
+    """Cubic Hermite coefficients of ``g(ν) = E[M]/σ`` per table interval, shape (K, 4).
 
     Built once from exact values and slopes at ~8000 nodes: on interval i with ``t`` in [0, 1),
     ``g = c0 + t (c1 + t (c2 + t c3))``.
@@ -128,7 +128,7 @@ def _rician_table() -> np.ndarray:
         m = rician_expected_magnitude_derivative(nu, 1.0) * _TABLE_STEP
         g0, g1, m0, m1 = g[:-1], g[1:], m[:-1], m[1:]
         _TABLE = np.ascontiguousarray(np.stack(
-            [g0, m0, 3 * (g1 - g0) - 2 * m0 - m1, 2 * (g0 - g1) + m0 + m1]))
+            [g0, m0, 3 * (g1 - g0) - 2 * m0 - m1, 2 * (g0 - g1) + m0 + m1], axis=1))
     return _TABLE
 
 
@@ -151,7 +151,8 @@ def rician_mean_and_derivative(
     with np.errstate(invalid="ignore"):  # NaN ν gives a garbage index, clipped by take; t stays NaN
         i = x.astype(np.intp)
     t = x - i
-    c0, c1, c2, c3 = (np.take(col, i, mode="clip") for col in table)
+    coef = np.take(table, i, axis=0, mode="clip")  # one gather of the 4 coefficients per sample
+    c0, c1, c2, c3 = coef[..., 0], coef[..., 1], coef[..., 2], coef[..., 3]
     val = c0 + t * (c1 + t * (c2 + t * c3))
     if not first:  # the mean only (trial points of a line search)
         big = nu > _TABLE_MAX

@@ -26,7 +26,7 @@ in the pipeline's ``plugins`` list)::
 
     @register_step("ivim", requires=("series",), provides=("ivim",),
                    modules=("dwi_toolkit.models.ivim",),
-                   params={"method": Param(str, "segmented", choices=("segmented", "full"))})
+                   params={"method": Param(str, "map", choices=("segmented", "full", "map"))})
     def ivim_step(ctx, *, method):
         from ..models.ivim import fit_ivim
         ctx.data["ivim"] = fit_ivim(ctx.data["series"], method=method)
@@ -634,7 +634,8 @@ def _model_roi_stats(ctx: SubjectContext, fit: Any, names: tuple[str, ...], mode
 @register_step(
     "ivim",
     params={
-        "method": Param(str, "segmented", choices=("segmented", "full"), doc="segmented or joint fit"),
+        "method": Param(str, "map", choices=("segmented", "full", "map"),
+                        doc="segmented, joint, or joint with a D* prior (map)"),
         "b_threshold": Param(float, 200.0, min=0.0, doc="s/mm^2; b-values at or above fit D (segmented)"),
         "mask": Param(str, "auto", choices=("auto", "none")),
         "roi_stats": Param(bool, True, doc="D, f, D* statistics in the ROIs when a roi_stats step ran"),

@@ -61,3 +61,25 @@ def test_batched_newton_matches_scipy_least_squares_on_exact_bessel_model():
                             x0=[m[0, v], 1e-3], bounds=([0, 0], [np.inf, np.inf]), x_scale=[100.0, 1e-3],
                             xtol=1e-15, ftol=1e-15, gtol=1e-15)
         np.testing.assert_allclose([s0[v], adc[v]], res.x, rtol=1e-6)
+
+
+def test_refit_equals_tightly_converged_rician_fit():
+    """fit_adc's refit stops at xtol 1e-6 (the last Newton step is applied, so the estimate is
+    quadratically closer): it must equal adc_rician iterated to xtol 1e-12 within 1e-8."""
+    from dwi_toolkit.core.image import DWISeries
+
+    rng = np.random.default_rng(11)
+    b = np.repeat([0.0, 200, 500, 1000, 1500], 3)
+    n, sigma = 400, 20.0
+    adc_true = rng.uniform(0.4e-3, 3e-3, n)
+    clean = 600 * np.exp(-np.outer(adc_true, b))
+    m = np.abs(clean + rng.normal(0, sigma, clean.shape) + 1j * rng.normal(0, sigma, clean.shape))
+    series = DWISeries(m.reshape(n, 1, 1, -1), np.eye(4), b, np.tile([1.0, 0, 0], (b.size, 1)))
+    wls = fit_adc(series, method="wls")
+    fit = fit_adc(series, method="wls", noise_correction="rician", sigma=sigma)
+    ok = (fit.status == 0).reshape(-1)
+    assert ok.mean() > 0.95
+    _, tight, conv = adc_rician(m[ok].T, b, sigma, s0_init=wls.s0.reshape(-1)[ok].astype(float),
+                                adc_init=wls.adc.reshape(-1)[ok].astype(float), xtol=1e-12)
+    assert conv.all()
+    np.testing.assert_allclose(fit.adc.reshape(-1)[ok], tight, rtol=1e-8)

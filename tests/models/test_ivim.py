@@ -194,7 +194,7 @@ def test_chunking_does_not_change_results(rng):
 
 
 # ------------------------------------------------------------------------------------ noise floor
-@pytest.mark.parametrize("method", ["segmented", "full"])
+@pytest.mark.parametrize("method", ["segmented", "full", "map"])
 def test_rician_correction_removes_noise_floor_bias_of_d(method):
     rng = np.random.default_rng(7)
     b = np.array([0, 10, 20, 50, 100, 200, 400, 800, 1200, 1600, 2000.0])
@@ -248,13 +248,14 @@ def _tolerance_ratios(truth, est):
 
 
 @pytest.mark.needs_shared_data
-@pytest.mark.parametrize("method", ["segmented", "full"])
+@pytest.mark.parametrize("method", ["segmented", "full", "map"])
 def test_osipi_reference_signals_within_tolerance(method):
     cases = _osipi_cases()
-    fn = ivim_full if method == "full" else ivim_segmented
+    fns = {"full": ivim_full, "segmented": ivim_segmented,
+           "map": lambda y, b: ivim_full(y, b, dstar_prior=True)}
     worst = {"f": 0.0, "D": 0.0, "Dp": 0.0}
     for label, bvals, entry in cases:
-        r = fn(np.array(entry["data"])[None, :], bvals)
+        r = fns[method](np.array(entry["data"])[None, :], bvals)
         assert r.status[0] in (0, 5), label
         ratios = _tolerance_ratios(entry, (r.f[0], r.d[0], r.dstar[0]))
         assert ratios["f"] <= 1, (label, ratios)
@@ -355,3 +356,81 @@ def test_fortran_int16_mask_and_memory_refusal(rng, monkeypatch):
     monkeypatch.setattr(_chunks, "available_memory", lambda: 100)
     with pytest.raises(InsufficientMemoryError):
         fit_ivim(s)
+
+
+# ------------------------------------------------------------------------------------ OSIPI TF2.4 protocol
+# The simulation protocol behind OSIPI TF2.4's published reference_output.csv
+# (github.com/OSIPI/TF2.4_IVIM-MRI_CodeCollection, tests/IVIMmodels/unit_tests/test_ivim_synthetic.py
+# at commit dfa7c4f): per tissue and SNR a fresh RandomState(42) draws 300 signals
+# |S(b) + N(0, 1/SNR)| with S0 = 1 on the 18 b-values of generic.json. "Best" is the smallest
+# normalised RMS error of its 19 algorithms in that cell, from the published mean and SD
+# (benchmarks/bench_ivim_osipi.py derives the full table).
+OSIPI_B = np.array([0, 1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 250, 350, 400, 550, 700, 850, 1000.0])
+OSIPI_CELLS = {  # tissue: (f, D, D*), {SNR: best-of-19 normalised RMS error of (D, f, D*)}
+    "spinal cord": ((0.178, 0.41e-3, 28.9e-3), {30: (0.1378, 0.1563, 0.2975), 100: (0.0441, 0.0478, 0.1263)}),
+    "muscle": ((0.1, 1.37e-3, 26.3e-3), {30: (0.0784, 0.3530, 0.3504), 100: (0.0236, 0.1260, 0.2568)}),
+    "Bone Marrow": ((0.145, 0.43e-3, 50e-3), {30: (0.1150, 0.1742, 0.3041), 100: (0.0345, 0.0498, 0.1619)}),
+    "pericardium": ((0.07, 3e-3, 10e-3), {30: (0.0683, 0.7932, 0.5851), 100: (0.0220, 0.3489, 0.7499)}),
+}
+
+
+def _osipi_signals(f, d, dstar, snr, repeats=300):
+    rng = np.random.RandomState(42)
+    clean = f * np.exp(-OSIPI_B * dstar) + (1 - f) * np.exp(-OSIPI_B * d)
+    return np.stack([np.abs(clean + rng.normal(0, 1 / snr, clean.shape)) for _ in range(repeats)])
+
+
+def _nrmse(est, truth):
+    return np.sqrt(np.mean((np.where(np.isfinite(est), est, 0.0) - truth) ** 2)) / truth
+
+
+def test_default_fit_as_accurate_as_best_osipi_algorithm_on_its_protocol():
+    """fit_ivim's default ("map") against the best of OSIPI's 19 algorithms, cell by cell.
+
+    Measured ratios (ours / best): D 0.87–1.64, f 0.95–1.83, D* 0.91–2.59 on these cells; the
+    limits leave ~15 % margin. Without the D* prior ("full") the pericardium-like cell (low f
+    and D*, D* close to D) is several times worse for D*, which the last assertion checks.
+    """
+    limits = {"spinal cord": (1.2, 1.2, 1.3), "muscle": (1.2, 1.25, 1.25), "Bone Marrow": (1.2, 1.2, 1.35),
+              "pericardium": (1.9, 2.1, 3.0)}
+    for tissue, ((f, d, ds), cells) in OSIPI_CELLS.items():
+        for snr, best in cells.items():
+            y = _osipi_signals(f, d, ds, snr)
+            fit = fit_ivim(DWISeries(y[:, None, None, :], np.eye(4), OSIPI_B, np.zeros((OSIPI_B.size, 3))))
+            ours = (_nrmse(fit.d, d), _nrmse(fit.f, f), _nrmse(fit.dstar, ds))
+            ratio = np.array(ours) / np.array(best)
+            assert np.all(ratio <= limits[tissue]), (tissue, snr, ratio.round(2))
+    y = _osipi_signals(0.07, 3e-3, 10e-3, 30)
+    r_map = ivim_full(y, OSIPI_B, dstar_prior=True)
+    r_full = ivim_full(y, OSIPI_B)
+    assert _nrmse(r_full.dstar, 10e-3) > 2.5 * _nrmse(r_map.dstar, 10e-3)
+
+
+@pytest.mark.parametrize("snr", [np.inf, 2000.0])
+def test_full_and_map_agree_with_scipy_curve_fit(snr):
+    """Noiseless and very high SNR: the bounded joint fit is scipy's least-squares optimum, and
+    the prior of "map" (weighted by the noise) moves it by far less than the noise would."""
+    from scipy.optimize import curve_fit
+
+    rng = np.random.default_rng(3)
+    n = 40
+    truth = np.column_stack([rng.uniform(0.05, 0.3, n), rng.uniform(0.5e-3, 2e-3, n), rng.uniform(10e-3, 80e-3, n)])
+    y = ivim_signal(B, 1000.0, truth[:, 0], truth[:, 1], truth[:, 2])
+    if np.isfinite(snr):
+        y = y + rng.normal(0, 1000.0 / snr, y.shape)
+    full = ivim_full(y, B)
+    map_ = ivim_full(y, B, dstar_prior=True)
+
+    def model(b, s0, f, d, ds):
+        return s0 * (f * np.exp(-b * ds) + (1 - f) * np.exp(-b * d))
+
+    lo, hi = [0, 0, 0, 5e-3], [np.inf, 1, 5e-3, 0.3]
+    for v in range(n):
+        p0 = [1000.0, *truth[v]]
+        ref, _ = curve_fit(model, B, y[v], p0=p0, bounds=(lo, hi), x_scale=[1000, 0.1, 1e-3, 1e-2],
+                           xtol=1e-14, ftol=1e-14, gtol=1e-14)
+        got = np.array([full.f[v], full.d[v], full.dstar[v]])
+        np.testing.assert_allclose(got, ref[1:], rtol=1e-5, atol=1e-9)
+        got_map = np.array([map_.f[v], map_.d[v], map_.dstar[v]])
+        tol = 1e-6 if not np.isfinite(snr) else 2e-2
+        np.testing.assert_allclose(got_map, ref[1:], rtol=tol)

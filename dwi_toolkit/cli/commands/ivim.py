@@ -16,8 +16,9 @@ def add_parser(sub, add_common) -> None:
         "bounded fit) and write NIfTI maps (D and D* in mm^2/s, f unitless), a status map, a JSON "
         "summary and a PNG montage.",
     )
-    add_map_args(p, methods=("segmented", "full"), default_method="segmented",
-                 method_help="segmented (D from high b, then f and D*) or full 4-parameter fit", b_range=False)
+    add_map_args(p, methods=("map", "segmented", "full"), default_method="map",
+                 method_help="map (full 4-parameter fit with a log-normal D* prior), segmented (D from "
+                 "high b, then f and D*) or full (4-parameter fit without prior)", b_range=False)
     p.add_argument("--b-threshold", type=float, default=200.0,
                    help="s/mm^2; b-values at or above are used for D in the segmented step (default 200)")
     add_noise_args(p, ("none", "exclude", "rician"), "none")
