@@ -247,7 +247,8 @@ def _fit_and_measure(series: Any, rois: Any, opts: AnalysisOptions) -> tuple[Any
     mask = load_analysis_mask(opts.mask, series)
     b_range = _fit_b_range(series, opts)
     logger.info("fitting ADC (%s, b range %s, mask %s)", opts.method, b_range, opts.mask)
-    fit = fit_adc(series, method=opts.method, b_range=b_range, mask=mask)
+    chunk = {} if opts.chunk_size is None else {"chunk_size": opts.chunk_size}
+    fit = fit_adc(series, method=opts.method, b_range=b_range, mask=mask, **chunk)
     stats = roi_stats(fit, rois, csf_threshold=opts.csf_threshold)
     dti_fit = None
     if opts.dti or opts.dti is None:
@@ -255,7 +256,7 @@ def _fit_and_measure(series: Any, rois: Any, opts: AnalysisOptions) -> tuple[Any
 
         if opts.dti or dti_feasible(series):
             logger.info("fitting the diffusion tensor (FA, MD)")
-            dti_fit = fit_dti(series, b_range=b_range, mask=mask)
+            dti_fit = fit_dti(series, b_range=b_range, mask=mask, **chunk)
             extra = [row for name in ("fa", "md")
                      for row in roi_stats(dti_fit.map(name, ok_only=True), rois).rows]
             stats = type(stats)(rows=[*stats.rows, *extra])  # one table, rows per parameter
