@@ -102,7 +102,7 @@ class AnalysisOptions:
         None, "indication rules: failed-conservative-care threshold for suspected stenosis "
         "(kovacs2013 = 12 weeks, the rule set's default; acr2021 = 6 weeks)", choices=("kovacs2013", "acr2021"))
     dti: bool | None = option(None, "also fit the tensor and compare FA and MD: None = when the "
-                              "directions allow it, True = required, False = never", cli=None)
+                              "directions allow it (>= 6), True = required, False = never", cli="shared")
     csf_threshold: float | None = option(None, "leave out ROI voxels with ADC above this as CSF "
                                          "contamination, e.g. 2.5e-3 (default: none)", unit="mm^2/s", min=0.0)
     figures: bool = option(True, "render the figures", cli="shared")
@@ -112,6 +112,9 @@ class AnalysisOptions:
                                  "when the given one looks wrong (recorded in the provenance)")
     track: bool = option(False, "also track each root from its ROI and compare FA/ADC along the root "
                          "(tractography section; needs >= 6 directions)")
+    chunk_size: int | None = option(None, "voxels per chunk of the ADC and tensor fits: bounds their "
+                                    "working memory (default: each fit's own, 16384 ADC, 32768 tensor)",
+                                    min=256, cli="shared")
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

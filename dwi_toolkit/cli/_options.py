@@ -9,6 +9,8 @@ figures                 ``--no-figures``
 analysis mask           ``--mask none|auto|PATH`` (default ``auto`` everywhere)
 b-value range           ``--b-range B_MIN B_MAX`` (s/mm²; ``-`` for an open end)
 fit method              ``--method`` (case-insensitive)
+fit chunk size          ``--chunk-size VOXELS`` (``adc``, ``ivim``, ``dti``, ``analyze``)
+tensor in the analysis  ``--dti/--no-dti`` (``analyze``)
 ======================  =====================================================================
 
 Old spellings (``--out-dir``, ``--outdir``, ``--output``, ``--no-figure``, ``--no-png``,
@@ -27,7 +29,7 @@ from typing import Any
 
 __all__ = [
     "add_input", "add_out", "add_no_figures", "add_mask", "add_b_range", "add_method",
-    "add_analysis_options", "analysis_options", "b_range", "check_required",
+    "add_analysis_options", "analysis_options", "b_range", "check_required", "add_chunk_size", "chunk_kw",
 ]
 
 
@@ -141,6 +143,20 @@ def add_method(p, choices: tuple[str, ...], default: str, help: str) -> None:
                    help=f"{help} (default {default}; case-insensitive)")
 
 
+def add_chunk_size(p) -> None:
+    """``--chunk-size VOXELS``: voxels per chunk of the model fits (bounds their working memory)."""
+    p.add_argument("--chunk-size", dest="chunk_size", type=int, default=None, metavar="VOXELS",
+                   help="voxels fitted per chunk: lower it to bound the fit's working memory on a large "
+                   "series (default: the fit's own; a fit that cannot fit in memory stops with a message "
+                   "before allocating)")
+
+
+def chunk_kw(args: argparse.Namespace) -> dict[str, int]:
+    """``{"chunk_size": n}`` when ``--chunk-size`` was given, else ``{}`` (the fit's default)."""
+    n = getattr(args, "chunk_size", None)
+    return {} if n is None else {"chunk_size": n}
+
+
 # ------------------------------------------------------------------------------ AnalysisOptions
 def add_analysis_options(p) -> None:
     """Every :class:`~dwi_toolkit.analysis.options.AnalysisOptions` field as an option of `p`.
@@ -156,6 +172,10 @@ def add_analysis_options(p) -> None:
     add_b_range(p)
     add_mask(p)
     add_no_figures(p)
+    add_chunk_size(p)
+    p.add_argument("--dti", dest="dti", action=argparse.BooleanOptionalAction, default=None,
+                   help="also fit the tensor and compare FA and MD (default: when there are >= 6 "
+                   "directions; --dti requires it, --no-dti skips it)")
     for f in dataclasses.fields(AnalysisOptions):
         meta = f.metadata
         if meta.get("cli") != "auto":
@@ -184,6 +204,9 @@ def analysis_options(args: argparse.Namespace):
     >>> o = analysis_options(p.parse_args(["dwi.nii.gz", "--b-range", "100", "-", "--method", "OLS", "--seed", "2"]))
     >>> o.method, o.b_min, o.b_max, o.seed, o.mask
     ('ols', 100.0, None, 2, 'auto')
+    >>> o = analysis_options(p.parse_args(["dwi.nii.gz", "--no-dti", "--chunk-size", "4096"]))
+    >>> o.dti, o.chunk_size
+    (False, 4096)
     """
     from ..analysis.options import AnalysisOptions
 
@@ -192,6 +215,9 @@ def analysis_options(args: argparse.Namespace):
     rng = b_range(args)
     if rng is not None:
         values["b_min"], values["b_max"] = rng
+    for name in ("chunk_size", "dti"):
+        if getattr(args, name, None) is not None:
+            values[name] = getattr(args, name)
     for name in AnalysisOptions.names():
         v = getattr(args, f"opt_{name}", None)
         if v is not None:

@@ -13,6 +13,20 @@ from numpy.typing import ArrayLike, NDArray
 __all__ = ["geometric_mean", "mean_b0"]
 
 
+def _volumes(arr: np.ndarray, idx, axis: int) -> np.ndarray:
+    """``np.take(arr, idx, axis)`` (same values, C order) without its copy of the whole input.
+
+    ``np.take`` first makes a C-contiguous copy of a non-contiguous input, e.g. the Fortran-ordered
+    series nibabel loads: one extra copy of the whole data to read a few volumes (issue 21).
+    Fancy indexing reads only the selected volumes.
+    """
+    if arr.flags.c_contiguous:
+        return np.take(arr, idx, axis=axis)
+    key = [slice(None)] * arr.ndim
+    key[axis] = np.asarray(idx, dtype=np.intp)
+    return np.ascontiguousarray(arr[tuple(key)])
+
+
 def geometric_mean(data: ArrayLike, indices, *, axis: int = -1) -> NDArray[np.floating]:
     """Geometric mean of the volumes `indices` along `axis`.
 
@@ -39,7 +53,7 @@ def geometric_mean(data: ArrayLike, indices, *, axis: int = -1) -> NDArray[np.fl
     arr = np.asarray(data)
     idx = list(indices)
     dtype = np.float64 if arr.dtype == np.float64 else np.float32
-    sub = np.take(arr, idx, axis=axis).astype(dtype, copy=False)
+    sub = _volumes(arr, idx, axis).astype(dtype, copy=False)
     if len(idx) == 1:
         return np.squeeze(sub, axis=axis).astype(dtype, copy=True)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -63,4 +77,4 @@ def mean_b0(data: ArrayLike, b0: ArrayLike, *, axis: int = -1) -> NDArray[np.flo
     [11.0]
     """
     arr = np.asarray(data)
-    return np.take(arr, np.flatnonzero(b0), axis=axis).astype(np.float32).mean(axis=axis)
+    return _volumes(arr, np.flatnonzero(b0), axis).astype(np.float32).mean(axis=axis)

@@ -193,7 +193,7 @@ def run_analysis(
     series = load_dwi(series_path, bvals=bvals, bvecs=bvecs, b0_threshold=opts.b0_threshold)
     series, gcheck = _gradient_check(series, opts)
     rois = load_rois(rois_path)
-    fit, stats, dti_fit, n_mask = _fit_and_measure(series, rois, opts)
+    fit, stats, dti_done, n_mask = _fit_and_measure(series, rois, opts)
     clinical, indication = _clinical(clinical_path, opts)
     side = opts.symptomatic_side or _side_from_clinical(clinical)
     comparison, entrapment = _compare_and_assess(stats, clinical, indication, side, opts)
@@ -203,7 +203,7 @@ def run_analysis(
         **opts.to_dict(),
         "symptomatic_side": comparison.symptomatic_side,
         "symptomatic_side_source": "option" if opts.symptomatic_side else "clinical.radicular_side" if side else None,
-        "dti": dti_fit is not None,
+        "dti": dti_done,
         "mask_voxels": n_mask,
         # the ROI set's mid-sagittal plane (RAS+ x, mm) for the QC side check (report.md §4.1)
         "midsagittal_x_mm": _plane_x(rois),
@@ -272,11 +272,13 @@ def _fit_b_range(series: Any, opts: AnalysisOptions) -> tuple[float, float] | No
             float(np.max(series.bvals)) if opts.b_max is None else opts.b_max)
 
 
-def _fit_and_measure(series: Any, rois: Any, opts: AnalysisOptions) -> tuple[Any, Any, Any, int | None]:
+def _fit_and_measure(series: Any, rois: Any, opts: AnalysisOptions) -> tuple[Any, Any, bool, int | None]:
     """ADC fit (and DTI when possible) in the analysis mask, and the ROI statistics table.
 
-    Returns the ADC fit, the statistics (ADC, then FA and MD rows when the tensor was fitted), the
-    DTI fit or None, and the number of voxels in the analysis mask (None: every voxel).
+    Returns the ADC fit, the statistics (ADC, then FA and MD rows when the tensor was fitted),
+    whether the tensor was fitted, and the number of voxels in the analysis mask (None: every
+    voxel). The tensor fit's maps (about half the size of an int16 series) are released as soon
+    as their ROI statistics are taken, before the report is built (issue 21: peak memory).
     """
     from ..analysis.roi_stats import roi_stats
     from ..io.loading import load_analysis_mask
@@ -285,19 +287,22 @@ def _fit_and_measure(series: Any, rois: Any, opts: AnalysisOptions) -> tuple[Any
     mask = load_analysis_mask(opts.mask, series)
     b_range = _fit_b_range(series, opts)
     logger.info("fitting ADC (%s, b range %s, mask %s)", opts.method, b_range, opts.mask)
-    fit = fit_adc(series, method=opts.method, b_range=b_range, mask=mask)
+    chunk = {} if opts.chunk_size is None else {"chunk_size": opts.chunk_size}
+    fit = fit_adc(series, method=opts.method, b_range=b_range, mask=mask, **chunk)
     stats = roi_stats(fit, rois, csf_threshold=opts.csf_threshold)
-    dti_fit = None
+    dti_done = False
     if opts.dti or opts.dti is None:
         from ..models.dti import dti_feasible, fit_dti
 
         if opts.dti or dti_feasible(series):
             logger.info("fitting the diffusion tensor (FA, MD)")
-            dti_fit = fit_dti(series, b_range=b_range, mask=mask)
+            dti_fit = fit_dti(series, b_range=b_range, mask=mask, **chunk)
             extra = [row for name in ("fa", "md")
                      for row in roi_stats(dti_fit.map(name, ok_only=True), rois).rows]
             stats = type(stats)(rows=[*stats.rows, *extra])  # one table, rows per parameter
-    return fit, stats, dti_fit, None if mask is None else int(mask.sum())
+            dti_done = True
+            del dti_fit
+    return fit, stats, dti_done, None if mask is None else int(mask.sum())
 
 
 def _clinical(clinical_path: str | os.PathLike | None, opts: AnalysisOptions) -> tuple[Any, Any]:

@@ -349,6 +349,23 @@ def _worker_init(plugins: Sequence[str], threads: int | None) -> None:  # pragma
     import_plugins(list(plugins))
 
 
+def _dask_slots(client: Any) -> int:
+    """Number of Dask worker threads (tasks that can run at once); warns about threaded workers.
+
+    A subject is Python and NumPy work that holds the GIL much of the time (figures, ROI and
+    report code, small arrays), so threads of one worker process run subjects largely one after
+    the other (issue 21). The recipe is one thread per worker process
+    (``processes=True, threads_per_worker=1``; ``dask worker --nthreads 1``), see docs/dask.md.
+    """
+    workers = client.scheduler_info().get("workers", {})
+    threads = [int(w.get("nthreads", 1) or 1) for w in workers.values()]
+    if any(t > 1 for t in threads):
+        logger.warning("Dask workers with %s threads each: subjects hold the GIL, so threads of one worker "
+                       "barely run in parallel; use one thread per worker process (LocalCluster(processes=True, "
+                       "threads_per_worker=1), dask worker --nthreads 1), see docs/dask.md", max(threads))
+    return max(1, sum(threads))
+
+
 # ------------------------------------------------------------------------------ executors
 def _serial(tasks: list[_Task], progress: Callable[[ProgressEvent], None] | None, total: int,
             done0: int) -> Iterator[SubjectResult]:
@@ -427,7 +444,7 @@ def _dask(tasks: list[_Task], scheduler: Any) -> Iterator[SubjectResult]:
     except (OSError, TimeoutError) as err:
         raise PipelineError(f"cannot connect to the Dask scheduler at {scheduler!r}: {err}") from err
     try:
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        n_workers = _dask_slots(client)
         queue = list(reversed(tasks))
 
         def submit(t: _Task) -> Any:

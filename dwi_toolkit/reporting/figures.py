@@ -431,7 +431,7 @@ def roi_decay_curves(
     >>> round(c.adc * 1e3, 4), round(c.s0, 1)
     (1.1, 1000.0)
     """
-    bv, tr = series.trace()
+    bv, tr, union = _roi_trace(series, [np.asarray(m, dtype=bool) for _, m in rois])
     lo, hi = (b_range or (None, None))
     sel = np.ones(bv.shape, bool)
     if lo is not None:
@@ -441,9 +441,9 @@ def roi_decay_curves(
     out = []
     for label, mask in rois:
         m = np.asarray(mask, dtype=bool)
-        if m.shape != tr.shape[:3]:
-            raise InputDataError(f"ROI {label!r} mask shape {m.shape} does not match the series grid {tr.shape[:3]}.")
-        vox = tr[m].astype(float)  # (V, M)
+        if m.shape != union.shape:
+            raise InputDataError(f"ROI {label!r} mask shape {m.shape} does not match the series grid {union.shape}.")
+        vox = tr[m[union]].astype(float)  # (V, M), voxels in C order as tr_image[m] would give
         if vox.size == 0:
             sig = np.full(bv.shape, np.nan)
             sd = sig.copy()
@@ -457,6 +457,32 @@ def roi_decay_curves(
             s0, adc = float(np.exp(icpt)), float(-slope)
         out.append(DecayCurve(str(label), bv.copy(), sig, sd, int(m.sum()), s0, adc, bv[use].copy()))
     return out
+
+
+def _roi_trace(series: Any, masks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The trace signal (:meth:`DWISeries.trace`) at the voxels of any ROI only (issue 21: memory).
+
+    Returns the shell b-values (s/mm²), the trace rows ``(V, M)`` of the voxels in the union of
+    `masks` (in C order of the grid, as indexing a trace image with that union would give) and the
+    union. The per-voxel arithmetic is that of :meth:`DWISeries.trace`, so the values are the same.
+    """
+    from ..core import signal as _sig
+
+    shape = tuple(series.data.shape[:3])
+    union = np.zeros(shape, dtype=bool)
+    for m in masks:
+        if m.shape == shape:
+            union |= m
+    rows = np.asarray(series.data[union])  # (V, N): only the ROI voxels are read and converted
+    shells = series.shells
+    dtype = np.float64 if rows.dtype == np.float64 else np.float32
+    tr = np.empty((rows.shape[0], len(shells)), dtype=dtype)
+    for k, sh in enumerate(shells):
+        if sh.bval == 0.0:
+            tr[:, k] = _sig.mean_b0(rows, np.isin(np.arange(rows.shape[1]), sh.indices))
+        else:
+            tr[:, k] = _sig.geometric_mean(rows, sh.indices)
+    return np.array([s.bval for s in shells]), tr, union
 
 
 def signal_decay_figure(curves: Sequence[DecayCurve], *, log: bool = True, max_curves: int = 12):

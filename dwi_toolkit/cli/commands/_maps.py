@@ -18,7 +18,7 @@ def add_map_args(p, *, methods: tuple[str, ...], default_method: str, method_hel
 
     `extras` adds ``--rois`` (per-ROI statistics) and the preprocessing group.
     """
-    from .._options import add_b_range, add_input, add_mask, add_method, add_no_figures, add_out
+    from .._options import add_b_range, add_chunk_size, add_input, add_mask, add_method, add_no_figures, add_out
 
     add_input(p)
     add_out(p)
@@ -27,6 +27,7 @@ def add_map_args(p, *, methods: tuple[str, ...], default_method: str, method_hel
         add_b_range(p)
     add_mask(p)
     add_no_figures(p, help="do not write the PNG montage")
+    add_chunk_size(p)
     if not extras:
         return
     p.add_argument("--rois", help="nerve-root ROIs (any format load_rois reads): also write per-ROI "

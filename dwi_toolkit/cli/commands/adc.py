@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from ...io._atomic import atomic_path, atomic_write_text
     from ...models.adc import fit_adc
     from .._options import b_range as given_b_range
+    from .._options import chunk_kw
     from ._maps import load_inputs
 
     series, mask = load_inputs(args)
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
         sigma = resolve_sigma(series, args.sigma)
     fit = fit_adc(series, method=args.method, b_range=b_range, mask=mask,
-                  noise_correction=args.noise_correction, sigma=sigma)
+                  noise_correction=args.noise_correction, sigma=sigma, **chunk_kw(args))
     out = Path(args.out)
     paths = fit.save(out)
     summary = {"input": str(args.path), **fit.summary(), "mask": args.mask,

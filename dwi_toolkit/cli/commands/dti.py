@@ -24,12 +24,12 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ...models.dti import fit_dti
-    from .._options import b_range
+    from .._options import b_range, chunk_kw
     from ._maps import load_inputs, preprocess, robust_range, write_fit_outputs
 
     series, mask = load_inputs(args)
     series, steps = preprocess(series, args)
-    fit = fit_dti(series, method=args.method, b_range=b_range(args), mask=mask)
+    fit = fit_dti(series, method=args.method, b_range=b_range(args), mask=mask, **chunk_kw(args))
 
     def panels():
         ok = fit.status == 0

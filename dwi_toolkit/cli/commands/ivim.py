@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ...models.ivim import fit_ivim
+    from .._options import chunk_kw
     from ._maps import load_inputs, preprocess, resolve_sigma, robust_range, write_fit_outputs
 
     series, mask = load_inputs(args)
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     corr = None if args.noise_correction == "none" else args.noise_correction
     sigma = resolve_sigma(series, args.sigma) if corr else None
     fit = fit_ivim(series, method=args.method, b_threshold=args.b_threshold, mask=mask,
-                   noise_correction=corr, sigma=sigma, k=args.k)
+                   noise_correction=corr, sigma=sigma, k=args.k, **chunk_kw(args))
 
     def panels():
         # D and f are meaningful at a bound (f = 0: no perfusion); D* is not when f is ~0

@@ -1,0 +1,200 @@
+"""``dwi-toolkit analyze`` front door (issue 21): time on the sample and a lumbar-size subject, peak memory.
+
+- **sample**: the bundled ``sample_data/sub-01`` (2 MB). In paired rounds: the whole command
+  in a fresh process (``dwi-toolkit analyze``, imports included; wall and CPU time of the child)
+  with and without figures, and ``run_analysis`` in this process (imports already done).
+- **lumbar**: a phantom subject of lumbar size, 256×256×30 × 31 volumes (b = 0 and 30
+  directions at b = 800 s/mm², so the tensor is fitted too), 12 ganglion ROIs, in-process.
+- **memory**: peak RSS of ``run_analysis`` (figures on, tensor fitted) in a fresh subprocess on a
+  512×512×60 × 61-volume int16 series (1.9 GB), as a multiple of the loaded data. The series is
+  a 64×64×60 phantom (3×3×3.2 mm) repeated 8×8 in-plane onto 0.375×0.375×3.2 mm voxels, written uncompressed
+  (``--gz`` for ``.nii.gz``) by a separate generator process, with the phantom's 12 ROIs.
+
+Threads are pinned to one. Times are medians; CPU time (user + system) is robust to other
+users' load, wall time is what a user waits for. Prints Markdown and writes JSON.
+
+Run: ``python benchmarks/bench_analyze.py [--repeats 5] [--only sample lumbar memory]
+[--memory-shape 512 512 60] [--gz]``.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+SAMPLE = HERE.parent / "sample_data" / "sub-01"
+CLI = str(Path(sys.executable).with_name("dwi-toolkit"))
+
+
+def _cpu() -> float:
+    import resource
+
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + ch.ru_utime + ch.ru_stime
+
+
+def _timed(fn) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call."""
+    w, c = time.perf_counter(), _cpu()
+    fn()
+    return time.perf_counter() - w, _cpu() - c
+
+
+def _args(sub: Path, out: Path) -> list[str]:
+    return [str(sub / "dwi" / f"{sub.name}_dwi.nii.gz"), "--rois", str(sub / "rois" / f"{sub.name}_rois.json"),
+            "--clinical", str(sub / "clinical.json"), "-o", str(out)]
+
+
+def _med(rounds: dict[str, list[tuple[float, float]]]) -> dict[str, dict[str, float]]:
+    return {k: {"wall_s": statistics.median(w for w, _ in v), "cpu_s": statistics.median(c for _, c in v),
+                "wall_min_s": min(w for w, _ in v)} for k, v in rounds.items()}
+
+
+def bench_sample(repeats: int, out: dict, tmp: Path) -> None:
+    from dwi_toolkit.pipeline.analyze import AnalysisOptions, run_analysis
+
+    sub = SAMPLE
+    paths = (sub / "dwi" / "sub-01_dwi.nii.gz", sub / "rois" / "sub-01_rois.json", sub / "clinical.json")
+    run_analysis(*paths, tmp / "warm", options=AnalysisOptions())  # imports and caches
+    fns = {
+        "cli": lambda: subprocess.run([CLI, "analyze", *_args(sub, tmp / "cli")], check=True, capture_output=True),
+        "cli_no_figures": lambda: subprocess.run([CLI, "analyze", *_args(sub, tmp / "clin"), "--no-figures"],
+                                                 check=True, capture_output=True),
+        "in_process": lambda: run_analysis(*paths, tmp / "ip", options=AnalysisOptions()),
+        "in_process_no_figures": lambda: run_analysis(*paths, tmp / "ipn", options=AnalysisOptions(figures=False)),
+    }
+    rounds: dict[str, list] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            rounds[k].append(_timed(fn))
+    out["sample"] = _med(rounds)
+
+
+def bench_lumbar(repeats: int, out: dict, tmp: Path) -> None:
+    from dwi_toolkit.phantom import make_lumbar_phantom
+    from dwi_toolkit.pipeline.analyze import AnalysisOptions, run_analysis
+    from dwi_toolkit.sample_data import SAMPLE_CLINICAL, write_subject
+
+    ph = make_lumbar_phantom(shape=(256, 256, 30), voxel_size=(0.8, 0.8, 5.0), bvals=(0, 800), n_directions=30)
+    write_subject(ph, tmp / "lumbar", "sub-lumbar", clinical=SAMPLE_CLINICAL)
+    sub = tmp / "lumbar" / "sub-lumbar"
+    paths = (sub / "dwi" / "sub-lumbar_dwi.nii.gz", sub / "rois" / "sub-lumbar_rois.json", sub / "clinical.json")
+    fns = {"in_process": lambda: run_analysis(*paths, tmp / "lo", options=AnalysisOptions()),
+           "in_process_no_figures": lambda: run_analysis(*paths, tmp / "lon", options=AnalysisOptions(figures=False)),
+           "cli": lambda: subprocess.run([CLI, "analyze", *_args(sub, tmp / "lcli")], check=True,
+                                         capture_output=True)}
+    rounds: dict[str, list] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            rounds[k].append(_timed(fn))
+    out["lumbar"] = {"shape": [256, 256, 30, 31], **_med(rounds)}
+
+
+GENERATE = r"""
+import sys, shutil
+from pathlib import Path
+import numpy as np, nibabel as nib
+from dwi_toolkit.phantom import make_lumbar_phantom
+from dwi_toolkit.sample_data import SAMPLE_CLINICAL, write_subject
+out, X, Y, Z, gz = Path(sys.argv[1]), *map(int, sys.argv[2:5]), sys.argv[5] == "1"
+fx, fy, fz = X // 64, Y // 64, Z // 60
+ph = make_lumbar_phantom(shape=(64, 64, 60), voxel_size=(3.0, 3.0, 3.2), bvals=(0, 1000), n_directions=60)
+write_subject(ph, out, "sub-big", clinical=SAMPLE_CLINICAL)
+sub = out / "sub-big"
+small = np.clip(np.rint(ph.series.data), 0, 32767).astype(np.int16)
+big = np.empty((64 * fx, 64 * fy, 60 * fz, small.shape[3]), dtype=np.int16, order="F")
+for v in range(small.shape[3]):  # volume by volume: the generator's peak is the output array
+    big[..., v] = np.repeat(np.repeat(np.repeat(small[..., v], fx, 0), fy, 1), fz, 2)
+step = np.array([[1 / fx, 0, 0, (1 / fx - 1) / 2], [0, 1 / fy, 0, (1 / fy - 1) / 2],
+                 [0, 0, 1 / fz, (1 / fz - 1) / 2], [0, 0, 0, 1]])
+img = nib.Nifti1Image(big, ph.series.affine @ step)
+img.header.set_xyzt_units("mm", "sec")
+name = sub / "dwi" / ("big_dwi.nii.gz" if gz else "big_dwi.nii")
+nib.save(img, name)
+for ext in (".bval", ".bvec"):
+    shutil.copy(sub / "dwi" / f"sub-big_dwi{ext}", sub / "dwi" / f"big_dwi{ext}")
+print(name, big.nbytes)
+"""
+
+MEASURE = r"""
+import json, resource, sys, time
+from dwi_toolkit.pipeline.analyze import AnalysisOptions, run_analysis
+dwi, rois, clinical, out, data_bytes = sys.argv[1:6]
+t = time.perf_counter()
+run_analysis(dwi, rois, clinical, out, options=AnalysisOptions())
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"data_bytes": int(data_bytes), "peak_rss": peak, "peak_over_data": peak / int(data_bytes),
+                  "wall_s": time.perf_counter() - t, "cpu_s": time.process_time()}))
+"""
+
+
+def bench_memory(out: dict, tmp: Path, shape, gz: bool) -> None:
+    gen = subprocess.run([sys.executable, "-c", GENERATE, str(tmp / "big"), *map(str, shape), "1" if gz else "0"],
+                         check=True, capture_output=True, text=True)
+    dwi, nbytes = gen.stdout.split()[-2:]
+    sub = tmp / "big" / "sub-big"
+    proc = subprocess.run([sys.executable, "-c", MEASURE, dwi, str(sub / "rois" / "sub-big_rois.json"),
+                           str(sub / "clinical.json"), str(tmp / "big_out"), nbytes], capture_output=True, text=True)
+    if proc.returncode != 0:
+        out["memory"] = {"error": proc.stderr.strip().splitlines()[-1]}
+        return
+    out["memory"] = {"shape": [*shape, 61], "file": Path(dwi).name, **json.loads(proc.stdout.splitlines()[-1])}
+    shutil.rmtree(tmp / "big", ignore_errors=True)
+
+
+def report(out: dict) -> None:
+    lines = [f"analyze, {out['date']}, {out['machine']}; medians (wall / CPU seconds)", ""]
+    for part in ("sample", "lumbar"):
+        for k, v in out.get(part, {}).items():
+            if isinstance(v, dict):
+                lines.append(f"- {part} {k}: wall {v['wall_s']:.2f} s (min {v['wall_min_s']:.2f}), CPU {v['cpu_s']:.2f} s")
+    m = out.get("memory")
+    if m:
+        lines.append(f"- memory {m.get('shape')} {m.get('file')}: " + (
+            f"peak RSS {m['peak_over_data']:.2f}x the data ({m['peak_rss'] / 2**30:.2f} GiB), "
+            f"{m['wall_s']:.0f} s wall, {m['cpu_s']:.0f} s CPU" if "peak_rss" in m else m["error"]))
+    print("\n".join(lines))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--only", nargs="*", default=["sample", "lumbar", "memory"])
+    ap.add_argument("--memory-shape", type=int, nargs=3, default=[512, 512, 60])
+    ap.add_argument("--gz", action="store_true", help="memory run on a .nii.gz (default .nii)")
+    ap.add_argument("--json", default=str(HERE / "results" / "analyze.json"))
+    args = ap.parse_args(argv)
+    out = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+                      f"load average {os.getloadavg()[0]:.1f}"}
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        for name in args.only:
+            if name == "memory":
+                bench_memory(out, tmp, args.memory_shape, args.gz)
+            else:
+                globals()[f"bench_{name}"](args.repeats, out, tmp)
+    out["load_average_after"] = os.getloadavg()[0]
+    report(out)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

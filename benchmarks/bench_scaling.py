@@ -1,0 +1,117 @@
+"""Batch scaling (issue 21): subjects/min of ``run_pipeline`` with 1 and 2 local processes and on Dask.
+
+Generates N NIfTI subjects of the sample cohort (``generate_cohort``, the 4 healthy kinds repeated;
+no broken one) and runs the ``default`` pipeline with ``force=True``, in paired rounds (every
+round runs every configuration once, so changes of the machine's load hit them alike):
+
+- ``jobs=1`` (this process), ``jobs=2`` (local process pool);
+- ``dask-processes``: a ``LocalCluster(n_workers=2, processes=True, threads_per_worker=1)``
+  started (and warmed: ``dwi_toolkit`` imported in each worker) before the round, the
+  recommended set-up of docs/dask.md;
+- ``dask-threads`` (``--threads``): one worker process with 2 threads, to show what the GIL does.
+
+The speed-up is (subjects/min of a configuration) / (subjects/min of jobs=1), the median over
+rounds of the per-round ratios. Threads per process are pinned to one (BLAS). Prints Markdown and
+writes JSON.
+
+Run: ``python benchmarks/bench_scaling.py [--subjects 16] [--repeats 3] [--threads]``.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def _warm() -> str:
+    import dwi_toolkit.pipeline.runner  # noqa: F401  (the imports a subject needs)
+    import dwi_toolkit.pipeline.steps  # noqa: F401
+
+    return "ok"
+
+
+def _cohort(tmp: Path, n: int) -> Path:
+    from dwi_toolkit.sample_data import COHORT, generate_cohort
+
+    kinds = [k for k, v in COHORT.items() if v[1] != "broken"]
+    subjects = {}
+    for i in range(n):
+        alt, _, clinical, note = COHORT[kinds[i % len(kinds)]]
+        subjects[f"sub-{i + 1:02d}"] = (alt, "nifti", clinical, note)
+    generate_cohort(tmp / "in", subjects=subjects, dicom=False)
+    return tmp / "in"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--subjects", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", action="store_true", help="also a threaded Dask worker (2 threads)")
+    ap.add_argument("--no-dask", action="store_true")
+    ap.add_argument("--json", default=str(HERE / "results" / "scaling.json"))
+    args = ap.parse_args(argv)
+    from dwi_toolkit.pipeline.runner import run_pipeline
+
+    out = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+                      f"load average {os.getloadavg()[0]:.1f}", "subjects": args.subjects}
+    clusters = {}
+    if not args.no_dask:
+        from distributed import Client, LocalCluster
+
+        clusters["dask-processes"] = LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                                  dashboard_address=None)
+        if args.threads:
+            clusters["dask-threads"] = LocalCluster(n_workers=1, processes=True, threads_per_worker=2,
+                                                    dashboard_address=None)
+        clients = {k: Client(c) for k, c in clusters.items()}
+        for c in clients.values():
+            c.run(_warm)
+    configs = {"jobs=1": {"jobs": 1}, "jobs=2": {"jobs": 2}}
+    configs.update({k: {"scheduler": clients[k]} for k in clusters})
+    walls: dict[str, list[float]] = {k: [] for k in configs}
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            tmp = Path(d)
+            src = _cohort(tmp, args.subjects)
+            for _ in range(args.repeats):
+                for k, kw in configs.items():
+                    t = time.perf_counter()
+                    res = run_pipeline(src, tmp / f"out-{k.replace('=', '')}", force=True, **kw)
+                    walls[k].append(time.perf_counter() - t)
+                    assert res.counts.get("done") == args.subjects, res.counts
+    finally:
+        for c in clusters.values():
+            c.close()
+    n = args.subjects
+    out["results"] = {k: {"walls_s": v, "median_wall_s": statistics.median(v),
+                          "subjects_per_min": 60 * n / statistics.median(v),
+                          "speedup_vs_jobs1": statistics.median(a / b for a, b in zip(walls["jobs=1"], v))}
+                      for k, v in walls.items()}
+    out["load_average_after"] = os.getloadavg()[0]
+    print(f"Scaling, {out['date']}, {out['machine']}, {n} subjects, {args.repeats} paired rounds\n")
+    print("| configuration | median wall (s) | subjects/min | speed-up vs jobs=1 (median of rounds) |")
+    print("|---|---:|---:|---:|")
+    for k, r in out["results"].items():
+        print(f"| {k} | {r['median_wall_s']:.1f} | {r['subjects_per_min']:.1f} | {r['speedup_vs_jobs1']:.2f}x |")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
