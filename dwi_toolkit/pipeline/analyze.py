@@ -193,7 +193,7 @@ def run_analysis(
     series = load_dwi(series_path, bvals=bvals, bvecs=bvecs, b0_threshold=opts.b0_threshold)
     series, gcheck = _gradient_check(series, opts)
     rois = load_rois(rois_path)
-    fit, stats, dti_done, n_mask = _fit_and_measure(series, rois, opts)
+    fit, stats, dti_fit, dti_done, n_mask = _fit_and_measure(series, rois, opts)
     clinical, indication = _clinical(clinical_path, opts)
     side = opts.symptomatic_side or _side_from_clinical(clinical)
     comparison, entrapment = _compare_and_assess(stats, clinical, indication, side, opts)
@@ -272,12 +272,13 @@ def _fit_b_range(series: Any, opts: AnalysisOptions) -> tuple[float, float] | No
             float(np.max(series.bvals)) if opts.b_max is None else opts.b_max)
 
 
-def _fit_and_measure(series: Any, rois: Any, opts: AnalysisOptions) -> tuple[Any, Any, bool, int | None]:
+def _fit_and_measure(series: Any, rois: Any, opts: AnalysisOptions) -> tuple[Any, Any, Any, bool, int | None]:
     """ADC fit (and DTI when possible) in the analysis mask, and the ROI statistics table.
 
     Returns the ADC fit, the statistics (ADC, then FA and MD rows when the tensor was fitted),
-    whether the tensor was fitted, and the number of voxels in the analysis mask (None: every
-    voxel). The tensor fit's maps (about half the size of an int16 series) are released as soon
+    the tensor fit when tractography needs it (option ``track``; else None), whether the tensor
+    was fitted, and the number of voxels in the analysis mask (None: every voxel). Without
+    tracking, the tensor fit's maps (about half the size of an int16 series) are released as soon
     as their ROI statistics are taken, before the report is built (issue 21: peak memory).
     """
     from ..analysis.roi_stats import roi_stats
@@ -290,7 +291,7 @@ def _fit_and_measure(series: Any, rois: Any, opts: AnalysisOptions) -> tuple[Any
     chunk = {} if opts.chunk_size is None else {"chunk_size": opts.chunk_size}
     fit = fit_adc(series, method=opts.method, b_range=b_range, mask=mask, **chunk)
     stats = roi_stats(fit, rois, csf_threshold=opts.csf_threshold)
-    dti_done = False
+    dti_done, dti_fit = False, None
     if opts.dti or opts.dti is None:
         from ..models.dti import dti_feasible, fit_dti
 
@@ -301,8 +302,9 @@ def _fit_and_measure(series: Any, rois: Any, opts: AnalysisOptions) -> tuple[Any
                      for row in roi_stats(dti_fit.map(name, ok_only=True), rois).rows]
             stats = type(stats)(rows=[*stats.rows, *extra])  # one table, rows per parameter
             dti_done = True
-            del dti_fit
-    return fit, stats, dti_done, None if mask is None else int(mask.sum())
+            if not opts.track:
+                dti_fit = None  # released before the report (peak memory)
+    return fit, stats, dti_fit, dti_done, None if mask is None else int(mask.sum())
 
 
 def _clinical(clinical_path: str | os.PathLike | None, opts: AnalysisOptions) -> tuple[Any, Any]:

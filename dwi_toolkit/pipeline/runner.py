@@ -362,7 +362,7 @@ def _dask_slots(client: Any) -> int:
     if any(t > 1 for t in threads):
         logger.warning("Dask workers with %s threads each: subjects hold the GIL, so threads of one worker "
                        "barely run in parallel; use one thread per worker process (LocalCluster(processes=True, "
-                       "threads_per_worker=1), dask worker --nthreads 1), see docs/dask.md", max(threads))
+                       "threads_per_worker=1), or dask workers started with nthreads 1), see docs/dask.md", max(threads))
     return max(1, sum(threads))
 
 

@@ -61,7 +61,7 @@ def test_tractography_pipeline_end_to_end(root_subject, tmp_path):
     assert doc["provenance"]["gradient_check"]["applied"] is False
     assert {"tract_profiles", "tracts_coronal"} <= {p.stem for p in (sdir / "report" / "figures").glob("*.png")}
     html = (sdir / "report" / "report.html").read_text()
-    assert "Root tractography and along-root profiles" in html and "gradient_check" in html
+    assert "Root tractography and along-root profiles" in html and "Gradient check" in html
     assert (sdir / "report" / "tract_profile_comparison.csv").is_file()
     man = json.loads((out / "manifest.json").read_text())
     entry = next(iter(man["subjects"].values()))
