@@ -123,3 +123,22 @@ def test_lumbar_size_volume_is_checked_within_10_s():
         res = check_gradients(series)
     assert time.process_time() - t < 10.0
     assert res.best == "xyz flip y"
+
+
+def test_info_check_gradients_reports_a_flipped_axis(tmp_path, capsys):
+    """``dwi-toolkit info --check-gradients``: the check's status in the text and JSON output."""
+    import json
+
+    from dwi_toolkit.cli.main import main
+    from dwi_toolkit.io.nifti import save_dwi
+
+    wrong = save_dwi(make_gradient_error_phantom("xyz flip x", seed=5, **SMALL).series,
+                     tmp_path / "wrong.nii.gz")["nifti"]
+    right = save_dwi(make_gradient_error_phantom(None, seed=5, **SMALL).series,
+                     tmp_path / "right.nii.gz")["nifti"]
+    assert main(["info", str(wrong), "--check-gradients", "--json"]) == 0
+    gc = json.loads(capsys.readouterr().out)["gradient_check"]
+    assert gc["status"] == "wrong" and gc["margin"] > 0.1
+    assert main(["info", str(right), "--check-gradients"]) == 0
+    out = capsys.readouterr().out
+    assert "gradient table:" in out and "ok" in out.split("gradient table:")[1].split("\n")[0]

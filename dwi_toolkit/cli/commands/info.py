@@ -17,6 +17,9 @@ def add_parser(sub, add_common) -> None:
     )
     add_input(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--check-gradients", action="store_true",
+                   help="also check the b-vector table for a flipped or permuted axis (DTI data; see the "
+                   "check-gradients command to write a corrected series)")
     add_common(p)
     p.set_defaults(func=run)
 
@@ -79,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     facts = describe(series)
     if infos:
         facts["dicom_series"] = series_rows(infos, [chosen])
+    if args.check_gradients:
+        facts["gradient_check"] = _gradient_check(series)
     if args.json:
         print(json.dumps(facts, indent=2))
         return 0
@@ -96,7 +101,23 @@ def run(args: argparse.Namespace) -> int:
                 "EchoTime", "RepetitionTime", "PhaseEncodingDirection", "PatientPosition"):
         if key in facts:
             print(f"{key + ':':<{w}}{facts[key]}{units.get(key, '')}")
+    if "gradient_check" in facts:
+        gc = facts["gradient_check"]
+        print(f"{'gradient table:':<{w}}{gc['status']} (best {gc['best']}, margin {100 * gc['margin']:.0f} %)")
+        print(f"{'':<{w}}{gc['message']}")
     if infos:
         print()
         print(series_table(infos, [chosen], what="described above"))
     return 0
+
+
+def _gradient_check(series) -> dict:
+    """The gradient-table check of :func:`dwi_toolkit.qc.gradient_check.check_gradients` as a dict."""
+    import warnings
+
+    from ...errors import GradientWarning
+    from ...qc.gradient_check import check_gradients
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GradientWarning)  # reported in the output
+        return check_gradients(series).to_dict()
