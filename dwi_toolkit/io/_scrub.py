@@ -7,7 +7,7 @@ patient's name, a date or a record number into them ("DWI SMITH 2024-03-01", "ep
 MRN1234567"). :func:`scrub_text` masks, in such text:
 
 - **names**: every token (≥ 2 letters; placeholders such as "Anonymous", "Phantom", "Synthetic",
-  "Patient" excepted) of the PatientName / OtherPatientNames / physician and
+  "Patient" and MR acquisition words such as "DTI", "Lumbar" excepted) of the PatientName / OtherPatientNames / physician and
   operator names found *in the same header*, matched case-insensitively as whole words;
 - **the header's own identifiers**: the PatientID, OtherPatientIDs, AccessionNumber, StudyID
   values, wherever they appear (also inside longer words);
@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["MASK", "FREE_TEXT_KEYS", "PLACEHOLDER_NAMES", "scrub_text", "scrub_meta", "header_identifiers", "safe_filename"]
+__all__ = ["MASK", "FREE_TEXT_KEYS", "PLACEHOLDER_NAMES", "ACQUISITION_WORDS", "scrub_text", "scrub_meta", "header_identifiers", "safe_filename"]
 
 #: What a scrubbed identifier is replaced with.
 MASK = "[scrubbed]"
@@ -47,6 +47,15 @@ _ID_KEYS = ("PatientID", "OtherPatientIDs", "AccessionNumber", "StudyID", "Patie
 PLACEHOLDER_NAMES = frozenset({"anonymous", "anonymized", "anonymised", "anon", "patient", "phantom", "test",
                                "synthetic", "volunteer", "unknown", "subject", "qa", "dwi", "mri", "mr", "none",
                                "na", "nn", "xx", "removed", "deidentified"})
+
+#: MR acquisition vocabulary: a name token that is also one of these words (test data are often
+#: named "DTI Test", "Lumbar^DWI") is left in free text, where masking it would only garble the
+#: series description ("ep2d_DTI_20dir" stays readable). Real names are very rarely these words.
+ACQUISITION_WORDS = frozenset({"dti", "dwi", "adc", "ivim", "epi", "ep2d", "resolve", "trace", "tracew", "fa",
+                               "md", "b0", "spine", "lumbar", "cervical", "thoracic", "brain", "head", "neuro",
+                               "diffusion", "tensor", "axial", "sagittal", "coronal", "tra", "sag", "cor",
+                               "flair", "stir", "tse", "fse", "se", "gre", "t1", "t2", "pd", "dir", "dirs",
+                               "ap", "pa", "lr", "rl", "fov", "scan", "series", "protocol", "study", "research"})
 
 _MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec"
 _D = r"(?:0?[1-9]|[12]\d|3[01])"
@@ -87,7 +96,8 @@ def header_identifiers(header: Any) -> tuple[list[str], list[str]]:
                 continue
             if key in _NAME_KEYS:
                 names += [t.lower() for t in re.split(r"[\^\s,=.;]+", text)
-                          if len(t) >= 2 and t.isalpha() and t.lower() not in PLACEHOLDER_NAMES]
+                          if len(t) >= 2 and t.isalpha() and t.lower() not in PLACEHOLDER_NAMES
+                          and t.lower() not in ACQUISITION_WORDS]
             elif len(text) >= 3:
                 ids.append(text)
     return sorted(set(names), key=names.index), sorted(set(ids), key=ids.index)

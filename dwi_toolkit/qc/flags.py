@@ -5,18 +5,18 @@ empty list when the check passes, so a caller can concatenate the results of eve
 thresholds are module constants, documented in ``docs/report.md`` ("QC flags"); they are design
 choices [D] unless a source is cited.
 
-========================  ========  ===================================================  ==========
-code                      severity  fires when                                            limit
-========================  ========  ===================================================  ==========
-``fit_failed_roi``        warning   failed fits / voxels in an ROI > limit                5 %
-``fit_failed_body``       warning   failed fits / fitted voxels in the body mask > limit  5 %
-``low_snr``               warning   b=0 SNR in an ROI < limit                             10
-``too_few_voxels``        warning   included voxels in an ROI < limit                     5
-``b_range``               info      highest b used outside the range of reference values  600–1200
-``motion``                warning   lowest b=0 volume-to-volume correlation < limit       0.90
-``scanner_adc``           warning   |median(ours − scanner) / scanner| in the body > lim  10 %
-``side_mismatch``         error     ROI labelled left/right lies on the other side        0 mm
-========================  ========  ===================================================  ==========
+========================  ========  ======================================================  ==========
+code                      severity  fires when                                              limit
+========================  ========  ======================================================  ==========
+``fit_failed_roi``        warning   failed fits / voxels in an ROI > limit                  5 %
+``fit_failed_body``       warning   failed fits / fitted voxels in the body mask > limit    5 %
+``low_snr``               warning   b=0 SNR in an ROI < limit                               10
+``too_few_voxels``        warning   included voxels in an ROI < limit                       5
+``b_range``               info      highest b used outside the range of reference values    600–1200
+``motion``                warning   lowest b=0 volume-to-volume correlation < limit         0.90
+``scanner_adc``           warning   median relative difference from scanner ADC > limit     10 %
+``side_mismatch``         error     ROI labelled left/right lies on the other side          0 mm
+========================  ========  ======================================================  ==========
 
 World coordinates are RAS+ (mm): +x points to the patient's right, so a left ROI lies at x below
 the mid-sagittal plane (NIfTI convention; ``dwi_toolkit.roi.model``).

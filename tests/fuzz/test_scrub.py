@@ -82,3 +82,12 @@ def test_nifti_sidecar_free_text_is_scrubbed(tmp_path):
     meta = load_dwi(tmp_path / "d.nii.gz").meta
     assert meta["SeriesDescription"] == f"DWI {MASK}" and meta["ProtocolName"] == f"lumbar {MASK}"
     assert "PatientName" not in meta
+
+def test_acquisition_words_in_a_test_name_are_not_masked():
+    """A phantom named 'Rorden, C^DTI Test' (the shared Siemens B15 header) keeps 'DTI' in its description."""
+    from dwi_toolkit.io._scrub import header_identifiers, scrub_text
+
+    names, ids = header_identifiers({"PatientName": "Rorden, C^DTI Test", "PatientID": "RordenLab"})
+    assert "dti" not in names and "rorden" in names
+    out = scrub_text("ep2d_DTI_20_dir_AP Rorden", names=names, identifiers=ids)
+    assert out == "ep2d_DTI_20_dir_AP [scrubbed]"
