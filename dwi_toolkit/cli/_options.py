@@ -30,7 +30,7 @@ from typing import Any
 __all__ = [
     "add_input", "add_out", "add_no_figures", "add_mask", "add_b_range", "add_method",
     "add_analysis_options", "analysis_options", "b_range", "check_required", "add_chunk_size", "chunk_kw",
-    "input_paths", "check_outputs",
+    "input_paths", "check_outputs", "add_scrub_text", "scrub_text",
 ]
 
 
@@ -118,6 +118,20 @@ def check_outputs(args: argparse.Namespace) -> str | None:
             except InputDataError as err:
                 return str(err)
     return None
+
+
+def add_scrub_text(p) -> None:
+    """``--scrub-text/--no-scrub-text``: mask identifiers typed into free-text header fields."""
+    p.add_argument("--scrub-text", dest="scrub_text", action=argparse.BooleanOptionalAction, default=None,
+                   help="mask names, dates and ID numbers typed into free-text fields (SeriesDescription, "
+                   "ProtocolName, ...) in sidecars and reports (default: on; off with --keep-phi unless "
+                   "--scrub-text is given)")
+
+
+def scrub_text(args: argparse.Namespace) -> bool:
+    """The free-text scrubbing policy: ``--scrub-text/--no-scrub-text`` when given, else not ``--keep-phi``."""
+    v = getattr(args, "scrub_text", None)
+    return (not getattr(args, "keep_phi", False)) if v is None else bool(v)
 
 
 def add_no_figures(p, *, help: str = "skip the figures (faster)") -> None:
