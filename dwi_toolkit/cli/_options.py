@@ -30,6 +30,7 @@ from typing import Any
 __all__ = [
     "add_input", "add_out", "add_no_figures", "add_mask", "add_b_range", "add_method",
     "add_analysis_options", "analysis_options", "b_range", "check_required", "add_chunk_size", "chunk_kw",
+    "input_paths", "check_outputs", "add_scrub_text", "scrub_text",
 ]
 
 
@@ -89,6 +90,48 @@ def check_required(args: argparse.Namespace) -> str | None:
     if prog and getattr(args, "out", None) is None:
         return f"{prog}: error: the following arguments are required: -o/--out"
     return None
+
+
+#: Argument names that hold input paths / output paths, in every subcommand.
+INPUT_DESTS = ("path", "bvals", "bvecs", "rois", "clinical", "mask", "baseline", "follow_up", "input", "reference",
+               "labels", "audit", "table", "retest_table", "participants")
+OUTPUT_DESTS = ("out", "output")
+
+
+def input_paths(args: argparse.Namespace) -> list[str]:
+    """Every input path given to the command (values of :data:`INPUT_DESTS`)."""
+    return [v for d in INPUT_DESTS if isinstance(v := getattr(args, d, None), str)]
+
+
+def check_outputs(args: argparse.Namespace) -> str | None:
+    """The error for an output in an input folder or on an input file (None when safe); ``run``
+    checks its own output folder (:func:`dwi_toolkit.pipeline.runner.run_pipeline`)."""
+    from ..errors import InputDataError
+    from ..io._outputs import check_output_target
+
+    if getattr(args, "command", None) == "run":
+        return None
+    for dest in OUTPUT_DESTS:
+        if isinstance(out := getattr(args, dest, None), str):
+            try:
+                check_output_target(out, input_paths(args))
+            except InputDataError as err:
+                return str(err)
+    return None
+
+
+def add_scrub_text(p) -> None:
+    """``--scrub-text/--no-scrub-text``: mask identifiers typed into free-text header fields."""
+    p.add_argument("--scrub-text", dest="scrub_text", action=argparse.BooleanOptionalAction, default=None,
+                   help="mask names, dates and ID numbers typed into free-text fields (SeriesDescription, "
+                   "ProtocolName, ...) in sidecars and reports (default: on; off with --keep-phi unless "
+                   "--scrub-text is given)")
+
+
+def scrub_text(args: argparse.Namespace) -> bool:
+    """The free-text scrubbing policy: ``--scrub-text/--no-scrub-text`` when given, else not ``--keep-phi``."""
+    v = getattr(args, "scrub_text", None)
+    return (not getattr(args, "keep_phi", False)) if v is None else bool(v)
 
 
 def add_no_figures(p, *, help: str = "skip the figures (faster)") -> None:

@@ -10,7 +10,8 @@ Conventions every subcommand follows (documented in ``docs/cli.md``, "Command-li
 
 - exit codes (:data:`EXIT_CODES`): 0 success, 1 the command finished but something failed (a
   subject of a batch, a cross-check that disagrees), 2 usage, input or configuration error,
-  130 interrupted (Ctrl-C); a closed output pipe (``| head``) ends quietly with 0;
+  3 internal error (a bug: one line asking for a report with ``--debug``), 130 interrupted
+  (Ctrl-C); a closed output pipe (``| head``) ends quietly with 0;
 - results on stdout, messages and progress on stderr; progress only when stderr is a terminal
   and ``--quiet`` is not given (:mod:`dwi_toolkit.cli._progress`);
 - ``--version``, ``-v``/``-q`` and ``--debug`` on every subcommand;
@@ -41,6 +42,7 @@ EXIT_CODES = {
     0: "success (also when a reader of the output stops early, such as head)",
     1: "finished, but something failed: a subject of a batch, a cross-check that disagrees",
     2: "usage, input or configuration error (one line on stderr; --debug shows the traceback)",
+    3: "internal error: a bug in dwi_toolkit (one line on stderr; please report it with the --debug output)",
     130: "interrupted (Ctrl-C)",
 }
 EPILOG = "exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()) + "."
@@ -198,7 +200,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, debug: bool)
 
     label = " ".join(str(getattr(args, k)) for k in ("command", "roi_command") if getattr(args, k, None))
     try:
-        with progress_line(f"dwi-toolkit {label}", enabled=wanted(args) and label not in INTERACTIVE):
+        from ..io._outputs import protect_inputs
+        from ._options import input_paths
+
+        with protect_inputs(input_paths(args)), \
+                progress_line(f"dwi-toolkit {label}", enabled=wanted(args) and label not in INTERACTIVE):
             code = int(args.func(args) or 0)
         sys.stdout.flush()
         return code
@@ -216,6 +222,12 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, debug: bool)
         note = given_values_note(parser, args, str(err))
         print(f"dwi-toolkit {label}: error: {err}{note}", file=sys.stderr)
         return 2
+    except Exception as err:  # a bug, not the user's input: one line, exit 3 (--debug: traceback)
+        if debug:
+            raise
+        print(f"dwi-toolkit {label}: internal error: {type(err).__name__}: {err} — please report it "
+              "with --debug output", file=sys.stderr)
+        return 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -242,11 +254,15 @@ def _main(argv: Sequence[str] | None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from ._options import check_required
+    from ._options import check_outputs, check_required
 
     missing = check_required(args)
     if missing:
         print(missing, file=sys.stderr)
+        return 2
+    unsafe = check_outputs(args)  # before anything is written
+    if unsafe:
+        print(f"{parser.prog} {args.command}: error: {unsafe}", file=sys.stderr)
         return 2
     debug = bool(getattr(args, "debug", False))
     _configure_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0), debug)

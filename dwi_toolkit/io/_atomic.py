@@ -25,7 +25,10 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     On an exception the temporary file is removed and `path` is left as it was. The temporary
     name keeps the final suffix (e.g. ``.nii.gz``) so writers that look at the extension work.
     """
+    from ._outputs import check_not_input
+
     target = Path(path)
+    check_not_input(target)  # an input named like an output, in the folder of a NIfTI input
     target.parent.mkdir(parents=True, exist_ok=True)
     if suffix is None:
         suffix = "".join(target.suffixes) or ".tmp"

@@ -29,7 +29,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["MASK", "FREE_TEXT_KEYS", "PLACEHOLDER_NAMES", "ACQUISITION_WORDS", "scrub_text", "scrub_meta", "header_identifiers", "safe_filename"]
+__all__ = ["MASK", "FREE_TEXT_KEYS", "PLACEHOLDER_NAMES", "ACQUISITION_WORDS", "scrub_text", "scrub_meta",
+           "header_identifiers", "safe_filename", "scrub_policy", "resolve_scrub"]
 
 #: What a scrubbed identifier is replaced with.
 MASK = "[scrubbed]"
@@ -164,3 +165,55 @@ def safe_filename(text: str, *, names: Iterable[str] = (), identifiers: Iterable
     s = scrub_text(text, names=names, identifiers=identifiers).replace(MASK, "x")
     s = re.sub(r"[^A-Za-z0-9_-]+", "_", s).strip("_")
     return s[:max_len] or "series"
+
+
+_POLICY: Any = None  # set lazily to a ContextVar by scrub_policy()
+
+
+def _policy_var():
+    global _POLICY
+    if _POLICY is None:
+        import contextvars
+
+        _POLICY = contextvars.ContextVar("dwi_scrub_text", default=None)
+    return _POLICY
+
+
+def resolve_scrub(scrub_text: bool | None, keep_phi: bool) -> bool:
+    """Whether loaders scrub free text: `scrub_text` when given, else the :func:`scrub_policy` in force,
+    else on unless `keep_phi`.
+
+    Examples
+    --------
+    >>> resolve_scrub(None, False), resolve_scrub(None, True), resolve_scrub(True, True)
+    (True, False, True)
+    >>> with scrub_policy(False):
+    ...     resolve_scrub(None, False)
+    False
+    """
+    if scrub_text is not None:
+        return bool(scrub_text)
+    policy = _policy_var().get()
+    return (not keep_phi) if policy is None else bool(policy)
+
+
+def scrub_policy(enabled: bool | None):
+    """Context manager: loaders called without ``scrub_text`` use `enabled` (None: the default policy).
+
+    Examples
+    --------
+    >>> with scrub_policy(None):
+    ...     resolve_scrub(None, keep_phi=False)
+    True
+    """
+    import contextlib
+
+    @contextlib.contextmanager
+    def _scope():
+        token = _policy_var().set(enabled)
+        try:
+            yield enabled
+        finally:
+            _policy_var().reset(token)
+
+    return _scope()

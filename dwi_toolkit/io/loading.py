@@ -81,6 +81,7 @@ def load_dwi(
     keep_phi: bool = False,
     backend: str = "native",
     verify: str | None = None,
+    scrub_text: bool | None = None,
 ) -> DWISeries:
     """Load a DWI series from NIfTI (+ ``.bval``/``.bvec``, BIDS sidecar) or DICOM.
 
@@ -105,6 +106,9 @@ def load_dwi(
     verify : {None, "dcm2niix"}, optional
         DICOM only: cross-check our reader against dcm2niix (see
         :func:`dwi_toolkit.io.dicom.load_dicom_dwi`).
+    scrub_text : bool, optional
+        Mask identifiers typed into free-text fields (SeriesDescription, ProtocolName, ...) of the
+        metadata (docs/robustness.md). Default: on, off with ``keep_phi=True``.
 
     Returns
     -------
@@ -136,25 +140,28 @@ def load_dwi(
     DWISeries(shape=(4, 3, 2, 2), voxel_mm=(2, 2, 4), orientation='RAS', shells=[0 x1, 800 x1])
     """
     from ._guard import reading
+    from ._scrub import resolve_scrub
 
     p = Path(path)
     if not p.exists():
         raise InputDataError(f"no such file or folder: {p}")
     with reading(p, "a DWI series"):
         return _load_dwi(p, bvals=bvals, bvecs=bvecs, sidecar=sidecar, series_uid=series_uid,
-                         b0_threshold=b0_threshold, keep_phi=keep_phi, backend=backend, verify=verify)
+                         b0_threshold=b0_threshold, keep_phi=keep_phi, backend=backend, verify=verify,
+                         scrub_text=resolve_scrub(scrub_text, keep_phi))
 
 
 def _load_dwi(p: Path, *, bvals, bvecs, sidecar, series_uid, b0_threshold, keep_phi, backend,
-              verify) -> DWISeries:
+              verify, scrub_text) -> DWISeries:
     """Body of :func:`load_dwi` (dispatch on the kind of input)."""
     if p.is_file() and is_nifti(p):
-        return load_nifti_dwi(p, bvals=bvals, bvecs=bvecs, sidecar=sidecar, b0_threshold=b0_threshold)
+        return load_nifti_dwi(p, bvals=bvals, bvecs=bvecs, sidecar=sidecar, b0_threshold=b0_threshold,
+                              scrub_text=scrub_text)
     if p.is_dir() and series_uid is None:
         candidates = nifti_dwi_candidates(p)
         if len(candidates) == 1:
             return load_nifti_dwi(candidates[0], bvals=bvals, bvecs=bvecs, sidecar=sidecar,
-                                  b0_threshold=b0_threshold)
+                                  b0_threshold=b0_threshold, scrub_text=scrub_text)
         if len(candidates) > 1:
             listing = ", ".join(str(c.relative_to(p)) for c in candidates[:10])
             raise InputDataError(
@@ -165,7 +172,7 @@ def _load_dwi(p: Path, *, bvals, bvecs, sidecar, series_uid, b0_threshold, keep_
         from .dicom import load_dicom_dwi  # pydicom is imported only when DICOM is read
 
         return load_dicom_dwi(p, series_uid=series_uid, b0_threshold=b0_threshold, keep_phi=keep_phi,
-                              backend=backend, verify=verify)
+                              backend=backend, verify=verify, scrub_text=scrub_text)
     raise InputDataError(
         f"{p} is neither NIfTI (.nii/.nii.gz) nor DICOM; dwi_toolkit reads NIfTI with .bval/.bvec "
         "files, DICOM files and folders of DICOM files."

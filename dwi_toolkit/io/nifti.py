@@ -47,8 +47,8 @@ def nifti_stem(path: str | os.PathLike) -> Path:
     return p
 
 
-def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a BIDS JSON sidecar and drop patient identifiers.
+def read_sidecar(path: str | os.PathLike, *, scrub_text: bool = True) -> dict[str, Any]:
+    """Read a BIDS JSON sidecar and drop patient identifiers (free text scrubbed unless `scrub_text` is False).
 
     Raises
     ------
@@ -71,6 +71,8 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
         raise InputDataError(f"cannot read JSON sidecar {p}: {err}") from err
     if not isinstance(meta, dict):
         raise InputDataError(f"JSON sidecar {p} must hold an object, not {type(meta).__name__}.")
+    if not scrub_text:
+        return strip_phi(meta)
     from ._scrub import scrub_meta
 
     return scrub_meta(strip_phi(meta), meta)  # free text scrubbed with the names the sidecar held
@@ -194,6 +196,7 @@ def load_nifti_dwi(
     bvecs: str | os.PathLike | np.ndarray | None = None,
     sidecar: str | os.PathLike | None = None,
     b0_threshold: float = DEFAULT_B0_THRESHOLD,
+    scrub_text: bool = True,
 ) -> DWISeries:
     """Load a 4-D NIfTI DWI with its gradients (and BIDS sidecar when present).
 
@@ -208,6 +211,8 @@ def load_nifti_dwi(
         BIDS JSON sidecar; by default ``<stem>.json`` when it exists.
     b0_threshold : float, optional
         s/mm²; volumes at or below count as b=0.
+    scrub_text : bool, optional
+        Mask identifiers typed into the sidecar's free-text fields (default True).
 
     Returns
     -------
@@ -275,7 +280,7 @@ def load_nifti_dwi(
     meta: dict[str, Any] = {}
     side = Path(sidecar) if sidecar is not None else nifti_stem(p).with_suffix(".json")
     if sidecar is not None or side.is_file():
-        meta = read_sidecar(side)
+        meta = read_sidecar(side, scrub_text=scrub_text)
     return DWISeries(data, img.affine, b, v, meta=meta, b0_threshold=b0_threshold)
 
 

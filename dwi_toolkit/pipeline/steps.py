@@ -267,11 +267,14 @@ _SIDES = ("clinical", "left", "right", "unknown")
         "b0_threshold": Param(float, 50.0, min=0.0, doc="s/mm^2; volumes at or below count as b=0"),
         "require_rois": Param(bool, False, doc="fail the subject when it has no ROI file"),
         "require_clinical": Param(bool, False, doc="fail the subject when it has no clinical.json"),
+        "scrub_text": Param(bool, True, doc="mask identifiers typed into free-text header fields "
+                            "(SeriesDescription, ProtocolName, ...); docs/robustness.md"),
     },
     provides=("series",),
     modules=("dwi_toolkit.io.loading",),
 )
-def load_step(ctx: SubjectContext, *, b0_threshold: float, require_rois: bool, require_clinical: bool) -> None:
+def load_step(ctx: SubjectContext, *, b0_threshold: float, require_rois: bool, require_clinical: bool,
+              scrub_text: bool = True) -> None:
     """Load the DWI series (NIfTI + .bval/.bvec, or DICOM) into ``series``."""
     from ..io.loading import load_dwi
 
@@ -282,7 +285,8 @@ def load_step(ctx: SubjectContext, *, b0_threshold: float, require_rois: bool, r
         raise InputDataError(f"subject {subj.key}: no clinical.json found in {subj.source}.")
     if subj.dwi is None:
         raise InputDataError(f"subject {subj.key}: {subj.problem or 'no DWI series found'}")
-    ctx.data["series"] = load_dwi(subj.dwi, bvals=subj.bvals, bvecs=subj.bvecs, b0_threshold=b0_threshold)
+    ctx.data["series"] = load_dwi(subj.dwi, bvals=subj.bvals, bvecs=subj.bvecs, b0_threshold=b0_threshold,
+                                  scrub_text=scrub_text)
 
 
 @register_step(

@@ -32,6 +32,9 @@ def add_parser(sub, add_common) -> None:
     p.add_argument("--subject", help="pseudonymous subject label for the report")
     add_out(p, help="output folder (created)", old=("--output", "--out-dir", "--outdir"))
     add_analysis_options(p)
+    from .._options import add_scrub_text
+
+    add_scrub_text(p)
     add_common(p)
     p.set_defaults(func=run)
 
@@ -58,9 +61,13 @@ def run(args: argparse.Namespace) -> int:
     from ...pipeline.analyze import run_analysis
     from .._options import analysis_options
 
+    from ...io._scrub import scrub_policy
+    from .._options import scrub_text
+
     opts = analysis_options(args)
-    report = run_analysis(args.path, args.rois, args.clinical, args.out, options=opts, bvals=args.bvals,
-                          bvecs=args.bvecs, subject=args.subject, command=command_line(opts))
+    with scrub_policy(scrub_text(args)):
+        report = run_analysis(args.path, args.rois, args.clinical, args.out, options=opts, bvals=args.bvals,
+                              bvecs=args.bvecs, subject=args.subject, command=command_line(opts))
     ent = report.entrapment
     if report.indication is not None:
         from ...reporting.report import _as_dict, _indication_class

@@ -22,6 +22,9 @@ def add_parser(sub, add_common) -> None:
     p.add_argument("--all", action="store_true", help="convert every raw DWI series found")
     p.add_argument("--list", action="store_true", help="list the series found and exit")
     p.add_argument("--keep-phi", action="store_true", help="keep patient identifiers in the sidecar")
+    from .._options import add_scrub_text
+
+    add_scrub_text(p)
     p.add_argument("--no-gzip", action="store_true", help="write .nii instead of .nii.gz")
     p.add_argument("--scanner-adc", action="store_true",
                    help="also write the scanner's ADC map(s) in mm^2/s (scanner_adc_*.nii.gz)")
@@ -190,7 +193,10 @@ def _load_one(info, args):
 
         return load_with_dcm2niix(info.files[0] if info.n_files == 1 else args.path, series_uid=info.series_uid,
                                   b0_threshold=args.b0_threshold)
-    return load_dicom_series(info, b0_threshold=args.b0_threshold, keep_phi=args.keep_phi)
+    from .._options import scrub_text
+
+    return load_dicom_series(info, b0_threshold=args.b0_threshold, keep_phi=args.keep_phi,
+                             scrub_text=scrub_text(args))
 
 
 def _verify_one(series, info, args) -> bool:

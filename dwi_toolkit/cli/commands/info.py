@@ -7,7 +7,7 @@ import json
 
 
 def add_parser(sub, add_common) -> None:
-    from .._options import add_input
+    from .._options import add_input, add_scrub_text
 
     p = sub.add_parser(
         "info",
@@ -20,6 +20,7 @@ def add_parser(sub, add_common) -> None:
     p.add_argument("--check-gradients", action="store_true",
                    help="also check the b-vector table for a flipped or permuted axis (DTI data; see the "
                    "check-gradients command to write a corrected series)")
+    add_scrub_text(p)
     add_common(p)
     p.set_defaults(func=run)
 
@@ -55,12 +56,13 @@ def _load(args: argparse.Namespace):
     from pathlib import Path
 
     from ...io.loading import load_dwi, looks_like_dicom, nifti_dwi_candidates
+    from .._options import scrub_text
 
     p = Path(args.path)
     dicom = (p.is_file() and looks_like_dicom(p)) or (p.is_dir() and (args.series_uid or not nifti_dwi_candidates(p)))
     if not dicom:
         return load_dwi(p, bvals=args.bvals, bvecs=args.bvecs, series_uid=args.series_uid,
-                        b0_threshold=args.b0_threshold), [], None
+                        b0_threshold=args.b0_threshold, scrub_text=scrub_text(args)), [], None
     from ...io.dicom import find_dwi_series, load_dicom_series, select_series
 
     infos = find_dwi_series(p, b0_threshold=args.b0_threshold)
@@ -72,7 +74,7 @@ def _load(args: argparse.Namespace):
         raise InputDataError(f"{n_dwi} raw DWI series under {p}; describe one with --series-uid UID.\n"
                              + series_table(infos))
     chosen = select_series(infos, series_uid=args.series_uid, role="dwi", path=p)
-    return load_dicom_series(chosen, b0_threshold=args.b0_threshold), infos, chosen
+    return load_dicom_series(chosen, b0_threshold=args.b0_threshold, scrub_text=scrub_text(args)), infos, chosen
 
 
 def run(args: argparse.Namespace) -> int:

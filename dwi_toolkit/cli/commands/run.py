@@ -32,6 +32,9 @@ def add_parser(sub, add_common) -> None:
     p.add_argument("analysis_level", nargs="?", choices=("participant", "group"),
                    help="BIDS-Apps level: 'participant' runs subjects, 'group' builds the cohort summary")
     add_out(p, required=False, help="output folder (created)", old=("--out-dir", "--outdir", "--output"))
+    from .._options import add_scrub_text
+
+    add_scrub_text(p)
     p.add_argument("--pipeline", default="default",
                    help=f"built-in pipeline name ({names}; --list-pipelines describes them) or a "
                    "pipeline .toml file (default: default)")
@@ -100,6 +103,20 @@ def _table(rows, header) -> str:
     return "\n".join(fmt.format(*map(str, r)) for r in [header, *rows])
 
 
+def _scrub_spec(args: argparse.Namespace):
+    """The pipeline with its load step's ``scrub_text`` set by ``--scrub-text/--no-scrub-text`` (when given)."""
+    if args.scrub_text is None:
+        return args.pipeline
+    from ...pipeline.spec import load_pipeline, spec_from_dict
+
+    spec = load_pipeline(args.pipeline)
+    doc = spec.to_dict()
+    for step in doc["steps"]:
+        if step["step"] == "load":
+            step["scrub_text"] = args.scrub_text
+    return spec_from_dict(doc, source=spec.source)
+
+
 def run(args: argparse.Namespace) -> int:
     from ...errors import PipelineError
     from ...pipeline.spec import builtin_pipelines, load_pipeline
@@ -130,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     from ...pipeline.runner import run_pipeline
 
     result = run_pipeline(
-        args.input, out, pipeline=args.pipeline, jobs=args.jobs, scheduler=args.scheduler,
+        args.input, out, pipeline=_scrub_spec(args), jobs=args.jobs, scheduler=args.scheduler,
         force=args.force, dry_run=args.dry_run, participant_labels=args.participant_label,
         derivatives=args.derivatives, progress=_progress(),
         cohort=not args.no_cohort and args.analysis_level != "participant",

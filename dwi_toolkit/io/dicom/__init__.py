@@ -50,6 +50,7 @@ def load_dicom_dwi(
     keep_phi: bool = False,
     backend: str = "native",
     verify: str | None = None,
+    scrub_text: bool | None = None,
 ) -> DWISeries:
     """Load one raw DWI series from a DICOM folder (any depth) or file.
 
@@ -70,6 +71,9 @@ def load_dicom_dwi(
         Also convert with dcm2niix and compare b-values, b-vectors (world frame, sign-free),
         affine and voxels; a difference is reported as a :class:`~dwi_toolkit.errors.DicomWarning`
         holding the comparison table. ``meta["Dcm2niixAgreement"]`` is True/False.
+    scrub_text : bool, optional
+        Mask identifiers typed into free-text fields (docs/robustness.md); default on, off with
+        `keep_phi`.
 
     Returns
     -------
@@ -115,7 +119,7 @@ def load_dicom_dwi(
         with reading(p, "a DICOM series", error=DicomError, hint=_HINT):
             infos, _uid = _series_infos(p, b0_threshold=b0_threshold)
             info = select_series(infos, series_uid=series_uid, role="dwi", path=p)
-            series = load_dicom_series(info, b0_threshold=b0_threshold, keep_phi=keep_phi)
+            series = load_dicom_series(info, b0_threshold=b0_threshold, keep_phi=keep_phi, scrub_text=scrub_text)
     except DicomError as err:
         if "several" in str(err) or "series_uid=" in str(err):
             raise
@@ -141,7 +145,8 @@ def _verified(series: DWISeries, p: Path, series_uid, b0_threshold) -> DWISeries
 
 
 def load_dicom_series(
-    info: DicomSeriesInfo, *, b0_threshold: float = DEFAULT_B0_THRESHOLD, keep_phi: bool = False
+    info: DicomSeriesInfo, *, b0_threshold: float = DEFAULT_B0_THRESHOLD, keep_phi: bool = False,
+    scrub_text: bool | None = None,
 ) -> DWISeries:
     """Load a raw DWI series described by :func:`find_dwi_series` (no second folder scan).
 
@@ -168,9 +173,9 @@ def load_dicom_series(
         vendor = vendor_of(ds)
         meta = acquisition_meta(ds, vendor, res.first.csa, keep_phi=keep_phi)
         dcm2niix_keys(meta, ds, vendor, res.first.csa, res.data.shape)
-    if not keep_phi:  # identifiers typed into SeriesDescription/ProtocolName/...
-        from .._scrub import scrub_meta
+    from .._scrub import resolve_scrub, scrub_meta
 
+    if resolve_scrub(scrub_text, keep_phi):  # identifiers typed into SeriesDescription/ProtocolName/...
         meta = scrub_meta(meta, ds)
     meta["ConversionSoftware"] = "dwi_toolkit"
     if res.n_dropped_isotropic:
