@@ -223,7 +223,7 @@ class SideComparisonRow:
 
     @property
     def ci_excludes_zero(self) -> bool | None:
-        """Whether the bootstrap interval of the difference excludes 0; None without interval."""
+        """Whether the interval of the difference excludes 0; None without interval."""
         lo, hi = self.difference_ci_low, self.difference_ci_high
         if not (math.isfinite(lo) and math.isfinite(hi)):
             return None
@@ -379,8 +379,10 @@ class SideComparison:
                      _fmt_num(r.abs_asymmetry_index_pct), ", ".join(r.flags)]
             body.append("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in cells) + "</tr>")
         side = self.symptomatic_side or "unknown"
+        method = {"iid-bootstrap": "independent-voxel bootstrap"}.get(self.settings.get("interval"),
+                                                                       "effective-n Welch t")
         cap = (f"Side comparison (symptomatic side: {side}; {self.settings.get('ci', 0.95):.0%} "
-               "bootstrap CI; ADC shown ×10⁻³ mm²/s)")
+               f"{method} intervals; ADC shown ×10⁻³ mm²/s)")
         return (
             f"<table><caption>{html.escape(cap)}</caption><tr>"
             + "".join(f"<th>{html.escape(h)}</th>" for h in head)

@@ -741,6 +741,13 @@ def interval_description(comparison: Any) -> str:
             + (f" ({'; '.join(noise)})." if noise else "."))
 
 
+def _interval_name(comparison: Any) -> str:
+    """Short name of the comparison's interval method for figure captions."""
+    st = getattr(comparison, "settings", {}) or {}
+    return ("independent-voxel bootstrap interval" if st.get("interval") == "iid-bootstrap"
+            else "95 % interval (effective voxel count)")
+
+
 def comparison_table_html(c: Any, csv_name: str) -> str:
     """The HTML table of a side comparison (contralateral or adjacent) with its interval method.
 
@@ -1065,7 +1072,7 @@ def _add_figures(rep: Report, *, series, fit, roi_masks, comparison, entrapment)
             fig = F.side_comparison_figure(comparison, parameter=param,
                                            threshold_pct=thr if param == getattr(entrapment, "parameter", "adc") else None)
             rep.add_figure(name, fig,
-                           f"{param.upper()}. Left: ROI mean per side with its bootstrap CI. Right: "
+                           f"{param.upper()}. Left: ROI mean per side with its {_interval_name(comparison)}. Right: "
                            "relative difference 100·(Xs−Xc)/Xc (%) with its CI"
                            + (f"; dashed lines ±{thr:g} % (user threshold, not a diagnostic cut-off)."
                               if thr and param == getattr(entrapment, "parameter", "adc") else "."))
