@@ -320,16 +320,16 @@ def _fmt(x: float, unit: str) -> str:
 
 
 def _p(p: float) -> str:
-    """A p-value with 2 significant digits ("< 0.001" below), for the statements.
+    """A p-value relation with 2 significant digits ("< 0.001" below), for the statements.
 
     Examples
     --------
     >>> _p(0.04567), _p(2e-7), _p(float("nan"))
-    ('0.046', '< 0.001', 'n/a')
+    ('= 0.046', '< 0.001', 'n/a')
     """
     if not math.isfinite(p):
         return "n/a"
-    return "< 0.001" if p < 0.001 else f"{p:.2g}"
+    return "< 0.001" if p < 0.001 else f"= {p:.2g}"
 
 
 def _pct(x: float, *, signed: bool = True) -> str:
@@ -582,7 +582,7 @@ def _merge(parts: list[LevelAssessment], p_adj: list[float], alpha: float, thr: 
     else:
         cls, reasons = "indeterminate", ["no_parameter_significant_after_holm"]
     comp = tuple(f"{lv.parameter}: {lv.index} {_pct(lv.index_value)} % (CI {_pct(lv.ci_low)} to "
-                 f"{_pct(lv.ci_high)} %), p = {_p(lv.p_value)}, Holm p = {_p(p)}, {lv.direction}"
+                 f"{_pct(lv.ci_high)} %), p {_p(lv.p_value)}, Holm p {_p(p)}, {lv.direction}"
                  for lv, p in zip(parts, p_adj))
     lv0 = lead[0]
     statement = (f"{cls}: " + "; ".join(comp) + f". Rule: Holm-adjusted p ≤ {alpha:g} and "

@@ -566,6 +566,10 @@ class Report:
                  "difference": P._value_ci(lv.index_value, lv.ci_low, lv.ci_high, "%", signed=True),
                  "direction": P.label(lv.direction), "expected": P.label(lv.literature_direction),
                  "suspected": P.label(lv.suspected), "voxels": f"{lv.n_s}/{lv.n_c}"} for lv in e.levels]
+        for rec, lv in zip(recs, e.levels):  # combined assessment: components and Holm p (issue #13)
+            if getattr(lv, "components", ()):
+                rec["components"] = "; ".join(lv.components)
+                rec["Holm p"] = P.fmt(getattr(lv, "p_holm", None), "1")
         tbl = H.table(recs, headers={
             "difference": f"{P.label(e.index)}, % (95 % interval)", "why": "reason",
             "direction": "measured direction (symptomatic side)", "expected": "direction in meta-analyses",

@@ -135,3 +135,23 @@ def test_option_validation():
         with pytest.raises(InputDataError):
             AnalysisOptions(**bad)
     assert AnalysisOptions(entrapment_parameters="combined").entrapment_parameter_list == "combined"
+
+
+def test_combined_entrapment_shows_components_and_holm(rng):
+    """The report's entrapment table lists the components and the Holm p of a combined assessment."""
+    from dwi_toolkit.analysis.compare import compare_sides
+    from dwi_toolkit.clinical.entrapment import assess_entrapment
+    from dwi_toolkit.reporting.report import Report, make_provenance
+    from tests.clinical.test_entrapment import _adc_fa, _clin
+
+    cmp = compare_sides(_adc_fa(rng, fa_alt={("L5", "left"): 0.22}), symptomatic_side="left")
+    ent = assess_entrapment(cmp, _clin(levels=["L5"]), parameter="combined")
+    rep = Report(provenance=make_provenance(), acquisition={}, comparison=cmp, entrapment=ent)
+    html = rep.to_html()
+    lv = ent.get("L5")
+    table = html[html.index("Per-level classes"):]
+    assert "Holm p" in table and "components" in table
+    assert "fa: rel_diff_pct" in table and "Holm p &lt; 0.001" in table
+    d = rep.to_dict()
+    row = next(r for r in d["entrapment"]["levels"] if r["level"] == "L5")
+    assert row["p_holm"] == pytest.approx(lv.p_holm) and "fa:" in row["components"]
