@@ -55,6 +55,9 @@ __all__ = [
     "acquisition_summary",
     "file_checksum",
     "estimate_snr",
+    "adjacent_comparison_section",
+    "comparison_table_html",
+    "interval_description",
 ]
 
 logger = logging.getLogger(__name__)
