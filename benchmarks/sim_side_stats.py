@@ -141,8 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small grid, fewer scans")
     ap.add_argument("--scans", type=int, default=None, help="scans per condition")
     ap.add_argument("--interval", default="effective-n", choices=("effective-n", "iid-bootstrap"))
+    ap.add_argument("--only", action="append", default=None, metavar="FWHM,SNR,ROI_N,ASYM",
+                    help="run only this condition (repeatable), e.g. --only 3,10,200,0")
+    ap.add_argument("--seed", type=int, default=1000, help="seed of the first condition")
     args = ap.parse_args(argv)
-    if args.quick:
+    if args.only:
+        grid = [tuple(float(x) if i != 2 else int(x) for i, x in enumerate(c.split(","))) for c in args.only]
+        scans = args.scans or 40
+    elif args.quick:
         grid = list(itertools.product((0.0, 1.5, 3.0), (10.0, 20.0), (10, 50), (0.0,)))
         grid += [(2.5, 20.0, n, 15.0) for n in (20, 50, 100)]
         scans = args.scans or 15
@@ -156,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write("| " + " | ".join(cols) + " | s |\n|" + "---|" * (len(cols) + 1) + "\n")
     for i, (f, snr, n, a) in enumerate(grid):
         t0 = time.time()
-        res = run_condition(fwhm=f, snr=snr, roi_n=n, asym_pct=a, n_scans=scans, seed=1000 + i,
+        res = run_condition(fwhm=f, snr=snr, roi_n=n, asym_pct=a, n_scans=scans, seed=args.seed + i,
                             interval=args.interval)
         cells = [f"{res[c]:.3g}" if isinstance(res[c], float) else str(res[c]) for c in cols]
         sys.stdout.write("| " + " | ".join(cells) + f" | {time.time() - t0:.0f} |\n")

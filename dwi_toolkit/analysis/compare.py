@@ -57,6 +57,7 @@ __all__ = [
     "SideComparison",
     "adjacent_levels",
     "compare_sides",
+    "noise_from_option",
     "side_indices",
 ]
 
@@ -222,7 +223,7 @@ class SideComparisonRow:
 
     @property
     def ci_excludes_zero(self) -> bool | None:
-        """Whether the bootstrap interval of the difference excludes 0; None without interval."""
+        """Whether the interval of the difference excludes 0; None without interval."""
         lo, hi = self.difference_ci_low, self.difference_ci_high
         if not (math.isfinite(lo) and math.isfinite(hi)):
             return None
@@ -378,8 +379,10 @@ class SideComparison:
                      _fmt_num(r.abs_asymmetry_index_pct), ", ".join(r.flags)]
             body.append("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in cells) + "</tr>")
         side = self.symptomatic_side or "unknown"
+        method = {"iid-bootstrap": "independent-voxel bootstrap"}.get(self.settings.get("interval"),
+                                                                       "effective-n Welch t")
         cap = (f"Side comparison (symptomatic side: {side}; {self.settings.get('ci', 0.95):.0%} "
-               "bootstrap CI; ADC shown ×10⁻³ mm²/s)")
+               f"{method} intervals; ADC shown ×10⁻³ mm²/s)")
         return (
             f"<table><caption>{html.escape(cap)}</caption><tr>"
             + "".join(f"<th>{html.escape(h)}</th>" for h in head)
@@ -910,6 +913,61 @@ def compare_sides(
                   "bootstrap": _INTERVAL_TEXT[interval]},
         notes=tuple(notes),
     )
+
+
+def noise_from_option(spec: str | float | None, stats: Any, meta: Mapping[str, Any] | None = None,
+                      ) -> NoiseCorrelation | None:
+    """The noise-correlation model named by the analysis option ``noise``, for :func:`compare_sides`.
+
+    Parameters
+    ----------
+    spec : str, float or None
+        ``"roi"`` or None: None (:func:`compare_sides` estimates it by REML from the ROI voxels).
+        ``"metadata"``: the phase-encoding FWHM from ``AcquisitionMatrixPE``/``ReconMatrixPE``/
+        ``PhaseEncodingDirection`` in `meta` (:func:`~dwi_toolkit.analysis.spatial_noise.noise_from_metadata`),
+        or None (ROI estimate, logged) when those keys are absent. A number (or numeric text): that
+        FWHM in voxels on the in-plane axes i and j, 0 across slices (axis k).
+    stats : RoiStatsTable
+        Gives the voxel size (mm) of the first parameter that has one.
+    meta : mapping, optional
+        The series metadata (BIDS sidecar keys).
+
+    Returns
+    -------
+    NoiseCorrelation or None
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as R
+    >>> st = R(rows=[R(parameter="adc", voxel_size_mm=(1.0, 1.0, 4.0))])
+    >>> noise_from_option("roi", st) is None
+    True
+    >>> nc = noise_from_option("1.5", st)
+    >>> nc.fwhm_mm, nc.source
+    ((1.5, 1.5, 0.0), 'option')
+    >>> noise_from_option("metadata", st, {"AcquisitionMatrixPE": 96, "ReconMatrixPE": 192,
+    ...                                     "PhaseEncodingDirection": "j"}).source
+    'matrix'
+    """
+    from .spatial_noise import noise_from_metadata
+
+    text = "roi" if spec is None else str(spec).strip().lower()
+    if text == "roi":
+        return None
+    vs = next((_voxel_size(stats, p) for p in ("adc", *sorted({str(getattr(r, "parameter", "adc"))
+                                                                 for r in stats.rows}))
+               if all(math.isfinite(x) for x in _voxel_size(stats, p))), (1.0, 1.0, 1.0))
+    if text == "metadata":
+        nc = noise_from_metadata(dict(meta or {}), vs)
+        if nc is None:
+            logger.info("noise='metadata' but the series has no AcquisitionMatrixPE/ReconMatrixPE/"
+                        "PhaseEncodingDirection: the noise correlation is estimated from the ROIs")
+        return nc
+    try:
+        fwhm = float(text)
+    except ValueError:
+        raise InputDataError(f"noise must be 'roi', 'metadata' or a FWHM in voxels (e.g. 1.5); got {spec!r}.") from None
+    return NoiseCorrelation.from_fwhm([fwhm, fwhm, 0.0], vs, source="option")
 
 
 _INTERVAL_TEXT = {

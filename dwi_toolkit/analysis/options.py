@@ -23,12 +23,19 @@ from typing import Any
 
 from ..errors import InputDataError
 
-__all__ = ["AnalysisOptions", "option", "ADC_METHODS", "MASK_POLICIES"]
+__all__ = ["AnalysisOptions", "option", "ADC_METHODS", "MASK_POLICIES", "INTERVALS", "REFERENCE_POLICIES",
+           "NOISE_SOURCES"]
 
 #: ADC fit methods (case-insensitive on input, stored lower case).
 ADC_METHODS = ("wls", "ols", "nlls")
 #: Analysis-mask policies; anything else is a path to a NIfTI mask on the DWI grid.
 MASK_POLICIES = ("auto", "none", "otsu")
+#: Interval methods of the side comparison (:func:`dwi_toolkit.analysis.compare.compare_sides`).
+INTERVALS = ("effective-n", "iid-bootstrap")
+#: Reference policies of the side comparison (``auto``: adjacent levels too when the side is unknown).
+REFERENCE_POLICIES = ("contralateral", "adjacent", "auto")
+#: Noise-correlation sources besides a FWHM number (voxels).
+NOISE_SOURCES = ("roi", "metadata")
 
 
 def option(default: Any, help: str, *, unit: str = "", choices: tuple | None = None,
@@ -94,6 +101,19 @@ class AnalysisOptions:
     threshold_pct: float = option(10.0, "side-difference threshold on rel_diff_pct (a measurement "
                                   "threshold, not a diagnostic cut-off)", unit="%", min=0.0)
     parameter: str = option("adc", "parameter assessed for entrapment", cli=None)
+    entrapment_parameters: str = option(
+        "adc", "parameters assessed for entrapment: 'adc', 'combined' (ADC, FA, MD, RD present, Holm-corrected) "
+        "or a comma-separated list such as 'adc,fa'")
+    interval: str = option("effective-n", "side-comparison intervals: 'effective-n' (Welch t with effective "
+                           "voxel counts under the estimated noise correlation) or 'iid-bootstrap' (voxels "
+                           "treated as independent; too narrow on correlated images)", choices=INTERVALS)
+    reference: str = option("contralateral", "reference of the side comparison: 'contralateral' (the other "
+                            "side, same level), 'adjacent' (also compare each root with the adjacent levels on "
+                            "the same side, own table) or 'auto' (adjacent too when the symptomatic side is "
+                            "unknown or bilateral)", choices=REFERENCE_POLICIES)
+    noise: str = option("roi", "spatial noise correlation of the intervals: 'roi' (REML estimate from the ROI "
+                        "voxels), 'metadata' (phase-encoding FWHM from AcquisitionMatrixPE/ReconMatrixPE; "
+                        "ROI estimate when absent) or a FWHM in voxels on every in-plane axis, e.g. '1.5'")
     n_boot: int = option(2000, "bootstrap resamples", min=0)
     ci: float = option(0.95, "confidence level of the bootstrap intervals", min=0.5, cli=None)
     min_voxels: int = option(5, "fewer voxels on a side flags the ROI as too small", min=1, cli=None)
@@ -138,8 +158,47 @@ class AnalysisOptions:
                 raise InputDataError(f"{f.name} must be one of {', '.join(meta['choices'])}; got {v!r}.")
             if meta.get("min") is not None and v < meta["min"]:
                 raise InputDataError(f"{f.name} must be >= {meta['min']:g} {meta.get('unit', '')}; got {v!r}.")
+        self._check_noise_and_parameters()
         if self.b_min is not None and self.b_max is not None and self.b_min >= self.b_max:
             raise InputDataError(f"b_min ({self.b_min:g} s/mm^2) must be below b_max ({self.b_max:g} s/mm^2).")
+
+    def _check_noise_and_parameters(self) -> None:
+        noise = str(self.noise).strip().lower()
+        if noise not in NOISE_SOURCES:
+            try:
+                fwhm = float(noise)
+            except ValueError:
+                fwhm = -1.0
+            if not (fwhm >= 0.0 and fwhm < 50.0):
+                raise InputDataError(f"noise must be 'roi', 'metadata' or a FWHM in voxels between 0 and 50 "
+                                     f"(e.g. '1.5'); got {self.noise!r}.")
+            noise = f"{fwhm:g}"
+        object.__setattr__(self, "noise", noise)
+        params = self.entrapment_parameter_list
+        if not params:
+            raise InputDataError("entrapment_parameters must name at least one parameter ('adc', 'combined' "
+                                 f"or e.g. 'adc,fa'); got {self.entrapment_parameters!r}.")
+
+    @property
+    def entrapment_parameter_list(self) -> str | list[str]:
+        """``entrapment_parameters`` as :func:`~dwi_toolkit.clinical.entrapment.assess_entrapment` takes it.
+
+        The legacy option ``parameter`` wins when it was changed from ``"adc"`` and this one was not.
+
+        Examples
+        --------
+        >>> AnalysisOptions(entrapment_parameters="ADC, fa").entrapment_parameter_list
+        ['adc', 'fa']
+        >>> AnalysisOptions().entrapment_parameter_list, AnalysisOptions(parameter="fa").entrapment_parameter_list
+        ('adc', 'fa')
+        """
+        text = str(self.entrapment_parameters).strip().lower()
+        if text == "adc" and self.parameter != "adc":
+            return self.parameter
+        names = [p.strip() for p in text.split(",") if p.strip()]
+        if len(names) == 1:
+            return names[0]
+        return names
 
     @property
     def b_range(self) -> tuple[float | None, float | None] | None:

@@ -286,6 +286,32 @@ def _reml_nll(rhos: NDArray, groups: list[tuple[NDArray, NDArray]], axes: list[i
     return float(total)
 
 
+def _lag1_moments(groups: list[tuple[NDArray, NDArray]], axes: list[int]) -> list[float]:
+    """Moment estimate of the lag-1 correlation per axis, pooled over ROIs (each centred on its mean).
+
+    Sum of products over neighbour pairs one voxel apart along the axis, divided by the mean
+    squared deviation of the same voxels. Biased low for small ROIs (the centring); used as a
+    lower bound of the FWHM next to REML.
+
+    Examples
+    --------
+    >>> y = np.array([1.0, 1.0, -1.0, -1.0]); c = np.array([[i, 0, 0] for i in range(4)], float)
+    >>> _lag1_moments([(y, _sq_dists(c))], [0])
+    [0.3333333333333333]
+    """
+    out = []
+    for a in axes:
+        num = den = 0.0
+        for y, d2 in groups:
+            others = [k for k in range(3) if k != a]
+            p, q = np.nonzero(np.triu((d2[a] == 1.0) & (d2[others[0]] == 0) & (d2[others[1]] == 0)))
+            if p.size:
+                num += float(np.sum(y[p] * y[q]))
+                den += float(np.sum(y[p] ** 2 + y[q] ** 2)) / 2.0
+        out.append(num / den if den > 0 else 0.0)
+    return out
+
+
 def estimate_from_rois(rois: Sequence[tuple[ArrayLike, ArrayLike]],
                        voxel_size_mm: Sequence[float] = (1.0, 1.0, 1.0)) -> NoiseCorrelation:
     """REML estimate of the noise FWHM per voxel axis from ROI values and their positions.
@@ -308,6 +334,11 @@ def estimate_from_rois(rois: Sequence[tuple[ArrayLike, ArrayLike]],
 
     Notes
     -----
+    The FWHM per axis is the larger of the REML estimate and a moment estimate (pooled lag-1
+    correlation of neighbouring ROI voxels). REML is efficient for Gaussian values but reads the
+    FWHM too small for the heavy-tailed ADC noise of low-SNR scans (2.5 instead of ≈ 2.9 mm at SNR
+    10, FWHM 3 voxels), whereas the variance of an ROI mean depends on the moments; the moment
+    estimate is biased low in small ROIs (centring), where REML is the larger one.
     Tissue structure inside an ROI (partial volume, gradients) is read as correlated noise, so
     on real data the estimate errs towards wider intervals. The search is bounded at a lag-1
     correlation of 0.97 (FWHM ≈ 6.8 voxels).
@@ -349,8 +380,10 @@ def estimate_from_rois(rois: Sequence[tuple[ArrayLike, ArrayLike]],
                                method="L-BFGS-B", bounds=[(0.0, _RHO_MAX)] * len(axes))
                 if best is None or res.fun < best.fun:
                     best = res
-        for a, rho in zip(axes, best.x):
-            fwhm[a] = round(_fwhm_from_rho(float(rho)), 4)
+        moment = _lag1_moments(groups, axes)
+        for a, rho, rho_m in zip(axes, best.x, moment):
+            # the larger of the REML and the moment estimate (see Notes)
+            fwhm[a] = round(max(_fwhm_from_rho(float(rho)), _fwhm_from_rho(rho_m)), 4)
     logger.debug("ROI REML noise FWHM %s voxels from %d values in %d ROIs", fwhm, n_values, len(groups))
     return NoiseCorrelation(tuple(fwhm), vs, "roi-reml", n_values)  # type: ignore[arg-type]
 

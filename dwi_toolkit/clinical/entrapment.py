@@ -295,12 +295,55 @@ def _suspected(clinical: Any) -> tuple[str, ...] | None:
     return tuple(str(x).upper() for x in lv)
 
 
+def _minus(text: str) -> str:
+    """The typographic minus sign "−" (U+2212) instead of the hyphen-minus, as in the reports."""
+    return text.replace("-", "−")
+
+
 def _fmt(x: float, unit: str) -> str:
+    """A value for the statements: diffusivities as ×10⁻³ mm²/s with 2 decimals, fractions with 2.
+
+    The same display conventions as the report (ADC in ×10⁻³ mm²/s, 2 decimals; the minus sign "−").
+
+    Examples
+    --------
+    >>> _fmt(1.7949e-3, "mm^2/s"), _fmt(0.4567, "1"), _fmt(float("nan"), "")
+    ('1.79 ×10⁻³ mm²/s', '0.46', 'n/a')
+    """
     if not math.isfinite(x):
         return "n/a"
     if unit in ("mm^2/s", "mm²/s"):
-        return f"{x * 1e3:.3f} ×10⁻³ mm²/s"
-    return f"{x:.3g}{(' ' + unit) if unit else ''}"
+        return _minus(f"{x * 1e3:.2f} ×10⁻³ mm²/s")
+    if unit in ("", "1", "fraction"):
+        return _minus(f"{x:.2f}")
+    return _minus(f"{x:.3g} {unit}")
+
+
+def _p(p: float) -> str:
+    """A p-value relation with 2 significant digits ("< 0.001" below), for the statements.
+
+    Examples
+    --------
+    >>> _p(0.04567), _p(2e-7), _p(float("nan"))
+    ('= 0.046', '< 0.001', 'n/a')
+    """
+    if not math.isfinite(p):
+        return "n/a"
+    return "< 0.001" if p < 0.001 else f"= {p:.2g}"
+
+
+def _pct(x: float, *, signed: bool = True) -> str:
+    """A percentage with 1 decimal (signed by default) and the minus sign "−", without the unit.
+
+    Examples
+    --------
+    >>> _pct(-0.13), _pct(12.34), _pct(5.0, signed=False)
+    ('−0.1', '+12.3', '5.0')
+    """
+    if not math.isfinite(x):
+        return "n/a"
+    x = round(float(x), 1) or 0.0  # no "−0.0"
+    return _minus(f"{x:+.1f}" if signed else f"{x:.1f}")
 
 
 # --------------------------------------------------------------------------- main function
@@ -538,8 +581,8 @@ def _merge(parts: list[LevelAssessment], p_adj: list[float], alpha: float, thr: 
             ("no_asymmetry", ["below_threshold"])
     else:
         cls, reasons = "indeterminate", ["no_parameter_significant_after_holm"]
-    comp = tuple(f"{lv.parameter}: {lv.index} {lv.index_value:+.1f} % (CI {lv.ci_low:+.1f} to "
-                 f"{lv.ci_high:+.1f} %), p = {lv.p_value:.3g}, Holm p = {p:.3g}, {lv.direction}"
+    comp = tuple(f"{lv.parameter}: {lv.index} {_pct(lv.index_value)} % (CI {_pct(lv.ci_low)} to "
+                 f"{_pct(lv.ci_high)} %), p {_p(lv.p_value)}, Holm p {_p(p)}, {lv.direction}"
                  for lv, p in zip(parts, p_adj))
     lv0 = lead[0]
     statement = (f"{cls}: " + "; ".join(comp) + f". Rule: Holm-adjusted p ≤ {alpha:g} and "
@@ -637,7 +680,7 @@ def _statement(r, side, cls, reasons, val, lo, hi, index, thr, direction, lit, i
     p = r.parameter.upper()
     if side is None:
         return (f"{p} left {_fmt(r.value_left, r.unit)} vs right {_fmt(r.value_right, r.unit)}; "
-                f"absolute asymmetry {r.abs_asymmetry_index_pct:.1f} % "
+                f"absolute asymmetry {_pct(r.abs_asymmetry_index_pct, signed=False)} % "
                 f"({'; '.join(_REASON_TEXT.get(x, x) for x in reasons)}).") \
             if math.isfinite(r.abs_asymmetry_index_pct) else \
             f"{p} could not be compared ({'; '.join(_REASON_TEXT.get(x, x) for x in reasons)})."
@@ -646,7 +689,7 @@ def _statement(r, side, cls, reasons, val, lo, hi, index, thr, direction, lit, i
         return f"{p} could not be compared: {'; '.join(_REASON_TEXT.get(x, x) for x in reasons)}."
     meas = (f"{p} on the symptomatic ({side}) side {_fmt(r.xs, r.unit)} vs {_fmt(r.xc, r.unit)} on "
             f"the {other} side (n = {r.n_s}/{r.n_c} voxels): {direction} on the symptomatic side, "
-            f"{index} {val:+.1f} % (CI {lo:+.1f} to {hi:+.1f} %).")
+            f"{index} {_pct(val)} % (CI {_pct(lo)} to {_pct(hi)} %).")
     susp = "" if is_susp is None else (" This level is clinically suspected." if is_susp
                                        else " This level is not clinically suspected.")
     if cls == "concordant":

@@ -661,7 +661,11 @@ def _explain(a_class: str, rules: Sequence[str], clinical: ClinicalInput, t: _Ru
     head = {"appropriate": "The lumbar MRI was indicated (appropriate)",
             "uncertain": "Whether the lumbar MRI was indicated is uncertain",
             "inappropriate": "The lumbar MRI was not indicated (inappropriate)"}[a_class]
-    parts = [f"{head} by rule set {t.version} (stenosis policy {policy}, {sten:g} weeks)."]
+    # the stenosis policy is named only when a rule that uses its threshold decided (issue #13)
+    if any(r in ("R-STEN-12W", "R-RAD-UNK") for r in rules):
+        parts = [f"{head} by rule set {t.version} (stenosis policy {policy}, {sten:g} weeks)."]
+    else:
+        parts = [f"{head} by rule set {t.version}."]
     if rules == ("R-MISSING",):
         parts.append(
             "R-MISSING: the outcome depends on data that were not recorded ("

@@ -20,6 +20,7 @@ one place), recorded in the report's provenance. The fits run in the analysis ma
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ import numpy as np
 from ..analysis.options import AnalysisOptions
 from ..errors import InputDataError, RoiError
 
-__all__ = ["run_analysis", "roi_masks", "AnalysisOptions"]
+__all__ = ["run_analysis", "roi_masks", "side_comparisons", "AnalysisOptions"]
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +197,8 @@ def run_analysis(
     fit, stats, dti_fit, dti_done, n_mask = _fit_and_measure(series, rois, opts)
     clinical, indication = _clinical(clinical_path, opts)
     side = opts.symptomatic_side or _side_from_clinical(clinical)
-    comparison, entrapment = _compare_and_assess(stats, clinical, indication, side, opts)
+    comparison, adjacent, entrapment = _compare_and_assess(stats, clinical, indication, side, opts,
+                                                           meta=getattr(series, "meta", None))
     if subject is None and clinical is not None:
         subject = getattr(clinical, "subject_id", None)
     params = {
@@ -213,6 +215,10 @@ def run_analysis(
                           stats=stats, comparison=comparison, indication=indication, entrapment=entrapment,
                           parameters=params, inputs=inputs, subject=subject, command=command,
                           figures=opts.figures)
+    if adjacent is not None:
+        from ..reporting.report import adjacent_comparison_section
+
+        report.sections.append(adjacent_comparison_section(adjacent))
     _track_and_sections(report, series, rois, dti_fit, gcheck, opts, out_dir)
     if out_dir is not None:
         report.save(Path(out_dir))
@@ -320,13 +326,60 @@ def _clinical(clinical_path: str | os.PathLike | None, opts: AnalysisOptions) ->
 
 
 def _compare_and_assess(stats: Any, clinical: Any, indication: Any, side: str | None,
-                        opts: AnalysisOptions) -> tuple[Any, Any]:
-    """Side comparison (§2.8 indices, bootstrap CIs) and the per-level entrapment assessment."""
-    from ..analysis.compare import compare_sides
+                        opts: AnalysisOptions, meta: Any = None) -> tuple[Any, Any, Any]:
+    """Side comparison (§2.8 indices, intervals per ``opts.interval``/``opts.noise``), the adjacent-level
+    comparison (``opts.reference``; None when not asked for) and the per-level entrapment assessment."""
     from ..clinical.entrapment import assess_entrapment
 
-    comparison = compare_sides(stats, symptomatic_side=side, n_boot=opts.n_boot, ci=opts.ci,
-                               min_voxels=opts.min_voxels, rng=opts.seed)
+    comparison, adjacent = side_comparisons(stats, side, opts, meta)
     entrapment = assess_entrapment(comparison, clinical, indication=indication,
-                                   threshold_pct=opts.threshold_pct, parameter=opts.parameter)
-    return comparison, entrapment
+                                   threshold_pct=opts.threshold_pct, parameter=opts.entrapment_parameter_list)
+    return comparison, adjacent, entrapment
+
+
+def side_comparisons(stats: Any, side: str | None, opts: AnalysisOptions, meta: Any = None) -> tuple[Any, Any]:
+    """The contralateral comparison and, when ``opts.reference`` asks for it, the adjacent-level one.
+
+    ``reference="adjacent"`` always adds the adjacent comparison; ``"auto"`` adds it when the
+    symptomatic side is unknown or bilateral (a note says so). Both use the same interval method,
+    noise model (``opts.noise``) and settings.
+
+    Parameters
+    ----------
+    stats : RoiStatsTable
+    side : {"left", "right", "bilateral"} or None
+    opts : AnalysisOptions
+    meta : mapping, optional
+        Series metadata (for ``noise="metadata"``).
+
+    Returns
+    -------
+    (SideComparison, SideComparison or None)
+
+    Examples
+    --------
+    >>> from dwi_toolkit.analysis.roi_stats import roi_stats
+    >>> from dwi_toolkit.core.image import ParameterMap
+    >>> from dwi_toolkit.roi.model import RootROI, Sphere
+    >>> rois = [RootROI(lv, s, shape=Sphere([x, 5 + 6 * i, 5], 2.0)) for i, lv in enumerate(["L4", "L5"])
+    ...         for s, x in (("left", 5), ("right", 14))]
+    >>> st = roi_stats(ParameterMap(np.full((20, 20, 10), 1.2e-3), np.eye(4), "adc", "mm^2/s"), rois)
+    >>> c, adj = side_comparisons(st, None, AnalysisOptions(reference="auto", noise="0"))
+    >>> c.settings["reference"], adj.settings["reference"], adj.get("L5", side="left").reference_levels
+    ('contralateral', 'adjacent', 'L4')
+    """
+    from ..analysis.compare import compare_sides, noise_from_option
+
+    common = {"interval": opts.interval, "noise": noise_from_option(opts.noise, stats, meta),
+              "n_boot": opts.n_boot, "ci": opts.ci, "min_voxels": opts.min_voxels, "rng": opts.seed}
+    comparison = compare_sides(stats, symptomatic_side=side, **common)
+    unknown_side = comparison.symptomatic_side is None
+    if not (opts.reference == "adjacent" or (opts.reference == "auto" and unknown_side)):
+        return comparison, None
+    adjacent = compare_sides(stats, symptomatic_side=side, reference="adjacent", **common)
+    if opts.reference == "auto":
+        adjacent = dataclasses.replace(adjacent, notes=(*adjacent.notes, (
+            "Added automatically (reference='auto'): the symptomatic side is unknown or bilateral, so each "
+            "root is also compared with the adjacent levels on the same side, which are assumed intact "
+            "(dwi_toolkit References §2.6).")))
+    return comparison, adjacent

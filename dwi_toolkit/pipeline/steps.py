@@ -354,6 +354,16 @@ def roi_stats_step(ctx: SubjectContext, *, exclude_status: bool, csf_threshold: 
     ctx.add_product(f"roi_stats_{table_format}", p)
 
 
+def _option_param(name: str) -> Param:
+    """The step parameter of analysis option `name`, declared once in AnalysisOptions."""
+    from ..analysis.options import AnalysisOptions
+
+    rec = {r["name"]: r for r in AnalysisOptions.describe()}[name]
+    doc = rec["help"] + (f" ({rec['unit']})" if rec.get("unit") else "")
+    return Param(AnalysisOptions.value_type(name), rec["default"], choices=rec.get("choices"), min=rec.get("min"),
+                 doc=doc)
+
+
 @register_step(
     "compare",
     params={
@@ -363,15 +373,20 @@ def roi_stats_step(ctx: SubjectContext, *, exclude_status: bool, csf_threshold: 
         "ci": Param(float, 0.95, min=0.5, max=0.999, doc="confidence level"),
         "min_voxels": Param(int, 5, min=1, doc="fewer voxels on a side flags the ROI as too small"),
         "seed": Param(int, 0, doc="bootstrap seed"),
+        **{k: _option_param(k) for k in ("interval", "reference", "noise")},
     },
     requires=("stats",),
     provides=("comparison", "clinical"),
     modules=("dwi_toolkit.analysis.compare",),
 )
 def compare_step(ctx: SubjectContext, *, symptomatic_side: str, n_boot: int, ci: float, min_voxels: int,
-                 seed: int) -> None:
-    """Compare each root on the symptomatic side with its contralateral twin (§2.8 indices)."""
-    from ..analysis.compare import compare_sides
+                 seed: int, interval: str, reference: str, noise: str) -> None:
+    """Compare each root on the symptomatic side with its contralateral twin (§2.8 indices).
+
+    ``reference = "adjacent"`` (or ``"auto"`` with an unknown/bilateral side) adds the comparison
+    with the adjacent levels (``adjacent_comparison``, its own report section)."""
+    from ..analysis.options import AnalysisOptions
+    from .analyze import side_comparisons
 
     stats = ctx.data.get("stats")
     if stats is None:
@@ -385,9 +400,13 @@ def compare_step(ctx: SubjectContext, *, symptomatic_side: str, n_boot: int, ci:
         side = None if symptomatic_side == "unknown" else symptomatic_side
     ctx.data["symptomatic_side"] = side
     ctx.data["compare_params"] = {"n_boot": n_boot, "ci": ci, "min_voxels": min_voxels, "seed": seed,
-                                  "symptomatic_side": side, "symptomatic_side_source": symptomatic_side}
-    ctx.data["comparison"] = compare_sides(stats, symptomatic_side=side, n_boot=n_boot, ci=ci,
-                                           min_voxels=min_voxels, rng=seed)
+                                  "symptomatic_side": side, "symptomatic_side_source": symptomatic_side,
+                                  "interval": interval, "reference": reference, "noise": noise}
+    opts = AnalysisOptions(n_boot=n_boot, ci=ci, min_voxels=min_voxels, seed=seed, interval=interval,
+                           reference=reference, noise=noise)
+    series = ctx.data.get("series")
+    ctx.data["comparison"], ctx.data["adjacent_comparison"] = side_comparisons(
+        stats, side, opts, getattr(series, "meta", None))
 
 
 @register_step(
@@ -396,12 +415,13 @@ def compare_step(ctx: SubjectContext, *, symptomatic_side: str, n_boot: int, ci:
         "threshold_pct": Param(float, 10.0, min=0.0,
                                doc="% side difference called an asymmetry (not a diagnostic cut-off)"),
         "parameter": Param(str, "adc", doc="parameter assessed for entrapment"),
+        "entrapment_parameters": _option_param("entrapment_parameters"),
     },
     requires=("comparison",),
     provides=("indication", "entrapment"),
     modules=("dwi_toolkit.clinical.indication", "dwi_toolkit.clinical.entrapment"),
 )
-def assess_step(ctx: SubjectContext, *, threshold_pct: float, parameter: str) -> None:
+def assess_step(ctx: SubjectContext, *, threshold_pct: float, parameter: str, entrapment_parameters: str) -> None:
     """Indication (rule set v1, §3.10) and entrapment concordance assessments."""
     from ..clinical.entrapment import assess_entrapment
 
@@ -412,10 +432,15 @@ def assess_step(ctx: SubjectContext, *, threshold_pct: float, parameter: str) ->
 
         indication = assess_indication(clinical)
     ctx.data["indication"] = indication
-    ctx.data["assess_params"] = {"threshold_pct": threshold_pct, "parameter": parameter}
+    ctx.data["assess_params"] = {"threshold_pct": threshold_pct, "parameter": parameter,
+                                 "entrapment_parameters": entrapment_parameters}
+    from ..analysis.options import AnalysisOptions
+
+    params = AnalysisOptions(parameter=parameter, entrapment_parameters=entrapment_parameters)
     comparison = ctx.data.get("comparison")
     ctx.data["entrapment"] = None if comparison is None else assess_entrapment(
-        comparison, clinical, indication=indication, threshold_pct=threshold_pct, parameter=parameter)
+        comparison, clinical, indication=indication, threshold_pct=threshold_pct,
+        parameter=params.entrapment_parameter_list)
 
 
 @register_step(
@@ -443,6 +468,10 @@ def report_step(ctx: SubjectContext, *, figures: bool) -> None:
                           comparison=d.get("comparison"), indication=d.get("indication"),
                           entrapment=d.get("entrapment"), parameters=params, inputs=inputs,
                           subject=ctx.prefix, command="dwi-toolkit run", figures=figures)
+    if d.get("adjacent_comparison") is not None:
+        from ..reporting.report import adjacent_comparison_section
+
+        report.sections.append(adjacent_comparison_section(d["adjacent_comparison"]))
     from .subject_sections import add_report_sections
 
     add_report_sections(report, gradient_check=d.get("gradient_check"), tractography=d.get("tractography"),
@@ -463,12 +492,7 @@ def _analysis_params() -> dict[str, Param]:
     """The ``analyze`` step's parameters: every field of AnalysisOptions, declared there once."""
     from ..analysis.options import AnalysisOptions
 
-    params = {}
-    for rec in AnalysisOptions.describe():
-        name = rec["name"]
-        doc = rec["help"] + (f" ({rec['unit']})" if rec.get("unit") else "")
-        params[name] = Param(AnalysisOptions.value_type(name), rec["default"], choices=rec.get("choices"),
-                             min=rec.get("min"), doc=doc)
+    params = {name: _option_param(name) for name in AnalysisOptions.names()}
     params["symptomatic_side"] = Param(str, "clinical", choices=("clinical", "left", "right"),
                                        doc="'clinical' = radicular_side of clinical.json")
     return params

@@ -272,7 +272,7 @@ def _place_roi_labels(fig: Any, axes: Sequence[Any], pending: Mapping[int, list]
 def side_comparison_figure(comparison: Any, *, parameter: str = "adc", threshold_pct: float | None = None):
     """Per-level plot of symptomatic vs contralateral ROI means with confidence intervals.
 
-    Left panel: ROI mean per side with the bootstrap interval of each mean. Right panel: the signed
+    Left panel: ROI mean per side with the interval of each mean (the comparison's method). Right panel: the signed
     relative difference ``rel_diff_pct`` with its interval (or ``abs_asymmetry_index_pct`` when the
     symptomatic side is unknown), a zero line and, if given, ±`threshold_pct` lines.
 
@@ -327,7 +327,8 @@ def side_comparison_figure(comparison: Any, *, parameter: str = "adc", threshold
         ax1.errorbar(x + dx, v, yerr=np.clip(err, 0, None), fmt="o", color=color, capsize=3, label=name)
     ax1.set_xticks(x, labels)
     ax1.set_ylabel(f"{parameter.upper()} ROI mean ({unit_txt})" if unit_txt else f"{parameter.upper()} ROI mean")
-    ax1.set_title("ROI means with bootstrap CI", fontsize=9)
+    ax1.set_title("ROI means with " + ("bootstrap CI" if (getattr(comparison, "settings", {}) or {}).get(
+        "interval") == "iid-bootstrap" else "95 % interval"), fontsize=9)
     ax1.legend(fontsize=7, loc="best")
     ax1.grid(alpha=0.3)
     if side:

@@ -55,6 +55,9 @@ __all__ = [
     "acquisition_summary",
     "file_checksum",
     "estimate_snr",
+    "adjacent_comparison_section",
+    "comparison_table_html",
+    "interval_description",
 ]
 
 logger = logging.getLogger(__name__)
@@ -566,6 +569,10 @@ class Report:
                  "difference": P._value_ci(lv.index_value, lv.ci_low, lv.ci_high, "%", signed=True),
                  "direction": P.label(lv.direction), "expected": P.label(lv.literature_direction),
                  "suspected": P.label(lv.suspected), "voxels": f"{lv.n_s}/{lv.n_c}"} for lv in e.levels]
+        for rec, lv in zip(recs, e.levels):  # combined assessment: components and Holm p (issue #13)
+            if getattr(lv, "components", ()):
+                rec["components"] = "; ".join(lv.components)
+                rec["Holm p"] = P.fmt(getattr(lv, "p_holm", None), "1")
         tbl = H.table(recs, headers={
             "difference": f"{P.label(e.index)}, % (95 % interval)", "why": "reason",
             "direction": "measured direction (symptomatic side)", "expected": "direction in meta-analyses",
@@ -586,14 +593,7 @@ class Report:
             cols = ["level", "segment", "parameter", "unit", "left", "right", "difference"]
             cols += ["detectable"] if any(r["detectable"] is not None for r in recs) else []
             cols += ["n"] + (["flags"] if any(r["flags"] for r in recs) else [])
-            ci = c.settings.get("ci", 0.95)
-            parts.append(H.table(recs, columns=cols, headers={
-                "left": "left (95 % interval)", "right": "right (95 % interval)",
-                "difference": "relative difference, % (95 % interval)",
-                "detectable": "smallest detectable difference, %", "n": "voxels L/R"},
-                caption=(f"Symptomatic side: {c.symptomatic_side or 'unknown'}; {ci:.0%} percentile "
-                         f"bootstrap intervals over voxels ({c.settings.get('n_boot')} resamples). "
-                         "Every column of side_comparison.csv is in report.json.")))
+            parts.append(comparison_table_html(c, "side_comparison.csv"))
             parts.append("<details><summary>Indices, conventions and flags</summary><ul>"
                          + "".join(f"<li>{H.esc(P.label(k))} = {H.esc(v)} (%)</li>" for k, v in INDEX_FORMULAS.items())
                          + f"</ul><p>{H.esc(P.prose(c.convention))} Flags: too few voxels = fewer than "
@@ -719,6 +719,110 @@ class Report:
         written["report.html"] = atomic_write_text(out / "report.html", self.to_html())
         logger.info("report written to %s", out)
         return written
+
+
+def interval_description(comparison: Any) -> str:
+    """One sentence on how a side comparison's intervals were computed (method, noise FWHM, level).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> c = NS(settings={"interval": "effective-n", "ci": 0.95, "noise": {"adc": {
+    ...     "source": "roi-reml", "fwhm_mm": [1.8, 1.7, 0.0]}}})
+    >>> interval_description(c)
+    '95 % Welch t intervals with effective voxel counts under the spatial noise correlation (ADC: noise FWHM 1.8 × 1.7 × 0.0 mm along voxel axes i, j, k, REML estimate from the ROI voxels).'
+    """
+    st = dict(getattr(comparison, "settings", {}) or {})
+    ci = P.fmt(100.0 * float(st.get("ci", 0.95)), "%").replace(".0", "")
+    if st.get("interval", "iid-bootstrap") == "iid-bootstrap":
+        return (f"{ci} % percentile bootstrap intervals over voxels resampled independently "
+                f"({st.get('n_boot')} resamples; too narrow when the noise is spatially correlated).")
+    sources = {"roi-reml": "REML estimate from the ROI voxels", "matrix": "from the acquisition/reconstruction "
+               "matrix (phase-encoding axis only)", "option": "given as an option", "given": "given"}
+    noise = []
+    for param, m in (st.get("noise") or {}).items():
+        fw = [P.fmt(v, "mm") for v in m.get("fwhm_mm", ())]
+        noise.append(f"{P.label(param)}: noise FWHM {' × '.join(fw)} mm along voxel axes i, j, k, "
+                     f"{sources.get(m.get('source'), m.get('source'))}")
+    return (f"{ci} % Welch t intervals with effective voxel counts under the spatial noise correlation"
+            + (f" ({'; '.join(noise)})." if noise else "."))
+
+
+def _interval_name(comparison: Any) -> str:
+    """Short name of the comparison's interval method for figure captions."""
+    st = getattr(comparison, "settings", {}) or {}
+    return ("independent-voxel bootstrap interval" if st.get("interval") == "iid-bootstrap"
+            else "95 % interval (effective voxel count)")
+
+
+def comparison_table_html(c: Any, csv_name: str) -> str:
+    """The HTML table of a side comparison (contralateral or adjacent) with its interval method.
+
+    Columns: values per side with intervals, relative difference, smallest detectable difference,
+    effective voxel counts, voxels and flags; adjacent-level comparisons add the reference levels.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> row = NS(level="L5", segment="ganglion", parameter="adc", unit="mm^2/s", value_left=1.6e-3,
+    ...          value_right=1.3e-3, left_ci_low=1.5e-3, left_ci_high=1.7e-3, right_ci_low=1.2e-3,
+    ...          right_ci_high=1.4e-3, rel_diff_pct=23.1, rel_diff_pct_ci_low=10.2, rel_diff_pct_ci_high=35.0,
+    ...          n_left=12, n_right=11, flags=(), n_eff_left=4.2, n_eff_right=3.9, reference="contralateral")
+    >>> html = comparison_table_html(NS(rows=[row], symptomatic_side="left", settings={"ci": 0.95}), "x.csv")
+    >>> "effective voxels L/R" in html, "4.2/3.9" in html
+    (True, True)
+    """
+    recs = P.comparison_records(c)
+    rows = list(getattr(c, "rows", ()))
+    adjacent = any(getattr(r, "reference", "") == "adjacent" for r in rows)
+    for rec, r in zip(recs, rows):
+        rec["n_eff"] = "/".join(P.fmt(getattr(r, f"n_eff_{s}", None), "%") for s in ("left", "right"))
+        rec["reference_levels"] = getattr(r, "reference_levels", "") or None
+        if adjacent:
+            rec["side"] = getattr(r, "symptomatic_side", None)
+            rec["difference"] = P._value_ci(getattr(r, "rel_diff_pct", None), getattr(r, "rel_diff_pct_ci_low", None),
+                                            getattr(r, "rel_diff_pct_ci_high", None), "%", signed=True)
+            rec["root"] = rec["left"] if rec["side"] == "left" else rec["right"]
+    cols = ["level", "segment", "parameter", "unit"]
+    cols += ["side", "root", "reference_levels", "difference"] if adjacent else ["left", "right", "difference"]
+    cols += ["detectable"] if any(rc["detectable"] is not None for rc in recs) else []
+    cols += ["n_eff"] if any(not rc["n_eff"].startswith(P.EMPTY) for rc in recs) else []
+    cols += ["n"] + (["flags"] if any(rc["flags"] for rc in recs) else [])
+    lead = ("Each root against the mean of the adjacent levels on the same side (assumed intact). "
+            if adjacent else f"Symptomatic side: {getattr(c, 'symptomatic_side', None) or 'unknown'}. ")
+    return H.table(recs, columns=cols, headers={
+        "left": "left (95 % interval)", "right": "right (95 % interval)", "root": "root (95 % interval)",
+        "reference_levels": "reference levels", "difference": "relative difference, % (95 % interval)",
+        "detectable": "smallest detectable difference (80 % power), %", "n_eff": "effective voxels L/R",
+        "n": "voxels L/R"},
+        caption=(lead + interval_description(c) + f" Every column of {csv_name} is in report.json."))
+
+
+def adjacent_comparison_section(adjacent: Any) -> Any:
+    """The report section of an adjacent-level comparison (``compare_sides(reference="adjacent")``).
+
+    JSON block ``side_comparison_adjacent`` (settings, notes, rows with ``reference="adjacent"``),
+    CSV ``side_comparison_adjacent.csv`` and its own HTML table with its own intervals.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> adj = NS(rows=[], symptomatic_side=None, settings={"reference": "adjacent", "ci": 0.95},
+    ...          notes=("n",), to_records=lambda: [])
+    >>> sec = adjacent_comparison_section(adj)
+    >>> sec.key, sorted(sec.data), list(sec.tables)
+    ('side_comparison_adjacent', ['columns', 'notes', 'rows', 'settings'], ['side_comparison_adjacent'])
+    """
+    from ..analysis.compare import FIELD_UNITS
+    from .sections import ReportSection
+
+    recs = adjacent.to_records()
+    notes = "".join(f'<p class="callout">{H.esc(P.prose(n))}</p>' for n in getattr(adjacent, "notes", ()))
+    body = comparison_table_html(adjacent, "side_comparison_adjacent.csv") + notes
+    data = {"settings": dict(getattr(adjacent, "settings", {})), "notes": list(getattr(adjacent, "notes", ())),
+            "columns": FIELD_UNITS, "rows": recs}
+    return ReportSection("side_comparison_adjacent", "Comparison with the adjacent levels", data, body,
+                         tables={"side_comparison_adjacent": recs})
 
 
 def _num(fmt: str):
@@ -975,7 +1079,7 @@ def _add_figures(rep: Report, *, series, fit, roi_masks, comparison, entrapment)
             fig = F.side_comparison_figure(comparison, parameter=param,
                                            threshold_pct=thr if param == getattr(entrapment, "parameter", "adc") else None)
             rep.add_figure(name, fig,
-                           f"{param.upper()}. Left: ROI mean per side with its bootstrap CI. Right: "
+                           f"{param.upper()}. Left: ROI mean per side with its {_interval_name(comparison)}. Right: "
                            "relative difference 100·(Xs−Xc)/Xc (%) with its CI"
                            + (f"; dashed lines ±{thr:g} % (user threshold, not a diagnostic cut-off)."
                               if thr and param == getattr(entrapment, "parameter", "adc") else "."))

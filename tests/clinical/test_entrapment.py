@@ -216,3 +216,17 @@ def test_combined_parameter_errors(rng):
         assess_entrapment(t2_only, parameter="combined")
     with pytest.raises(InputDataError, match="distinct"):
         assess_entrapment(cmp, parameter=["adc", "adc"])
+
+
+def test_statements_follow_display_conventions(rng):
+    """ADC in ×10⁻³ mm²/s with 2 decimals, % with 1 decimal, the minus sign "−" (issue #13)."""
+    import re
+
+    cmp = compare_sides(_roots(rng, {("L5", "left"): 1.0e-3}), symptomatic_side="left", n_boot=300, rng=2)
+    l5 = assess_entrapment(cmp, _clin("left", ["L5"])).get("L5")
+    s = l5.statement
+    row = cmp.get("L5")
+    assert f"{row.xs * 1e3:.2f} ×10⁻³ mm²/s" in s and f"{row.xc * 1e3:.2f} ×10⁻³ mm²/s" in s
+    assert not re.search(r"\d\.\d{3} ×10⁻³", s)
+    assert f"−{abs(l5.index_value):.1f} %" in s  # a lower value on the symptomatic side: negative index
+    assert "CI −" in s and "CI -" not in s and not re.search(r"(?<![a-z])-\d", s)
