@@ -265,8 +265,8 @@ class PhantomSpec:
         Noise seed.
     noise : bool
         Add Rician noise (``False`` gives the exact model signal).
-    dtype : numpy dtype
-        dtype of the simulated data.
+    dtype : numpy dtype or str
+        dtype of the simulated data (default float32).
 
     Examples
     --------
@@ -289,7 +289,7 @@ class PhantomSpec:
     altered_fa: dict | None = None
     seed: int | np.random.Generator | None = 0
     noise: bool = True
-    dtype: Any = np.float32
+    dtype: Any = "float32"
 
 
 def make_lumbar_phantom(spec: PhantomSpec | None = None, **settings: Any) -> LumbarPhantom:
