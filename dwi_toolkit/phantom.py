@@ -16,10 +16,12 @@ any patient.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._options import with_settings
 from .core.affines import rotation_matrix
 from .core.gradients import bvec_frame_to_world
 from .core.image import DWISeries
@@ -30,6 +32,7 @@ __all__ = [
     "TISSUES",
     "LumbarPhantom",
     "make_lumbar_phantom",
+    "PhantomSpec",
     "rotation_matrix",
     "gradient_directions",
     "fa_to_axial_factor",
@@ -220,52 +223,35 @@ def _point_at_fraction(line: NDArray, f: float) -> NDArray[np.float64]:
     return line[-1].copy()
 
 
-def make_lumbar_phantom(
-    *,
-    shape: tuple[int, int, int] = (72, 56, 48),
-    voxel_size: tuple[float, float, float] = (2.0, 2.0, 4.0),
-    bvals: ArrayLike = (0, 100, 400, 800),
-    n_directions: int = 3,
-    snr: float = 40.0,
-    rotation_deg: ArrayLike = (0.0, 0.0, 0.0),
-    translation_mm: ArrayLike = (0.0, 0.0, 0.0),
-    grid_rotation_deg: ArrayLike = (0.0, 0.0, 0.0),
-    root_adc: dict | None = None,
-    altered: dict | None = None,
-    root_radius_mm: float = 2.6,
-    root_fa: float | dict | None = None,
-    altered_fa: dict | None = None,
-    seed: int | np.random.Generator | None = 0,
-    noise: bool = True,
-    dtype=np.float32,
-) -> LumbarPhantom:
-    """Simulate a lumbar DWI with L1–S1 nerve roots of known ADC.
+@dataclass(frozen=True)
+class PhantomSpec:
+    """Everything :func:`make_lumbar_phantom` simulates: grid, acquisition, pose, roots, noise.
 
-    Parameters
+    Attributes
     ----------
-    shape : (int, int, int), optional
+    shape : (int, int, int)
         Grid size (X, Y, Z); the default axial grid covers L1–S1.
-    voxel_size : (float, float, float), optional
+    voxel_size : (float, float, float)
         mm. The grid is stored L→R flipped (``LAS``), like most scanner NIfTI.
-    bvals : sequence of float, optional
+    bvals : sequence of float
         Distinct b-values in s/mm²; b=0 is acquired once, every other b-value along
         `n_directions` orthogonal directions (image frame).
-    n_directions : int, optional
+    n_directions : int
         Directions per non-zero b-value: the voxel axes for up to 3 (enough for a trace ADC),
         a near-uniform set (:func:`gradient_directions`) for more (≥ 6 for DTI).
-    snr : float, optional
+    snr : float
         b=0 root signal divided by the noise σ (per quadrature channel; magnitude is Rician).
-    rotation_deg, translation_mm : optional
+    rotation_deg, translation_mm : sequence of float
         Pose of the patient in the scanner (rotations about x, y, z in degrees, then a shift).
         The mid-sagittal plane and centre-lines move with it.
-    grid_rotation_deg : optional
+    grid_rotation_deg : sequence of float
         Rotation of the slice grid (an oblique acquisition), about the grid centre.
     root_adc : dict, optional
         (level, side) → ADC (mm²/s) overriding the normal values.
     altered : dict, optional
         (level, side) → ADC (mm²/s); default ``{("L5", "left"): 1.65e-3}``. Pass ``{}`` for a
         symmetric control.
-    root_radius_mm : float, optional
+    root_radius_mm : float
         Radius of the root tubes.
     root_fa : float or dict, optional
         Fractional anisotropy of the roots (a float for all, or (level, side) → FA). ``None``
@@ -277,10 +263,45 @@ def make_lumbar_phantom(
         (level, side) → FA overriding `root_fa` (e.g. ``{("L5", "left"): 0.22}``).
     seed : int or Generator, optional
         Noise seed.
-    noise : bool, optional
+    noise : bool
         Add Rician noise (``False`` gives the exact model signal).
-    dtype : numpy dtype, optional
-        dtype of the simulated data.
+    dtype : numpy dtype or str
+        dtype of the simulated data (default float32).
+
+    Examples
+    --------
+    >>> PhantomSpec(snr=20).snr, PhantomSpec().shape
+    (20, (72, 56, 48))
+    """
+
+    shape: tuple[int, int, int] = (72, 56, 48)
+    voxel_size: tuple[float, float, float] = (2.0, 2.0, 4.0)
+    bvals: ArrayLike = (0, 100, 400, 800)
+    n_directions: int = 3
+    snr: float = 40.0
+    rotation_deg: ArrayLike = (0.0, 0.0, 0.0)
+    translation_mm: ArrayLike = (0.0, 0.0, 0.0)
+    grid_rotation_deg: ArrayLike = (0.0, 0.0, 0.0)
+    root_adc: dict | None = None
+    altered: dict | None = None
+    root_radius_mm: float = 2.6
+    root_fa: float | dict | None = None
+    altered_fa: dict | None = None
+    seed: int | np.random.Generator | None = 0
+    noise: bool = True
+    dtype: Any = "float32"
+
+
+def make_lumbar_phantom(spec: PhantomSpec | None = None, **settings: Any) -> LumbarPhantom:
+    """Simulate a lumbar DWI with L1–S1 nerve roots of known ADC.
+
+    Parameters
+    ----------
+    spec : PhantomSpec, optional
+        What to simulate (default: :class:`PhantomSpec` defaults).
+    **settings
+        Any :class:`PhantomSpec` field by name (``shape=...``, ``snr=20``, ``altered={}`` ...),
+        applied on top of `spec`; an unknown name raises :class:`~dwi_toolkit.errors.InputDataError`.
 
     Returns
     -------
@@ -292,26 +313,80 @@ def make_lumbar_phantom(
     >>> ph.series.shells[-1].bval, round(ph.root_adc[("L5", "left")] * 1e3, 2)
     (800.0, 1.65)
     """
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    shape = tuple(int(s) for s in shape)
-    vox = np.asarray(voxel_size, dtype=float)
-    # grid: LAS storage, centred on (0, 5, -10) mm, optionally rotated (oblique slices)
+    sp = with_settings(PhantomSpec, spec, settings, where="make_lumbar_phantom")
+    rng = sp.seed if isinstance(sp.seed, np.random.Generator) else np.random.default_rng(sp.seed)
+    shape = tuple(int(s) for s in sp.shape)
+    vox = np.asarray(sp.voxel_size, dtype=float)
+    affine, lin = _phantom_grid(shape, vox, sp.grid_rotation_deg)
+    # patient pose
+    rp = rotation_matrix(sp.rotation_deg)
+    tp = np.asarray(sp.translation_mm, dtype=float)
+    ijk = np.indices(shape, dtype=float).reshape(3, -1).T
+    world = ijk @ lin.T + affine[:3, 3]
+    p = (world - tp) @ rp  # patient coordinates: rp.T @ (w - t)
+    labels = _tissue_labels(p)
+    adc_by_root, fa_by_root = _root_values(sp)
+    roots = _place_roots(p, labels, rp, tp, sp.root_radius_mm, adc_by_root, fa_by_root)
+    b_unique = [float(b) for b in sp.bvals]
+    bv, bvecs = _phantom_acquisition(b_unique, int(sp.n_directions))
+    signal = _phantom_signal(roots, bv, bvecs, lin)
+    sigma = 0.0
+    if sp.noise:
+        sigma = TISSUES[5][2] / float(sp.snr)
+        n1 = rng.normal(0.0, sigma, signal.shape)
+        n2 = rng.normal(0.0, sigma, signal.shape)
+        signal = np.sqrt((signal + n1) ** 2 + n2**2)
+    data = signal.reshape(shape + (bv.size,)).astype(sp.dtype)
+    meta = {
+        "Manufacturer": "dwi_toolkit synthetic phantom",
+        "MagneticFieldStrength": 3,
+        "SeriesDescription": "synthetic lumbar DWI (L1-S1 roots)",
+        "EchoTime": 0.07,
+        "RepetitionTime": 4.0,
+    }
+    series = DWISeries(data, affine, bv, bvecs, meta=meta)
+    normal = rp @ np.array([1.0, 0.0, 0.0])
+    return LumbarPhantom(
+        series=series,
+        adc_true=roots["adc"].reshape(shape),
+        s0_true=roots["s0"].reshape(shape),
+        labels=labels.reshape(shape),
+        root_labels=roots["root_labels"].reshape(shape),
+        segment_labels=roots["seg_labels"].reshape(shape),
+        root_table=roots["root_table"],
+        centerlines=roots["centerlines"],
+        root_adc=adc_by_root,
+        root_radius_mm=float(sp.root_radius_mm),
+        midsagittal_plane=(tp.copy(), normal),
+        sigma=sigma,
+        fa_true=roots["fa_vox"].reshape(shape) if fa_by_root else None,
+        root_fa=fa_by_root,
+        params={
+            "shape": list(shape), "voxel_size": vox.tolist(), "bvals": b_unique,
+            "n_directions": int(sp.n_directions), "snr": float(sp.snr),
+            "rotation_deg": list(map(float, sp.rotation_deg)),
+            "translation_mm": tp.tolist(), "grid_rotation_deg": list(map(float, sp.grid_rotation_deg)),
+            "root_radius_mm": float(sp.root_radius_mm), "noise": bool(sp.noise),
+            "root_fa": None if sp.root_fa is None else (sp.root_fa if not isinstance(sp.root_fa, dict) else "per root"),
+            "altered_fa": {f"{k[0]}_{k[1]}": float(v) for k, v in (sp.altered_fa or {}).items()},
+        },
+    )
+
+
+def _phantom_grid(shape: tuple[int, ...], vox: NDArray, grid_rotation_deg: ArrayLike) -> tuple[NDArray, NDArray]:
+    """Affine and its 3×3 part: LAS storage, centred on (0, 5, -10) mm, optionally rotated (oblique slices)."""
     base = np.diag([-vox[0], vox[1], vox[2]])
-    rg = rotation_matrix(grid_rotation_deg)
-    lin = rg @ base
+    lin = rotation_matrix(grid_rotation_deg) @ base
     centre_world = np.array([0.0, 5.0, -10.0])
     centre_vox = (np.asarray(shape) - 1) / 2.0
     affine = np.eye(4)
     affine[:3, :3] = lin
     affine[:3, 3] = centre_world - lin @ centre_vox
-    # patient pose
-    rp = rotation_matrix(rotation_deg)
-    tp = np.asarray(translation_mm, dtype=float)
+    return affine, lin
 
-    ijk = np.indices(shape, dtype=float).reshape(3, -1).T
-    world = ijk @ lin.T + affine[:3, 3]
-    p = (world - tp) @ rp  # patient coordinates: rp.T @ (w - t)
 
+def _tissue_labels(p: NDArray) -> NDArray:
+    """Tissue label (see :data:`TISSUES`) of each point `p` (patient coordinates, mm), roots not yet drawn."""
     labels = np.zeros(p.shape[0], dtype=np.int16)
     body = ((p[:, 0] / 70.0) ** 2 + ((p[:, 1] - 5.0) / 55.0) ** 2) <= 1.0
     labels[body] = 1
@@ -325,24 +400,32 @@ def make_lumbar_phantom(
     labels[posterior] = 2
     sac = _in_ellipse(p, 0.0, -4.0, 10.0, 8.0) & (p[:, 2] >= _BODY_Z["S1"] - 10) & (p[:, 2] <= zmax)
     labels[sac] = 4
+    return labels
 
+
+def _root_values(sp: PhantomSpec) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
+    """ADC (mm²/s) and FA of every (level, side) root from the spec's normal values and alterations."""
     adc_by_root = {(lev, side): NORMAL_ROOT_ADC[lev] for lev in LEVELS for side in SIDES}
-    if root_adc:
-        adc_by_root.update({(k[0], k[1]): float(v) for k, v in root_adc.items()})
-    alt = {("L5", "left"): 1.65e-3} if altered is None else altered
+    if sp.root_adc:
+        adc_by_root.update({(k[0], k[1]): float(v) for k, v in sp.root_adc.items()})
+    alt = {("L5", "left"): 1.65e-3} if sp.altered is None else sp.altered
     adc_by_root.update({(k[0], k[1]): float(v) for k, v in alt.items()})
-
-    root_labels = np.zeros(p.shape[0], dtype=np.int16)
-    seg_labels = np.zeros(p.shape[0], dtype=np.int16)
     fa_by_root: dict[tuple[str, str], float] = {}
-    if root_fa is not None:
-        base = root_fa if isinstance(root_fa, dict) else {(lev, side): float(root_fa) for lev in LEVELS for side in SIDES}
+    if sp.root_fa is not None:
+        base = (sp.root_fa if isinstance(sp.root_fa, dict)
+                else {(lev, side): float(sp.root_fa) for lev in LEVELS for side in SIDES})
         fa_by_root = {(k[0], k[1]): float(v) for k, v in base.items()}
-        fa_by_root.update({(k[0], k[1]): float(v) for k, v in (altered_fa or {}).items()})
-    fa_vox = np.zeros(p.shape[0])
-    axis_world = np.zeros((p.shape[0], 3))
-    root_table: dict[int, tuple[str, str]] = {}
-    centerlines: dict[tuple[str, str], NDArray] = {}
+        fa_by_root.update({(k[0], k[1]): float(v) for k, v in (sp.altered_fa or {}).items()})
+    return adc_by_root, fa_by_root
+
+
+def _place_roots(p: NDArray, labels: NDArray, rp: NDArray, tp: NDArray, radius: float,
+                 adc_by_root: dict, fa_by_root: dict) -> dict[str, Any]:
+    """Draw the root tubes into `labels` (in place) and the per-point ADC, S0, FA and fibre axis."""
+    n = p.shape[0]
+    out: dict[str, Any] = {"root_labels": np.zeros(n, dtype=np.int16), "seg_labels": np.zeros(n, dtype=np.int16),
+                           "fa_vox": np.zeros(n), "axis_world": np.zeros((n, 3)), "root_table": {},
+                           "centerlines": {}}
     adc = np.array([TISSUES[int(t)][1] for t in range(6)])[labels]
     s0 = np.array([TISSUES[int(t)][2] for t in range(6)])[labels]
     lab = 0
@@ -350,29 +433,33 @@ def make_lumbar_phantom(
         for side in SIDES:
             lab += 1
             line_p = _root_centerline(lev, side)
-            root_table[lab] = (lev, side)
-            centerlines[(lev, side)] = line_p @ rp.T + tp
-            near = np.all((p >= line_p.min(0) - root_radius_mm - 1) & (p <= line_p.max(0) + root_radius_mm + 1), axis=1)
+            out["root_table"][lab] = (lev, side)
+            out["centerlines"][(lev, side)] = line_p @ rp.T + tp
+            near = np.all((p >= line_p.min(0) - radius - 1) & (p <= line_p.max(0) + radius + 1), axis=1)
             idx = np.flatnonzero(near)
             dist, frac, axis_p = _dist_to_polyline(p[idx], line_p)
-            inside = dist <= root_radius_mm
+            inside = dist <= radius
             hit = idx[inside]
-            root_labels[hit] = lab
+            out["root_labels"][hit] = lab
             labels[hit] = 5
             seg = np.ones(hit.size, dtype=np.int16)
             f = frac[inside]
             seg[f >= SEGMENT_BOUNDS["ganglion"][0]] = 2
             seg[f >= SEGMENT_BOUNDS["postganglionic"][0]] = 3
-            seg_labels[hit] = seg
+            out["seg_labels"][hit] = seg
             adc[hit] = adc_by_root[(lev, side)]
             s0[hit] = TISSUES[5][2]
             if fa_by_root:
-                fa_vox[hit] = fa_by_root.get((lev, side), 0.0)
-                axis_world[hit] = axis_p[inside] @ rp.T
+                out["fa_vox"][hit] = fa_by_root.get((lev, side), 0.0)
+                out["axis_world"][hit] = axis_p[inside] @ rp.T
+    out["adc"], out["s0"] = adc, s0
+    return out
 
-    b_unique = [float(b) for b in bvals]
+
+def _phantom_acquisition(b_unique: list[float], n_directions: int) -> tuple[NDArray, NDArray]:
+    """b-values (s/mm²) and image-frame b-vectors: b=0 once, each other b along every direction."""
     bl, vl = [], []
-    dirs = gradient_directions(int(n_directions))
+    dirs = gradient_directions(n_directions)
     for b in b_unique:
         if b == 0:
             bl.append(0.0)
@@ -381,8 +468,12 @@ def make_lumbar_phantom(
             for d in dirs:
                 bl.append(b)
                 vl.append(d)
-    bv = np.array(bl)
-    bvecs = np.array(vl)
+    return np.array(bl), np.array(vl)
+
+
+def _phantom_signal(roots: dict[str, Any], bv: NDArray, bvecs: NDArray, lin: NDArray) -> NDArray:
+    """Noise-free signal (points × volumes): mono-exponential, axially symmetric tensors in anisotropic roots."""
+    adc, s0, fa_vox = roots["adc"], roots["s0"], roots["fa_vox"]
     signal = s0[:, None] * np.exp(-bv[None, :] * adc[:, None])
     aniso = np.flatnonzero(fa_vox > 0)
     if aniso.size:
@@ -392,47 +483,8 @@ def make_lumbar_phantom(
         t = np.array([fa_to_axial_factor(f) for f in fa_vox[aniso]])
         md = adc[aniso]
         lam_par, lam_perp = md * (1 + 2 * t), md * (1 - t)
-        cos2 = (g_world @ axis_world[aniso].T).T ** 2  # (V, N)
+        cos2 = (g_world @ roots["axis_world"][aniso].T).T ** 2  # (V, N)
         # g^T D g for an axially symmetric tensor: λ⊥ + (λ∥ − λ⊥) (g·u)²
         gdg = lam_perp[:, None] + (lam_par - lam_perp)[:, None] * cos2
         signal[aniso] = s0[aniso, None] * np.exp(-bv[None, :] * gdg)
-    sigma = 0.0
-    if noise:
-        sigma = TISSUES[5][2] / float(snr)
-        n1 = rng.normal(0.0, sigma, signal.shape)
-        n2 = rng.normal(0.0, sigma, signal.shape)
-        signal = np.sqrt((signal + n1) ** 2 + n2**2)
-    data = signal.reshape(shape + (bv.size,)).astype(dtype)
-    meta = {
-        "Manufacturer": "dwi_toolkit synthetic phantom",
-        "MagneticFieldStrength": 3,
-        "SeriesDescription": "synthetic lumbar DWI (L1-S1 roots)",
-        "EchoTime": 0.07,
-        "RepetitionTime": 4.0,
-    }
-    series = DWISeries(data, affine, bv, bvecs, meta=meta)
-    normal = rp @ np.array([1.0, 0.0, 0.0])
-    return LumbarPhantom(
-        series=series,
-        adc_true=adc.reshape(shape),
-        s0_true=s0.reshape(shape),
-        labels=labels.reshape(shape),
-        root_labels=root_labels.reshape(shape),
-        segment_labels=seg_labels.reshape(shape),
-        root_table=root_table,
-        centerlines=centerlines,
-        root_adc=adc_by_root,
-        root_radius_mm=float(root_radius_mm),
-        midsagittal_plane=(tp.copy(), normal),
-        sigma=sigma,
-        fa_true=fa_vox.reshape(shape) if fa_by_root else None,
-        root_fa=fa_by_root,
-        params={
-            "shape": list(shape), "voxel_size": vox.tolist(), "bvals": b_unique,
-            "n_directions": int(n_directions), "snr": float(snr), "rotation_deg": list(map(float, rotation_deg)),
-            "translation_mm": tp.tolist(), "grid_rotation_deg": list(map(float, grid_rotation_deg)),
-            "root_radius_mm": float(root_radius_mm), "noise": bool(noise),
-            "root_fa": None if root_fa is None else (root_fa if not isinstance(root_fa, dict) else "per root"),
-            "altered_fa": {f"{k[0]}_{k[1]}": float(v) for k, v in (altered_fa or {}).items()},
-        },
-    )
+    return signal

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputDataError
+from .._options import with_settings
 from .power import DEFAULT_ALPHA, DEFAULT_POWER, MeanEstimate, contrast, pooled_mean
 from .spatial_noise import NoiseCorrelation, estimate_from_rois, roi_variance
 
@@ -886,11 +887,7 @@ def compare_sides(
         raise InputDataError(f"interval must be one of {INTERVALS}, got {interval!r}.")
     if reference not in REFERENCES:
         raise InputDataError(f"reference must be one of {REFERENCES}, got {reference!r}.")
-    unknown = set(settings) - {f.name for f in dataclasses.fields(CompareOptions)}
-    if unknown:
-        raise InputDataError(f"compare_sides got unknown option(s) {sorted(unknown)}; valid: "
-                             f"{[f.name for f in dataclasses.fields(CompareOptions)]}.")
-    opts = dataclasses.replace(options or CompareOptions(), **settings)
+    opts = with_settings(CompareOptions, options, settings, where="compare_sides")
     side, notes = _normalise_side(symptomatic_side, reference)
     gen, seed = _as_generator(rng)
     table = _collect(stats, None if parameters is None else {str(p) for p in parameters})

@@ -186,6 +186,22 @@ class DWISeries:
 
         The range is literal: ``b_min=200`` leaves out the b=0 volumes too.
         """
+        return self.select(self.b_indices(b_min, b_max))
+
+    def b_indices(self, b_min: float | None = None, b_max: float | None = None) -> np.ndarray:
+        """Indices of the volumes whose b-value lies in ``[b_min, b_max]`` (s/mm²), without copying data.
+
+        Raises
+        ------
+        InputDataError
+            No volume in the range (the b-values present are listed).
+
+        Examples
+        --------
+        >>> s = DWISeries(np.ones((1, 1, 1, 3)), np.eye(4), [0, 500, 1000], np.eye(3))
+        >>> s.b_indices(400).tolist()
+        [1, 2]
+        """
         keep = np.ones(self.n_volumes, dtype=bool)
         if b_min is not None:
             keep &= self.bvals >= b_min - 1e-9
@@ -196,7 +212,7 @@ class DWISeries:
                 f"no volume has a b-value in [{b_min}, {b_max}] s/mm^2; b-values present: "
                 f"{sorted(set(np.round(self.bvals, 3).tolist()))}."
             )
-        return self.select(keep)
+        return np.flatnonzero(keep)
 
     def mean_b0(self) -> NDArray[np.float32]:
         """Arithmetic mean of the b=0 volumes, shape (X, Y, Z).

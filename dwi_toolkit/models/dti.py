@@ -222,17 +222,7 @@ def _volumes(series: DWISeries, b_range: tuple[float | None, float | None] | Non
         b_min, b_max = b_range
     except (TypeError, ValueError) as err:
         raise InputDataError(f"b_range must be a (b_min, b_max) pair in s/mm^2, got {b_range!r}.") from err
-    keep = np.ones(series.n_volumes, dtype=bool)
-    if b_min is not None:
-        keep &= series.bvals >= b_min - 1e-9
-    if b_max is not None:
-        keep &= series.bvals <= b_max + 1e-9
-    if not keep.any():
-        raise InputDataError(
-            f"no volume has a b-value in [{b_min}, {b_max}] s/mm^2; b-values present: "
-            f"{sorted(set(np.round(series.bvals, 3).tolist()))}."
-        )
-    return np.flatnonzero(keep)
+    return series.b_indices(b_min, b_max)
 
 
 def _spans_tensor(bvals: np.ndarray, bvecs: np.ndarray) -> bool:

@@ -59,6 +59,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._options import with_settings
 from ..core.image import DWISeries, ParameterMap
 from ..errors import FitError, InputDataError
 from . import noise as _noise
@@ -66,6 +67,7 @@ from ._chunks import check_chunk_size, check_memory, put, take, voxel_slabs
 
 __all__ = [
     "fit_ivim",
+    "IVIMSolver",
     "IVIMFit",
     "IVIMResult",
     "ivim_segmented",
@@ -960,6 +962,31 @@ def _noise_weights(y, s_vox, noise_correction, counts, bvals, k, b_threshold):
     return w, s_fit
 
 
+@dataclass(frozen=True)
+class IVIMSolver:
+    """Solver settings of :func:`fit_ivim` (they change speed and memory, not the model).
+
+    Attributes
+    ----------
+    chunk_size : int
+        Voxels fitted per batch (default 50 000; working memory ≈ chunk_size × N × 100 bytes);
+        the series is read slab by slab in its stored dtype, so memory beyond the input is the
+        result maps (41 bytes per voxel) plus one chunk.
+    max_iter : int
+        Levenberg–Marquardt iteration limit per stage (default 50: on a 49 152-voxel test volume
+        at SNR 50, 4 voxels need more and get status 4 with their last estimate; each further
+        iteration costs a fixed overhead however few voxels remain).
+
+    Examples
+    --------
+    >>> IVIMSolver(max_iter=100).chunk_size
+    50000
+    """
+
+    chunk_size: int = 50_000
+    max_iter: int = 50
+
+
 def fit_ivim(
     series: DWISeries,
     *,
@@ -971,8 +998,8 @@ def fit_ivim(
     noise_correction: str | None = None,
     sigma: float | ArrayLike | None = None,
     k: float = 2.0,
-    chunk_size: int = 50_000,
-    max_iter: int = 50,
+    solver: IVIMSolver | None = None,
+    **settings: Any,
 ) -> IVIMFit:
     """Fit the IVIM model voxel by voxel to a DWI series.
 
@@ -1010,14 +1037,11 @@ def fit_ivim(
         ``σ/sqrt(n)`` (an approximation for the geometric mean).
     k : float, optional
         Exclusion threshold in units of σ for ``"exclude"`` (default 2).
-    chunk_size : int, optional
-        Voxels fitted per batch (working memory ≈ chunk_size × N × 100 bytes); the series is
-        read slab by slab in its stored dtype, so memory beyond the input is the result maps
-        (41 bytes per voxel) plus one chunk.
-    max_iter : int, optional
-        Levenberg–Marquardt iteration limit per stage (default 50: on a 49 152-voxel test volume
-        at SNR 50, 4 voxels need more and get status 4 with their last estimate; each further
-        iteration costs a fixed overhead however few voxels remain).
+    solver : IVIMSolver, optional
+        Batch size and iteration limit (``chunk_size``, ``max_iter``; see :class:`IVIMSolver`).
+    **settings
+        :class:`IVIMSolver` fields by name (``chunk_size=5``, ``max_iter=100``), applied on top
+        of `solver`; an unknown name raises :class:`~dwi_toolkit.errors.InputDataError`.
 
     Returns
     -------
@@ -1043,8 +1067,10 @@ def fit_ivim(
     >>> fit.map("D").unit
     'mm^2/s'
     """
+    sv = with_settings(IVIMSolver, solver, settings, where="fit_ivim")
+    max_iter = sv.max_iter
     _check_options(method, noise_correction, sigma)
-    chunk_size = check_chunk_size(chunk_size)
+    chunk_size = check_chunk_size(sv.chunk_size)
     lo_mm, hi_mm = _check_bounds(bounds)
     spatial = series.spatial_shape
     m = None

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from ..analysis.options import AnalysisOptions
-from ..errors import InputDataError, RoiError
+from .._options import with_settings
+from ..errors import RoiError
 
 __all__ = ["run_analysis", "roi_masks", "side_comparisons", "AnalysisOptions"]
 
@@ -237,12 +238,7 @@ def _plane_x(rois: Any) -> float | None:
 
 def _merge_options(options: AnalysisOptions | None, values: dict[str, Any]) -> AnalysisOptions:
     """`options` (default: all defaults) with the individually given `values` applied on top."""
-    base = options if options is not None else AnalysisOptions()
-    unknown = sorted(set(values) - set(AnalysisOptions.names()))
-    if unknown:
-        raise InputDataError(f"run_analysis: unknown option(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(AnalysisOptions.names())}.")
-    return base.replace(**values) if values else base
+    return with_settings(AnalysisOptions, options, values, where="run_analysis")
 
 
 def _gradient_check(series: Any, opts: AnalysisOptions) -> tuple[Any, dict[str, Any] | None]:

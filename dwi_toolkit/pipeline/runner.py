@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from .._options import with_settings
 from ..errors import PipelineError
 from .layout import Dataset, Subject, discover, input_checksums
 from .manifest import (
@@ -61,6 +62,7 @@ __all__ = [
     "RunResult",
     "PlannedSubject",
     "run_pipeline",
+    "RunOptions",
     "execute_subject",
     "read_manifest",
 ]
@@ -623,19 +625,51 @@ def _plan(dataset: Dataset, spec: PipelineSpec, out_dir: Path, force: bool) -> l
     return plan
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How :func:`run_pipeline` runs (``dwi-toolkit run`` builds one from its arguments).
+
+    Attributes
+    ----------
+    jobs : int
+        Local worker processes (1 = in this process, the default; 0 = one per CPU).
+    scheduler : str or distributed.Client, optional
+        Dask scheduler address (``tcp://host:8786``) or client; overrides `jobs`.
+    force : bool
+        Redo subjects whose outputs are up to date.
+    dry_run : bool
+        Only plan: validate, discover and decide run/skip; write nothing.
+    participant_labels : sequence of str, optional
+        Only these subjects.
+    derivatives : sequence of path-like
+        BIDS: extra folders with ROIs / clinical.json.
+    cohort : bool
+        Build the cohort summary (:func:`dwi_toolkit.pipeline.cohort.build_cohort`) at the end
+        (default True).
+
+    Examples
+    --------
+    >>> RunOptions(jobs=2, cohort=False).jobs
+    2
+    """
+
+    jobs: int = 1
+    scheduler: Any = None
+    force: bool = False
+    dry_run: bool = False
+    participant_labels: Sequence[str] | None = None
+    derivatives: Sequence[str | os.PathLike] = ()
+    cohort: bool = True
+
+
 def run_pipeline(
     input_path: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
     pipeline: str | os.PathLike | PipelineSpec = "default",
-    jobs: int = 1,
-    scheduler: Any = None,
-    force: bool = False,
-    dry_run: bool = False,
-    participant_labels: Sequence[str] | None = None,
-    derivatives: Sequence[str | os.PathLike] = (),
     progress: Callable[[ProgressEvent], None] | None = None,
-    cohort: bool = True,
+    options: RunOptions | None = None,
+    **settings: Any,
 ) -> RunResult:
     """Run a pipeline on every subject found under `input_path`, writing into `out_dir`.
 
@@ -648,23 +682,15 @@ def run_pipeline(
         (a BIDS dataset's ``derivatives/`` excepted).
     pipeline : str, path-like or PipelineSpec, optional
         Built-in name (``default``, ``adc-only``, ``high-b``) or a TOML file.
-    jobs : int, optional
-        Local worker processes (1 = in this process; 0 = one per CPU).
-    scheduler : str or distributed.Client, optional
-        Dask scheduler address (``tcp://host:8786``) or client; overrides `jobs`.
-    force : bool, optional
-        Redo subjects whose outputs are up to date.
-    dry_run : bool, optional
-        Only plan: validate, discover and decide run/skip; write nothing.
-    participant_labels : sequence of str, optional
-        Only these subjects.
-    derivatives : sequence of path-like, optional
-        BIDS: extra folders with ROIs / clinical.json.
     progress : callable, optional
         Called with a :class:`ProgressEvent` at the start, after each subject, and (serial runs)
         at each step.
-    cohort : bool, optional
-        Build the cohort summary (:func:`dwi_toolkit.pipeline.cohort.build_cohort`) at the end.
+    options : RunOptions, optional
+        How to run: ``jobs``, ``scheduler``, ``force``, ``dry_run``, ``participant_labels``,
+        ``derivatives``, ``cohort`` (see :class:`RunOptions`).
+    **settings
+        Any :class:`RunOptions` field by name (``jobs=2``, ``dry_run=True`` ...), applied on top of
+        `options`; an unknown name raises :class:`~dwi_toolkit.errors.InputDataError`.
 
     Returns
     -------
@@ -691,13 +717,15 @@ def run_pipeline(
     {'done': 0, 'skipped': 1, 'failed': 1}
     """
     t0 = time.perf_counter()
+    opt = with_settings(RunOptions, options, settings, where="run_pipeline")
+    scheduler, dry_run, cohort = opt.scheduler, opt.dry_run, opt.cohort
     spec = load_pipeline(pipeline)
     spec.check_available()
     src, out = Path(input_path), Path(out_dir)
-    jobs = _check_run_options(src, out, jobs)
-    dataset = discover(src, participant_labels=participant_labels, derivatives=derivatives)
+    jobs = _check_run_options(src, out, opt.jobs)
+    dataset = discover(src, participant_labels=opt.participant_labels, derivatives=opt.derivatives)
     dataset, external = _check_output_place(out, dataset)
-    plan = _plan(dataset, spec, out, force)
+    plan = _plan(dataset, spec, out, opt.force)
     result = RunResult(out_dir=out, pipeline=spec, dataset=dataset, plan=plan, dry_run=dry_run)
     if dry_run:
         result.duration_s = time.perf_counter() - t0

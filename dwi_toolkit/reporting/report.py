@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from .._options import with_settings
 from ..io._atomic import atomic_write_bytes, atomic_write_text
 from ..io._phi import strip_phi
 from . import html as H
@@ -51,6 +52,7 @@ __all__ = [
     "ReportFigure",
     "Report",
     "build_report",
+    "ReportOptions",
     "make_provenance",
     "acquisition_summary",
     "file_checksum",
@@ -895,6 +897,37 @@ def _indication_class(ind: Mapping[str, Any] | None) -> str | None:
 
 
 # --------------------------------------------------------------------------- assembly
+@dataclass(frozen=True)
+class ReportOptions:
+    """The provenance and presentation settings of :func:`build_report`.
+
+    Attributes
+    ----------
+    parameters, inputs : mapping, optional
+        Analysis parameters and input files, passed to :func:`make_provenance`.
+    command : str, optional
+        The command line, passed to :func:`make_provenance`.
+    subject : str, optional
+        Pseudonymous subject label.
+    figures : bool
+        Render figures (default True).
+    snr_warn : float
+        ROI b=0 SNR below which a QC flag is raised (default 10 [D]).
+
+    Examples
+    --------
+    >>> ReportOptions(subject="demo-01", figures=False).figures
+    False
+    """
+
+    parameters: Mapping[str, Any] | None = None
+    inputs: Mapping[str, Any] | None = None
+    subject: str | None = None
+    command: str | None = None
+    figures: bool = True
+    snr_warn: float = DEFAULT_SNR_WARN
+
+
 def build_report(
     *,
     series: Any = None,
@@ -904,12 +937,8 @@ def build_report(
     comparison: Any = None,
     indication: Any = None,
     entrapment: Any = None,
-    parameters: Mapping[str, Any] | None = None,
-    inputs: Mapping[str, Any] | None = None,
-    subject: str | None = None,
-    command: str | None = None,
-    figures: bool = True,
-    snr_warn: float = DEFAULT_SNR_WARN,
+    options: ReportOptions | None = None,
+    **settings: Any,
 ) -> Report:
     """Assemble a :class:`Report` from in-memory results, with QC and figures.
 
@@ -924,14 +953,12 @@ def build_report(
         ROIs on the image grid, for overlays, SNR and decay curves.
     stats, comparison, indication, entrapment : optional
         Results of ``roi_stats``, ``compare_sides``, ``assess_indication``, ``assess_entrapment``.
-    parameters, inputs, command : optional
-        Passed to :func:`make_provenance`.
-    subject : str, optional
-        Pseudonymous subject label.
-    figures : bool, optional
-        Render figures (default True).
-    snr_warn : float, optional
-        ROI b=0 SNR below which a QC flag is raised (default 10 [D]).
+    options : ReportOptions, optional
+        Provenance inputs (``parameters``, ``inputs``, ``command``), ``subject``, ``figures`` and
+        ``snr_warn``.
+    **settings
+        Any :class:`ReportOptions` field by name (``subject="demo-01"``, ``figures=False`` ...),
+        applied on top of `options`; an unknown name raises :class:`~dwi_toolkit.errors.InputDataError`.
 
     Returns
     -------
@@ -947,10 +974,12 @@ def build_report(
     >>> rep.to_dict()["acquisition"]["bvals"]
     {'value': [0.0, 100.0, 100.0, 100.0, 400.0, 400.0, 400.0, 800.0, 800.0, 800.0], 'unit': 's/mm^2'}
     """
+    opt = with_settings(ReportOptions, options, settings, where="build_report")
+    subject, figures, snr_warn = opt.subject, opt.figures, opt.snr_warn
     roi_masks = list(roi_masks or [])
-    params = dict(parameters or {})
+    params = dict(opt.parameters or {})
     params.setdefault("snr_warn", snr_warn)
-    prov = make_provenance(parameters=params, inputs=inputs, command=command)
+    prov = make_provenance(parameters=params, inputs=opt.inputs, command=opt.command)
     acq = acquisition_summary(series) if series is not None else {}
     qc: dict[str, Any] = {"analysis_mask": params.get("mask", "auto")}
     if fit is not None:

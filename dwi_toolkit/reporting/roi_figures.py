@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._options import with_settings
 from ..core import affines as _aff
 from ..errors import InputDataError
 from ..roi.masks import rasterize
 from ..roi.model import RootROI, RoiSet
 
 __all__ = ["VIEWS", "view_axis", "slice_image", "orientation_labels", "roi_colors", "draw_roi_overlay",
-           "background_volume", "roi_montage"]
+           "background_volume", "roi_montage", "MontageStyle"]
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +162,43 @@ def draw_roi_overlay(ax, masks: Sequence[NDArray], names: Sequence[str], colors:
                     ha="center", va="bottom", fontweight="bold")
 
 
+@dataclass(frozen=True)
+class MontageStyle:
+    """Display settings of :func:`roi_montage`.
+
+    Attributes
+    ----------
+    ncols : int
+        Panels per row (default 4).
+    max_panels : int
+        Most panels when the slices are chosen automatically (default 12).
+    cmap : str
+        Matplotlib colour map of the background (default ``"gray"``).
+    window : (float, float)
+        Display window as percentiles of the background (default 1 to 99.5).
+    label : bool
+        Write the ROI names next to their outlines (default True).
+    panel_size : float
+        Width of one panel in inches (default 2.6).
+    crop_mm : float or None
+        Zoom every panel to the ROIs' in-plane extent plus this margin (mm, default 25); ``None``
+        shows the whole slice.
+
+    Examples
+    --------
+    >>> MontageStyle(crop_mm=None, ncols=2).ncols
+    2
+    """
+
+    ncols: int = 4
+    max_panels: int = 12
+    cmap: str = "gray"
+    window: tuple[float, float] = (1.0, 99.5)
+    label: bool = True
+    panel_size: float = 2.6
+    crop_mm: float | None = 25.0
+
+
 def roi_montage(
     background: Any,
     affine: ArrayLike | None = None,
@@ -167,14 +206,9 @@ def roi_montage(
     *,
     view: str = "axial",
     slices: Sequence[int] | None = None,
-    ncols: int = 4,
-    max_panels: int = 12,
-    cmap: str = "gray",
-    window: tuple[float, float] = (1.0, 99.5),
-    label: bool = True,
     title: str | None = None,
-    panel_size: float = 2.6,
-    crop_mm: float | None = 25.0,
+    style: MontageStyle | None = None,
+    **settings: Any,
 ):
     """A montage of slices with the ROIs outlined and labelled.
 
@@ -189,12 +223,14 @@ def roi_montage(
     view : {"axial", "coronal", "sagittal"}
         Slice plane (the voxel axis closest to that world plane's normal).
     slices : sequence of int, optional
-        Slice indices; default: the slices crossing ROIs (at most `max_panels`, evenly chosen).
-    window : (float, float)
-        Display window as percentiles of the background.
-    crop_mm : float or None
-        Zoom every panel to the ROIs' in-plane extent plus this margin (mm); ``None`` shows the
-        whole slice.
+        Slice indices; default: the slices crossing ROIs (at most ``style.max_panels``, evenly chosen).
+    title : str, optional
+        Figure title (default: the background's description).
+    style : MontageStyle, optional
+        Display settings (columns, panel count, colour map, window, labels, panel size, crop).
+    **settings
+        Any :class:`MontageStyle` field by name (``max_panels=2``, ``crop_mm=12`` ...), applied on
+        top of `style`; an unknown name raises :class:`~dwi_toolkit.errors.InputDataError`.
 
     Returns
     -------
@@ -211,6 +247,9 @@ def roi_montage(
     """
     from matplotlib.figure import Figure
 
+    st = with_settings(MontageStyle, style, settings, where="roi_montage")
+    ncols, max_panels, cmap, window = st.ncols, st.max_panels, st.cmap, st.window
+    label, panel_size, crop_mm = st.label, st.panel_size, st.crop_mm
     vol, aff, desc = background_volume(background, affine)
     rois = list(rois or [])
     axis = view_axis(aff, view)

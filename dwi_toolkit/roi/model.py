@@ -314,6 +314,19 @@ class Shape:
         """Short human-readable description."""
         return self.kind
 
+    def __eq__(self, other: object) -> bool:
+        """Same shape type with equal fields (arrays compared element-wise)."""
+        if not isinstance(other, type(self)):
+            return False
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            same = np.array_equal(a, b) if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) else a == b
+            if not same:
+                return False
+        return True
+
+    __hash__ = None  # type: ignore[assignment]
+
 
 @dataclass(frozen=True, eq=False)
 class Sphere(Shape):
@@ -358,15 +371,6 @@ class Sphere(Shape):
     def describe(self) -> str:
         c = ", ".join(f"{v:.1f}" for v in self.center)
         return f"sphere r={self.radius_mm:g} mm at ({c})"
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Sphere)
-            and np.array_equal(self.center, other.center)
-            and self.radius_mm == other.radius_mm
-        )
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 def _segment_distances(p: NDArray, a: NDArray, b: NDArray) -> NDArray[np.float64]:
@@ -444,15 +448,6 @@ class Tube(Shape):
 
     def describe(self) -> str:
         return f"tube r={self.radius_mm:g} mm, {self.points.shape[0]} points, {self.length_mm:.1f} mm long"
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Tube)
-            and np.array_equal(self.points, other.points)
-            and self.radius_mm == other.radius_mm
-        )
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 def _plane_frame(points: NDArray) -> tuple[NDArray, NDArray, NDArray, float]:
@@ -551,15 +546,6 @@ class Polygon(Shape):
     def describe(self) -> str:
         return f"polygon, {self.points.shape[0]} vertices"
 
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Polygon)
-            and np.array_equal(self.points, other.points)
-            and self.thickness_mm == other.thickness_mm
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
 
 @dataclass(frozen=True, eq=False)
 class VoxelMask(Shape):
@@ -640,16 +626,6 @@ class VoxelMask(Shape):
 
     def describe(self) -> str:
         return f"voxel mask, {self.n_voxels} voxels"
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, VoxelMask)
-            and self.mask.shape == other.mask.shape
-            and np.array_equal(self.mask, other.mask)
-            and np.array_equal(self.affine, other.affine)
-        )
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 _SHAPES: dict[str, type[Shape]] = {c.kind: c for c in (Sphere, Tube, Polygon, VoxelMask)}

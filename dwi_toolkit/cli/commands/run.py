@@ -144,14 +144,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"cohort summary of {done} subject(s): {summary.index}")
         return 0
 
-    from ...pipeline.runner import run_pipeline
+    from ...pipeline.runner import RunOptions, run_pipeline
 
-    result = run_pipeline(
-        args.input, out, pipeline=_scrub_spec(args), jobs=args.jobs, scheduler=args.scheduler,
-        force=args.force, dry_run=args.dry_run, participant_labels=args.participant_label,
-        derivatives=args.derivatives, progress=_progress(),
-        cohort=not args.no_cohort and args.analysis_level != "participant",
-    )
+    options = RunOptions(jobs=args.jobs, scheduler=args.scheduler, force=args.force, dry_run=args.dry_run,
+                         participant_labels=args.participant_label, derivatives=args.derivatives,
+                         cohort=not args.no_cohort and args.analysis_level != "participant")
+    result = run_pipeline(args.input, out, pipeline=_scrub_spec(args), progress=_progress(), options=options)
     spec = result.pipeline
     if args.dry_run:
         print(f"pipeline {spec.name} ({spec.source}), hash {spec.hash[:12]}: "
