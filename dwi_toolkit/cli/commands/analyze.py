@@ -56,8 +56,10 @@ def command_line(opts) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ...pipeline.analyze import run_analysis
+    from .._imports import import_nibabel_without_pydicom
     from .._options import analysis_options
 
+    import_nibabel_without_pydicom()
     opts = analysis_options(args)
     report = run_analysis(args.path, args.rois, args.clinical, args.out, options=opts, bvals=args.bvals,
                           bvecs=args.bvecs, subject=args.subject, command=command_line(opts))
