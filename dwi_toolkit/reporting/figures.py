@@ -49,10 +49,26 @@ _LABEL_OFFSETS = ((0, 6, "center", "bottom"), (0, -6, "center", "top"), (-8, 0, 
                   (0, -30, "center", "top"))
 
 
-def _new_figure(width: float, height: float):
+def _montage_figure(nrows: int, ncols: int, aspect: float, title: bool):
+    """Figure, (nrows, ncols) panel axes and colour-bar axes of the montage, at fixed margins.
+
+    The margins (inches) are those constrained layout chose for this figure (room for the
+    panel titles, the suptitle and the colour bar's ticks and label) without its cost.
+    """
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), layout="constrained")
+    width, height = 2.4 * ncols + 0.9, 2.4 * nrows * aspect + (0.6 if title else 0.3)
+    left, right, bottom, top, wgap, hgap = 0.04, 1.07, 0.06, 0.47 if title else 0.27, 0.08, 0.27
+    panel_w = (width - left - right - wgap * (ncols - 1)) / ncols
+    panel_h = (height - bottom - top - hgap * (nrows - 1)) / nrows
+    fig = Figure(figsize=(width, height))
+    axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw={
+        "left": left / width, "right": 1 - right / width, "bottom": bottom / height, "top": 1 - top / height,
+        "wspace": wgap / panel_w, "hspace": hgap / panel_h})
+    bar_h = 0.8 * (height - bottom - top)
+    bar_y = bottom + (height - bottom - top - bar_h) / 2
+    cax = fig.add_axes((1 - 0.72 / width, bar_y / height, 0.15 / width, bar_h / height))
+    return fig, axes, cax
 
 
 def _fixed_figure(width: float, height: float, margins: tuple[float, float, float, float],
@@ -186,8 +202,7 @@ def adc_montage(
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
     aspect = data.shape[1] / max(data.shape[0], 1)
-    fig = _new_figure(2.4 * ncols + 0.9, 2.4 * nrows * aspect + (0.6 if title else 0.3))
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    fig, axes, cax = _montage_figure(nrows, ncols, aspect, bool(title))
     horiz = _edge_labels(aff, 0)
     vert = _edge_labels(aff, 1)
     disp = data * DISPLAY_SCALE
@@ -229,8 +244,10 @@ def adc_montage(
             if letters:
                 ax.text(x, y, letters[end], transform=ax.transAxes, color="#F0E442",
                         fontsize=MONTAGE_FONTSIZE - 1, ha=ha, va=va, fontweight="bold")
-    if im is not None:
-        cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8)
+    if im is None:
+        cax.remove()
+    else:
+        cb = fig.colorbar(im, cax=cax)
         cb.set_label("ADC (×10⁻³ mm²/s)", fontsize=MONTAGE_FONTSIZE - 1)
         cb.ax.tick_params(labelsize=MONTAGE_FONTSIZE - 2)
     if title:
@@ -252,8 +269,9 @@ def _place_roi_labels(fig: Any, axes: Sequence[Any], pending: Mapping[int, list]
     """Label ROIs without overlap: each label takes the first offset (with a leader line) whose
     box overlaps no label placed before it and stays inside the figure.
 
-    The layout is fixed first (constrained layout run, then switched off) so that the measured
-    text extents are those of the saved figure.
+    The layout is fixed first (a layout engine, if any, runs once and is switched off; the image
+    panels take their aspect-locked boxes) so that the measured text extents are those of the
+    saved figure.
     """
     if not pending:
         return
