@@ -14,7 +14,8 @@ Threads are pinned to one. Times are medians; CPU time (user + system) is robust
 users' load, wall time is what a user waits for. Prints Markdown and writes JSON.
 
 Run: ``python benchmarks/bench_analyze.py [--repeats 5] [--only sample lumbar memory]
-[--memory-shape 512 512 60] [--gz]``.
+[--memory-shape 512 512 60] [--gz] [--base DIR]``; ``--base`` times an older source tree's
+whole command (``git archive COMMIT | tar -x -C DIR``) in the same rounds (``cli_base`` rows).
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = HERE.parent / "sample_data" / "sub-01"
-CLI = str(Path(sys.executable).with_name("dwi-toolkit"))
 
 
 def _cpu() -> float:
@@ -53,6 +53,25 @@ def _timed(fn) -> tuple[float, float]:
     w, c = time.perf_counter(), _cpu()
     fn()
     return time.perf_counter() - w, _cpu() - c
+
+
+#: Source tree of an older dwi_toolkit (``--base``, e.g. ``git archive <commit> | tar -x -C DIR``):
+#: its whole ``analyze`` command is timed beside ours in the same rounds.
+BASE: str | None = None
+
+
+def _cli(args: list[str], base: bool = False):
+    """A callable running ``dwi-toolkit analyze ARGS`` (with `base`: the ``--base`` tree's code)."""
+    env = dict(os.environ, PYTHONPATH=BASE) if base else None
+    cmd = [sys.executable, "-m", "dwi_toolkit", "analyze", *args]
+    # run from a neutral folder so that the working directory does not shadow PYTHONPATH
+    return lambda: subprocess.run(cmd, check=True, capture_output=True, env=env, cwd=tempfile.gettempdir())
+
+
+def _with_base(fns: dict, name: str, args: list[str]) -> dict:
+    if BASE:
+        fns[f"{name}_base"] = _cli(args, base=True)
+    return fns
 
 
 def _args(sub: Path, out: Path) -> list[str]:
@@ -72,12 +91,13 @@ def bench_sample(repeats: int, out: dict, tmp: Path) -> None:
     paths = (sub / "dwi" / "sub-01_dwi.nii.gz", sub / "rois" / "sub-01_rois.json", sub / "clinical.json")
     run_analysis(*paths, tmp / "warm", options=AnalysisOptions())  # imports and caches
     fns = {
-        "cli": lambda: subprocess.run([CLI, "analyze", *_args(sub, tmp / "cli")], check=True, capture_output=True),
-        "cli_no_figures": lambda: subprocess.run([CLI, "analyze", *_args(sub, tmp / "clin"), "--no-figures"],
-                                                 check=True, capture_output=True),
+        "cli": _cli(_args(sub, tmp / "cli")),
+        "cli_no_figures": _cli([*_args(sub, tmp / "clin"), "--no-figures"]),
         "in_process": lambda: run_analysis(*paths, tmp / "ip", options=AnalysisOptions()),
         "in_process_no_figures": lambda: run_analysis(*paths, tmp / "ipn", options=AnalysisOptions(figures=False)),
     }
+    _with_base(fns, "cli", _args(sub, tmp / "cli_b"))
+    _with_base(fns, "cli_no_figures", [*_args(sub, tmp / "clin_b"), "--no-figures"])
     rounds: dict[str, list] = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
@@ -96,8 +116,8 @@ def bench_lumbar(repeats: int, out: dict, tmp: Path) -> None:
     paths = (sub / "dwi" / "sub-lumbar_dwi.nii.gz", sub / "rois" / "sub-lumbar_rois.json", sub / "clinical.json")
     fns = {"in_process": lambda: run_analysis(*paths, tmp / "lo", options=AnalysisOptions()),
            "in_process_no_figures": lambda: run_analysis(*paths, tmp / "lon", options=AnalysisOptions(figures=False)),
-           "cli": lambda: subprocess.run([CLI, "analyze", *_args(sub, tmp / "lcli")], check=True,
-                                         capture_output=True)}
+           "cli": _cli(_args(sub, tmp / "lcli"))}
+    _with_base(fns, "cli", _args(sub, tmp / "lcli_b"))
     rounds: dict[str, list] = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
@@ -178,7 +198,11 @@ def main(argv=None) -> int:
     ap.add_argument("--memory-shape", type=int, nargs=3, default=[512, 512, 60])
     ap.add_argument("--gz", action="store_true", help="memory run on a .nii.gz (default .nii)")
     ap.add_argument("--json", default=str(HERE / "results" / "analyze.json"))
+    ap.add_argument("--base", help="source tree of an older dwi_toolkit whose analyze command is timed "
+                    "beside ours (e.g. from git archive)")
     args = ap.parse_args(argv)
+    global BASE
+    BASE = str(Path(args.base).resolve()) if args.base else None
     out = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
                       f"load average {os.getloadavg()[0]:.1f}"}

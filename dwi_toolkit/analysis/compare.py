@@ -659,13 +659,13 @@ def _prepare(sd: _Side, noise: NoiseCorrelation, interval: str, opts: CompareOpt
 
 
 def _side_interval(sd: _Side, interval: str, ci: float) -> tuple[float, float]:
-    from scipy import stats as sps
+    from .power import _t_ppf
 
     if interval == "iid-bootstrap":
         return _quantiles(sd.boot, ci) if sd.boot is not None else (math.nan, math.nan)
     if sd.est is None or not (sd.est.df > 0 and math.isfinite(sd.est.se)):
         return (math.nan, math.nan)
-    t = float(sps.t.ppf(0.5 + ci / 2, sd.est.df))
+    t = _t_ppf(0.5 + ci / 2, sd.est.df)
     return sd.est.mean - t * sd.est.se, sd.est.mean + t * sd.est.se
 
 

@@ -94,6 +94,21 @@ def pooled_mean(parts: Sequence[MeanEstimate]) -> MeanEstimate:
     return MeanEstimate(mean, math.sqrt(sum(s * s for s in ses)), _welch_df(ses, [p.df for p in parts]))
 
 
+def _t_ppf(q: float, df: float) -> float:
+    """Student-t quantile; the function ``scipy.stats.t.ppf`` evaluates, without importing
+    ``scipy.stats`` (about half a second of start-up for one analysis)."""
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, q))
+
+
+def _t_sf(x: float, df: float) -> float:
+    """Student-t survival function, as ``scipy.stats.t.sf`` (``stdtr(df, -x)``)."""
+    from scipy.special import stdtr
+
+    return float(stdtr(df, -x))
+
+
 def detectable_difference(se: float, df: float, *, power: float = DEFAULT_POWER,
                           alpha: float = DEFAULT_ALPHA) -> float:
     """Smallest true difference detected with probability `power` by a two-sided level-`alpha` test.
@@ -112,11 +127,9 @@ def detectable_difference(se: float, df: float, *, power: float = DEFAULT_POWER,
     >>> round(detectable_difference(1.0, math.inf), 3)      # 1.960 + 0.842
     2.802
     """
-    from scipy import stats
-
     if not (math.isfinite(se) and se > 0 and df > 0):
         return math.nan
-    return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se)
+    return float((_t_ppf(1 - alpha / 2, df) + _t_ppf(power, df)) * se)
 
 
 def contrast(a: MeanEstimate, b: MeanEstimate, *, ci: float = 0.95, power: float = DEFAULT_POWER,
@@ -129,8 +142,6 @@ def contrast(a: MeanEstimate, b: MeanEstimate, *, ci: float = 0.95, power: float
     >>> round(c.ratio_low, 3), round(c.ratio_high, 3), round(c.detectable, 3)
     (1.01, 1.548, 0.403)
     """
-    from scipy import stats
-
     nan = math.nan
     d = a.mean - b.mean
     se = math.hypot(a.se, b.se)
@@ -140,15 +151,15 @@ def contrast(a: MeanEstimate, b: MeanEstimate, *, ci: float = 0.95, power: float
         return Contrast(d, 0.0, math.inf, d, d, ratio, ratio, 0.0 if d else 1.0, 0.0)
     if not (math.isfinite(se) and se > 0 and math.isfinite(df) and df > 0):
         return Contrast(d, se, df, nan, nan, nan, nan, nan, nan)
-    t = float(stats.t.ppf(0.5 + ci / 2, df))
+    t = float(_t_ppf(0.5 + ci / 2, df))
     r_lo = r_hi = nan
     if a.mean > 0 and b.mean > 0:
         se_log = math.hypot(a.se / a.mean, b.se / b.mean)
         df_log = _welch_df([a.se / a.mean, b.se / b.mean], [a.df, b.df])
-        t_log = float(stats.t.ppf(0.5 + ci / 2, df_log))
+        t_log = float(_t_ppf(0.5 + ci / 2, df_log))
         lr = math.log(a.mean / b.mean)
         r_lo, r_hi = math.exp(lr - t_log * se_log), math.exp(lr + t_log * se_log)
-    p = float(2.0 * stats.t.sf(abs(d) / se, df))
+    p = float(2.0 * _t_sf(abs(d) / se, df))
     return Contrast(d, se, df, d - t * se, d + t * se, r_lo, r_hi, p,
                     detectable_difference(se, df, power=power, alpha=alpha))
 

@@ -193,6 +193,24 @@ def file_checksum(path: str | os.PathLike, *, chunk: int = 1 << 20) -> dict[str,
             "size_bytes": _q(p.stat().st_size, "bytes")}
 
 
+def _dependency_version(name: str) -> str | None:
+    """Version of an installed dependency, without importing it when it is not imported yet.
+
+    Importing matplotlib, dipy or pydicom only to read ``__version__`` would cost more than a
+    small analysis; the installed distribution's metadata gives the same string.
+    """
+    import sys
+    from importlib import metadata
+
+    module = sys.modules.get(name)
+    if module is not None and getattr(module, "__version__", None):
+        return str(module.__version__)
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:  # pragma: no cover - optional in some installs
+        return None
+
+
 def make_provenance(
     *,
     parameters: Mapping[str, Any] | None = None,
@@ -217,15 +235,8 @@ def make_provenance(
     >>> prov["software"], prov["parameters"]                   # every parameter with its unit
     ('dwi_toolkit', {'threshold_pct': {'value': 10, 'unit': '%'}})
     """
-    import matplotlib
-    import scipy
-
-    deps = {"numpy": np.__version__, "scipy": scipy.__version__, "matplotlib": matplotlib.__version__}
-    for mod in ("nibabel", "dipy", "pydicom"):
-        try:
-            deps[mod] = __import__(mod).__version__
-        except Exception:  # pragma: no cover - optional in some installs
-            deps[mod] = None
+    deps = {"numpy": np.__version__}
+    deps.update({mod: _dependency_version(mod) for mod in ("scipy", "matplotlib", "nibabel", "dipy", "pydicom")})
     params = {}
     for k, v in (parameters or {}).items():
         params[k] = _q(v, PARAMETER_UNITS[k]) if k in PARAMETER_UNITS else _jsonable(v)

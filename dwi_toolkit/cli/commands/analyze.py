@@ -59,11 +59,11 @@ def command_line(opts) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ...pipeline.analyze import run_analysis
-    from .._options import analysis_options
-
     from ...io._scrub import scrub_policy
-    from .._options import scrub_text
+    from .._imports import import_nibabel_without_pydicom
+    from .._options import analysis_options, scrub_text
 
+    import_nibabel_without_pydicom()
     opts = analysis_options(args)
     with scrub_policy(scrub_text(args)):
         report = run_analysis(args.path, args.rois, args.clinical, args.out, options=opts, bvals=args.bvals,

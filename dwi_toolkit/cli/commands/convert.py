@@ -48,28 +48,6 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "series"
 
 
-def _import_nibabel_without_pydicom() -> None:
-    """Import nibabel's NIfTI writer without letting it import pydicom.
-
-    nibabel.nifti1 imports pydicom eagerly (``optional_package``) only to decode DICOM NIfTI
-    extensions, which conversion never uses; that import costs about as much as converting a
-    whole series. pydicom is hidden during nibabel's import only, and stays importable after it
-    (dwi_toolkit imports it when a file needs its fallback reader).
-    """
-    import sys
-
-    if "pydicom" in sys.modules or "nibabel.nifti1" in sys.modules:
-        return
-    sys.modules["pydicom"] = None  # type: ignore[assignment]
-    try:
-        import nibabel.nifti1  # noqa: F401
-    except ImportError:  # pragma: no cover - nibabel is a core dependency
-        pass
-    finally:
-        if sys.modules.get("pydicom", 0) is None:
-            del sys.modules["pydicom"]
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -77,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     from ...io.dicom import find_dwi_series, select_series
 
     if not args.list:
-        _import_nibabel_without_pydicom()
+        from .._imports import import_nibabel_without_pydicom
+
+        import_nibabel_without_pydicom()
     infos = find_dwi_series(args.path, b0_threshold=args.b0_threshold)
     if args.list:
         from .._series import series_table
