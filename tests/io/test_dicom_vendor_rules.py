@@ -209,3 +209,17 @@ def test_single_low_b_volume_agrees_with_dcm2niix(tmp_path):
     s = load_dwi(tmp_path / "d", verify="dcm2niix")
     assert s.meta["Dcm2niixAgreement"] is True
     assert s.bvals.tolist() == [5.0] and np.linalg.norm(s.bvecs[0]) > 0.999
+
+
+def test_b0_only_series_with_directions_is_not_dwi(tmp_path):
+    """Regression (dcm_qa_philips fMRI 'EPI_asc'): an EPI series whose every image has b=0 but a
+    (0018,9089) = (0, 0, 0) and no (0018,9075) is not diffusion-weighted; dcm2niix writes no .bval."""
+    write_series(tmp_path / "e", bvals=(0.0, 0.0), bvecs_lps=((0, 0, 0), (0, 0, 0)), n_slices=2, rows=3, cols=4)
+    for f in (tmp_path / "e").iterdir():  # as the Philips export: zero vector, no directionality
+        ds = pydicom.dcmread(f)
+        ds.DiffusionGradientOrientation = [0.0, 0.0, 0.0]
+        if "DiffusionDirectionality" in ds:
+            del ds.DiffusionDirectionality
+        ds.save_as(f)
+    (info,) = find_dwi_series(tmp_path / "e")
+    assert info.role == "other"
