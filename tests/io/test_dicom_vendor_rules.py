@@ -223,3 +223,32 @@ def test_b0_only_series_with_directions_is_not_dwi(tmp_path):
         ds.save_as(f)
     (info,) = find_dwi_series(tmp_path / "e")
     assert info.role == "other"
+
+
+def test_siemens_private_header_rule_without_csa(tmp_path):
+    """Siemens classic without CSA (XA30 'MFSPLIT' classic exports, dcm_qa_xa30i): b-value and
+    direction only in 'SIEMENS MR HEADER' (0019,100C)/(0019,100E), patient frame as the standard tags."""
+    std, prv = tmp_path / "std", tmp_path / "prv"
+    kw = dict(bvals=BVALS, bvecs_lps=DIRS, manufacturer="SIEMENS", n_slices=2, rows=3, cols=4, iop=PLANES["oblique"])
+    write_series(std, **kw)
+    write_series(prv, **kw)
+    for f in prv.iterdir():
+        ds = pydicom.dcmread(f)
+        b = float(ds.DiffusionBValue)
+        v = [float(x) for x in ds.get("DiffusionGradientOrientation", [0, 0, 0])]
+        for k in ("DiffusionBValue", "DiffusionGradientOrientation", "DiffusionDirectionality"):
+            if k in ds:
+                delattr(ds, k)
+        block = ds.private_block(0x0019, "SIEMENS MR HEADER", create=True)
+        block.add_new(0x0C, "IS", str(int(b)))
+        if b > 0:
+            block.add_new(0x0E, "FD", v)
+        ds.save_as(f)
+    (info,) = find_dwi_series(prv)
+    assert info.role == "dwi" and info.rule == "siemens-private"
+    a, b = load_dicom_dwi(std), load_dicom_dwi(prv)
+    np.testing.assert_allclose(b.bvals, BVALS)
+    np.testing.assert_allclose(_world(b.affine, b.bvecs), _world(a.affine, a.bvecs), atol=1e-6)
+    recorded = np.asarray(BVALS) > 0
+    np.testing.assert_allclose(np.abs(_world(b.affine, b.bvecs[recorded])), np.abs(DIRS[recorded] * [-1, -1, 1]),
+                               atol=1e-6)
