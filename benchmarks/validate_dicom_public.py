@@ -85,9 +85,13 @@ def validate(root: Path) -> list[dict]:
         cand = [i for i in infos if (ref["uid"] and i.series_uid == ref["uid"])
                 or (not ref["uid"] and str(i.series_number) == str(ref["series_number"]))]
         why = ", ".join(sorted({f"{i.role} ({i.rule})" for i in cand})) or "no series"
+        # scanner-derived trace/ADC images: dcm2niix writes a .bval, we list them as trace on purpose
+        derived = bool(cand) and all(i.role in ("trace", "adc", "fa") for i in cand)
         rows.append({"repo": root.name, "series": f"#{ref['series_number']} {ref['description']}",
                      "vendor": cand[0].vendor if cand else "?", "rule": cand[0].rule if cand else "",
-                     "agree": False, "differs": f"not found as DWI: ours says {why}; dcm2niix {ref['n']} vols"})
+                     "agree": None if derived else False,
+                     "differs": f"{'scanner-derived, not raw DWI' if derived else 'not found as DWI'}: "
+                                f"ours says {why}; dcm2niix {ref['n']} vols"})
     return rows
 
 
@@ -100,11 +104,13 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     for root in args.folders:
         rows.extend(validate(root))
+    every = list(rows)
     w = max([len(r["repo"]) + len(r["series"]) for r in rows] + [10]) + 1
     print(f"{'repo/series':<{w}} {'vendor':<8} {'rule':<16} {'agree':<6} differs")
     for r in rows:
-        print(f"{r['repo'] + '/' + r['series']:<{w}} {r['vendor']:<8} {r['rule']:<16} "
-              f"{'yes' if r['agree'] else 'NO':<6} {r['differs']}")
+        mark = "n/a" if r["agree"] is None else "yes" if r["agree"] else "NO"
+        print(f"{r['repo'] + '/' + r['series']:<{w}} {r['vendor']:<8} {r['rule']:<16} {mark:<6} {r['differs']}")
+    rows = [r for r in rows if r["agree"] is not None]
     per = {}
     for r in rows:
         a, n = per.get(r["vendor"], (0, 0))
@@ -117,7 +123,7 @@ def main(argv=None) -> int:
         if r.get("detail"):
             print(f"- {r['repo']}/{r['series']}: {r['detail']}")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+        args.json.write_text(json.dumps(every, indent=1))
     return 0
 
 

@@ -252,3 +252,30 @@ def test_siemens_private_header_rule_without_csa(tmp_path):
     recorded = np.asarray(BVALS) > 0
     np.testing.assert_allclose(np.abs(_world(b.affine, b.bvecs[recorded])), np.abs(DIRS[recorded] * [-1, -1, 1]),
                                atol=1e-6)
+
+
+def test_classic_standard_tags_nested_in_mr_diffusion_sequence(tmp_path):
+    """Classic images whose (0018,9087)/(0018,9089) sit only inside MRDiffusionSequence (0018,9117)
+    (dcm2niix reads the attributes wherever they occur): same table as top-level tags."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    top, nested = tmp_path / "top", tmp_path / "nested"
+    kw = dict(bvals=BVALS, bvecs_lps=DIRS, manufacturer="TOSHIBA", n_slices=2, rows=3, cols=4, iop=PLANES["sagittal"])
+    write_series(top, **kw)
+    write_series(nested, **kw)
+    for f in nested.iterdir():
+        ds = pydicom.dcmread(f)
+        item = Dataset()
+        for k in ("DiffusionBValue", "DiffusionGradientOrientation", "DiffusionDirectionality"):
+            if k in ds:
+                setattr(item, k, getattr(ds, k))
+                delattr(ds, k)
+        ds.MRDiffusionSequence = Sequence([item])
+        ds.save_as(f)
+    (info,) = find_dwi_series(nested)
+    assert info.role == "dwi" and info.rule == "standard"
+    a, b = load_dicom_dwi(top), load_dicom_dwi(nested)
+    np.testing.assert_allclose(b.bvals, a.bvals)
+    np.testing.assert_allclose(b.bvecs, a.bvecs, atol=1e-9)
+    assert np.all(np.linalg.norm(b.bvecs[np.asarray(BVALS) > 0], axis=1) > 0.999)

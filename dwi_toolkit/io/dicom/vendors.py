@@ -207,6 +207,12 @@ def classic_diffusion(ds, vendor: str, csa: dict) -> Diffusion:
         d = _canon_comments(ds)
         if d is not None:
             return d
+    if 0x00189087 not in ds and ds.get("MRDiffusionSequence"):
+        # classic image with the standard attributes nested in (0018,9117), as dcm2niix reads
+        # (0018,9087)/(0018,9089) wherever they occur
+        d = frame_diffusion(ds.get("MRDiffusionSequence")[0])
+        if d.bval is not None:
+            return d
     if 0x00189087 in ds:
         # (0018,9089) is in the patient frame for every vendor that fills it, Canon classic
         # included (dcm2niix sets isBVecWorldCoordinates whenever it reads (0018,9089)).
