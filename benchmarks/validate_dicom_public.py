@@ -50,7 +50,7 @@ def _check(info) -> dict:
     from dwi_toolkit.io.dicom.dcm2niix import verify_files
 
     row = {"series": f"#{info.series_number} {info.description}", "vendor": info.vendor, "rule": info.rule,
-           "uid": info.series_uid, "n_files": info.n_files}
+           "uid": info.series_uid, "num": str(info.series_number), "n_files": info.n_files}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -79,7 +79,12 @@ def validate(root: Path) -> list[dict]:
     rows = [dict(_check(i), repo=root.name) for i in infos if i.role == "dwi"]
     ours = {(r["uid"]) for r in rows}
     ours_num = {str(i.series_number) for i in infos if i.role == "dwi"}
-    for ref in _dcm2niix_dwi(root):
+    refs = _dcm2niix_dwi(root)
+    ref_keys = {r["uid"] for r in refs} | {str(r["series_number"]) for r in refs}
+    for r in rows:  # a series we call raw DWI but dcm2niix writes without diffusion weighting
+        if r["uid"] not in ref_keys and r["num"] not in ref_keys:
+            r.update(agree=False, differs=("not DWI for dcm2niix (no .bval with b > 50); " + r["differs"]).rstrip("; "))
+    for ref in refs:
         if (ref["uid"] and ref["uid"] in ours) or (not ref["uid"] and str(ref["series_number"]) in ours_num):
             continue
         cand = [i for i in infos if (ref["uid"] and i.series_uid == ref["uid"])
