@@ -209,3 +209,73 @@ def test_single_low_b_volume_agrees_with_dcm2niix(tmp_path):
     s = load_dwi(tmp_path / "d", verify="dcm2niix")
     assert s.meta["Dcm2niixAgreement"] is True
     assert s.bvals.tolist() == [5.0] and np.linalg.norm(s.bvecs[0]) > 0.999
+
+
+def test_b0_only_series_with_directions_is_not_dwi(tmp_path):
+    """Regression (dcm_qa_philips fMRI 'EPI_asc'): an EPI series whose every image has b=0 but a
+    (0018,9089) = (0, 0, 0) and no (0018,9075) is not diffusion-weighted; dcm2niix writes no .bval."""
+    write_series(tmp_path / "e", bvals=(0.0, 0.0), bvecs_lps=((0, 0, 0), (0, 0, 0)), n_slices=2, rows=3, cols=4)
+    for f in (tmp_path / "e").iterdir():  # as the Philips export: zero vector, no directionality
+        ds = pydicom.dcmread(f)
+        ds.DiffusionGradientOrientation = [0.0, 0.0, 0.0]
+        if "DiffusionDirectionality" in ds:
+            del ds.DiffusionDirectionality
+        ds.save_as(f)
+    (info,) = find_dwi_series(tmp_path / "e")
+    assert info.role == "other"
+
+
+def test_siemens_private_header_rule_without_csa(tmp_path):
+    """Siemens classic without CSA (XA30 'MFSPLIT' classic exports, dcm_qa_xa30i): b-value and
+    direction only in 'SIEMENS MR HEADER' (0019,100C)/(0019,100E), patient frame as the standard tags."""
+    std, prv = tmp_path / "std", tmp_path / "prv"
+    kw = dict(bvals=BVALS, bvecs_lps=DIRS, manufacturer="SIEMENS", n_slices=2, rows=3, cols=4, iop=PLANES["oblique"])
+    write_series(std, **kw)
+    write_series(prv, **kw)
+    for f in prv.iterdir():
+        ds = pydicom.dcmread(f)
+        b = float(ds.DiffusionBValue)
+        v = [float(x) for x in ds.get("DiffusionGradientOrientation", [0, 0, 0])]
+        for k in ("DiffusionBValue", "DiffusionGradientOrientation", "DiffusionDirectionality"):
+            if k in ds:
+                delattr(ds, k)
+        block = ds.private_block(0x0019, "SIEMENS MR HEADER", create=True)
+        block.add_new(0x0C, "IS", str(int(b)))
+        if b > 0:
+            block.add_new(0x0E, "FD", v)
+        ds.save_as(f)
+    (info,) = find_dwi_series(prv)
+    assert info.role == "dwi" and info.rule == "siemens-private"
+    a, b = load_dicom_dwi(std), load_dicom_dwi(prv)
+    np.testing.assert_allclose(b.bvals, BVALS)
+    np.testing.assert_allclose(_world(b.affine, b.bvecs), _world(a.affine, a.bvecs), atol=1e-6)
+    recorded = np.asarray(BVALS) > 0
+    np.testing.assert_allclose(np.abs(_world(b.affine, b.bvecs[recorded])), np.abs(DIRS[recorded] * [-1, -1, 1]),
+                               atol=1e-6)
+
+
+def test_classic_standard_tags_nested_in_mr_diffusion_sequence(tmp_path):
+    """Classic images whose (0018,9087)/(0018,9089) sit only inside MRDiffusionSequence (0018,9117)
+    (dcm2niix reads the attributes wherever they occur): same table as top-level tags."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    top, nested = tmp_path / "top", tmp_path / "nested"
+    kw = dict(bvals=BVALS, bvecs_lps=DIRS, manufacturer="TOSHIBA", n_slices=2, rows=3, cols=4, iop=PLANES["sagittal"])
+    write_series(top, **kw)
+    write_series(nested, **kw)
+    for f in nested.iterdir():
+        ds = pydicom.dcmread(f)
+        item = Dataset()
+        for k in ("DiffusionBValue", "DiffusionGradientOrientation", "DiffusionDirectionality"):
+            if k in ds:
+                setattr(item, k, getattr(ds, k))
+                delattr(ds, k)
+        ds.MRDiffusionSequence = Sequence([item])
+        ds.save_as(f)
+    (info,) = find_dwi_series(nested)
+    assert info.role == "dwi" and info.rule == "standard"
+    a, b = load_dicom_dwi(top), load_dicom_dwi(nested)
+    np.testing.assert_allclose(b.bvals, a.bvals)
+    np.testing.assert_allclose(b.bvecs, a.bvecs, atol=1e-9)
+    assert np.all(np.linalg.norm(b.bvecs[np.asarray(BVALS) > 0], axis=1) > 0.999)

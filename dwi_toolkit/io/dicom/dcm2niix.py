@@ -28,7 +28,8 @@ from ...errors import DicomError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["find_dcm2niix", "load_with_dcm2niix", "verify_with_dcm2niix", "VerifyReport", "compare_series"]
+__all__ = ["find_dcm2niix", "load_with_dcm2niix", "verify_with_dcm2niix", "verify_files", "VerifyReport",
+           "compare_series"]
 
 #: b-values (s/mm²) above which b-vectors are compared (below, scanners store no direction).
 BVEC_MIN_B = 5.0
@@ -157,6 +158,7 @@ class VerifyReport:
     """
 
     rows: tuple
+    notes: tuple = ()
 
     @property
     def ok(self) -> bool:
@@ -207,6 +209,9 @@ def compare_series(ours, ref) -> VerifyReport:
     tol_b = 0.01 + 1e-5 * float(max(b1.max(initial=0), b2.max(initial=0)))
     rows.append(("b-values", f"{b1.size} vols, max {b1.max(initial=0):g}", f"{b2.size} vols, max {b2.max(initial=0):g}",
                  db, tol_b, db <= tol_b))
+    notes = []
+    if same_n and db > tol_b and np.allclose(np.sort(b1), np.sort(b2), atol=tol_b):
+        notes.append("volume order")
     if same_n:
         dw = (b1 > BVEC_MIN_B) & (b2 > BVEC_MIN_B)
         w1, w2 = _world(ours.affine, ours.bvecs[dw]), _world(ref.affine, ref.bvecs[dw])
@@ -227,7 +232,7 @@ def compare_series(ours, ref) -> VerifyReport:
         rows.append(("voxels", "x".join(map(str, a.shape)), "x".join(map(str, r.shape)), dd, tol, dd <= tol))
     else:
         rows.append(("voxels", "x".join(map(str, a.shape)), "x".join(map(str, r.shape)), float("inf"), 0.0, False))
-    return VerifyReport(tuple(rows))
+    return VerifyReport(tuple(rows), tuple(notes))
 
 
 def verify_with_dcm2niix(
@@ -267,11 +272,42 @@ def verify_with_dcm2niix(
     >>> find_dcm2niix() is None or verify_with_dcm2niix(load_dicom_dwi(folder), folder).ok
     True
     """
+    info = _select(path, series_uid, b0_threshold)
+    report = verify_files(series, info.files)
+    logger.info("dcm2niix cross-check of '%s': %s\n%s", info.description,
+                "agree" if report.ok else "DIFFER", report.table())
+    return report
+
+
+def verify_files(series: DWISeries, files) -> VerifyReport:
+    """Convert exactly `files` with dcm2niix and compare with `series` (no folder scan).
+
+    Parameters
+    ----------
+    series : DWISeries
+        What our reader loaded from `files`.
+    files : sequence of path-like
+        The DICOM files of the series (e.g. ``DicomSeriesInfo.files``).
+
+    Returns
+    -------
+    VerifyReport
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dwi_toolkit.io.dicom import find_dwi_series, load_dicom_series
+    >>> from dwi_toolkit.io.dicom._synthetic import write_series
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = write_series(folder)
+    >>> (info,) = [i for i in find_dwi_series(folder) if i.role == "dwi"]
+    >>> find_dcm2niix() is None or verify_files(load_dicom_series(info), info.files).ok
+    True
+    """
     import nibabel as nib
 
-    info = _select(path, series_uid, b0_threshold)
     with tempfile.TemporaryDirectory(prefix="dwi_toolkit_verify_") as tmp:
-        nii = _convert(info.files, Path(tmp))
+        nii = _convert(files, Path(tmp))
         img = nib.load(str(nii))
         data = np.asanyarray(img.dataobj)
         data = data[..., None] if data.ndim == 3 else data
@@ -280,7 +316,4 @@ def verify_with_dcm2niix(
         bvecs = np.loadtxt(nii.with_suffix(".bvec"), ndmin=2).T if bval_f.exists() else np.zeros((data.shape[3], 3))
         # raw files, not a DWISeries: what dcm2niix wrote, without our normalisation
         ref = SimpleNamespace(data=data.copy(), affine=img.affine, bvals=bvals, bvecs=bvecs.reshape(-1, 3))
-    report = compare_series(series, ref)
-    logger.info("dcm2niix cross-check of '%s': %s\n%s", info.description,
-                "agree" if report.ok else "DIFFER", report.table())
-    return report
+    return compare_series(series, ref)

@@ -231,7 +231,7 @@ def describe_series(files: list[DicomFile], *, b0_threshold: float = 50.0) -> Di
     bvals = sorted({round(fr.diff.bval, 3) for fr in frames if fr.diff.bval is not None
                     and not fr.diff.isotropic})
     iso_bvals = sorted({round(fr.diff.bval, 3) for fr in frames if fr.diff.bval is not None})
-    has_dir = any(fr.diff.vec is not None for fr in frames)
+    has_dir = any(fr.diff.vec is not None and (fr.diff.bval or 0) > 0 for fr in frames)
     iso_only = frames and all(fr.diff.isotropic for fr in frames)
     if role is None:
         if iso_only:

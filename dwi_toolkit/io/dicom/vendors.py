@@ -14,6 +14,9 @@ Where each vendor stores the b-value and gradient direction (see docs/dicom.md):
    * - Siemens classic (CSA)
      - CSA ``B_value`` / ``DiffusionGradientDirection``
      - patient (LPS)
+   * - Siemens classic without CSA (XA ``MFSPLIT``, de-identified)
+     - (0019,100C) / (0019,100E)
+     - patient (LPS)
    * - GE
      - (0043,1039)[0] mod 1e9 / (0019,10BB..BD)
      - logical (image) frame
@@ -100,6 +103,7 @@ class Diffusion:
 RULES = {
     "standard": "DICOM standard (0018,9087)/(0018,9089), patient frame",
     "siemens-csa": "Siemens CSA B_value/DiffusionGradientDirection, patient frame",
+    "siemens-private": "Siemens (0019,100C)/(0019,100E) without CSA (XA classic, de-identified), patient frame",
     "ge": "GE (0043,1039)/(0019,10BB-BD), logical frame",
     "philips": "Philips (2001,1003)/(2005,10B0-B2), patient frame",
     "uih": "United Imaging (0065,1009)/(0065,1037), image frame",
@@ -203,6 +207,12 @@ def classic_diffusion(ds, vendor: str, csa: dict) -> Diffusion:
         d = _canon_comments(ds)
         if d is not None:
             return d
+    if 0x00189087 not in ds and ds.get("MRDiffusionSequence"):
+        # classic image with the standard attributes nested in (0018,9117), as dcm2niix reads
+        # (0018,9087)/(0018,9089) wherever they occur
+        d = frame_diffusion(ds.get("MRDiffusionSequence")[0])
+        if d.bval is not None:
+            return d
     if 0x00189087 in ds:
         # (0018,9089) is in the patient frame for every vendor that fills it, Canon classic
         # included (dcm2niix sets isBVecWorldCoordinates whenever it reads (0018,9089)).
@@ -218,6 +228,10 @@ def classic_diffusion(ds, vendor: str, csa: dict) -> Diffusion:
             if b <= 0 or _norm(vec) < 1e-6:
                 vec = None
             return Diffusion(b, vec, "lps", False, "siemens-csa")
+    if vendor == "siemens":
+        d = _siemens_private(ds)
+        if d is not None:
+            return d
     if vendor == "philips":
         b = _num(ds, (0x2001, 0x1003))
         if b is not None:
@@ -241,6 +255,26 @@ def classic_diffusion(ds, vendor: str, csa: dict) -> Diffusion:
                 vec = _vec3(_num(ds, (0x0065, 0x1037)) or [])
                 return Diffusion(b, vec if b > 0 else None, "uih", False, "uih")
     return Diffusion(None, rule="none")
+
+
+def _siemens_private(ds) -> Diffusion | None:
+    """Siemens 'SIEMENS MR HEADER' (0019,100C) B_value / (0019,100E) DiffusionGradientDirection.
+
+    Classic images without a CSA header carry them, e.g. XA30 "interoperability" classic exports
+    (ImageType ``MFSPLIT``) and de-identified files; patient (LPS) frame, as the CSA fields
+    (dcm2niix ``kDiffusion_bValueSiemens``/``kDiffusionGradientDirectionSiemens``, issue 409).
+    """
+    raw = _num(ds, (0x0019, 0x100C))
+    if raw is None:
+        return None
+    try:
+        b = float(raw[0] if isinstance(raw, (list, tuple)) else raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    vec = _vec3(_num(ds, (0x0019, 0x100E)) or [])
+    if b <= 0 or _norm(vec) < 1e-6:
+        vec = None
+    return Diffusion(b, vec, "lps", False, "siemens-private")
 
 
 _COMMENT_B = None
