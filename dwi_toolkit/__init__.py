@@ -16,7 +16,7 @@ Workflow (the same steps as ``dwi-toolkit analyze``)::
     rois = dt.load_rois("sub-01_rois.json")                    # or place them: viz.roi_editor
     report = dt.run_analysis("sub-01_dwi.nii.gz", "sub-01_rois.json",
                              clinical_path="clinical.json", out_dir="out/sub-01", b_min=100)
-    print(report.roi_stats)             # aligned table, ADC in ×10⁻³ mm²/s
+    str(report.roi_stats)               # aligned table, ADC in ×10⁻³ mm²/s
     report.qc["flags"]                  # QC flags: measured value, limit, advice
     # out/sub-01/report.html: one row per level at the top; report.json keeps every number
 

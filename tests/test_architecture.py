@@ -311,6 +311,11 @@ def test_no_print_in_library():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
                 raise AssertionError(f"print() in library module {path.relative_to(PKG)}")
+        # docstring examples return values too (what a user copies should not print from the library)
+        assert not re.search(r"(>>>|\.\.\.)\s+print\(|^\s+print\(", "\n".join(
+            ast.get_docstring(n) or "" for n in ast.walk(ast.parse(path.read_text()))
+            if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))), re.M), \
+            f"print() in a docstring of {path.relative_to(PKG)}"
 
 
 if __name__ == "__main__":  # python tests/test_architecture.py --write

@@ -40,8 +40,9 @@ def reading(path: object, what: str, *, error: type[DwiToolkitError] = InputData
     ...     with reading("x.nii.gz", "a NIfTI image"):
     ...         raise EOFError("Compressed file ended before the end-of-stream marker was reached")
     ... except InputDataError as err:
-    ...     print(err)
-    cannot read x.nii.gz as a NIfTI image (EOFError: Compressed file ended before the end-of-stream marker was reached); check the file is complete and in the expected format.
+    ...     message = str(err)
+    >>> message
+    'cannot read x.nii.gz as a NIfTI image (EOFError: Compressed file ended before the end-of-stream marker was reached); check the file is complete and in the expected format.'
     """
     try:
         yield
