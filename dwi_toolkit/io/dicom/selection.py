@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import DicomError
-from .discovery import DicomSeriesInfo, find_dwi_series, scan_files  # noqa: F401 (find_dwi_series: doctest)
+from .discovery import DicomSeriesInfo, scan_files
 
 __all__ = ["select_series"]
 
@@ -49,18 +49,13 @@ def select_series(infos, *, series_uid: str | None, role: str, path) -> DicomSer
     Examples
     --------
     >>> import tempfile
-    >>> from pathlib import Path
-    >>> import numpy as np
-    >>> from dwi_toolkit.core.image import DWISeries
-    >>> from dwi_toolkit.io.dicom_write import write_dicom_series
-    >>> tmp = Path(tempfile.mkdtemp())
-    >>> b = np.array([0.0, 800.0])
-    >>> s = DWISeries(np.full((4, 3, 2, 2), 100.0) * np.exp(-b * 1e-3), np.diag([2.0, 2.0, 4.0, 1.0]), b,
-    ...               [[0, 0, 0], [0, 0, 1]])
-    >>> files = write_dicom_series(s, tmp / "dicom")
-    >>> infos = find_dwi_series(tmp / "dicom")
-    >>> select_series(infos, series_uid=None, role="dwi", path=tmp).n_volumes
-    2
+    >>> from dwi_toolkit.io.dicom import find_dwi_series
+    >>> from dwi_toolkit.io.dicom._synthetic import write_series
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = write_series(folder)
+    >>> infos = find_dwi_series(folder)
+    >>> select_series(infos, series_uid=None, role="dwi", path=folder).n_volumes
+    4
     """
     if series_uid:
         match = [s for s in infos if s.series_uid == series_uid]
