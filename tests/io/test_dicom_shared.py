@@ -56,6 +56,15 @@ def _dcm2niix() -> str | None:
 _LIVE: dict = {}
 
 
+def stage_inputs(case: str, dst: Path) -> Path:
+    """Copy the DICOM files of `case` into `dst` (created), gunzipped, as 000000.dcm, 000001.dcm, ..."""
+    dst.mkdir(parents=True)
+    for i, f in enumerate(sorted(q for q in _input(case).rglob("*") if q.is_file())):
+        raw = f.read_bytes()
+        (dst / f"{i:06d}.dcm").write_bytes(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+    return dst
+
+
 def _live(case: str, tmp_root: Path):
     """Run dcm2niix on the (gunzipped) files of `case`; (bval, bvec, nifti, json) of its DWI output."""
     if case not in _LIVE:
@@ -65,11 +74,8 @@ def _live(case: str, tmp_root: Path):
                         "(pip install -e .[test])")
         src = tmp_root / case.replace("/", "__") / "in"
         out = src.parent / "out"
-        src.mkdir(parents=True)
+        stage_inputs(case, src)
         out.mkdir()
-        for i, f in enumerate(sorted(q for q in _input(case).rglob("*") if q.is_file())):
-            raw = f.read_bytes()
-            (src / f"{i:06d}.dcm").write_bytes(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
         subprocess.run([exe, "-z", "n", "-f", "%s_%d", "-o", str(out), str(src)], check=True, capture_output=True)
         bval = max(out.glob("*.bval"), key=lambda p: p.stat().st_size)
         stem = bval.name[: -len(".bval")]

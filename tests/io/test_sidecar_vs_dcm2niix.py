@@ -9,7 +9,6 @@ not derived yet); this test prints them and checks that none of the keys we prom
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import shared_path
-from tests.io.test_dicom_shared import FOLDERS, _dcm2niix, _input
+from tests.io.test_dicom_shared import FOLDERS, _dcm2niix, stage_inputs
 
 pytestmark = [pytest.mark.needs_shared_data, pytest.mark.slow]
 
@@ -46,11 +45,8 @@ def _run(case: str, tmp: Path):
     if exe is None:
         pytest.skip("dcm2niix is not installed (pip install -e .[test])")
     src, ref, ours = tmp / "in", tmp / "dcm2niix", tmp / "bids"
-    src.mkdir(parents=True)
+    stage_inputs(case, src)
     ref.mkdir()
-    for i, f in enumerate(sorted(q for q in _input(case).rglob("*") if q.is_file())):
-        raw = f.read_bytes()
-        (src / f"{i:06d}.dcm").write_bytes(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
     subprocess.run([exe, "-z", "y", "-f", "%s_%d", "-o", str(ref), str(src)], check=True, capture_output=True)
     from dwi_toolkit.cli.main import main
 
