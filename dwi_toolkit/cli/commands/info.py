@@ -114,12 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _gradient_check(series) -> dict:
-    """The gradient-table check of :func:`dwi_toolkit.qc.gradient_check.check_gradients` as a dict."""
-    import warnings
+    """The gradient-table check as the report records it (:func:`dwi_toolkit.pipeline.subject_sections.gradient_qc`)."""
+    from ...pipeline.subject_sections import gradient_qc
 
-    from ...errors import GradientWarning
-    from ...qc.gradient_check import check_gradients
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", GradientWarning)  # reported in the output
-        return check_gradients(series).to_dict()
+    return gradient_qc(series)[1]
