@@ -31,8 +31,8 @@ SEVERITY_LABELS = {"error": "Error", "warning": "Warning", "info": "Note"}
 def _level_rows(comparison: Any, entrapment: Any) -> tuple[list[Any], dict[tuple[str, str], Any], str]:
     """(comparison rows of the assessed parameter, class per (level, segment), parameter)."""
     param = getattr(entrapment, "parameter", None)
-    if not isinstance(param, str) or param == "combined":  # several parameters: ADC leads the glance
-        param = "adc" if param is not None and "adc" in (param if not isinstance(param, str) else ()) else None
+    if not isinstance(param, str) or param == "combined":
+        param = None  # several parameters assessed: the glance shows ADC when present (below)
     rows = [r for r in (getattr(comparison, "rows", ()) or ())
             if getattr(r, "reference", "contralateral") == "contralateral"]  # adjacent rows: below
     if param is None:
