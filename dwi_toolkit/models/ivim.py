@@ -77,6 +77,7 @@ __all__ = [
     "STATUS_CODES",
     "DEFAULT_BOUNDS",
     "DSTAR_PRIOR",
+    "D_FREE_WATER_37C",
     "MAP_UNITS",
 ]
 
@@ -119,6 +120,11 @@ _N_DSTAR_GRID = 24
 DSTAR_PRIOR: dict[str, float] = {"median": 25e-3, "log_sd": 0.7}
 _LOG_DSTAR_PRIOR = float(np.log(DSTAR_PRIOR["median"] * 1e3))  # internal units (µm²/ms)
 _DSTAR_PRIOR_TAU = DSTAR_PRIOR["log_sd"]
+#: Self-diffusion coefficient of free water at 37 °C, mm²/s (Holz, Heil & Sacco 2000, Speedy–Angell
+#: fit; dwi_toolkit References §1.4): the upper limit of tissue ``D`` in vivo, the default upper
+#: bound of ``D`` in the ``"map"`` method.
+D_FREE_WATER_37C = 3.037e-3
+_FREE_NO_D = np.array([True, True, False, True])  # S0, f, D* free; D held
 
 
 class IVIMResult(NamedTuple):
@@ -378,8 +384,12 @@ def _solve_spd4(a: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------- helpers
-def _check_bounds(bounds: Mapping[str, tuple[float, float]] | None) -> tuple[np.ndarray, np.ndarray]:
+def _check_bounds(bounds: Mapping[str, tuple[float, float]] | None,
+                  physical: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds (lower, upper) in mm²/s; ``physical``: D ≤ :data:`D_FREE_WATER_37C` unless `bounds` sets D."""
     merged = dict(DEFAULT_BOUNDS)
+    if physical:
+        merged["d"] = (merged["d"][0], D_FREE_WATER_37C)
     if bounds:
         for key, val in bounds.items():
             name = _ALIASES.get(key, key)
@@ -600,22 +610,22 @@ def ivim_full(
     '0.1200 0.001 0.03'
     """
     y, b, sig, w = _prepare(signal, bvals, sigma, weights)
-    lo_mm, hi_mm = _check_bounds(bounds)
+    lo_mm, hi_mm = _check_bounds(bounds, physical=dstar_prior)
     return _fit_arrays(y, b, sig, w, lo_mm, hi_mm, b_threshold, full=True, max_iter=max_iter,
                        prior=dstar_prior)
 
 
-def _map_fit(p0, y, w, b, lo, hi, sigma, rss_grid, max_iter):
-    """Joint fit with the log-normal ``D*`` prior; the prior's weight is ``σ/τ`` per voxel.
+def _map_fit(p0, y, w, b, lo, hi, sigma, s_hat, max_iter, free=None):
+    """Fit with the log-normal ``D*`` prior; the prior's weight is ``σ/τ`` per voxel.
 
-    ``σ`` is the Rician σ when known, else the residual RMS of the ``D*`` grid step. That
-    overestimates σ where the grid point's model error exceeds the noise (high SNR, noiseless
-    data): there the fit is repeated (at most twice) with σ from its own residual, so the prior's
-    pull vanishes with the noise.
+    ``σ`` (`s_hat`, per voxel) is the Rician σ when known, else the residual RMS of the ``D*``
+    grid step. That overestimates σ where the grid point's model error exceeds the noise (high
+    SNR, noiseless data): there the fit is repeated (at most twice) with σ from its own residual,
+    so the prior's pull vanishes with the noise. `free`: which of (S0, f, D, D*) move (default
+    all). Returns the parameters, convergence, iterations and the σ used.
     """
-    free = np.ones(4, bool)
+    free = np.ones(4, bool) if free is None else free
     n_used = np.maximum((w > 0).sum(1) - 4, 1)
-    s_hat = sigma if sigma is not None else np.sqrt(np.maximum(rss_grid, 0.0) / n_used)
     s_hat = np.maximum(s_hat, 1e-9)
     p, conv, it = _batched_lm(p0, y, w, b, lo, hi, free, sigma=sigma, max_iter=max_iter,
                               prior=s_hat / _DSTAR_PRIOR_TAU)
@@ -629,6 +639,72 @@ def _map_fit(p0, y, w, b, lo, hi, sigma, rss_grid, max_iter):
         p[redo], conv[redo], it_r = _batched_lm(p[redo], y[redo], w[redo], b, lo, hi, free,
                                                 max_iter=max_iter, prior=s_hat[redo] / _DSTAR_PRIOR_TAU)
         it[redo] += it_r
+    return p, conv, it, s_hat
+
+
+def _posterior_var_d(p, w, b, s_hat):
+    """Posterior variance of ``D`` (internal units) at the MAP estimate, Laplace approximation.
+
+    ``σ² [(JᵀJ + P)⁻¹]_DD`` with ``P`` the curvature of the ``D*`` prior term. Where ``f`` sits at
+    0, ``f`` and ``D*`` are held (``D*`` is then undetermined); a system that is not positive
+    definite gives NaN.
+    """
+    prior_w = s_hat / _DSTAR_PRIOR_TAU
+    pred, aux = _model_jac(p, b, None, prior_w)
+    jtj, _ = _normal_equations(p, aux, np.zeros_like(pred), None if np.all(w == 1.0) else w,
+                               b[:, None] ** np.arange(3), prior_w)
+    held = np.zeros((p.shape[0], 4), bool)
+    held[:, 1] = held[:, 3] = p[:, 1] <= 1e-9
+    keep = ~held
+    jtj = jtj * keep[:, :, None] * keep[:, None, :] + np.eye(4) * held[:, None, :]
+    unit = np.zeros((p.shape[0], 4))
+    unit[:, 2] = 1.0
+    return s_hat ** 2 * _solve_spd4(jtj, unit)[:, 2]
+
+
+def _segmented_d_mse(p, w, b, high, d_seg, a_seg, s_hat):
+    """Estimated mean squared error of the segmented ``D`` (internal units), per voxel.
+
+    Variance ``σ² [(J_hᵀJ_h)⁻¹]_DD`` of the mono-exponential ``a e^{-b D}`` on the samples
+    ``b >= b_threshold`` plus the squared bias that the perfusion signal left there,
+    ``S0 f e^{-b D*}``, puts on it (linearised: ``[(J_hᵀJ_h)⁻¹ J_hᵀ S0 f e^{-b D*}]_D``), with
+    the joint estimates ``p`` plugged in.
+    """
+    wh = np.where(high, w, 0.0)
+    e = np.exp(-d_seg[:, None] * b)
+    jd = -a_seg[:, None] * b * e
+    s00 = np.einsum("vn,vn->v", wh, e * e)
+    s01 = np.einsum("vn,vn->v", wh, e * jd)
+    s11 = np.einsum("vn,vn->v", wh, jd * jd)
+    det = s00 * s11 - s01 * s01
+    perf = (p[:, 0] * p[:, 1])[:, None] * np.exp(-p[:, 3:4] * b)
+    g0 = np.einsum("vn,vn->v", wh, e * perf)
+    g1 = np.einsum("vn,vn->v", wh, jd * perf)
+    bias = (s00 * g1 - s01 * g0) / det
+    return s_hat ** 2 * s00 / det + bias * bias
+
+
+def _map_choose_d(p0, y, w, b, lo, hi, sigma, s_hat, max_iter, seg):
+    """The ``"map"`` fit: the joint MAP estimate, then per voxel the ``D`` of lower estimated error.
+
+    `seg` = ``(high, d_seg, a_seg)``: the samples ``b >= b_threshold`` and the segmented step's
+    ``D`` and intercept. Where the joint posterior variance of ``D`` (:func:`_posterior_var_d`)
+    exceeds the segmented estimate's mean squared error (:func:`_segmented_d_mse`) — ``D*`` too
+    close to ``D`` or ``f`` too small for the joint fit to separate them — ``D`` is the segmented
+    one and ``S0, f, D*`` are refitted (with the prior) given it.
+    """
+    high, d_seg, a_seg = seg
+    p, conv, it, s_hat = _map_fit(p0, y, w, b, lo, hi, sigma, s_hat, max_iter)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        better = _segmented_d_mse(p, w, b, high, d_seg, a_seg, s_hat) < _posterior_var_d(p, w, b, s_hat)
+    pick = np.flatnonzero(better)
+    if pick.size:
+        p_s = p[pick].copy()
+        p_s[:, 2] = d_seg[pick]
+        p[pick], conv[pick], it_s, _ = _map_fit(p_s, y[pick], w[pick], b, lo, hi,
+                                                None if sigma is None else sigma[pick], s_hat[pick],
+                                                max_iter, free=_FREE_NO_D)
+        it[pick] += it_s
     return p, conv, it
 
 
@@ -682,7 +758,7 @@ def _fit_arrays(y, b_mm, sig, w, lo_mm, hi_mm, b_threshold, *, full: bool, max_i
             lo_m = np.array([0.0, 0.0, lo[2], lo[3]])
             p_m, _, _ = _batched_lm(p_m, yv, wh, b, lo_m, np.array([np.inf, 1.0, hi[2], hi[3]]),
                                     np.array([True, False, True, False]), sigma=sv, max_iter=max_iter)
-            d = p_m[:, 2]
+            s_int, d = p_m[:, 0], p_m[:, 2]
         # --- step 2: D* grid (variable projection), then LM on S0, f, D* with D fixed
         s0_0, f_0, ds_0, rss_grid = _dstar_grid_search(yv, wv, b, d, lo, hi)
         f_0 = np.clip(f_0, lo[1], hi[1])
@@ -693,7 +769,8 @@ def _fit_arrays(y, b_mm, sig, w, lo_mm, hi_mm, b_threshold, *, full: bool, max_i
         # costs up to 3x the time)
         free = np.ones(4, bool) if full else np.array([True, True, False, True])
         if prior:
-            p, conv, it = _map_fit(p0, yv, wv, b, lo_v, hi_v, sv, rss_grid, max_iter)
+            s_hat = sv if sv is not None else np.sqrt(rss_grid / np.maximum((wv > 0).sum(1) - 4, 1))
+            p, conv, it = _map_choose_d(p0, yv, wv, b, lo_v, hi_v, sv, s_hat, max_iter, (high, d, s_int))
         else:
             p, conv, it = _batched_lm(p0, yv, wv, b, lo_v, hi_v, free, sigma=sv, max_iter=max_iter)
         # S0 bounds (rarely active): clip afterwards
@@ -1071,7 +1148,7 @@ def fit_ivim(
     max_iter = sv.max_iter
     _check_options(method, noise_correction, sigma)
     chunk_size = check_chunk_size(sv.chunk_size)
-    lo_mm, hi_mm = _check_bounds(bounds)
+    lo_mm, hi_mm = _check_bounds(bounds, physical=_METHODS[method][1])
     spatial = series.spatial_shape
     m = None
     if mask is not None:
