@@ -210,21 +210,22 @@ def _normal_equations(p, aux, r, w, bpow, prior):
     Without the Rician model the Jacobian columns are products of ``e1 = exp(-b D*)``,
     ``e2 = exp(-b D)``, ``b`` and the parameters, so both follow in closed form from the weighted
     moments ``Σ w bᵏ e_i e_j`` (k ≤ 2) and ``Σ w bᵏ r e_i`` (k ≤ 1): two small matrix products
-    instead of forming the (V, 4, N) Jacobian.
+    instead of forming the (V, 4, N) Jacobian. With ``r=None`` only ``JᵀWJ`` is formed (the
+    gradient is None).
     """
     n = bpow.shape[0]
     s0, f = p[:, 0], p[:, 1]
-    rn, wn = r[:, :n], (None if w is None else w[:, :n])
+    rn, wn = (None if r is None else r[:, :n]), (None if w is None else w[:, :n])
     if isinstance(aux, tuple):
         e1, e2 = aux
         we1, we2 = (e1 if w is None else wn * e1), (e2 if w is None else wn * e2)
         nv = p.shape[0]
-        buf = np.empty((5, nv, n))
-        for k, (u, v) in enumerate(((we1, e1), (we1, e2), (we2, e2), (we1, rn), (we2, rn))):
+        pairs = ((we1, e1), (we1, e2), (we2, e2)) + (() if r is None else ((we1, rn), (we2, rn)))
+        buf = np.empty((len(pairs), nv, n))
+        for k, (u, v) in enumerate(pairs):
             np.multiply(u, v, out=buf[k])
         # one GEMM each: (3V, N) @ (N, 3) and (2V, N) @ (N, 2)
         e11, e12, e22 = (buf[:3].reshape(3 * nv, n) @ bpow).reshape(3, nv, 3)  # pair 11/12/22, power k
-        res = (buf[3:].reshape(2 * nv, n) @ bpow[:, :2]).reshape(2, nv, 2)  # r·e1 / r·e2, power k
         g, s2, fc = 1.0 - f, s0 * s0, f * (1.0 - f)
         jtj = np.empty((p.shape[0], 4, 4))
         jtj[:, 0, 0] = f * f * e11[:, 0] + 2 * fc * e12[:, 0] + g * g * e22[:, 0]
@@ -239,9 +240,11 @@ def _normal_equations(p, aux, r, w, bpow, prior):
         jtj[:, 3, 3] = s2 * f * f * e11[:, 2]
         iu = np.triu_indices(4, 1)
         jtj[:, iu[1], iu[0]] = jtj[:, iu[0], iu[1]]
-        r1, r2 = res[0], res[1]
-        grad = np.column_stack([f * r1[:, 0] + g * r2[:, 0], s0 * (r1[:, 0] - r2[:, 0]),
-                                -s0 * g * r2[:, 1], -s0 * f * r1[:, 1]])
+        grad = None
+        if r is not None:
+            r1, r2 = (buf[3:].reshape(2 * nv, n) @ bpow[:, :2]).reshape(2, nv, 2)  # r·e1 / r·e2, power k
+            grad = np.column_stack([f * r1[:, 0] + g * r2[:, 0], s0 * (r1[:, 0] - r2[:, 0]),
+                                    -s0 * g * r2[:, 1], -s0 * f * r1[:, 1]])
     else:
         jw = aux if w is None else aux * wn[:, None, :]
         jtj = np.matmul(jw, aux.transpose(0, 2, 1))
@@ -249,7 +252,8 @@ def _normal_equations(p, aux, r, w, bpow, prior):
     if prior is not None:  # the prior's pseudo-sample, weight 1
         jp = prior / p[:, 3]
         jtj[:, 3, 3] += jp * jp
-        grad[:, 3] += jp * r[:, n]
+        if grad is not None:
+            grad[:, 3] += jp * r[:, n]
     return jtj, grad
 
 
@@ -615,21 +619,22 @@ def ivim_full(
                        prior=dstar_prior)
 
 
-def _map_fit(p0, y, w, b, lo, hi, sigma, s_hat, max_iter, free=None):
+def _map_fit(p0, y, w, b, lo, hi, sigma, s_hat, max_iter, free=None, refine=True):
     """Fit with the log-normal ``D*`` prior; the prior's weight is ``σ/τ`` per voxel.
 
     ``σ`` (`s_hat`, per voxel) is the Rician σ when known, else the residual RMS of the ``D*``
     grid step. That overestimates σ where the grid point's model error exceeds the noise (high
     SNR, noiseless data): there the fit is repeated (at most twice) with σ from its own residual,
-    so the prior's pull vanishes with the noise. `free`: which of (S0, f, D, D*) move (default
-    all). Returns the parameters, convergence, iterations and the σ used.
+    so the prior's pull vanishes with the noise (``refine=False``: σ kept). `free`: which of
+    (S0, f, D, D*) move (default all). Returns the parameters, convergence, iterations and the σ
+    used.
     """
     free = np.ones(4, bool) if free is None else free
     n_used = np.maximum((w > 0).sum(1) - 4, 1)
     s_hat = np.maximum(s_hat, 1e-9)
     p, conv, it = _batched_lm(p0, y, w, b, lo, hi, free, sigma=sigma, max_iter=max_iter,
                               prior=s_hat / _DSTAR_PRIOR_TAU)
-    for _ in range(2 if sigma is None else 0):
+    for _ in range(2 if sigma is None and refine else 0):
         resid = y - _model_jac(p, b, None)[0]
         s_new = np.maximum(np.sqrt(np.einsum("vn,vn->v", w, resid * resid) / n_used), 1e-9)
         redo = np.flatnonzero(s_new < 0.5 * s_hat)
@@ -649,10 +654,9 @@ def _posterior_var_d(p, w, b, s_hat):
     0, ``f`` and ``D*`` are held (``D*`` is then undetermined); a system that is not positive
     definite gives NaN.
     """
-    prior_w = s_hat / _DSTAR_PRIOR_TAU
-    pred, aux = _model_jac(p, b, None, prior_w)
-    jtj, _ = _normal_equations(p, aux, np.zeros_like(pred), None if np.all(w == 1.0) else w,
-                               b[:, None] ** np.arange(3), prior_w)
+    aux = (np.exp(-b * p[:, 3:4]), np.exp(-b * p[:, 2:3]))
+    jtj, _ = _normal_equations(p, aux, None, None if np.all(w == 1.0) else w, b[:, None] ** np.arange(3),
+                               s_hat / _DSTAR_PRIOR_TAU)
     held = np.zeros((p.shape[0], 4), bool)
     held[:, 1] = held[:, 3] = p[:, 1] <= 1e-9
     keep = ~held
@@ -670,7 +674,7 @@ def _segmented_d_mse(p, w, b, high, d_seg, a_seg, s_hat):
     ``S0 f e^{-b D*}``, puts on it (linearised: ``[(J_hᵀJ_h)⁻¹ J_hᵀ S0 f e^{-b D*}]_D``), with
     the joint estimates ``p`` plugged in.
     """
-    wh = np.where(high, w, 0.0)
+    wh, b = w[:, high], b[high]
     e = np.exp(-d_seg[:, None] * b)
     jd = -a_seg[:, None] * b * e
     s00 = np.einsum("vn,vn->v", wh, e * e)
@@ -703,7 +707,7 @@ def _map_choose_d(p0, y, w, b, lo, hi, sigma, s_hat, max_iter, seg):
         p_s[:, 2] = d_seg[pick]
         p[pick], conv[pick], it_s, _ = _map_fit(p_s, y[pick], w[pick], b, lo, hi,
                                                 None if sigma is None else sigma[pick], s_hat[pick],
-                                                max_iter, free=_FREE_NO_D)
+                                                max_iter, free=_FREE_NO_D, refine=False)
         it[pick] += it_s
     return p, conv, it
 
