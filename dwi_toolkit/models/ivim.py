@@ -22,16 +22,37 @@ Three methods, all vectorised over voxels (no per-voxel Python loop):
     Levenberg–Marquardt fit of all four parameters.
 
 ``"map"`` (the default of :func:`fit_ivim`)
-    The ``"full"`` fit with a weak log-normal prior on ``D*`` (:data:`DSTAR_PRIOR`: median
-    25×10⁻³ mm²/s, log-SD 0.7, i.e. one SD is a factor of 2), a maximum a posteriori estimate:
-    it minimises ``Σ (y − S(b))² + σ² ((ln D* − ln 25×10⁻³)/0.7)²`` with ``σ`` the noise level
-    (known with ``noise_correction="rician"``, else the residual RMS of the ``D*`` grid step).
-    Where the data determine ``D*`` the prior changes little; where they do not (low ``f``, low
-    SNR, ``D*`` close to ``D``) it keeps ``D*`` in the physiological range instead of at a bound,
-    which is what makes ``D*`` (and with it ``f`` and ``D``) as accurate as the best of the 19
-    OSIPI TF2.4 algorithms on their simulation protocol (docs/benchmarks.md). The prior's range
-    (12–50×10⁻³ mm²/s within one SD) covers the body-tissue ``D*`` values of the OSIPI TF2.4
-    reference tissues (10–100×10⁻³ mm²/s); for tissue known to lie far outside it use ``"full"``.
+    A maximum a posteriori fit with two priors (dwi_toolkit References §1.7):
+
+    1. ``D*``: a weak log-normal prior (:data:`DSTAR_PRIOR`: median 25×10⁻³ mm²/s, log-SD 0.7,
+       i.e. one SD is a factor of 2): the joint fit minimises
+       ``Σ (y − S(b))² + σ² ((ln D* − ln 25×10⁻³)/0.7)²`` with ``σ`` the noise level (known with
+       ``noise_correction="rician"``, else the residual RMS of the ``D*`` grid step). Where the
+       data determine ``D*`` the prior changes little; where they do not (low ``f``, low SNR,
+       ``D*`` close to ``D``) it keeps ``D*`` in the physiological range instead of at a bound.
+       Its range (12–50×10⁻³ mm²/s within one SD) covers the body-tissue ``D*`` values of the
+       OSIPI TF2.4 reference tissues (10–100×10⁻³ mm²/s); for tissue known to lie far outside
+       it use ``"full"``.
+    2. ``D``: uniform between 0 and the self-diffusion coefficient of free water at 37 °C,
+       :data:`D_FREE_WATER_37C` = 3.037×10⁻³ mm²/s (Holz, Heil & Sacco 2000; References §1.4),
+       the physical limit of tissue water diffusion at body temperature (OSIPI's bounds allow up
+       to 5×10⁻³). Set ``bounds={"d": (0, 5e-3)}`` for room-temperature phantoms above it or to
+       report the unconstrained value; a voxel at the limit has status 5.
+
+    Then, per voxel, ``D`` comes from whichever estimate has the smaller expected squared error
+    (:func:`_map_choose_d`): the joint one, whose posterior variance follows from the Laplace
+    approximation ``σ² [(JᵀJ + prior curvature)⁻¹]_DD``, or the segmented one (the
+    mono-exponential on ``b >= b_threshold``), whose variance ``σ² [(J_hᵀJ_h)⁻¹]_DD`` plus
+    squared bias from the perfusion signal left above ``b_threshold`` (linearised, joint
+    estimates plugged in) is its estimated mean squared error. Where the segmented ``D`` wins —
+    ``f`` small or ``D*`` close to ``D``, where the joint fit cannot separate the two
+    compartments and its ``D`` variance exceeds the segmented ``D``'s error — ``S0, f, D*`` are
+    refitted with ``D`` held. The rule needs no tuning constant; on noiseless data the joint
+    estimate (variance 0) is always kept, so the fit stays exact there.
+
+    On the OSIPI TF2.4 simulation protocol this is as accurate as the best of its 19 algorithms
+    at the median over cells and within 1.4× (D), 1.6× (f), 2.5× (D*) of it in every cell with
+    SNR ≥ 30 (docs/benchmarks.md).
 
 The Levenberg–Marquardt solver (:func:`_batched_lm`) works on every voxel at once: normal
 equations in closed form from weighted exponential moments (analytic Jacobian), per-voxel damping, box bounds by projection with an active-set rule (a parameter at a
@@ -43,8 +64,8 @@ Noise handling (``noise_correction``, see :mod:`dwi_toolkit.models.noise`):
 ``"exclude"`` drops samples below ``k·σ``; ``"rician"`` fits the expected Rician magnitude
 ``E[M](S(b), σ)`` instead of ``S(b)``, which removes the noise-floor bias of ``D`` at high b.
 
-Default bounds follow the OSIPI TF2.4 IVIM code collection: ``D`` 0–5×10⁻³, ``D*``
-5×10⁻³–0.3 mm²/s, ``f`` 0–1, ``S0 >= 0``.
+Default bounds follow the OSIPI TF2.4 IVIM code collection: ``D`` 0–5×10⁻³ (``"map"``:
+0–:data:`D_FREE_WATER_37C`), ``D*`` 5×10⁻³–0.3 mm²/s, ``f`` 0–1, ``S0 >= 0``.
 """
 
 from __future__ import annotations
@@ -599,8 +620,9 @@ def ivim_full(
     The segmented fit's step 1 and ``D*`` grid (:func:`ivim_segmented`) provide the starting
     point; a bounded Levenberg–Marquardt then fits ``S0, f, D, D*`` jointly on all samples.
     Parameters as for :func:`ivim_segmented`; with ``dstar_prior=True`` the fit is the ``"map"``
-    method of :func:`fit_ivim` (log-normal prior :data:`DSTAR_PRIOR` on ``D*``, see the module
-    docstring).
+    method of :func:`fit_ivim` (log-normal prior :data:`DSTAR_PRIOR` on ``D*``, ``D`` at most
+    :data:`D_FREE_WATER_37C` unless `bounds` sets it, and the per-voxel choice of the segmented
+    ``D``; see the module docstring).
 
     Examples
     --------
@@ -1090,15 +1112,18 @@ def fit_ivim(
         Multi-b series (b in s/mm²). At least 4 distinct b-values, two of them ``>= b_threshold``.
     method : {"map", "segmented", "full"}, optional
         See the module docstring. ``"map"`` (default): the joint four-parameter fit with a weak
-        log-normal prior on ``D*`` (:data:`DSTAR_PRIOR`), as accurate as the best OSIPI TF2.4
-        algorithm per tissue and SNR (median, docs/benchmarks.md); ``"segmented"``: ``D`` from the
-        high b-values, then ``f`` and ``D*`` (``D`` biased where ``D*`` is low); ``"full"``: the
-        joint least-squares fit without prior (``D*`` runs to its bounds where the data do not
-        determine it).
+        log-normal prior on ``D*`` (:data:`DSTAR_PRIOR`), ``D`` at most :data:`D_FREE_WATER_37C`
+        and, per voxel, the segmented ``D`` where its estimated error is the smaller; as
+        accurate as the best OSIPI TF2.4 algorithm per tissue and SNR (median,
+        docs/benchmarks.md). ``"segmented"``: ``D`` from the high b-values, then ``f`` and ``D*``
+        (``D`` biased where ``D*`` is low). ``"full"``: the joint least-squares fit without prior
+        (``D*`` runs to its bounds where the data do not determine it).
     b_threshold : float, optional
-        s/mm²; samples at or above are used for ``D`` in the segmented step (default 200).
+        s/mm²; samples at or above are used for ``D`` in the segmented step and for the
+        segmented ``D`` that ``"map"`` compares with its joint ``D`` (default 200).
     bounds : mapping, optional
-        Overrides of :data:`DEFAULT_BOUNDS` (diffusivities in mm²/s).
+        Overrides of :data:`DEFAULT_BOUNDS` (diffusivities in mm²/s); with ``"map"`` the upper
+        bound of ``d`` defaults to :data:`D_FREE_WATER_37C`.
     mask : array_like of bool, shape (X, Y, Z), optional
         Voxels to fit; others get status 1 and NaN maps.
     average : bool, optional
