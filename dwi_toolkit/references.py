@@ -21,6 +21,7 @@ SECTIONS: dict[str, str] = {
     "1.4": "Free-water diffusion and temperature",
     "1.5": "Phantom and multi-centre performance",
     "1.6": "Tissue and fluid values",
+    "1.7": "IVIM model and fitting",
     "2": "DWI/DTI of the lumbar nerve roots (L1–S1)",
     "2.1": "Reinhold et al. 2015 — not verified",
     "2.2": "Direction of change",

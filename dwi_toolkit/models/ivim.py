@@ -22,16 +22,37 @@ Three methods, all vectorised over voxels (no per-voxel Python loop):
     Levenberg–Marquardt fit of all four parameters.
 
 ``"map"`` (the default of :func:`fit_ivim`)
-    The ``"full"`` fit with a weak log-normal prior on ``D*`` (:data:`DSTAR_PRIOR`: median
-    25×10⁻³ mm²/s, log-SD 0.7, i.e. one SD is a factor of 2), a maximum a posteriori estimate:
-    it minimises ``Σ (y − S(b))² + σ² ((ln D* − ln 25×10⁻³)/0.7)²`` with ``σ`` the noise level
-    (known with ``noise_correction="rician"``, else the residual RMS of the ``D*`` grid step).
-    Where the data determine ``D*`` the prior changes little; where they do not (low ``f``, low
-    SNR, ``D*`` close to ``D``) it keeps ``D*`` in the physiological range instead of at a bound,
-    which is what makes ``D*`` (and with it ``f`` and ``D``) as accurate as the best of the 19
-    OSIPI TF2.4 algorithms on their simulation protocol (docs/benchmarks.md). The prior's range
-    (12–50×10⁻³ mm²/s within one SD) covers the body-tissue ``D*`` values of the OSIPI TF2.4
-    reference tissues (10–100×10⁻³ mm²/s); for tissue known to lie far outside it use ``"full"``.
+    A maximum a posteriori fit with two priors (dwi_toolkit References §1.7):
+
+    1. ``D*``: a weak log-normal prior (:data:`DSTAR_PRIOR`: median 25×10⁻³ mm²/s, log-SD 0.7,
+       i.e. one SD is a factor of 2): the joint fit minimises
+       ``Σ (y − S(b))² + σ² ((ln D* − ln 25×10⁻³)/0.7)²`` with ``σ`` the noise level (known with
+       ``noise_correction="rician"``, else the residual RMS of the ``D*`` grid step). Where the
+       data determine ``D*`` the prior changes little; where they do not (low ``f``, low SNR,
+       ``D*`` close to ``D``) it keeps ``D*`` in the physiological range instead of at a bound.
+       Its range (12–50×10⁻³ mm²/s within one SD) covers the body-tissue ``D*`` values of the
+       OSIPI TF2.4 reference tissues (10–100×10⁻³ mm²/s); for tissue known to lie far outside
+       it use ``"full"``.
+    2. ``D``: uniform between 0 and the self-diffusion coefficient of free water at 37 °C,
+       :data:`D_FREE_WATER_37C` = 3.037×10⁻³ mm²/s (Holz, Heil & Sacco 2000; References §1.4),
+       the physical limit of tissue water diffusion at body temperature (OSIPI's bounds allow up
+       to 5×10⁻³). Set ``bounds={"d": (0, 5e-3)}`` for room-temperature phantoms above it or to
+       report the unconstrained value; a voxel at the limit has status 5.
+
+    Then, per voxel, ``D`` comes from whichever estimate has the smaller expected squared error
+    (:func:`_map_choose_d`): the joint one, whose posterior variance follows from the Laplace
+    approximation ``σ² [(JᵀJ + prior curvature)⁻¹]_DD``, or the segmented one (the
+    mono-exponential on ``b >= b_threshold``), whose variance ``σ² [(J_hᵀJ_h)⁻¹]_DD`` plus
+    squared bias from the perfusion signal left above ``b_threshold`` (linearised, joint
+    estimates plugged in) is its estimated mean squared error. Where the segmented ``D`` wins —
+    ``f`` small or ``D*`` close to ``D``, where the joint fit cannot separate the two
+    compartments and its ``D`` variance exceeds the segmented ``D``'s error — ``S0, f, D*`` are
+    refitted with ``D`` held. The rule needs no tuning constant; on noiseless data the joint
+    estimate (variance 0) is always kept, so the fit stays exact there.
+
+    On the OSIPI TF2.4 simulation protocol this is as accurate as the best of its 19 algorithms
+    at the median over cells and within 1.4× (D), 1.6× (f), 2.5× (D*) of it in every cell with
+    SNR ≥ 30 (docs/benchmarks.md).
 
 The Levenberg–Marquardt solver (:func:`_batched_lm`) works on every voxel at once: normal
 equations in closed form from weighted exponential moments (analytic Jacobian), per-voxel damping, box bounds by projection with an active-set rule (a parameter at a
@@ -43,8 +64,8 @@ Noise handling (``noise_correction``, see :mod:`dwi_toolkit.models.noise`):
 ``"exclude"`` drops samples below ``k·σ``; ``"rician"`` fits the expected Rician magnitude
 ``E[M](S(b), σ)`` instead of ``S(b)``, which removes the noise-floor bias of ``D`` at high b.
 
-Default bounds follow the OSIPI TF2.4 IVIM code collection: ``D`` 0–5×10⁻³, ``D*``
-5×10⁻³–0.3 mm²/s, ``f`` 0–1, ``S0 >= 0``.
+Default bounds follow the OSIPI TF2.4 IVIM code collection: ``D`` 0–5×10⁻³ (``"map"``:
+0–:data:`D_FREE_WATER_37C`), ``D*`` 5×10⁻³–0.3 mm²/s, ``f`` 0–1, ``S0 >= 0``.
 """
 
 from __future__ import annotations
@@ -77,6 +98,7 @@ __all__ = [
     "STATUS_CODES",
     "DEFAULT_BOUNDS",
     "DSTAR_PRIOR",
+    "D_FREE_WATER_37C",
     "MAP_UNITS",
 ]
 
@@ -119,6 +141,11 @@ _N_DSTAR_GRID = 24
 DSTAR_PRIOR: dict[str, float] = {"median": 25e-3, "log_sd": 0.7}
 _LOG_DSTAR_PRIOR = float(np.log(DSTAR_PRIOR["median"] * 1e3))  # internal units (µm²/ms)
 _DSTAR_PRIOR_TAU = DSTAR_PRIOR["log_sd"]
+#: Self-diffusion coefficient of free water at 37 °C, mm²/s (Holz, Heil & Sacco 2000, Speedy–Angell
+#: fit; dwi_toolkit References §1.4): the upper limit of tissue ``D`` in vivo, the default upper
+#: bound of ``D`` in the ``"map"`` method.
+D_FREE_WATER_37C = 3.037e-3
+_FREE_NO_D = np.array([True, True, False, True])  # S0, f, D* free; D held
 
 
 class IVIMResult(NamedTuple):
@@ -204,21 +231,22 @@ def _normal_equations(p, aux, r, w, bpow, prior):
     Without the Rician model the Jacobian columns are products of ``e1 = exp(-b D*)``,
     ``e2 = exp(-b D)``, ``b`` and the parameters, so both follow in closed form from the weighted
     moments ``Σ w bᵏ e_i e_j`` (k ≤ 2) and ``Σ w bᵏ r e_i`` (k ≤ 1): two small matrix products
-    instead of forming the (V, 4, N) Jacobian.
+    instead of forming the (V, 4, N) Jacobian. With ``r=None`` only ``JᵀWJ`` is formed (the
+    gradient is None).
     """
     n = bpow.shape[0]
     s0, f = p[:, 0], p[:, 1]
-    rn, wn = r[:, :n], (None if w is None else w[:, :n])
+    rn, wn = (None if r is None else r[:, :n]), (None if w is None else w[:, :n])
     if isinstance(aux, tuple):
         e1, e2 = aux
         we1, we2 = (e1 if w is None else wn * e1), (e2 if w is None else wn * e2)
         nv = p.shape[0]
-        buf = np.empty((5, nv, n))
-        for k, (u, v) in enumerate(((we1, e1), (we1, e2), (we2, e2), (we1, rn), (we2, rn))):
+        pairs = ((we1, e1), (we1, e2), (we2, e2)) + (() if r is None else ((we1, rn), (we2, rn)))
+        buf = np.empty((len(pairs), nv, n))
+        for k, (u, v) in enumerate(pairs):
             np.multiply(u, v, out=buf[k])
         # one GEMM each: (3V, N) @ (N, 3) and (2V, N) @ (N, 2)
         e11, e12, e22 = (buf[:3].reshape(3 * nv, n) @ bpow).reshape(3, nv, 3)  # pair 11/12/22, power k
-        res = (buf[3:].reshape(2 * nv, n) @ bpow[:, :2]).reshape(2, nv, 2)  # r·e1 / r·e2, power k
         g, s2, fc = 1.0 - f, s0 * s0, f * (1.0 - f)
         jtj = np.empty((p.shape[0], 4, 4))
         jtj[:, 0, 0] = f * f * e11[:, 0] + 2 * fc * e12[:, 0] + g * g * e22[:, 0]
@@ -233,9 +261,11 @@ def _normal_equations(p, aux, r, w, bpow, prior):
         jtj[:, 3, 3] = s2 * f * f * e11[:, 2]
         iu = np.triu_indices(4, 1)
         jtj[:, iu[1], iu[0]] = jtj[:, iu[0], iu[1]]
-        r1, r2 = res[0], res[1]
-        grad = np.column_stack([f * r1[:, 0] + g * r2[:, 0], s0 * (r1[:, 0] - r2[:, 0]),
-                                -s0 * g * r2[:, 1], -s0 * f * r1[:, 1]])
+        grad = None
+        if r is not None:
+            r1, r2 = (buf[3:].reshape(2 * nv, n) @ bpow[:, :2]).reshape(2, nv, 2)  # r·e1 / r·e2, power k
+            grad = np.column_stack([f * r1[:, 0] + g * r2[:, 0], s0 * (r1[:, 0] - r2[:, 0]),
+                                    -s0 * g * r2[:, 1], -s0 * f * r1[:, 1]])
     else:
         jw = aux if w is None else aux * wn[:, None, :]
         jtj = np.matmul(jw, aux.transpose(0, 2, 1))
@@ -243,7 +273,8 @@ def _normal_equations(p, aux, r, w, bpow, prior):
     if prior is not None:  # the prior's pseudo-sample, weight 1
         jp = prior / p[:, 3]
         jtj[:, 3, 3] += jp * jp
-        grad[:, 3] += jp * r[:, n]
+        if grad is not None:
+            grad[:, 3] += jp * r[:, n]
     return jtj, grad
 
 
@@ -378,8 +409,12 @@ def _solve_spd4(a: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------- helpers
-def _check_bounds(bounds: Mapping[str, tuple[float, float]] | None) -> tuple[np.ndarray, np.ndarray]:
+def _check_bounds(bounds: Mapping[str, tuple[float, float]] | None,
+                  physical: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds (lower, upper) in mm²/s; ``physical``: D ≤ :data:`D_FREE_WATER_37C` unless `bounds` sets D."""
     merged = dict(DEFAULT_BOUNDS)
+    if physical:
+        merged["d"] = (merged["d"][0], D_FREE_WATER_37C)
     if bounds:
         for key, val in bounds.items():
             name = _ALIASES.get(key, key)
@@ -585,8 +620,9 @@ def ivim_full(
     The segmented fit's step 1 and ``D*`` grid (:func:`ivim_segmented`) provide the starting
     point; a bounded Levenberg–Marquardt then fits ``S0, f, D, D*`` jointly on all samples.
     Parameters as for :func:`ivim_segmented`; with ``dstar_prior=True`` the fit is the ``"map"``
-    method of :func:`fit_ivim` (log-normal prior :data:`DSTAR_PRIOR` on ``D*``, see the module
-    docstring).
+    method of :func:`fit_ivim` (log-normal prior :data:`DSTAR_PRIOR` on ``D*``, ``D`` at most
+    :data:`D_FREE_WATER_37C` unless `bounds` sets it, and the per-voxel choice of the segmented
+    ``D``; see the module docstring).
 
     Examples
     --------
@@ -600,26 +636,27 @@ def ivim_full(
     '0.1200 0.001 0.03'
     """
     y, b, sig, w = _prepare(signal, bvals, sigma, weights)
-    lo_mm, hi_mm = _check_bounds(bounds)
+    lo_mm, hi_mm = _check_bounds(bounds, physical=dstar_prior)
     return _fit_arrays(y, b, sig, w, lo_mm, hi_mm, b_threshold, full=True, max_iter=max_iter,
                        prior=dstar_prior)
 
 
-def _map_fit(p0, y, w, b, lo, hi, sigma, rss_grid, max_iter):
-    """Joint fit with the log-normal ``D*`` prior; the prior's weight is ``σ/τ`` per voxel.
+def _map_fit(p0, y, w, b, lo, hi, sigma, s_hat, max_iter, free=None, refine=True):
+    """Fit with the log-normal ``D*`` prior; the prior's weight is ``σ/τ`` per voxel.
 
-    ``σ`` is the Rician σ when known, else the residual RMS of the ``D*`` grid step. That
-    overestimates σ where the grid point's model error exceeds the noise (high SNR, noiseless
-    data): there the fit is repeated (at most twice) with σ from its own residual, so the prior's
-    pull vanishes with the noise.
+    ``σ`` (`s_hat`, per voxel) is the Rician σ when known, else the residual RMS of the ``D*``
+    grid step. That overestimates σ where the grid point's model error exceeds the noise (high
+    SNR, noiseless data): there the fit is repeated (at most twice) with σ from its own residual,
+    so the prior's pull vanishes with the noise (``refine=False``: σ kept). `free`: which of
+    (S0, f, D, D*) move (default all). Returns the parameters, convergence, iterations and the σ
+    used.
     """
-    free = np.ones(4, bool)
+    free = np.ones(4, bool) if free is None else free
     n_used = np.maximum((w > 0).sum(1) - 4, 1)
-    s_hat = sigma if sigma is not None else np.sqrt(np.maximum(rss_grid, 0.0) / n_used)
     s_hat = np.maximum(s_hat, 1e-9)
     p, conv, it = _batched_lm(p0, y, w, b, lo, hi, free, sigma=sigma, max_iter=max_iter,
                               prior=s_hat / _DSTAR_PRIOR_TAU)
-    for _ in range(2 if sigma is None else 0):
+    for _ in range(2 if sigma is None and refine else 0):
         resid = y - _model_jac(p, b, None)[0]
         s_new = np.maximum(np.sqrt(np.einsum("vn,vn->v", w, resid * resid) / n_used), 1e-9)
         redo = np.flatnonzero(s_new < 0.5 * s_hat)
@@ -629,6 +666,71 @@ def _map_fit(p0, y, w, b, lo, hi, sigma, rss_grid, max_iter):
         p[redo], conv[redo], it_r = _batched_lm(p[redo], y[redo], w[redo], b, lo, hi, free,
                                                 max_iter=max_iter, prior=s_hat[redo] / _DSTAR_PRIOR_TAU)
         it[redo] += it_r
+    return p, conv, it, s_hat
+
+
+def _posterior_var_d(p, w, b, s_hat):
+    """Posterior variance of ``D`` (internal units) at the MAP estimate, Laplace approximation.
+
+    ``σ² [(JᵀJ + P)⁻¹]_DD`` with ``P`` the curvature of the ``D*`` prior term. Where ``f`` sits at
+    0, ``f`` and ``D*`` are held (``D*`` is then undetermined); a system that is not positive
+    definite gives NaN.
+    """
+    aux = (np.exp(-b * p[:, 3:4]), np.exp(-b * p[:, 2:3]))
+    jtj, _ = _normal_equations(p, aux, None, None if np.all(w == 1.0) else w, b[:, None] ** np.arange(3),
+                               s_hat / _DSTAR_PRIOR_TAU)
+    held = np.zeros((p.shape[0], 4), bool)
+    held[:, 1] = held[:, 3] = p[:, 1] <= 1e-9
+    keep = ~held
+    jtj = jtj * keep[:, :, None] * keep[:, None, :] + np.eye(4) * held[:, None, :]
+    unit = np.zeros((p.shape[0], 4))
+    unit[:, 2] = 1.0
+    return s_hat ** 2 * _solve_spd4(jtj, unit)[:, 2]
+
+
+def _segmented_d_mse(p, w, b, high, d_seg, a_seg, s_hat):
+    """Estimated mean squared error of the segmented ``D`` (internal units), per voxel.
+
+    Variance ``σ² [(J_hᵀJ_h)⁻¹]_DD`` of the mono-exponential ``a e^{-b D}`` on the samples
+    ``b >= b_threshold`` plus the squared bias that the perfusion signal left there,
+    ``S0 f e^{-b D*}``, puts on it (linearised: ``[(J_hᵀJ_h)⁻¹ J_hᵀ S0 f e^{-b D*}]_D``), with
+    the joint estimates ``p`` plugged in.
+    """
+    wh, b = w[:, high], b[high]
+    e = np.exp(-d_seg[:, None] * b)
+    jd = -a_seg[:, None] * b * e
+    s00 = np.einsum("vn,vn->v", wh, e * e)
+    s01 = np.einsum("vn,vn->v", wh, e * jd)
+    s11 = np.einsum("vn,vn->v", wh, jd * jd)
+    det = s00 * s11 - s01 * s01
+    perf = (p[:, 0] * p[:, 1])[:, None] * np.exp(-p[:, 3:4] * b)
+    g0 = np.einsum("vn,vn->v", wh, e * perf)
+    g1 = np.einsum("vn,vn->v", wh, jd * perf)
+    bias = (s00 * g1 - s01 * g0) / det
+    return s_hat ** 2 * s00 / det + bias * bias
+
+
+def _map_choose_d(p0, y, w, b, lo, hi, sigma, s_hat, max_iter, seg):
+    """The ``"map"`` fit: the joint MAP estimate, then per voxel the ``D`` of lower estimated error.
+
+    `seg` = ``(high, d_seg, a_seg)``: the samples ``b >= b_threshold`` and the segmented step's
+    ``D`` and intercept. Where the joint posterior variance of ``D`` (:func:`_posterior_var_d`)
+    exceeds the segmented estimate's mean squared error (:func:`_segmented_d_mse`) — ``D*`` too
+    close to ``D`` or ``f`` too small for the joint fit to separate them — ``D`` is the segmented
+    one and ``S0, f, D*`` are refitted (with the prior) given it.
+    """
+    high, d_seg, a_seg = seg
+    p, conv, it, s_hat = _map_fit(p0, y, w, b, lo, hi, sigma, s_hat, max_iter)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        better = _segmented_d_mse(p, w, b, high, d_seg, a_seg, s_hat) < _posterior_var_d(p, w, b, s_hat)
+    pick = np.flatnonzero(better)
+    if pick.size:
+        p_s = p[pick].copy()
+        p_s[:, 2] = d_seg[pick]
+        p[pick], conv[pick], it_s, _ = _map_fit(p_s, y[pick], w[pick], b, lo, hi,
+                                                None if sigma is None else sigma[pick], s_hat[pick],
+                                                max_iter, free=_FREE_NO_D, refine=False)
+        it[pick] += it_s
     return p, conv, it
 
 
@@ -682,7 +784,7 @@ def _fit_arrays(y, b_mm, sig, w, lo_mm, hi_mm, b_threshold, *, full: bool, max_i
             lo_m = np.array([0.0, 0.0, lo[2], lo[3]])
             p_m, _, _ = _batched_lm(p_m, yv, wh, b, lo_m, np.array([np.inf, 1.0, hi[2], hi[3]]),
                                     np.array([True, False, True, False]), sigma=sv, max_iter=max_iter)
-            d = p_m[:, 2]
+            s_int, d = p_m[:, 0], p_m[:, 2]
         # --- step 2: D* grid (variable projection), then LM on S0, f, D* with D fixed
         s0_0, f_0, ds_0, rss_grid = _dstar_grid_search(yv, wv, b, d, lo, hi)
         f_0 = np.clip(f_0, lo[1], hi[1])
@@ -693,7 +795,8 @@ def _fit_arrays(y, b_mm, sig, w, lo_mm, hi_mm, b_threshold, *, full: bool, max_i
         # costs up to 3x the time)
         free = np.ones(4, bool) if full else np.array([True, True, False, True])
         if prior:
-            p, conv, it = _map_fit(p0, yv, wv, b, lo_v, hi_v, sv, rss_grid, max_iter)
+            s_hat = sv if sv is not None else np.sqrt(rss_grid / np.maximum((wv > 0).sum(1) - 4, 1))
+            p, conv, it = _map_choose_d(p0, yv, wv, b, lo_v, hi_v, sv, s_hat, max_iter, (high, d, s_int))
         else:
             p, conv, it = _batched_lm(p0, yv, wv, b, lo_v, hi_v, free, sigma=sv, max_iter=max_iter)
         # S0 bounds (rarely active): clip afterwards
@@ -1009,15 +1112,18 @@ def fit_ivim(
         Multi-b series (b in s/mm²). At least 4 distinct b-values, two of them ``>= b_threshold``.
     method : {"map", "segmented", "full"}, optional
         See the module docstring. ``"map"`` (default): the joint four-parameter fit with a weak
-        log-normal prior on ``D*`` (:data:`DSTAR_PRIOR`), as accurate as the best OSIPI TF2.4
-        algorithm per tissue and SNR (median, docs/benchmarks.md); ``"segmented"``: ``D`` from the
-        high b-values, then ``f`` and ``D*`` (``D`` biased where ``D*`` is low); ``"full"``: the
-        joint least-squares fit without prior (``D*`` runs to its bounds where the data do not
-        determine it).
+        log-normal prior on ``D*`` (:data:`DSTAR_PRIOR`), ``D`` at most :data:`D_FREE_WATER_37C`
+        and, per voxel, the segmented ``D`` where its estimated error is the smaller; as
+        accurate as the best OSIPI TF2.4 algorithm per tissue and SNR (median,
+        docs/benchmarks.md). ``"segmented"``: ``D`` from the high b-values, then ``f`` and ``D*``
+        (``D`` biased where ``D*`` is low). ``"full"``: the joint least-squares fit without prior
+        (``D*`` runs to its bounds where the data do not determine it).
     b_threshold : float, optional
-        s/mm²; samples at or above are used for ``D`` in the segmented step (default 200).
+        s/mm²; samples at or above are used for ``D`` in the segmented step and for the
+        segmented ``D`` that ``"map"`` compares with its joint ``D`` (default 200).
     bounds : mapping, optional
-        Overrides of :data:`DEFAULT_BOUNDS` (diffusivities in mm²/s).
+        Overrides of :data:`DEFAULT_BOUNDS` (diffusivities in mm²/s); with ``"map"`` the upper
+        bound of ``d`` defaults to :data:`D_FREE_WATER_37C`.
     mask : array_like of bool, shape (X, Y, Z), optional
         Voxels to fit; others get status 1 and NaN maps.
     average : bool, optional
@@ -1071,7 +1177,7 @@ def fit_ivim(
     max_iter = sv.max_iter
     _check_options(method, noise_correction, sigma)
     chunk_size = check_chunk_size(sv.chunk_size)
-    lo_mm, hi_mm = _check_bounds(bounds)
+    lo_mm, hi_mm = _check_bounds(bounds, physical=_METHODS[method][1])
     spatial = series.spatial_shape
     m = None
     if mask is not None:

@@ -15,6 +15,7 @@ import pytest
 from dwi_toolkit.core.image import DWISeries
 from dwi_toolkit.errors import FitError, InputDataError
 from dwi_toolkit.models.ivim import (
+    D_FREE_WATER_37C,
     DEFAULT_BOUNDS,
     STATUS_CODES,
     average_directions,
@@ -370,7 +371,8 @@ OSIPI_CELLS = {  # tissue: (f, D, D*), {SNR: best-of-19 normalised RMS error of 
     "spinal cord": ((0.178, 0.41e-3, 28.9e-3), {30: (0.1378, 0.1563, 0.2975), 100: (0.0441, 0.0478, 0.1263)}),
     "muscle": ((0.1, 1.37e-3, 26.3e-3), {30: (0.0784, 0.3530, 0.3504), 100: (0.0236, 0.1260, 0.2568)}),
     "Bone Marrow": ((0.145, 0.43e-3, 50e-3), {30: (0.1150, 0.1742, 0.3041), 100: (0.0345, 0.0498, 0.1619)}),
-    "pericardium": ((0.07, 3e-3, 10e-3), {30: (0.0683, 0.7932, 0.5851), 100: (0.0220, 0.3489, 0.7499)}),
+    "pericardium": ((0.07, 3e-3, 10e-3), {30: (0.0683, 0.7932, 0.5851), 100: (0.0220, 0.3489, 0.7499),
+                                          200: (0.00898, 0.1725, 0.2639)}),
 }
 
 
@@ -387,12 +389,14 @@ def _nrmse(est, truth):
 def test_default_fit_as_accurate_as_best_osipi_algorithm_on_its_protocol():
     """fit_ivim's default ("map") against the best of OSIPI's 19 algorithms, cell by cell.
 
-    Measured ratios (ours / best): D 0.87–1.64, f 0.95–1.83, D* 0.91–2.59 on these cells; the
-    limits leave ~15 % margin. Without the D* prior ("full") the pericardium-like cell (low f
-    and D*, D* close to D) is several times worse for D*, which the last assertion checks.
+    Measured ratios (ours / best): D 0.84–1.39, f 0.87–1.58, D* 0.91–2.45 on these cells; the
+    limits leave ~15 % margin, and the pericardium-like cells (low f and D*, D* only 3.3× D, the
+    field's worst case) are held to issue 21's targets: no cell worse than 2× (D, f) or 3× (D*).
+    Without the D* prior ("full") the pericardium-like cell is several times worse for D*, which
+    the last assertion checks.
     """
     limits = {"spinal cord": (1.2, 1.2, 1.3), "muscle": (1.2, 1.25, 1.25), "Bone Marrow": (1.2, 1.2, 1.35),
-              "pericardium": (1.9, 2.1, 3.0)}
+              "pericardium": (2.0, 2.0, 3.0)}
     for tissue, ((f, d, ds), cells) in OSIPI_CELLS.items():
         for snr, best in cells.items():
             y = _osipi_signals(f, d, ds, snr)
@@ -434,3 +438,76 @@ def test_full_and_map_agree_with_scipy_curve_fit(snr):
         got_map = np.array([map_.f[v], map_.d[v], map_.dstar[v]])
         tol = 1e-6 if not np.isfinite(snr) else 2e-2
         np.testing.assert_allclose(got_map, ref[1:], rtol=tol)
+
+
+# ------------------------------------------------------------------------------------ "map": D limit and D choice
+def test_free_water_limit_is_holz_fit_at_37_celsius():
+    """D_FREE_WATER_37C is the Speedy–Angell fit of Holz, Heil & Sacco (2000) at 37 °C."""
+    d0, ts, gamma = 1.635e-8, 215.05, 2.063  # m²/s, K (Phys Chem Chem Phys 2000;2:4740)
+    d_37 = d0 * (310.15 / ts - 1.0) ** gamma * 1e6  # mm²/s
+    assert D_FREE_WATER_37C == pytest.approx(d_37, rel=2e-4)
+
+
+def test_map_bounds_d_by_free_water_unless_overridden():
+    y = ivim_signal(OSIPI_B, 1000.0, np.array([0.1, 0.1]), np.array([2.9e-3, 3.5e-3]), 40e-3)
+    r = ivim_full(y, OSIPI_B, dstar_prior=True)
+    assert r.d[0] == pytest.approx(2.9e-3, rel=1e-6) and r.status[0] == 0  # below the limit: exact
+    assert r.d[1] == pytest.approx(D_FREE_WATER_37C, rel=1e-9) and r.status[1] == 5  # above: at the bound
+    lifted = ivim_full(y, OSIPI_B, dstar_prior=True, bounds={"d": (0.0, 5e-3)})
+    np.testing.assert_allclose(lifted.d, [2.9e-3, 3.5e-3], rtol=1e-6)
+    assert ivim_full(y, OSIPI_B).d[1] == pytest.approx(3.5e-3, rel=1e-6)  # least squares: OSIPI's bounds
+
+
+def test_map_exact_on_noiseless_data_where_d_star_is_close_to_d():
+    """Without noise the joint estimate has no variance, so the biased segmented D is never taken."""
+    f, d, ds = np.array([0.07, 0.15, 0.3]), np.array([2.9e-3, 1.3e-3, 1.5e-3]), np.array([10e-3, 10e-3, 12e-3])
+    r = ivim_full(ivim_signal(OSIPI_B, 1.0, f, d, ds), OSIPI_B, dstar_prior=True)
+    np.testing.assert_allclose(r.d, d, rtol=1e-6)
+    np.testing.assert_allclose(r.f, f, rtol=1e-5)
+    np.testing.assert_allclose(r.dstar, ds, rtol=1e-5)
+
+
+def _internal(b_mm, s0, f, d, ds):
+    """Parameters and b in the fit's internal units (b in ms/µm², D in µm²/ms)."""
+    return b_mm * 1e-3, np.array([[s0, f, d * 1e3, ds * 1e3]])
+
+
+def test_posterior_variance_of_d_is_the_inverse_fisher_information():
+    """Laplace approximation against a finite-difference Jacobian and the prior's curvature."""
+    from dwi_toolkit.models.ivim import DSTAR_PRIOR, _posterior_var_d
+
+    b, p = _internal(OSIPI_B, 1.0, 0.1, 1.5e-3, 20e-3)
+    s = 0.01
+
+    def model(q):
+        return q[0] * (q[1] * np.exp(-b * q[3]) + (1 - q[1]) * np.exp(-b * q[2]))
+
+    jac = np.empty((b.size, 4))
+    for k in range(4):
+        h = np.zeros(4)
+        h[k] = 1e-6 * max(abs(p[0, k]), 1.0)
+        jac[:, k] = (model(p[0] + h) - model(p[0] - h)) / (2 * h[k])
+    info = jac.T @ jac
+    info[3, 3] += (s / DSTAR_PRIOR["log_sd"] / p[0, 3]) ** 2  # d²/dD*² of the prior's penalty / 2
+    expected = s * s * np.linalg.inv(info)[2, 2]
+    got = _posterior_var_d(p, np.ones((1, b.size)), b, np.array([s]))
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_segmented_d_error_estimate_matches_the_segmented_fit():
+    """The linearised bias of the segmented D (perfusion left above b_threshold) is the bias the
+    segmented step actually has on noiseless data, and with noise the variance adds on."""
+    from dwi_toolkit.models.ivim import _segmented_d_mse
+
+    f, d, ds = 0.07, 3e-3, 10e-3
+    y = ivim_signal(OSIPI_B, 1.0, f, d, ds)[None, :]
+    high = OSIPI_B >= 200
+    seg = ivim_segmented(y, OSIPI_B)  # its D is the step-1 estimate from b >= 200
+    actual_bias = (seg.d[0] - d) * 1e3
+    b, p = _internal(OSIPI_B, 1.0, f, d, ds)
+    a_seg = np.array([1 - f])  # intercept of the diffusion component
+    mse0 = _segmented_d_mse(p, np.ones((1, b.size)), b, high, np.array([d * 1e3]), a_seg, np.array([0.0]))
+    assert actual_bias > 0
+    assert np.sqrt(mse0[0]) == pytest.approx(actual_bias, rel=0.01)
+    mse1 = _segmented_d_mse(p, np.ones((1, b.size)), b, high, np.array([d * 1e3]), a_seg, np.array([0.01]))
+    assert mse1[0] > mse0[0]
