@@ -36,7 +36,7 @@ from ..errors import FitError, InputDataError
 from ..roi.masks import roi_mask
 from ..roi.model import RootROI, RoiSet, Sphere, Tube, normalize_level, normalize_side
 
-__all__ = ["TrackingParams", "RootBundle", "RootTracts", "track_roots", "REJECT_REASONS"]
+__all__ = ["TrackingParams", "RootBundle", "RootTracts", "track_roots", "REJECT_REASONS", "body_reach"]
 
 logger = logging.getLogger(__name__)
 
@@ -318,6 +318,26 @@ def _length(s: NDArray) -> float:
     return float(np.linalg.norm(np.diff(s, axis=0), axis=1).sum()) if len(s) > 1 else 0.0
 
 
+def body_reach(body: NDArray) -> NDArray[np.bool_]:
+    """Voxels a tracked point can reach without leaving the body: the mask and its 26 neighbours.
+
+    The tracker interpolates the stopping map trilinearly, so a point it accepts can lie up to
+    one voxel beyond the last mask voxel centre, and the point where it stops one step further;
+    the nearest voxel of such a point is outside the mask although the streamline never left
+    the body. A streamline *leaves the body* when one of its points falls in a voxel more than
+    one voxel away from the mask.
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 5, 5), bool); m[2, 2, 2] = True
+    >>> int(body_reach(m).sum())
+    27
+    """
+    from scipy import ndimage as ndi
+
+    return ndi.binary_dilation(np.asarray(body, bool), structure=np.ones((3, 3, 3), bool))
+
+
 def _inside(mask: NDArray, affine_inv: NDArray, pts: NDArray) -> NDArray[np.bool_]:
     ijk = np.rint(pts @ affine_inv[:3, :3].T + affine_inv[:3, 3]).astype(int)
     ok = np.all((ijk >= 0) & (ijk < np.asarray(mask.shape)), axis=1)
@@ -332,9 +352,12 @@ def _orient(s: NDArray, plane: tuple) -> NDArray:
     return s[::-1].copy() if abs((s[0] - p) @ n) > abs((s[-1] - p) @ n) else s
 
 
-def _reject(streams: list, side: str, plane: tuple, body: NDArray, affine: NDArray,
+def _reject(streams: list, side: str, plane: tuple, reach: NDArray, affine: NDArray,
             params: TrackingParams) -> tuple[list, dict]:
-    """Apply the plausibility rules; return kept streamlines (oriented) and counts by reason."""
+    """Apply the plausibility rules; return kept streamlines (oriented) and counts by reason.
+
+    `reach` is :func:`body_reach` of the body mask (a point one voxel beyond the mask, where the
+    trilinear tracker stops, is not outside the body)."""
     counts = dict.fromkeys(REJECT_REASONS, 0)
     inv = np.linalg.inv(affine)
     sign = -1.0 if side == "left" else 1.0
@@ -344,7 +367,7 @@ def _reject(streams: list, side: str, plane: tuple, body: NDArray, affine: NDArr
             counts["too_short"] += 1
         elif np.any(sign * ((s - plane[0]) @ plane[1]) < -1.0):
             counts["crosses_midline"] += 1
-        elif not _inside(body, inv, s).all():
+        elif not _inside(reach, inv, s).all():
             counts["leaves_body"] += 1
         else:
             kept.append(_orient(s, plane))
@@ -524,7 +547,7 @@ def _plane(centres: dict, plane: Any) -> tuple[NDArray, NDArray]:
 
 def _bundle(key: tuple, streams: list, n_seeds: int, ctx: dict, origin_point: NDArray | None) -> RootBundle:
     params: TrackingParams = ctx["params"]
-    kept, counts = _reject(streams, key[1], ctx["plane"], ctx["body"], ctx["affine"], params)
+    kept, counts = _reject(streams, key[1], ctx["plane"], ctx["reach"], ctx["affine"], params)
     core, source, origin = np.zeros((0, 3)), "none", 0.0
     if kept:
         core, kept, counts["off_bundle"] = _centerline(kept, params)
@@ -598,7 +621,7 @@ def track_roots(
     valid = body & np.isfinite(fit.fa)
     centres = _seed_centres(seeds, fit.fa.shape, affine)
     sac = thecal_sac_mask(fit.md, body, affine)
-    ctx = {"params": params, "affine": affine, "body": body, "plane": _plane(centres, midsagittal_plane),
+    ctx = {"params": params, "affine": affine, "reach": body_reach(body), "plane": _plane(centres, midsagittal_plane),
            "sac": sac, "sac_edt": _sac_distance(sac, affine)}
     getter = _direction_getter(fit, params, valid)
     stop = np.where(valid, np.nan_to_num(fit.fa), 0.0)

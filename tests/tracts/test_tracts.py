@@ -173,3 +173,27 @@ def test_full_size_twelve_roots_within_budget():
         _, dist = project_to_line(b.centerline, ph.centerlines[(b.level, b.side)])
         assert np.sqrt(np.mean(dist**2)) < VOX
     assert elapsed < 60  # ≤ 30 s measured on one core (docs/benchmarks.md); slack for shared CI machines
+
+
+def test_leaves_body_means_outside_the_body_not_grazing_the_mask():
+    """A tight mask (the signal mask keeps only root and CSF on this small field of view) used to
+    reject half the streamlines as 'leaves body' for points a fraction of a voxel past its edge,
+    where the trilinear tracker legitimately stops; only a true exit counts now."""
+    from dwi_toolkit.core.masks import signal_mask
+    from dwi_toolkit.tracts import TrackingParams
+    from dwi_toolkit.tracts.tracking import REJECT_REASONS, _reject, body_reach
+
+    ph, fit, _ = _run()
+    tight = signal_mask(ph.series.mean_b0())
+    assert tight.sum() < 0.2 * tight.size and tight[ph.labels == 1].mean() < 0.05  # muscle is outside this mask
+    tr = track_roots(fit, ph.seeds, mask=tight)
+    assert all(b.rejected["leaves_body"] == 0 and b.n_kept == b.n_tracked for b in tr), tr.summary()
+    # a streamline running 4 voxels beyond the mask is rejected; one grazing it by half a voxel is not
+    body = np.zeros((20, 20, 20), bool)
+    body[5:15, 5:15, 5:15] = True
+    line = np.stack([np.full(41, 10.0), np.full(41, 10.0), np.linspace(6.0, 26.0, 41)], axis=1)  # x, y = 10 (right half)
+    graze = np.stack([np.full(41, 15.4), np.full(41, 10.0), np.linspace(5.0, 14.5, 41)], axis=1)  # 0.4 voxel past x = 14
+    plane = (np.array([0.0, 0, 0]), np.array([1.0, 0, 0]))
+    kept, counts = _reject([line, graze], "right", plane, body_reach(body), np.eye(4), TrackingParams(min_length_mm=5))
+    assert set(counts) == set(REJECT_REASONS)
+    assert counts["leaves_body"] == 1 and len(kept) == 1 and kept[0][0, 0] == 15.4
