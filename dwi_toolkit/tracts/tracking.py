@@ -453,6 +453,21 @@ def _centerline(streams: list, params: TrackingParams) -> tuple[NDArray, list, i
 
 # --------------------------------------------------------------------------- distance origin
 
+def _sample(data: NDArray, affine: NDArray, pts: NDArray) -> NDArray[np.float64]:
+    """Trilinear values at RAS+ points (NaN outside the grid or next to NaN voxels)."""
+    from scipy.ndimage import map_coordinates
+
+    inv = np.linalg.inv(affine)
+    ijk = (pts @ inv[:3, :3].T + inv[:3, 3]).T
+    bad = ~np.isfinite(data)
+    vals = map_coordinates(np.where(bad, 0.0, data), ijk, order=1, mode="constant", cval=np.nan)
+    if bad.any():
+        touched = map_coordinates(bad.astype(float), ijk, order=1, mode="constant", cval=1.0)
+        vals[touched > 0.5] = np.nan
+    return vals
+
+
+
 def thecal_sac_mask(md: NDArray, body: NDArray, affine: NDArray, *, csf_md: float = CSF_MD) -> NDArray[np.bool_]:
     """The thecal sac: largest connected CSF component (MD > `csf_md`, mm²/s), closed so that roots
     running inside it do not make holes.
