@@ -78,8 +78,11 @@ class RootProfile:
 
     def ci(self, level: float = 0.95) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Pointwise percentile bootstrap interval."""
+        import warnings
+
         a = (1 - level) / 2
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # nodes without a value stay NaN
             lo, hi = np.nanpercentile(self.boot, [100 * a, 100 * (1 - a)], axis=0)
         return lo, hi
 

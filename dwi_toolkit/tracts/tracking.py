@@ -103,6 +103,8 @@ class RootBundle:
     >>> b = RootBundle("L5", "left", [line], line, 5.0, "user point", 1, 1, dict.fromkeys(REJECT_REASONS, 0))
     >>> b.n_kept, b.distance_mm.tolist(), b.roi(start_mm=0, end_mm=15).distance_mm
     (1, [-5.0, 5.0, 15.0], 10.0)
+    >>> b.points([0.0, 10.0]).tolist()
+    [[0.0, 0.0, 5.0], [0.0, 0.0, 15.0]]
     """
 
     level: str
@@ -131,6 +133,13 @@ class RootBundle:
     def distance_mm(self) -> NDArray[np.float64]:
         """Distance along the root (mm from the origin) of each centre-line point."""
         return self.arc_mm - self.origin_arc_mm
+
+    def points(self, distance_mm: ArrayLike) -> NDArray[np.float64]:
+        """RAS+ mm points of the centre-line at distances (mm from the origin) along the root
+        (clamped to its ends)."""
+        a = np.asarray(distance_mm, float) + self.origin_arc_mm
+        arc = self.arc_mm
+        return np.stack([np.interp(a, arc, self.centerline[:, i]) for i in range(3)], axis=-1)
 
     def tube(self, radius_mm: float | None = None) -> Tube:
         """The centre-line as a :class:`~dwi_toolkit.roi.model.Tube` (RAS+ mm)."""

@@ -59,17 +59,59 @@ def test_distance_origin_is_the_dural_junction(tracked):
         assert np.linalg.norm(b.centerline[k] - ph.junctions[(b.level, b.side)]) < 1.5 * VOX
 
 
-def test_profiles_match_truth(tracked):
+def _node_errors(ph, tracts, prof) -> dict:
+    """|value / truth − 1| at every node a profile reports, the truth taken at the node's position
+    (projected on the true centre-line), so a node is judged on the tissue it sampled."""
+    out: dict = {}
+    for p in prof:
+        ok = np.isfinite(p.value)
+        pts = tracts.get(p.level, p.side).points(p.distance_mm[ok])
+        truth = ph.truth_at(p.level, p.side, pts)[p.parameter]
+        out.setdefault(p.parameter, []).append(np.abs(p.value[ok] / truth - 1))
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def test_profiles_match_truth_node_by_node(tracked):
+    """SNR 25, b = 800 s/mm², 20 directions, 2 mm voxels, one seed point per root.
+
+    Extent: every node the profile reports — from where its kernel holds root voxels on both
+    sides (3–8 mm past the dural junction) to the distal end of the root (± 3 mm).
+    MD, ADC, AD and RD are within 5 % at every node. FA is within 5 % at 90 % of the nodes and
+    12 % at every node: a voxel's FA has a 12 % SD at this SNR and a node averages ~20 voxels, so
+    every node within 5 % is beyond these data for any estimator (docs/tractography.md, accuracy).
+    """
     ph, fit, tracts = tracked
     prof = along_root_profiles(tracts, fit, parameters=["fa", "adc", "md", "ad", "rd"], n_boot=50)
+    err = _node_errors(ph, tracts, prof)
+    for par in ("adc", "md", "ad", "rd"):
+        assert err[par].max() <= 0.05, (par, err[par].max())
+    assert np.percentile(err["fa"], 90) <= 0.05 and err["fa"].max() <= 0.12, err["fa"].max()
     for p in prof:
-        truth = ph.truth_profile(p.level, p.side, p.distance_mm)[p.parameter]
-        inner = (p.distance_mm > 2.0) & (p.distance_mm < ph.length_mm(p.level, p.side) - 3.0)
-        rel = np.abs(p.value[inner] / truth[inner] - 1)
-        assert np.mean(rel) < 0.05, (p.level, p.side, p.parameter, np.mean(rel))
-        assert np.percentile(rel, 90) < (0.12 if p.parameter in ("fa", "rd") else 0.08)
+        ok = np.isfinite(p.value)
+        assert ok.all()  # no gaps inside the extent on these phantoms
+        assert 0.0 < p.distance_mm[0] <= 10.0 and p.distance_mm[-1] >= ph.length_mm(p.level, p.side) - 4.0
         lo, hi = p.ci()
-        assert np.all(lo[inner] <= p.value[inner] + 1e-12) and np.all(hi[inner] >= p.value[inner] - 1e-12)
+        assert np.all(lo <= p.value + 1e-12) and np.all(hi >= p.value - 1e-12)
+
+
+def test_profile_estimator_bias_is_small_without_noise():
+    """Noise-free, all three geometries: what is left is the estimator's own error (the corners of
+    the along-root gradient rounded by the kernel, the core's discretisation): every node of every
+    parameter within 4 %."""
+    for geometry in GEOMETRIES.values():
+        ph = make_root_phantom(levels=("L5",), voxel_size=VOX, n_directions=20, snr=None, **geometry)
+        fit = fit_dti(ph.series, mask=ph.body_mask)
+        tracts = track_roots(fit, ph.seeds, mask=ph.body_mask)
+        err = _node_errors(ph, tracts, along_root_profiles(tracts, fit, n_boot=10))
+        assert max(e.max() for e in err.values()) <= 0.04, {k: round(float(e.max()), 3) for k, e in err.items()}
+
+
+def test_streamline_sampling_is_kept_for_comparison_with_afq(tracked):
+    ph, fit, tracts = tracked
+    prof = along_root_profiles(tracts, fit, parameters=["fa", "md"], n_boot=20, sampling="streamlines")
+    assert prof.meta["sampling"] == "streamlines"
+    err = _node_errors(ph, tracts, prof)
+    assert np.median(err["md"]) < 0.05 and np.median(err["fa"]) < 0.08
 
 
 def test_tube_rois_cover_the_root(tracked):
@@ -87,7 +129,7 @@ def test_tube_rois_cover_the_root(tracked):
         assert r.n_voxels > 10
 
 
-@pytest.mark.parametrize("geometry", ["straight", "patient_rotated"])
+@pytest.mark.parametrize("geometry", list(GEOMETRIES))
 def test_focal_lesion_found_on_the_right_root_side_and_position(geometry):
     lesion = RootLesion("L5", "left", center_mm=25.0, length_mm=8.0)
     ph, fit, tracts = _run(lesion=lesion, **GEOMETRIES[geometry])
