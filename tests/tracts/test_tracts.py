@@ -169,7 +169,9 @@ def test_probabilistic_tracking_follows_the_root():
 
 
 def test_matches_dipy_by_hand():
-    """Our deterministic tracking equals dipy's LocalTracking run by hand on the same tensor."""
+    """Our deterministic tracking (dipy.tracking.tracker.eudx_tracking) gives the same streamlines
+    as dipy's older LocalTracking + PeaksAndMetrics run by hand on the same tensor, and emits no
+    deprecation warning (that interface is deprecated in dipy 1.12)."""
     import warnings
 
     from dipy.data import default_sphere
@@ -177,7 +179,7 @@ def test_matches_dipy_by_hand():
     from dipy.tracking.local_tracking import LocalTracking
     from dipy.tracking.stopping_criterion import ThresholdStoppingCriterion
 
-    from dwi_toolkit.tracts.tracking import TrackingParams, _run_dipy
+    from dwi_toolkit.tracts.tracking import TrackingParams, _direction_model, _run_dipy, _seed_points
 
     ph, fit, _ = _run()
     valid = ph.body_mask & np.isfinite(fit.fa)
@@ -189,16 +191,18 @@ def test_matches_dipy_by_hand():
     pam.qa = pam.peak_values
     pam.peak_indices = np.argmax(np.abs(d.reshape(-1, 3) @ default_sphere.vertices.T), 1).reshape(fa.shape + (1,)).astype(np.int32)
     pam.ang_thr, pam.qa_thr, pam.total_weight = 40.0, 0.2, 0.5
-    seeds = np.array([ph.seeds[("L5", "left")]])
+    seeds = np.vstack([_seed_points(p.reshape(1, 3), TrackingParams(), np.random.default_rng(3)) for p in ph.seeds.values()])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         ref = list(LocalTracking(pam, ThresholdStoppingCriterion(fa, 0.2), seeds, fit.affine, step_size=0.5,
                                  return_all=True, maxlen=240))
-    from dwi_toolkit.tracts.tracking import _direction_getter
-
-    ours = _run_dipy(_direction_getter(fit, TrackingParams(), valid), fa, seeds, fit.affine, TrackingParams())
-    assert len(ours) == len(ref) == 1
-    np.testing.assert_allclose(ours[0], ref[0], atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        ours = _run_dipy(_direction_model(fit, TrackingParams(), valid), fa, seeds, fit.affine, TrackingParams())
+        track_roots(fit, ph.seeds, mask=ph.body_mask, params=TrackingParams(method="prob", seeds_per_root=5))
+    assert len(ours) == len(ref) == len(seeds)
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 @pytest.mark.slow
