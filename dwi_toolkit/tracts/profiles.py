@@ -272,7 +272,7 @@ def _local_linear(s: NDArray, y: NDArray, nodes: NDArray, sigma: float, counts: 
 
 def _root_like(opts: dict, bundle: RootBundle, pts: NDArray, arc: NDArray) -> NDArray[np.bool_]:
     """Which core voxels (RAS+ centres `pts` at `arc` mm along the centre-line) are root by the
-    tracker's own standard: not CSF (MD, else ADC, ≤ 2.2×10⁻³ mm²/s), FA ≥ ``root_fa`` and the
+    tracker's own standard: not CSF (MD, else ADC, ≤ 2.2×10⁻³ mm²/s), FA ≥ the tracking threshold and the
     principal direction within the tracking angle of the centre-line — when those maps exist."""
     maps, ok = opts["all_maps"], np.ones(len(pts), bool)
     if not len(pts):
@@ -389,7 +389,6 @@ def along_root_profiles(
     smooth_mm: float | None = None,
     sampling: str = "core",
     core_radius_mm: float | None = None,
-    root_fa: float | None = None,
     seed: int = 0,
 ) -> ProfileTable:
     """FA, ADC, MD, AD and RD along each tracked root.
@@ -397,6 +396,12 @@ def along_root_profiles(
     Sampling (module docstring): ``"core"`` regresses the values of the voxels within
     `core_radius_mm` of the centre-line on their distance along it (local-linear, Gaussian kernel
     σ = `smooth_mm`); ``"streamlines"`` is the tract-profile method of Yeatman et al. (2012).
+    Core voxels count as root by the tracker's own standard — FA ≥ the tracking threshold
+    (``tracts.params.fa_threshold``), not CSF and, with a tensor fit, the principal direction
+    within the tracking angle of the centre-line; the others (the tissue the tracker stopped in)
+    are left out, and nodes whose kernel weight lies mostly on them, or on one side only, get no
+    value, which trims the profile to the root. Where the root's own FA nears the threshold,
+    leaving low values out raises its FA profile.
 
     Parameters
     ----------
@@ -423,13 +428,6 @@ def along_root_profiles(
     core_radius_mm : float, optional
         ``"core"``: radius (mm) of the core around the centre-line (default
         :data:`CORE_RADIUS_MM`, 3 mm).
-    root_fa : float, optional
-        ``"core"``: core voxels are root by the tracker's own standard — FA ≥ `root_fa`, not CSF
-        and, with a tensor fit, the principal direction within the tracking angle of the
-        centre-line; others (the tissue the tracker stopped in) are left out, and nodes whose
-        kernel weight is mostly on them get no value, which trims the profile to the root.
-        Default: the tracking FA threshold; 0 drops the FA test. Where the root's own FA nears
-        it, leaving low values out raises the FA profile.
     seed : int, optional
         Bootstrap seed.
 
@@ -460,7 +458,7 @@ def along_root_profiles(
             "max_angle_deg": tracts.params.max_angle_deg,
             "v1": ((np.asarray(maps.principal_direction_ras(), float), np.asarray(maps.affine, float))
                    if hasattr(maps, "principal_direction_ras") else None),
-            "root_fa": float(tracts.params.fa_threshold if root_fa is None else root_fa)}
+            "root_fa": float(tracts.params.fa_threshold)}
     if sampling == "core" and opts["smooth_mm"] <= 0:
         raise InputDataError("sampling='core' needs smooth_mm > 0 (the kernel width along the root).")
     rng = np.random.default_rng(seed)
