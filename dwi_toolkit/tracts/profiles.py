@@ -30,6 +30,7 @@ difference of at least ``min_relative_difference``.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,8 +79,6 @@ class RootProfile:
 
     def ci(self, level: float = 0.95) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Pointwise percentile bootstrap interval."""
-        import warnings
-
         a = (1 - level) / 2
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # nodes without a value stay NaN
@@ -538,7 +537,8 @@ def _compare_one(left: RootProfile, right: RootProfile, alpha: float, min_rel: f
     vr, br = _on_grid(right, grid)
     diff = vl - vr
     bd = bl - br
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nodes without a value on one side stay NaN
         se = np.nanstd(bd, axis=0, ddof=1)
         se = np.where(se > 0, se, np.nan)
         tmax = np.nanmax(np.abs(bd - diff) / se, axis=1)
