@@ -11,7 +11,8 @@ Steps (each a named function below):
    stopping where FA < ``fa_threshold`` (trilinear), the turn exceeds ``max_angle_deg`` or the
    body mask ends;
 4. rejection of implausible streamlines: too short, crossing the mid-sagittal plane, leaving the
-   body, far from the bundle (counts are kept per root);
+   body (a point more than one voxel outside the mask, :func:`body_reach`), far from the bundle
+   (counts are kept per root);
 5. per root a centre-line (bundle core: mean of streamline points binned by arc length along a
    reference, as in tract-profile methods, Yeatman et al. PLoS One 2012), a
    :class:`~dwi_toolkit.roi.model.Tube` ROI around it, and the origin of distance along the
