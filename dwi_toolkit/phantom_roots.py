@@ -167,6 +167,23 @@ class RootPhantom:
         """True values at distances from the dural junction (see :func:`root_truth_profile`)."""
         return root_truth_profile(level, side, distance_mm, self.lesion)
 
+    def truth_at(self, level: str, side: str, points: ArrayLike) -> dict[str, NDArray[np.float64]]:
+        """True values at RAS+ mm points: each point is projected on the true centre-line and
+        takes the truth at that distance from the junction — the rule the voxels were simulated
+        with, so a profile node is compared with the tissue it sampled, whatever the error of its
+        distance (the dural junction is located to about a voxel).
+
+        Examples
+        --------
+        >>> ph = make_root_phantom(levels=("L5",), voxel_size=3.0, n_directions=12, snr=None)
+        >>> line = ph.centerlines[("L5", "left")]
+        >>> float(ph.truth_at("L5", "left", line[:1])["fa"][0]) == float(ph.truth_profile("L5", "left", [0.0])["fa"][0])
+        True
+        """
+        p = np.atleast_2d(np.asarray(points, float))
+        _, frac, _ = _dist_to_polyline(p, self.centerlines[(level, side)])
+        return self.truth_profile(level, side, frac * self.length_mm(level, side))
+
     def truth_records(self, step_mm: float = 1.0) -> list[dict]:
         """Tidy truth table: level, side, distance_mm, parameter, value (mm²/s for diffusivities)."""
         recs = []

@@ -6,11 +6,13 @@ Steps (each a named function below):
 2. seeds per root from a :class:`~dwi_toolkit.roi.model.RootROI` / ``RoiSet`` (sphere on the
    ganglion, a point, a tube, a label-map voxel mask) or from points, jittered within
    ``seed_radius_mm``;
-3. dipy's ``LocalTracking`` — deterministic (EuDX on the principal eigenvector, trilinear) or
-   probabilistic (tensor ODF on a sphere) — stopping where FA < ``fa_threshold``, the turn
-   exceeds ``max_angle_deg`` or the body mask ends;
+3. dipy's tracking functions (``dipy.tracking.tracker``) — deterministic (``eudx_tracking`` on
+   the principal eigenvector) or probabilistic (``probabilistic_tracking`` on a tensor ODF) —
+   stopping where FA < ``fa_threshold`` (trilinear), the turn exceeds ``max_angle_deg`` or the
+   body mask ends;
 4. rejection of implausible streamlines: too short, crossing the mid-sagittal plane, leaving the
-   body, far from the bundle (counts are kept per root);
+   body (a point more than one voxel outside the mask, :func:`body_reach`), far from the bundle
+   (counts are kept per root);
 5. per root a centre-line (bundle core: mean of streamline points binned by arc length along a
    reference, as in tract-profile methods, Yeatman et al. PLoS One 2012), a
    :class:`~dwi_toolkit.roi.model.Tube` ROI around it, and the origin of distance along the
@@ -23,7 +25,6 @@ Everything is in RAS+ mm; streamlines run proximal (midline) → distal.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +37,7 @@ from ..errors import FitError, InputDataError
 from ..roi.masks import roi_mask
 from ..roi.model import RootROI, RoiSet, Sphere, Tube, normalize_level, normalize_side
 
-__all__ = ["TrackingParams", "RootBundle", "RootTracts", "track_roots", "REJECT_REASONS"]
+__all__ = ["TrackingParams", "RootBundle", "RootTracts", "track_roots", "REJECT_REASONS", "body_reach"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,8 @@ class RootBundle:
     >>> b = RootBundle("L5", "left", [line], line, 5.0, "user point", 1, 1, dict.fromkeys(REJECT_REASONS, 0))
     >>> b.n_kept, b.distance_mm.tolist(), b.roi(start_mm=0, end_mm=15).distance_mm
     (1, [-5.0, 5.0, 15.0], 10.0)
+    >>> b.points([0.0, 10.0]).tolist()
+    [[0.0, 0.0, 5.0], [0.0, 0.0, 15.0]]
     """
 
     level: str
@@ -131,6 +134,13 @@ class RootBundle:
     def distance_mm(self) -> NDArray[np.float64]:
         """Distance along the root (mm from the origin) of each centre-line point."""
         return self.arc_mm - self.origin_arc_mm
+
+    def points(self, distance_mm: ArrayLike) -> NDArray[np.float64]:
+        """RAS+ mm points of the centre-line at distances (mm from the origin) along the root
+        (clamped to its ends)."""
+        a = np.asarray(distance_mm, float) + self.origin_arc_mm
+        arc = self.arc_mm
+        return np.stack([np.interp(a, arc, self.centerline[:, i]) for i in range(3)], axis=-1)
 
     def tube(self, radius_mm: float | None = None) -> Tube:
         """The centre-line as a :class:`~dwi_toolkit.roi.model.Tube` (RAS+ mm)."""
@@ -261,61 +271,94 @@ def _voxel_axes(affine: NDArray) -> NDArray:
     return lin / np.linalg.norm(lin, axis=0)
 
 
-def _direction_getter(fit: Any, params: TrackingParams, valid: NDArray):
-    """dipy direction getter from the tensor fit (directions on the voxel axes, in mm)."""
+def _peaks(fit: Any, params: TrackingParams, valid: NDArray):
+    """dipy ``PeaksAndMetrics`` of the tensor for EuDX: the principal direction on the voxel
+    axes as the nearest vertex of dipy's default sphere, FA as the peak value."""
     from dipy.data import default_sphere
+    from dipy.direction.peaks import PeaksAndMetrics
 
     axes = _voxel_axes(np.asarray(fit.affine, float))
     fa = np.where(valid, np.nan_to_num(fit.fa), 0.0)
-    if params.method == "det":
-        from dipy.direction.peaks import PeaksAndMetrics
+    d = np.nan_to_num(fit.principal_direction_ras() @ axes)
+    pam = PeaksAndMetrics()
+    pam.sphere = default_sphere
+    pam.peak_dirs = np.ascontiguousarray(d[..., None, :], dtype=float)
+    pam.peak_values = np.ascontiguousarray(fa[..., None], dtype=float)
+    # nearest sphere vertex, only where tracking can go (FA above threshold)
+    idx = np.zeros(fa.size, np.int32)
+    go = np.flatnonzero(fa.reshape(-1) >= params.fa_threshold)
+    idx[go] = np.argmax(np.abs(d.reshape(-1, 3)[go] @ default_sphere.vertices.T), axis=1)
+    pam.peak_indices = idx.reshape(fa.shape + (1,))
+    return pam
 
-        d = np.nan_to_num(fit.principal_direction_ras() @ axes)
-        pam = PeaksAndMetrics()
-        pam.sphere = default_sphere
-        pam.peak_dirs = np.ascontiguousarray(d[..., None, :], dtype=float)
-        pam.peak_values = np.ascontiguousarray(fa[..., None], dtype=float)
-        pam.qa = pam.peak_values
-        # nearest sphere vertex, only where tracking can go (FA above threshold)
-        idx = np.zeros(fa.size, np.int32)
-        go = np.flatnonzero(fa.reshape(-1) >= params.fa_threshold)
-        idx[go] = np.argmax(np.abs(d.reshape(-1, 3)[go] @ default_sphere.vertices.T), axis=1)
-        pam.peak_indices = idx.reshape(fa.shape + (1,))
-        pam.ang_thr, pam.qa_thr, pam.total_weight = float(params.max_angle_deg), float(params.fa_threshold), 0.5
-        return pam
+
+def _tensor_pmf(fit: Any, params: TrackingParams, valid: NDArray):
+    """(pmf, sphere) for probabilistic tracking: a sharpened axially symmetric ODF of the tensor,
+    cos^(2 + 40·FA) of the angle to the principal direction, on dipy's repulsion200 sphere."""
     from dipy.data import get_sphere
-    from dipy.direction import ProbabilisticDirectionGetter
 
     sphere = get_sphere(name="repulsion200")
+    axes = _voxel_axes(np.asarray(fit.affine, float))
+    fa = np.where(valid, np.nan_to_num(fit.fa), 0.0)
     dirs = sphere.vertices @ axes.T  # sphere vertices (voxel axes) in RAS+
     pmf = np.zeros(fa.shape + (len(dirs),))
     idx = np.flatnonzero(valid & (fa >= params.fa_threshold))
     v1 = fit.principal_direction_ras().reshape(-1, 3)[idx]
-    f = fa.reshape(-1)[idx]
-    # a sharpened axially symmetric ODF: cos^(2k) of the angle to v1, k grows with FA
-    power = 2 + 40 * f[:, None]
+    power = 2 + 40 * fa.reshape(-1)[idx][:, None]
     pmf.reshape(-1, len(dirs))[idx] = np.abs(v1 @ dirs.T) ** power
-    return ProbabilisticDirectionGetter.from_pmf(pmf, max_angle=params.max_angle_deg, sphere=sphere)
+    return pmf, sphere
 
 
-def _run_dipy(getter: Any, stop_map: NDArray, seeds: NDArray, affine: NDArray, params: TrackingParams) -> list:
-    from dipy.tracking.local_tracking import LocalTracking
+def _direction_model(fit: Any, params: TrackingParams, valid: NDArray):
+    """What dipy tracks on: tensor peaks (deterministic, EuDX) or a tensor PMF (probabilistic)."""
+    return _peaks(fit, params, valid) if params.method == "det" else _tensor_pmf(fit, params, valid)
+
+
+def _run_dipy(model: Any, stop_map: NDArray, seeds: NDArray, affine: NDArray, params: TrackingParams) -> list:
+    """Track with dipy's current interface (``dipy.tracking.tracker``, dipy ≥ 1.11): EuDX on the
+    peaks (``eudx_tracking``; the same streamlines as ``LocalTracking`` with
+    ``PeaksAndMetrics``, deprecated in dipy 1.12) or ``probabilistic_tracking`` on the PMF.
+    One thread; lengths in mm (``max_len``), no dipy length filter (our rules count rejections)."""
     from dipy.tracking.stopping_criterion import ThresholdStoppingCriterion
+    from dipy.tracking.tracker import eudx_tracking, probabilistic_tracking
 
     sc = ThresholdStoppingCriterion(np.ascontiguousarray(stop_map, dtype=float), float(params.fa_threshold))
-    with warnings.catch_warnings():
-        # dipy 1.12 deprecates PeaksAndMetrics in LocalTracking (to be removed in dipy 2.0) in favour
-        # of dipy.tracking.tracker; the results are the same, and we pin behaviour with tests
-        warnings.simplefilter("ignore", DeprecationWarning)
-        gen = LocalTracking(getter, sc, seeds, affine, step_size=params.step_mm, return_all=True,
-                            maxlen=int(params.max_length_mm / params.step_mm), random_seed=params.random_seed)
-        return [np.asarray(s, float) for s in gen]
+    common = {"step_size": params.step_mm, "max_angle": float(params.max_angle_deg), "min_len": 0,
+              "max_len": float(params.max_length_mm), "nbr_threads": 1, "return_all": True,
+              "random_seed": int(params.random_seed) + 1}  # dipy: 0 is not reproducible
+    seeds = np.ascontiguousarray(seeds, dtype=float)
+    if params.method == "det":
+        gen = eudx_tracking(seeds, sc, affine, pam=model, pmf_threshold=float(params.fa_threshold), **common)
+    else:
+        pmf, sphere = model
+        gen = probabilistic_tracking(seeds, sc, affine, sf=pmf, sphere=sphere, **common)
+    return [np.asarray(s, float) for s in gen]
 
 
 # --------------------------------------------------------------------------- cleaning
 
 def _length(s: NDArray) -> float:
     return float(np.linalg.norm(np.diff(s, axis=0), axis=1).sum()) if len(s) > 1 else 0.0
+
+
+def body_reach(body: NDArray) -> NDArray[np.bool_]:
+    """Voxels a tracked point can reach without leaving the body: the mask and its 26 neighbours.
+
+    The tracker interpolates the stopping map trilinearly, so a point it accepts can lie up to
+    one voxel beyond the last mask voxel centre, and the point where it stops one step further;
+    the nearest voxel of such a point is outside the mask although the streamline never left
+    the body. A streamline *leaves the body* when one of its points falls in a voxel more than
+    one voxel away from the mask.
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 5, 5), bool); m[2, 2, 2] = True
+    >>> int(body_reach(m).sum())
+    27
+    """
+    from scipy import ndimage as ndi
+
+    return ndi.binary_dilation(np.asarray(body, bool), structure=np.ones((3, 3, 3), bool))
 
 
 def _inside(mask: NDArray, affine_inv: NDArray, pts: NDArray) -> NDArray[np.bool_]:
@@ -332,9 +375,12 @@ def _orient(s: NDArray, plane: tuple) -> NDArray:
     return s[::-1].copy() if abs((s[0] - p) @ n) > abs((s[-1] - p) @ n) else s
 
 
-def _reject(streams: list, side: str, plane: tuple, body: NDArray, affine: NDArray,
+def _reject(streams: list, side: str, plane: tuple, reach: NDArray, affine: NDArray,
             params: TrackingParams) -> tuple[list, dict]:
-    """Apply the plausibility rules; return kept streamlines (oriented) and counts by reason."""
+    """Apply the plausibility rules; return kept streamlines (oriented) and counts by reason.
+
+    `reach` is :func:`body_reach` of the body mask (a point one voxel beyond the mask, where the
+    trilinear tracker stops, is not outside the body)."""
     counts = dict.fromkeys(REJECT_REASONS, 0)
     inv = np.linalg.inv(affine)
     sign = -1.0 if side == "left" else 1.0
@@ -344,7 +390,7 @@ def _reject(streams: list, side: str, plane: tuple, body: NDArray, affine: NDArr
             counts["too_short"] += 1
         elif np.any(sign * ((s - plane[0]) @ plane[1]) < -1.0):
             counts["crosses_midline"] += 1
-        elif not _inside(body, inv, s).all():
+        elif not _inside(reach, inv, s).all():
             counts["leaves_body"] += 1
         else:
             kept.append(_orient(s, plane))
@@ -429,6 +475,21 @@ def _centerline(streams: list, params: TrackingParams) -> tuple[NDArray, list, i
 
 
 # --------------------------------------------------------------------------- distance origin
+
+def _sample(data: NDArray, affine: NDArray, pts: NDArray) -> NDArray[np.float64]:
+    """Trilinear values at RAS+ points (NaN outside the grid or next to NaN voxels)."""
+    from scipy.ndimage import map_coordinates
+
+    inv = np.linalg.inv(affine)
+    ijk = (pts @ inv[:3, :3].T + inv[:3, 3]).T
+    bad = ~np.isfinite(data)
+    vals = map_coordinates(np.where(bad, 0.0, data), ijk, order=1, mode="constant", cval=np.nan)
+    if bad.any():
+        touched = map_coordinates(bad.astype(float), ijk, order=1, mode="constant", cval=1.0)
+        vals[touched > 0.5] = np.nan
+    return vals
+
+
 
 def thecal_sac_mask(md: NDArray, body: NDArray, affine: NDArray, *, csf_md: float = CSF_MD) -> NDArray[np.bool_]:
     """The thecal sac: largest connected CSF component (MD > `csf_md`, mm²/s), closed so that roots
@@ -524,7 +585,7 @@ def _plane(centres: dict, plane: Any) -> tuple[NDArray, NDArray]:
 
 def _bundle(key: tuple, streams: list, n_seeds: int, ctx: dict, origin_point: NDArray | None) -> RootBundle:
     params: TrackingParams = ctx["params"]
-    kept, counts = _reject(streams, key[1], ctx["plane"], ctx["body"], ctx["affine"], params)
+    kept, counts = _reject(streams, key[1], ctx["plane"], ctx["reach"], ctx["affine"], params)
     core, source, origin = np.zeros((0, 3)), "none", 0.0
     if kept:
         core, kept, counts["off_bundle"] = _centerline(kept, params)
@@ -598,15 +659,15 @@ def track_roots(
     valid = body & np.isfinite(fit.fa)
     centres = _seed_centres(seeds, fit.fa.shape, affine)
     sac = thecal_sac_mask(fit.md, body, affine)
-    ctx = {"params": params, "affine": affine, "body": body, "plane": _plane(centres, midsagittal_plane),
+    ctx = {"params": params, "affine": affine, "reach": body_reach(body), "plane": _plane(centres, midsagittal_plane),
            "sac": sac, "sac_edt": _sac_distance(sac, affine)}
-    getter = _direction_getter(fit, params, valid)
+    model = _direction_model(fit, params, valid)
     stop = np.where(valid, np.nan_to_num(fit.fa), 0.0)
     rng = np.random.default_rng(params.random_seed)
     bundles = {}
     for key, pts in centres.items():
         sp = _seed_points(pts, params, rng)
-        streams = _run_dipy(getter, stop, sp, affine, params)
+        streams = _run_dipy(model, stop, sp, affine, params)
         o = None if origins is None else origins.get(key)
         bundles[key] = _bundle(key, streams, len(sp), ctx, None if o is None else np.asarray(o, float))
     if not any(b.n_kept for b in bundles.values()):

@@ -59,17 +59,59 @@ def test_distance_origin_is_the_dural_junction(tracked):
         assert np.linalg.norm(b.centerline[k] - ph.junctions[(b.level, b.side)]) < 1.5 * VOX
 
 
-def test_profiles_match_truth(tracked):
+def _node_errors(ph, tracts, prof) -> dict:
+    """|value / truth − 1| at every node a profile reports, the truth taken at the node's position
+    (projected on the true centre-line), so a node is judged on the tissue it sampled."""
+    out: dict = {}
+    for p in prof:
+        ok = np.isfinite(p.value)
+        pts = tracts.get(p.level, p.side).points(p.distance_mm[ok])
+        truth = ph.truth_at(p.level, p.side, pts)[p.parameter]
+        out.setdefault(p.parameter, []).append(np.abs(p.value[ok] / truth - 1))
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def test_profiles_match_truth_node_by_node(tracked):
+    """SNR 25, b = 800 s/mm², 20 directions, 2 mm voxels, one seed point per root.
+
+    Extent: every node the profile reports — from where its kernel holds root voxels on both
+    sides (3–8 mm past the dural junction) to the distal end of the root (± 3 mm).
+    MD, ADC, AD and RD are within 5 % at every node. FA is within 5 % at 90 % of the nodes and
+    12 % at every node: a voxel's FA has a 12 % SD at this SNR and a node averages ~20 voxels, so
+    every node within 5 % is beyond these data for any estimator (docs/tractography.md, accuracy).
+    """
     ph, fit, tracts = tracked
     prof = along_root_profiles(tracts, fit, parameters=["fa", "adc", "md", "ad", "rd"], n_boot=50)
+    err = _node_errors(ph, tracts, prof)
+    for par in ("adc", "md", "ad", "rd"):
+        assert err[par].max() <= 0.05, (par, err[par].max())
+    assert np.percentile(err["fa"], 90) <= 0.05 and err["fa"].max() <= 0.12, err["fa"].max()
     for p in prof:
-        truth = ph.truth_profile(p.level, p.side, p.distance_mm)[p.parameter]
-        inner = (p.distance_mm > 2.0) & (p.distance_mm < ph.length_mm(p.level, p.side) - 3.0)
-        rel = np.abs(p.value[inner] / truth[inner] - 1)
-        assert np.mean(rel) < 0.05, (p.level, p.side, p.parameter, np.mean(rel))
-        assert np.percentile(rel, 90) < (0.12 if p.parameter in ("fa", "rd") else 0.08)
+        ok = np.isfinite(p.value)
+        assert ok.all()  # no gaps inside the extent on these phantoms
+        assert 0.0 < p.distance_mm[0] <= 10.0 and p.distance_mm[-1] >= ph.length_mm(p.level, p.side) - 4.0
         lo, hi = p.ci()
-        assert np.all(lo[inner] <= p.value[inner] + 1e-12) and np.all(hi[inner] >= p.value[inner] - 1e-12)
+        assert np.all(lo <= p.value + 1e-12) and np.all(hi >= p.value - 1e-12)
+
+
+def test_profile_estimator_bias_is_small_without_noise():
+    """Noise-free, all three geometries: what is left is the estimator's own error (the corners of
+    the along-root gradient rounded by the kernel, the core's discretisation): every node of every
+    parameter within 4 %."""
+    for geometry in GEOMETRIES.values():
+        ph = make_root_phantom(levels=("L5",), voxel_size=VOX, n_directions=20, snr=None, **geometry)
+        fit = fit_dti(ph.series, mask=ph.body_mask)
+        tracts = track_roots(fit, ph.seeds, mask=ph.body_mask)
+        err = _node_errors(ph, tracts, along_root_profiles(tracts, fit, n_boot=10))
+        assert max(e.max() for e in err.values()) <= 0.04, {k: round(float(e.max()), 3) for k, e in err.items()}
+
+
+def test_streamline_sampling_is_kept_for_comparison_with_afq(tracked):
+    ph, fit, tracts = tracked
+    prof = along_root_profiles(tracts, fit, parameters=["fa", "md"], n_boot=20, sampling="streamlines")
+    assert prof.meta["sampling"] == "streamlines"
+    err = _node_errors(ph, tracts, prof)
+    assert np.median(err["md"]) < 0.05 and np.median(err["fa"]) < 0.08
 
 
 def test_tube_rois_cover_the_root(tracked):
@@ -87,7 +129,7 @@ def test_tube_rois_cover_the_root(tracked):
         assert r.n_voxels > 10
 
 
-@pytest.mark.parametrize("geometry", ["straight", "patient_rotated"])
+@pytest.mark.parametrize("geometry", list(GEOMETRIES))
 def test_focal_lesion_found_on_the_right_root_side_and_position(geometry):
     lesion = RootLesion("L5", "left", center_mm=25.0, length_mm=8.0)
     ph, fit, tracts = _run(lesion=lesion, **GEOMETRIES[geometry])
@@ -127,7 +169,9 @@ def test_probabilistic_tracking_follows_the_root():
 
 
 def test_matches_dipy_by_hand():
-    """Our deterministic tracking equals dipy's LocalTracking run by hand on the same tensor."""
+    """Our deterministic tracking (dipy.tracking.tracker.eudx_tracking) gives the same streamlines
+    as dipy's older LocalTracking + PeaksAndMetrics run by hand on the same tensor, and emits no
+    deprecation warning (that interface is deprecated in dipy 1.12)."""
     import warnings
 
     from dipy.data import default_sphere
@@ -135,7 +179,7 @@ def test_matches_dipy_by_hand():
     from dipy.tracking.local_tracking import LocalTracking
     from dipy.tracking.stopping_criterion import ThresholdStoppingCriterion
 
-    from dwi_toolkit.tracts.tracking import TrackingParams, _run_dipy
+    from dwi_toolkit.tracts.tracking import TrackingParams, _direction_model, _run_dipy, _seed_points
 
     ph, fit, _ = _run()
     valid = ph.body_mask & np.isfinite(fit.fa)
@@ -147,16 +191,18 @@ def test_matches_dipy_by_hand():
     pam.qa = pam.peak_values
     pam.peak_indices = np.argmax(np.abs(d.reshape(-1, 3) @ default_sphere.vertices.T), 1).reshape(fa.shape + (1,)).astype(np.int32)
     pam.ang_thr, pam.qa_thr, pam.total_weight = 40.0, 0.2, 0.5
-    seeds = np.array([ph.seeds[("L5", "left")]])
+    seeds = np.vstack([_seed_points(p.reshape(1, 3), TrackingParams(), np.random.default_rng(3)) for p in ph.seeds.values()])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         ref = list(LocalTracking(pam, ThresholdStoppingCriterion(fa, 0.2), seeds, fit.affine, step_size=0.5,
                                  return_all=True, maxlen=240))
-    from dwi_toolkit.tracts.tracking import _direction_getter
-
-    ours = _run_dipy(_direction_getter(fit, TrackingParams(), valid), fa, seeds, fit.affine, TrackingParams())
-    assert len(ours) == len(ref) == 1
-    np.testing.assert_allclose(ours[0], ref[0], atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        ours = _run_dipy(_direction_model(fit, TrackingParams(), valid), fa, seeds, fit.affine, TrackingParams())
+        track_roots(fit, ph.seeds, mask=ph.body_mask, params=TrackingParams(method="prob", seeds_per_root=5))
+    assert len(ours) == len(ref) == len(seeds)
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -173,3 +219,27 @@ def test_full_size_twelve_roots_within_budget():
         _, dist = project_to_line(b.centerline, ph.centerlines[(b.level, b.side)])
         assert np.sqrt(np.mean(dist**2)) < VOX
     assert elapsed < 60  # ≤ 30 s measured on one core (docs/benchmarks.md); slack for shared CI machines
+
+
+def test_leaves_body_means_outside_the_body_not_grazing_the_mask():
+    """A tight mask (the signal mask keeps only root and CSF on this small field of view) used to
+    reject half the streamlines as 'leaves body' for points a fraction of a voxel past its edge,
+    where the trilinear tracker legitimately stops; only a true exit counts now."""
+    from dwi_toolkit.core.masks import signal_mask
+    from dwi_toolkit.tracts import TrackingParams
+    from dwi_toolkit.tracts.tracking import REJECT_REASONS, _reject, body_reach
+
+    ph, fit, _ = _run()
+    tight = signal_mask(ph.series.mean_b0())
+    assert tight.sum() < 0.2 * tight.size and tight[ph.labels == 1].mean() < 0.05  # muscle is outside this mask
+    tr = track_roots(fit, ph.seeds, mask=tight)
+    assert all(b.rejected["leaves_body"] == 0 and b.n_kept == b.n_tracked for b in tr), tr.summary()
+    # a streamline running 4 voxels beyond the mask is rejected; one grazing it by half a voxel is not
+    body = np.zeros((20, 20, 20), bool)
+    body[5:15, 5:15, 5:15] = True
+    line = np.stack([np.full(41, 10.0), np.full(41, 10.0), np.linspace(6.0, 26.0, 41)], axis=1)  # x, y = 10 (right half)
+    graze = np.stack([np.full(41, 15.4), np.full(41, 10.0), np.linspace(5.0, 14.5, 41)], axis=1)  # 0.4 voxel past x = 14
+    plane = (np.array([0.0, 0, 0]), np.array([1.0, 0, 0]))
+    kept, counts = _reject([line, graze], "right", plane, body_reach(body), np.eye(4), TrackingParams(min_length_mm=5))
+    assert set(counts) == set(REJECT_REASONS)
+    assert counts["leaves_body"] == 1 and len(kept) == 1 and kept[0][0, 0] == 15.4
