@@ -568,11 +568,11 @@ def signal_decay_figure(curves: Sequence[DecayCurve], *, log: bool = True, max_c
         ax.errorbar(c.bvals, c.signal, yerr=c.sd, fmt=marker, ms=4, color=color, capsize=2,
                     mfc="white" if right else color)
         if math.isfinite(c.adc) and math.isfinite(c.s0):
-            lab = f"{c.label}: ADC {c.adc * DISPLAY_SCALE:.3f} ×10⁻³ mm²/s (n={c.n_voxels})"
+            lab = f"{c.label}: ADC {c.adc * DISPLAY_SCALE:.2f} ×10⁻³ mm²/s (n={c.n_voxels})"
             ax.plot(bb, c.s0 * np.exp(-bb * c.adc), ls, color=color, lw=1, label=lab)
         else:
             ax.plot([], [], marker, color=color, label=f"{c.label}: not fitted")
-    if log:
+    if log and any(np.any(np.asarray(c.signal, float) > 0) for c in curves):  # no signal: a log axis is empty
         ax.set_yscale("log")
     ax.set_xlabel("b (s/mm²)")
     ax.set_ylabel("mean trace signal (a.u.)")

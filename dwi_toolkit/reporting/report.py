@@ -542,6 +542,7 @@ class Report:
             parts.append(f'<p class="meta">Fits ran inside the analysis mask: '
                          f"{H.esc('the body (voxels above the background on the mean b=0 image)' if mask == 'auto' else mask)}."
                          "</p>")
+        parts.append(_scanner_summary_html(self.qc.get("scanner_adc")))
         if self.entrapment is not None and getattr(self.entrapment, "levels", None):
             st = "".join(f"<li>{H.esc(P.prose(lv.statement))}</li>" for lv in self.entrapment.levels)
             parts.append(f"<details><summary>Per-level statements in words</summary><ul>{st}</ul></details>")
@@ -611,8 +612,8 @@ class Report:
                          + "".join(f"<li>{H.esc(P.label(k))} = {H.esc(v)} (%)</li>" for k, v in INDEX_FORMULAS.items())
                          + f"</ul><p>{H.esc(P.prose(c.convention))} Flags: too few voxels = fewer than "
                          f"{H.esc(c.settings.get('min_voxels'))} voxels on a side; noisy = coefficient of "
-                         f"variation above {H.esc(c.settings.get('max_cv'))}; one side missing = no ROI value "
-                         "on one side.</p>"
+                         f"variation above {H.esc(c.settings.get('max_cv'))}; a side without usable voxels = no ROI value "
+                         "on at least one side.</p>"
                          + "".join(f'<p class="callout">{H.esc(P.prose(n))}</p>' for n in getattr(c, "notes", ()))
                          + "</details>")
         return "".join(parts)
@@ -690,7 +691,7 @@ class Report:
             ("dependencies", ", ".join(f"{k} {v}" for k, v in (p.get("dependencies") or {}).items())),
             ("command", p.get("command")),
         ])
-        params = [(P.label(k), _fmt_q(v)) for k, v in (p.get("parameters") or {}).items()]
+        params = [_parameter_item(k, v) for k, v in (p.get("parameters") or {}).items()]
         if params:
             out += "<h3>Parameters</h3>" + H.definition_list(params)
         inputs = p.get("inputs") or []
@@ -1108,6 +1109,27 @@ def _qc_flags(series: Any, fit: Any, roi_masks: Sequence[tuple[str, np.ndarray]]
                                       body_mask=body)
     order = {s: i for i, s in enumerate(Q.SEVERITIES)}
     return sorted(out, key=lambda f: order.get(f.severity, 9))
+
+
+def _scanner_summary_html(scanner: Mapping[str, Any] | None) -> str:
+    """One line of the first screen: how our ADC compares with the scanner's map (when there is one)."""
+    judged = [a for a in (scanner or {}).get("agreement") or []
+              if a["region"] == ("all ROIs" if scanner.get("judged_on") == "ROIs" else "body")]
+    if not judged or judged[0]["median_rel_diff_pct"] is None:
+        return ""
+    a = judged[0]
+    return (f'<p class="meta">Scanner ADC map ({H.esc(scanner.get("description") or "given")}): our ADC differs by '
+            f'{H.esc(P.fmt(a["median_rel_diff_pct"], "%", signed=True))} % (median over {a["n_voxels"]} voxels of '
+            f'the {"ROIs" if a["region"] == "all ROIs" else "body"}; limit ±{H.esc(P.fmt(scanner["limit_pct"], "%"))} %).</p>')
+
+
+def _parameter_item(key: str, value: Any) -> tuple[str, str]:
+    """(label, value) of one run parameter in the provenance; the scanner-ADC option shares its code with
+    the QC flag, so it gets its own words (and only the file name of a given map)."""
+    if key == "scanner_adc":
+        words = {"auto": "automatic (an ADC series beside the DICOM DWI)", "none": "not compared"}
+        return "scanner ADC map (QC comparison)", words.get(str(value), Path(str(value)).name)
+    return P.label(key), _fmt_q(value)
 
 
 def _scanner_source_text(scanner: Mapping[str, Any]) -> str:
