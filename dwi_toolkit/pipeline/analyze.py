@@ -195,8 +195,8 @@ def run_analysis(
     series = load_dwi(series_path, bvals=bvals, bvecs=bvecs, b0_threshold=opts.b0_threshold)
     series, gcheck = _gradient_check(series, opts)
     rois = load_rois(rois_path)
-    fit, stats, dti_fit, dti_done, n_mask = _fit_and_measure(series, rois, opts)
     scanner_adc, scanner_info = _scanner_adc(series_path, series, opts)
+    fit, stats, dti_fit, dti_done, n_mask = _fit_and_measure(series, rois, opts)
     clinical, indication = _clinical(clinical_path, opts)
     side = opts.symptomatic_side or _side_from_clinical(clinical)
     comparison, adjacent, entrapment = _compare_and_assess(stats, clinical, indication, side, opts,

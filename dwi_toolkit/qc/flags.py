@@ -18,6 +18,8 @@ code                      severity  fires when                                  
 ``motion``                warning   lowest b=0 volume-to-volume correlation < limit         0.90
 ``scanner_adc``           warning   |median relative difference| from scanner ADC > limit   10 %
 ``side_mismatch``         error     ROI labelled left/right lies on the other side          0 mm
+``gradient_table``        error     another b-vector flip/permutation fits better (warning  10 %
+                                    when it was corrected before fitting)
 ========================  ========  ======================================================  ==========
 
 World coordinates are RAS+ (mm): +x points to the patient's right, so a left ROI lies at x below

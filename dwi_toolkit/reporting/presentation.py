@@ -118,7 +118,7 @@ LABELS: dict[str, str] = {
     "low_snr": "low SNR", "too_few_voxels": "too few voxels", "b_range": "b-value range",
     "motion": "motion between b=0 volumes", "scanner_adc": "scanner ADC disagreement",
     "side_mismatch": "ROI side label against position",
-    "MISSING": "missing data", "not_covered": "not covered",
+    "gradient_table": "gradient table", "MISSING": "missing data", "not_covered": "not covered",
     "roi_outside_mask": "ROI outside the analysis mask", "no_signal": "no signal in the image",
     "scanner_adc_source": "scanner ADC map", "midsagittal_x_mm": "mid-sagittal plane x (mm)",
     "auto": "body (automatic)", "wls": "weighted least squares", "ols": "ordinary least squares",
