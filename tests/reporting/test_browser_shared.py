@@ -157,3 +157,16 @@ def test_scanner_adc_found_beside_the_xa30_dwi_and_agrees(analysed):
         rel=1e-6)
     assert abs(by["all ROIs"]["median_rel_diff_pct"]) < 1.0 and abs(by["body"]["median_rel_diff_pct"]) < 1.0
     assert not [f for f in qc["flags"] if f["code"] == "scanner_adc"]
+
+
+def test_folder_with_both_canon_exports_names_each_folder():
+    """Classic and enhanced exports of one series share its UID: the error names both folders to choose from."""
+    from dwi_toolkit.errors import DicomError
+    from dwi_toolkit.io.loading import load_dwi
+
+    top = shared_path("dicom", "canon_galan_v61_dti_axial_classic_gz", "dicom")
+    with pytest.raises(DicomError) as err:
+        load_dwi(top)
+    msg = str(err.value)
+    assert "share a SeriesInstanceUID" in msg and "--backend" not in msg
+    assert str(top / "cl_3000_DTI_PA-ortho") in msg and str(top / "enh_3000_DTI_PA-ortho") in msg

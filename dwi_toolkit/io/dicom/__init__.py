@@ -238,9 +238,10 @@ def load_scanner_adc(path: str | os.PathLike, *, series_uid: str | None = None) 
 def scanner_adc_factor(data: np.ndarray) -> float:
     """Factor from a scanner ADC map's stored values to mm²/s, inferred from their magnitude.
 
-    Tissue ADC is about 0.3–3.0 × 10⁻³ mm²/s, so the median positive value tells the unit: above
-    50 it is 10⁻⁶ mm²/s (integers such as 850; Siemens, GE, Canon, UIH), above 0.05 it is
-    10⁻³ mm²/s (values such as 0.85), else mm²/s.
+    Tissue ADC is about 0.3–3.0 × 10⁻³ mm²/s (free water at 37 °C ≈ 3.0), so the median positive
+    value tells the unit: above 5 (more than free water in 10⁻³ mm²/s) it is 10⁻⁶ mm²/s (integers
+    such as 850; Siemens, GE, Canon, UIH), above 0.05 it is 10⁻³ mm²/s (values such as 0.85),
+    else mm²/s.
 
     Examples
     --------
@@ -249,7 +250,7 @@ def scanner_adc_factor(data: np.ndarray) -> float:
     """
     pos = data[np.isfinite(data) & (data > 0)]
     med = float(np.median(pos)) if pos.size else 0.0
-    return 1e-6 if med > 50 else 1e-3 if med > 0.05 else 1.0
+    return 1e-6 if med > 5 else 1e-3 if med > 0.05 else 1.0
 
 
 def _strip(meta, keep_phi):
