@@ -73,6 +73,31 @@ def visible_text(page: str) -> str:
     return _html.unescape(re.sub(r"<[^>]+>", " ", page))
 
 
+def run_with_spies(*args, **kwargs) -> dict:
+    """``run_analysis(*args, **kwargs)``, keeping what it gave ``build_report`` (``fit``, ``roi_masks``,
+    ``series`` ...) and the ADC montage figure (``montage``), for checks against the written report."""
+    from dwi_toolkit.pipeline.analyze import run_analysis
+    from dwi_toolkit.reporting import figures as F
+    from dwi_toolkit.reporting import report as R
+
+    seen: dict = {}
+    build, montage = R.build_report, F.adc_montage
+
+    def spy_build(**kw):
+        seen.update(kw)
+        return build(**kw)
+
+    def spy_montage(*a, **kw):
+        seen["montage"] = montage(*a, **kw)
+        return seen["montage"]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(R, "build_report", spy_build)
+        mp.setattr(F, "adc_montage", spy_montage)
+        run_analysis(*args, **kwargs)
+    return seen
+
+
 # ------------------------------------------------------------------------------ page and screen
 def check_self_contained_and_quiet(html_file: Path, shot: Path) -> None:
     """Nothing the browser could fetch, no script but the print helper, no console error; a screenshot."""

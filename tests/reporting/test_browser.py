@@ -24,14 +24,18 @@ SAMPLE = ROOT / "sample_data" / "sub-01"
 
 
 @pytest.fixture(scope="module")
-def report_dir(tmp_path_factory):
-    from dwi_toolkit.pipeline.analyze import run_analysis
-
+def analysed(tmp_path_factory):
+    """(report folder, what run_analysis gave build_report) for the sample subject."""
     out = tmp_path_factory.mktemp("browser_report")
-    run_analysis(SAMPLE / "dwi" / "sub-01_dwi.nii.gz", SAMPLE / "rois" / "sub-01_rois.json",
-                 clinical_path=SAMPLE / "clinical.json", out_dir=out, b_min=100)
+    seen = B.run_with_spies(SAMPLE / "dwi" / "sub-01_dwi.nii.gz", SAMPLE / "rois" / "sub-01_rois.json",
+                            clinical_path=SAMPLE / "clinical.json", out_dir=out, b_min=100)
     B.artefact_dir("")
-    return out
+    return out, seen
+
+
+@pytest.fixture(scope="module")
+def report_dir(analysed):
+    return analysed[0]
 
 
 @needs_browser
@@ -60,11 +64,15 @@ def test_a4_pdf_keeps_every_column_and_folded_content(report_dir):
     assert "asymmetryonthesymptomaticside" in page1 and "no_asymmetry" not in text
 
 
-def test_sample_report_words_numbers_and_flags(report_dir):
-    """No code word or unrounded number in the page; every flag carries its value, limit and advice."""
+def test_sample_report_words_numbers_flags_and_montage(analysed):
+    """No code word or unrounded number in the page; the QC flags match the fractions recomputed from
+    the fit status and the ROI masks; the sample's montage labels do not overlap."""
+    report_dir, seen = analysed
     B.check_words_and_numbers((report_dir / "report.html").read_text(encoding="utf-8"))
     rep = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
-    assert all(f["measured"] is not None and f["limit"] is not None and f["advice"] for f in rep["qc"]["flags"])
+    B.check_qc_flags(rep, np.asarray(seen["fit"].status), seen["roi_masks"])
+    n, overlaps = B.montage_label_overlaps(seen["montage"])
+    assert n == len(seen["roi_masks"]) and not overlaps, overlaps
 
 
 def test_montage_labels_do_not_overlap():

@@ -67,11 +67,8 @@ def place_rois(series, path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory):
-    """name → (out folder, captured build_report inputs, montage figure); analysed once per module."""
+    """name → (report folder, what run_analysis gave build_report plus the montage figure); once per series."""
     from dwi_toolkit.io.loading import load_dwi
-    from dwi_toolkit.pipeline.analyze import run_analysis
-    from dwi_toolkit.reporting import figures as F
-    from dwi_toolkit.reporting import report as R
 
     done: dict = {}
 
@@ -85,21 +82,7 @@ def analysed(tmp_path_factory):
         (work / "clinical.json").write_text(json.dumps({
             "schema": "dwi_toolkit.clinical", "schema_version": "1.0", "subject_id": name.replace("_", "-"),
             "radicular_pain": True, "radicular_side": "left", "suspected_levels": ["L5"]}), encoding="utf-8")
-        seen: dict = {}
-        build, montage = R.build_report, F.adc_montage
-
-        def spy_build(**kw):
-            seen.update(kw)
-            return build(**kw)
-
-        def spy_montage(*a, **kw):
-            seen["montage"] = montage(*a, **kw)
-            return seen["montage"]
-
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(R, "build_report", spy_build)
-            mp.setattr(F, "adc_montage", spy_montage)
-            run_analysis(path, work / "rois.json", work / "clinical.json", work / "report", **grads)
+        seen = B.run_with_spies(path, work / "rois.json", work / "clinical.json", work / "report", **grads)
         done[name] = (work / "report", seen)
         return done[name]
 
