@@ -219,12 +219,20 @@ def check_qc_flags(report: dict, status: np.ndarray, roi_masks, limit_pct: float
 
 # ------------------------------------------------------------------------------ montage
 def montage_label_overlaps(fig) -> tuple[int, list]:
-    """(number of ROI labels, pairs of labels whose text boxes overlap) of an ADC montage figure."""
+    """(number of ROI labels, defects) of an ADC montage figure: pairs of labels whose text boxes
+    overlap, and labels running out of their own panel (drawn under the next panel's image)."""
     from matplotlib.text import Text
 
     renderer = fig.canvas.get_renderer()
     labels = [t for ax in fig.axes for t in ax.texts if t.get_gid() == "roi-label"]
-    boxes = [(t.axes, Text.get_window_extent(t, renderer)) for t in labels]
+    for t in labels:  # positions at this renderer's dpi (a saved PNG may have moved them to another)
+        t.update_positions(renderer)
+    boxes = [Text.get_window_extent(t, renderer) for t in labels]  # the text box, without the leader
     pairs = [(labels[i].get_text(), labels[j].get_text()) for i in range(len(boxes))
-             for j in range(i + 1, len(boxes)) if boxes[i][1].overlaps(boxes[j][1])]
+             for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
+    for t, b in zip(labels, boxes):
+        frame = t.axes.bbox
+        if b.x0 < frame.x0 - 1 or b.x1 > frame.x1 + 1 or b.y0 < frame.y0 - 1 or b.y1 > frame.y1 + 1:
+            if any(other is not t.axes and other.bbox.overlaps(b) for other in t.figure.axes):
+                pairs.append((t.get_text(), "runs under another panel"))
     return len(labels), pairs
