@@ -89,8 +89,10 @@ def scanner_adc_on_grid(
             return None, {"source": "none", "found": False, "note": "not compared (scanner_adc='none')"}
         found = _find_beside(Path(dwi_path))
         if found is None:
-            return None, {"source": "auto", "found": False,
-                          "note": "no scanner ADC series (DICOM ImageType ADC) beside the DWI series"}
+            note = ("not looked up for a NIfTI DWI (give the scanner's map with the scanner ADC option, "
+                    "--scanner-adc PATH)" if _is_nifti(Path(dwi_path)) else
+                    "no scanner ADC series (DICOM ImageType ADC) beside the DWI series")
+            return None, {"source": "auto", "found": False, "note": note}
         path, uid, desc = found
         label = "auto"
     else:
