@@ -46,7 +46,7 @@ def scanner_adc_on_grid(
     ----------
     source : {"auto", "none"} or path-like or None
         ``"auto"`` (and None): a DICOM series with role ``adc`` in the DWI's DICOM folder or, when
-        that has none, in the scan folder above it (nothing for a NIfTI DWI). ``"none"``: no comparison. A path: a DICOM folder/file holding the ADC
+        that has none, in its sibling folders (nothing for a NIfTI DWI). ``"none"``: no comparison. A path: a DICOM folder/file holding the ADC
         series, or a NIfTI map in mm²/s, 10⁻³ mm²/s or 10⁻⁶ mm²/s (unit inferred from the values,
         :func:`dwi_toolkit.io.dicom.scanner_adc_factor`).
     dwi_path : path-like
@@ -112,29 +112,39 @@ def scanner_adc_on_grid(
 def _find_beside(dwi_path: Path, max_siblings: int = 20) -> tuple[Path, str, str] | None:
     """(folder, SeriesInstanceUID, "#number description") of an ADC series beside the DICOM DWI, or None.
 
-    Looks in the DWI's folder, then, when that holds none, in its parent folder when the parent
+    Looks in the DWI's folder, then, when that holds none, in each sibling folder when the parent
     is a small scan folder (at most `max_siblings` entries: one folder per series, as scanners
-    export them), never further up.
+    export them), never further up. Only headers are read.
     """
     if _is_nifti(dwi_path) or not dwi_path.exists():
         return None
+    folder = dwi_path if dwi_path.is_dir() else dwi_path.parent
+    places = [folder]
+    parent = folder.parent
+    if parent != folder:
+        entries = list(parent.iterdir())
+        if len(entries) <= max_siblings:
+            places += sorted(e for e in entries if e.is_dir() and e != folder)
+    for place in places:
+        found = _adc_series_in(place)
+        if found is not None:
+            return found
+    return None
+
+
+def _adc_series_in(place: Path) -> tuple[Path, str, str] | None:
+    """The first ADC series under `place` (warning when there are several), or None."""
     from .dicom import find_dwi_series
 
-    folder = dwi_path if dwi_path.is_dir() else dwi_path.parent
-    parent = folder.parent
-    places = [folder] + ([parent] if parent != folder and len(list(parent.iterdir())) <= max_siblings else [])
-    for place in places:
-        try:
-            adcs = [s for s in find_dwi_series(place) if s.role == "adc"]
-        except DicomError as err:
-            logger.info("no scanner ADC looked up in %s: %s", place, err)
-            continue
-        if len(adcs) > 1:
-            logger.warning("%d scanner ADC series beside the DWI; comparing with #%s '%s' (give another "
-                           "with the scanner ADC option)", len(adcs), adcs[0].series_number, adcs[0].description)
-        if adcs:
-            return place, adcs[0].series_uid, f"#{adcs[0].series_number} {adcs[0].description}".strip()
-    return None
+    try:
+        adcs = [s for s in find_dwi_series(place) if s.role == "adc"]
+    except DicomError as err:
+        logger.info("no scanner ADC looked up in %s: %s", place, err)
+        return None
+    if len(adcs) > 1:
+        logger.warning("%d scanner ADC series beside the DWI; comparing with #%s '%s' (give another "
+                       "with the scanner ADC option)", len(adcs), adcs[0].series_number, adcs[0].description)
+    return (place, adcs[0].series_uid, f"#{adcs[0].series_number} {adcs[0].description}".strip()) if adcs else None
 
 
 def _load(path: Path, uid: str | None) -> ParameterMap:
