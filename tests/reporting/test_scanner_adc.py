@@ -79,3 +79,20 @@ def test_scanner_adc_none_and_missing_path(tmp_path):
     with pytest.raises(InputDataError, match="does not exist"):
         run_analysis(DWI, SUB / "rois" / "sub-01_rois.json", None, None, figures=False, n_boot=100,
                      symptomatic_side="left", scanner_adc=tmp_path / "nope.nii.gz")
+
+
+def test_ge_style_adc_series_is_found_beside_the_dwi(tmp_path):
+    """GE stores its ADC map as DERIVED\\SECONDARY\\PROCESSED named 'Apparent Diffusion Coefficient
+    (mm2/s)' (no ADC in ImageType): it is recognised as the scanner ADC of the DWI in the next folder."""
+    from dwi_toolkit.io.dicom import find_dwi_series
+    from dwi_toolkit.io.dicom._synthetic import write_series
+    from dwi_toolkit.io.scanner_adc import scanner_adc_on_grid
+
+    write_series(tmp_path / "dwi")
+    write_series(tmp_path / "adc", series_uid="1.2.826.0.1.3680043.8.498.9", series_number=5,
+                 description="Apparent Diffusion Coefficient (mm2/s)", bvals=(0,), bvecs_lps=((0, 0, 0),),
+                 image_type=("DERIVED", "SECONDARY", "PROCESSED"))
+    assert [s.role for s in find_dwi_series(tmp_path / "adc")] == ["adc"]
+    series = load_dwi(tmp_path / "dwi")
+    m, info = scanner_adc_on_grid("auto", tmp_path / "dwi", series.spatial_shape, series.affine)
+    assert info["found"] and info["description"].startswith("#5 ") and m.shape == series.spatial_shape
