@@ -16,7 +16,7 @@ code                      severity  fires when                                  
 ``too_few_voxels``        warning   included voxels in an ROI < limit                       5
 ``b_range``               info      highest b used outside the range of reference values    600–1200
 ``motion``                warning   lowest b=0 volume-to-volume correlation < limit         0.90
-``scanner_adc``           warning   |median relative difference| from scanner ADC > limit   10 %
+``scanner_adc``           warning   abs. median rel. difference from scanner ADC > limit    10 %
 ``side_mismatch``         error     ROI labelled left/right lies on the other side          0 mm
 ``gradient_table``        error     another b-vector flip/permutation fits better (warning  10 %
                                     when it was corrected before fitting)
@@ -438,7 +438,7 @@ def scanner_adc_flags(adc: ArrayLike, scanner_adc: ArrayLike, mask: ArrayLike | 
     mask : bool array (X, Y, Z), optional
         Voxels compared (the ROIs, or the body); default every voxel.
     limit : float, optional
-        Largest tolerated |median relative difference| (default 0.10).
+        Largest tolerated absolute median relative difference (default 0.10).
     subject : str, optional
         What the mask is (``"ROIs"``, ``"body"``), for the message.
 
