@@ -125,6 +125,9 @@ class AnalysisOptions:
                               "directions allow it (>= 6), True = required, False = never", cli="shared")
     csf_threshold: float | None = option(None, "leave out ROI voxels with ADC above this as CSF "
                                          "contamination, e.g. 2.5e-3 (default: none)", unit="mm^2/s", min=0.0)
+    scanner_adc: str = option("auto", "scanner ADC map compared with ours in the ROIs (QC flag): 'auto' (a "
+                              "DICOM ADC series beside the DICOM DWI), 'none', or a DICOM folder or NIfTI map "
+                              "(10^-6 mm^2/s integers are scaled)")
     figures: bool = option(True, "render the figures", cli="shared")
     check_gradients: bool = option(False, "check the b-vector table for a flipped or permuted axis (QC line "
                                    "in the report; needs >= 6 directions)")
@@ -147,6 +150,8 @@ class AnalysisOptions:
             set_(self, "mask", os.fspath(self.mask))
         elif str(self.mask).lower() in MASK_POLICIES:
             set_(self, "mask", str(self.mask).lower())
+        if isinstance(self.scanner_adc, os.PathLike):
+            set_(self, "scanner_adc", os.fspath(self.scanner_adc))
         self._check()
 
     def _check(self) -> None:

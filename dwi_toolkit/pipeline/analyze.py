@@ -195,6 +195,7 @@ def run_analysis(
     series = load_dwi(series_path, bvals=bvals, bvecs=bvecs, b0_threshold=opts.b0_threshold)
     series, gcheck = _gradient_check(series, opts)
     rois = load_rois(rois_path)
+    scanner_adc, scanner_info = _scanner_adc(series_path, series, opts)
     fit, stats, dti_fit, dti_done, n_mask = _fit_and_measure(series, rois, opts)
     clinical, indication = _clinical(clinical_path, opts)
     side = opts.symptomatic_side or _side_from_clinical(clinical)
@@ -215,7 +216,7 @@ def run_analysis(
     report = build_report(series=series, fit=fit, roi_masks=roi_masks(rois, series.spatial_shape, series.affine),
                           stats=stats, comparison=comparison, indication=indication, entrapment=entrapment,
                           parameters=params, inputs=inputs, subject=subject, command=command,
-                          figures=opts.figures)
+                          figures=opts.figures, scanner_adc=scanner_adc, scanner_adc_info=scanner_info)
     if adjacent is not None:
         from ..reporting.report import adjacent_comparison_section
 
@@ -234,6 +235,13 @@ def _plane_x(rois: Any) -> float | None:
         return round(float(plane["point"][0]), 3)
     except (TypeError, KeyError, IndexError, ValueError):
         return None
+
+
+def _scanner_adc(series_path: str | os.PathLike, series: Any, opts: AnalysisOptions) -> tuple[Any, dict[str, Any]]:
+    """The scanner's ADC map on the DWI grid for the QC comparison (option ``scanner_adc``), and its source."""
+    from ..io.scanner_adc import scanner_adc_on_grid
+
+    return scanner_adc_on_grid(opts.scanner_adc, series_path, series.spatial_shape, series.affine)
 
 
 def _merge_options(options: AnalysisOptions | None, values: dict[str, Any]) -> AnalysisOptions:

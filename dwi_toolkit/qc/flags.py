@@ -8,14 +8,18 @@ choices [D] unless a source is cited.
 ========================  ========  ======================================================  ==========
 code                      severity  fires when                                              limit
 ========================  ========  ======================================================  ==========
-``fit_failed_roi``        warning   failed fits / voxels in an ROI > limit                  5 %
+``no_signal``             error     the b=0 image holds no signal (every voxel 0/missing)   > 0
+``fit_failed_roi``        warning   failed fits / fitted voxels in an ROI > limit           5 %
+``roi_outside_mask``      warning   ROI voxels outside the analysis mask / ROI voxels       5 %
 ``fit_failed_body``       warning   failed fits / fitted voxels in the body mask > limit    5 %
 ``low_snr``               warning   b=0 SNR in an ROI < limit                               10
 ``too_few_voxels``        warning   included voxels in an ROI < limit                       5
 ``b_range``               info      highest b used outside the range of reference values    600–1200
 ``motion``                warning   lowest b=0 volume-to-volume correlation < limit         0.90
-``scanner_adc``           warning   median relative difference from scanner ADC > limit     10 %
+``scanner_adc``           warning   abs. median rel. difference from scanner ADC > limit    10 %
 ``side_mismatch``         error     ROI labelled left/right lies on the other side          0 mm
+``gradient_table``        error     another b-vector flip/permutation fits better (warning  10 %
+                                    when it was corrected before fitting)
 ========================  ========  ======================================================  ==========
 
 World coordinates are RAS+ (mm): +x points to the patient's right, so a left ROI lies at x below
@@ -29,7 +33,7 @@ Examples
 >>> [f.code for f in fit_failure_flags(status, [("L5 left", roi)])]
 ['fit_failed_roi']
 >>> fit_failure_flags(status, [("L5 left", roi)])[0].message
-'L5 left: fit failed in 2 of 4 voxels (50.0 %, limit 5.0 %).'
+'L5 left: fit failed in 2 of 4 fitted voxels (50.0 %, limit 5.0 %).'
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ __all__ = [
     "b_range_flags",
     "motion_flags",
     "scanner_adc_flags",
+    "scanner_adc_agreement",
+    "no_signal_flags",
     "side_label_flags",
     "gradient_table_flags",
     "roi_side",
@@ -164,18 +170,11 @@ def fit_failure_flags(
     st = np.asarray(status).astype(int)
     failed = (st != 0) & (st != 1)
     out: list[QCFlag] = []
-    advice = ("Check the b-values used, the signal in these voxels (CSF, vessels, artefacts) and "
-              "the ROI placement; failed voxels are excluded from the ROI values.")
     for label, m in roi_masks:
         m = np.asarray(m, bool)
         if m.shape != st.shape or not m.any():
             continue
-        n, k = int(m.sum()), int(failed[m].sum())
-        if k / n > max_fraction:
-            out.append(QCFlag("fit_failed_roi", "warning",
-                              f"{label}: fit failed in {k} of {n} voxels ({_pct(k / n)} %, limit "
-                              f"{_pct(max_fraction)} %).", _pct(k / n), _pct(max_fraction), "%",
-                              advice, str(label)))
+        out += _roi_fit_flags(str(label), st[m], max_fraction)
     body = (st != 1) if body_mask is None else np.asarray(body_mask, bool)
     n = int(body.sum())
     if n:
@@ -187,6 +186,59 @@ def fit_failure_flags(
                               "Check the b-values, the analysis mask and the image for artefacts.",
                               "body"))
     return out
+
+
+def _roi_fit_flags(label: str, st: np.ndarray, max_fraction: float) -> list[QCFlag]:
+    """Fit failures among the fitted voxels of one ROI, and ROI voxels left outside the analysis mask."""
+    out = []
+    n, outside = int(st.size), int(np.sum(st == 1))
+    attempted, k = n - outside, int(np.sum((st != 0) & (st != 1)))
+    if attempted and k / attempted > max_fraction:
+        out.append(QCFlag("fit_failed_roi", "warning",
+                          f"{label}: fit failed in {k} of {attempted} fitted voxels ({_pct(k / attempted)} %, "
+                          f"limit {_pct(max_fraction)} %).", _pct(k / attempted), _pct(max_fraction), "%",
+                          "Check the b-values used, the signal in these voxels (CSF, vessels, artefacts) "
+                          "and the ROI placement; failed voxels are excluded from the ROI values.", label))
+    if outside / n > max_fraction:
+        out.append(QCFlag("roi_outside_mask", "warning",
+                          f"{label}: {outside} of {n} voxels lie outside the analysis mask ({_pct(outside / n)} %, "
+                          f"limit {_pct(max_fraction)} %) and were not fitted.", _pct(outside / n),
+                          _pct(max_fraction), "%",
+                          "Check the ROI placement (is it on the image's signal?); when the root is there "
+                          "but the mask misses it, analyse with the mask 'none' or a mask file (--mask).",
+                          label))
+    return out
+
+
+def no_signal_flags(b0_mean: ArrayLike) -> list[QCFlag]:
+    """Flag an image without signal: every voxel of the mean b=0 image is 0, negative or missing.
+
+    Such a series (pixel data stripped or zeroed by an export or anonymiser) cannot be measured:
+    every fit fails, and the report says why at the top instead of only listing failed ROIs.
+
+    Parameters
+    ----------
+    b0_mean : array_like (X, Y, Z)
+        The mean b=0 image (scanner units).
+
+    Examples
+    --------
+    >>> no_signal_flags(np.zeros((4, 4, 2)))[0].code
+    'no_signal'
+    >>> no_signal_flags(np.ones((4, 4, 2)))
+    []
+    """
+    v = np.asarray(b0_mean, float)
+    finite = v[np.isfinite(v)]
+    peak = float(finite.max()) if finite.size else 0.0
+    if peak > 0:
+        return []
+    return [QCFlag("no_signal", "error",
+                   "The b=0 image holds no signal (every voxel is 0 or missing): the pixel data are empty, "
+                   "so no ADC can be fitted and no value in this report is a measurement.",
+                   _round(peak), 0.0, "a.u.",
+                   "Check that the files hold image data (some exports and anonymisers strip or zero the "
+                   "pixels); re-export the series from the scanner or PACS.", "series")]
 
 
 def snr_flags(snr: Mapping[str, float | None], *, limit: float = MIN_SNR) -> list[QCFlag]:
@@ -331,12 +383,64 @@ def motion_flags(b0_volumes: ArrayLike, mask: ArrayLike | None = None, *,
                    "series")]
 
 
+def _adc_agreement(adc: ArrayLike, scanner_adc: ArrayLike, mask: ArrayLike | None) -> tuple[int, float, float, float]:
+    """(voxels compared, median ours, median scanner's, median relative difference) in the mask, mm²/s."""
+    a, s = np.asarray(adc, float), np.asarray(scanner_adc, float)
+    m = np.isfinite(a) & np.isfinite(s) & (s > 0)
+    if mask is not None:
+        m &= np.asarray(mask, bool)
+    if not m.any():
+        return 0, math.nan, math.nan, math.nan
+    return (int(m.sum()), float(np.median(a[m])), float(np.median(s[m])),
+            float(np.median((a[m] - s[m]) / s[m])))
+
+
+def scanner_adc_agreement(adc: ArrayLike, scanner_adc: ArrayLike,
+                          regions: Sequence[tuple[str, ArrayLike]]) -> list[dict[str, Any]]:
+    """Our ADC against the scanner's ADC map, region by region (both mm²/s, same grid).
+
+    Per region: the voxels compared (both values finite, scanner value > 0), the median of each
+    map in mm²/s and the median voxel-wise relative difference ``(ours − scanner) / scanner``
+    in %. A region without comparable voxels gets ``n_voxels = 0`` and empty values.
+
+    Parameters
+    ----------
+    adc, scanner_adc : array_like (X, Y, Z)
+        mm²/s.
+    regions : sequence of (label, bool array (X, Y, Z))
+
+    Examples
+    --------
+    >>> ours = np.full((4, 4, 4), 1.0e-3); roi = np.zeros((4, 4, 4), bool); roi[1, 1, :] = True
+    >>> scanner_adc_agreement(ours, ours / 1.05, [("L5 left", roi)])[0]["median_rel_diff_pct"]
+    5.0
+    """
+    out = []
+    for label, m in regions:
+        n, ma, ms, rel = _adc_agreement(adc, scanner_adc, m)
+        out.append({"region": str(label), "n_voxels": n, "median_adc": _round(ma, 9),
+                    "median_scanner_adc": _round(ms, 9), "unit": "mm^2/s",
+                    "median_rel_diff_pct": _round(100.0 * rel, 2)})
+    return out
+
+
 def scanner_adc_flags(adc: ArrayLike, scanner_adc: ArrayLike, mask: ArrayLike | None = None, *,
-                      limit: float = MAX_SCANNER_ADC_DIFF) -> list[QCFlag]:
-    """Flag disagreement between our ADC and the scanner's ADC map (both mm²/s).
+                      limit: float = MAX_SCANNER_ADC_DIFF, subject: str = "body") -> list[QCFlag]:
+    """Flag disagreement between our ADC and the scanner's ADC map (both mm²/s, same grid).
 
     The measure is ``|median((ours − scanner) / scanner)|`` over the mask voxels where both are
     finite and the scanner ADC is positive.
+
+    Parameters
+    ----------
+    adc, scanner_adc : array_like (X, Y, Z)
+        mm²/s (a scanner map stored in ×10⁻⁶ mm²/s must be scaled first).
+    mask : bool array (X, Y, Z), optional
+        Voxels compared (the ROIs, or the body); default every voxel.
+    limit : float, optional
+        Largest tolerated absolute median relative difference (default 0.10).
+    subject : str, optional
+        What the mask is (``"ROIs"``, ``"body"``), for the message.
 
     Examples
     --------
@@ -346,19 +450,16 @@ def scanner_adc_flags(adc: ArrayLike, scanner_adc: ArrayLike, mask: ArrayLike | 
     >>> scanner_adc_flags(ours, ours * 1.25)[0].measured
     20.0
     """
-    a, s = np.asarray(adc, float), np.asarray(scanner_adc, float)
-    m = np.isfinite(a) & np.isfinite(s) & (s > 0)
-    if mask is not None:
-        m &= np.asarray(mask, bool)
-    if not m.any():
-        return []
-    rel = abs(float(np.median((a[m] - s[m]) / s[m])))
-    if rel <= limit:
+    n, ma, ms, rel = _adc_agreement(adc, scanner_adc, mask)
+    if not n or abs(rel) <= limit:
         return []
     return [QCFlag("scanner_adc", "warning",
-                   f"Our ADC differs from the scanner's ADC map by {_pct(rel)} % (median over "
-                   f"{int(m.sum())} voxels; limit {_pct(limit)} %).", _pct(rel), _pct(limit), "%",
-                   "Check the b-values and the scanner map's scaling (often ×10⁻⁶ mm²/s).", "body")]
+                   f"{subject}: our ADC differs from the scanner's ADC map by {_pct(abs(rel))} % (median "
+                   f"{ma * 1e3:.2f} vs {ms * 1e3:.2f} ×10⁻³ mm²/s over {n} voxels; limit {_pct(limit)} %).",
+                   _pct(abs(rel)), _pct(limit), "%",
+                   "Check that both maps use the same b-values (the scanner fits every b it acquired; "
+                   "see the b-value range of the fit), the scanner map's scaling (often ×10⁻⁶ mm²/s) "
+                   "and that it belongs to this DWI series.", subject)]
 
 
 def roi_side(label: str) -> str | None:

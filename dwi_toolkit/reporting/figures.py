@@ -267,7 +267,7 @@ def _ink(color: str) -> str:
 
 def _place_roi_labels(fig: Any, axes: Sequence[Any], pending: Mapping[int, list]) -> None:
     """Label ROIs without overlap: each label takes the first offset (with a leader line) whose
-    box overlaps no label placed before it and stays inside the figure.
+    box overlaps no label placed before it and stays inside its panel (:func:`_place_one_label`).
 
     The layout is fixed first (a layout engine, if any, runs once and is switched off; the image
     panels take their aspect-locked boxes) so that the measured text extents are those of the
@@ -276,7 +276,6 @@ def _place_roi_labels(fig: Any, axes: Sequence[Any], pending: Mapping[int, list]
     if not pending:
         return
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.text import Text
 
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     renderer = canvas.get_renderer()
@@ -286,28 +285,51 @@ def _place_roi_labels(fig: Any, axes: Sequence[Any], pending: Mapping[int, list]
     fig.set_layout_engine("none")
     for ax in fig.axes:  # the aspect-locked image panels take their final boxes
         ax.apply_aspect()
-    fig_box = fig.bbox
     # labels also keep clear of the edge letters (patient directions) already drawn
     placed = [t.get_window_extent(renderer).padded(2) for ax in axes for t in ax.texts]
     for k, items in pending.items():
         ax = axes[k]
         for x, ytop, label, color in sorted(items):
-            for dx, dy, ha, va in _LABEL_OFFSETS:
-                t = ax.annotate(label, xy=(x, ytop), xytext=(dx, dy), textcoords="offset points",
-                                ha=ha, va=va, fontsize=MONTAGE_FONTSIZE, color=_ink(color),
-                                fontweight="bold", annotation_clip=False, gid="roi-label",
-                                bbox={"facecolor": color, "alpha": 0.9, "pad": 1.5, "lw": 0},
-                                arrowprops={"arrowstyle": "-", "color": color, "lw": 1.0,
-                                            "shrinkA": 0, "shrinkB": 0})
-                t.update_positions(renderer)
-                box = Text.get_window_extent(t, renderer).padded(2.5)
-                inside = (box.x0 >= fig_box.x0 and box.x1 <= fig_box.x1 and box.y0 >= fig_box.y0
-                          and box.y1 <= fig_box.y1)
-                if inside and not any(box.overlaps(p) for p in placed):
-                    break
-                if (dx, dy, ha, va) != _LABEL_OFFSETS[-1]:
-                    t.remove()
-            placed.append(box)
+            placed.append(_place_one_label(ax, renderer, (x, ytop), label, color, placed, fig.bbox))
+
+
+def _place_one_label(ax: Any, renderer: Any, xy: tuple[float, float], label: str, color: str,
+                     placed: Sequence[Any], fig_box: Any) -> Any:
+    """Annotate one ROI at the first offset whose box overlaps no placed box and lies inside its own
+    panel (a label running into the next panel would be hidden under that panel's image); failing
+    that, the first one inside the figure; failing that, the last offset. Returns the label's box."""
+    from matplotlib.text import Text
+
+    def within(box: Any, frame: Any) -> bool:
+        return box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0 and box.y1 <= frame.y1
+
+    def annotate(dx: float, dy: float, ha: str, va: str) -> tuple[Any, Any]:
+        t = ax.annotate(label, xy=xy, xytext=(dx, dy), textcoords="offset points",
+                        ha=ha, va=va, fontsize=MONTAGE_FONTSIZE, color=_ink(color),
+                        fontweight="bold", annotation_clip=False, gid="roi-label",
+                        bbox={"facecolor": color, "alpha": 0.9, "pad": 1.5, "lw": 0},
+                        arrowprops={"arrowstyle": "-", "color": color, "lw": 1.0,
+                                    "shrinkA": 0, "shrinkB": 0})
+        t.update_positions(renderer)
+        return t, Text.get_window_extent(t, renderer).padded(2.5)
+
+    fallback = None
+    frame = ax.bbox
+    for dx, dy, ha, va in _LABEL_OFFSETS:
+        t, box = annotate(dx, dy, ha, va)
+        # a box sticking out of the panel at the side slides back in (the leader line follows)
+        slide = frame.x0 - box.x0 if box.x0 < frame.x0 else frame.x1 - box.x1 if box.x1 > frame.x1 else 0.0
+        if slide and box.width <= frame.width:
+            t.remove()
+            dx += slide * 72.0 / ax.figure.dpi
+            t, box = annotate(dx, dy, ha, va)
+        free = not any(box.overlaps(p) for p in placed)
+        if free and within(box, frame):
+            return box
+        if fallback is None and free and within(box, fig_box):
+            fallback = (dx, dy, ha, va)
+        t.remove()
+    return annotate(*(fallback or _LABEL_OFFSETS[-1]))[1]
 
 
 def side_comparison_figure(comparison: Any, *, parameter: str = "adc", threshold_pct: float | None = None):
@@ -568,11 +590,11 @@ def signal_decay_figure(curves: Sequence[DecayCurve], *, log: bool = True, max_c
         ax.errorbar(c.bvals, c.signal, yerr=c.sd, fmt=marker, ms=4, color=color, capsize=2,
                     mfc="white" if right else color)
         if math.isfinite(c.adc) and math.isfinite(c.s0):
-            lab = f"{c.label}: ADC {c.adc * DISPLAY_SCALE:.3f} ×10⁻³ mm²/s (n={c.n_voxels})"
+            lab = f"{c.label}: ADC {c.adc * DISPLAY_SCALE:.2f} ×10⁻³ mm²/s (n={c.n_voxels})"
             ax.plot(bb, c.s0 * np.exp(-bb * c.adc), ls, color=color, lw=1, label=lab)
         else:
             ax.plot([], [], marker, color=color, label=f"{c.label}: not fitted")
-    if log:
+    if log and any(np.any(np.asarray(c.signal, float) > 0) for c in curves):  # no signal: a log axis is empty
         ax.set_yscale("log")
     ax.set_xlabel("b (s/mm²)")
     ax.set_ylabel("mean trace signal (a.u.)")

@@ -2,13 +2,19 @@
 
 Every piece of text that goes into a page passes through :func:`esc` (``html.escape`` with
 quotes), so ROI labels, notes or clinical strings can never inject markup. The page carries a
-Content-Security-Policy that forbids scripts and any fetch, and allows images only from
-``data:`` URIs, so it renders identically offline and cannot call home.
+Content-Security-Policy that forbids any fetch and every script but one (the print helper
+:data:`PRINT_SCRIPT`, allowed by its SHA-256 hash), and allows images only from ``data:`` URIs,
+so it renders identically offline and cannot call home.
+
+Printing keeps the folded content: closed ``<details>`` sections are opened for print by the
+print CSS (``details::details-content``, supported from Chromium 131) and, for
+older browsers, by :data:`PRINT_SCRIPT` on ``beforeprint`` (closed again on ``afterprint``).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import html as _html
 import io
 import math
@@ -17,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "CSP",
+    "PRINT_SCRIPT",
     "DEFAULT_CSS",
     "SCOPED_CSS",
     "esc",
@@ -28,8 +35,20 @@ __all__ = [
     "document",
 ]
 
-#: Content-Security-Policy of every report page: no scripts, no network, images from data: only.
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+#: The page's only script: opens every closed ``<details>`` before printing (so a printout keeps
+#: the folded content) and closes them again afterwards. Allowed by its hash in :data:`CSP`.
+PRINT_SCRIPT = (
+    "addEventListener('beforeprint',function(){document.querySelectorAll('details:not([open])')"
+    ".forEach(function(d){d.open=true;d.setAttribute('data-print-open','')})});"
+    "addEventListener('afterprint',function(){document.querySelectorAll('details[data-print-open]')"
+    ".forEach(function(d){d.open=false;d.removeAttribute('data-print-open')})});"
+)
+_PRINT_SCRIPT_HASH = base64.b64encode(hashlib.sha256(PRINT_SCRIPT.encode("utf-8")).digest()).decode("ascii")
+
+#: Content-Security-Policy of every report page: no network, images from data: only, no script
+#: but :data:`PRINT_SCRIPT` (by hash).
+CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+       f"script-src 'sha256-{_PRINT_SCRIPT_HASH}'; base-uri 'none'; form-action 'none'")
 
 DEFAULT_CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;
@@ -63,7 +82,8 @@ table.guideline-verdicts{font-size:.8rem}
 table{font-size:7.5pt;width:100%}table.glance{font-size:9pt}tr,figure{break-inside:avoid}
 th{background:#eef1f4 !important;print-color-adjust:exact;-webkit-print-color-adjust:exact}
 .badge{print-color-adjust:exact;-webkit-print-color-adjust:exact}h2{break-after:avoid}
-figure img{max-height:240mm;object-fit:contain}}
+figure img{max-height:240mm;object-fit:contain}
+details::details-content{content-visibility:visible;display:block}summary{list-style:none;font-weight:600;color:#1d232a}}
 nav ol{columns:2;font-size:.9rem}dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}
 dt{font-weight:600}dd{margin:0}code{background:#f1f3f5;padding:0 .2rem}
 footer{margin-top:2rem;font-size:.8rem;color:#58606b}
@@ -257,7 +277,7 @@ def document(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{css}</style></head><body><main>"
+        f"<title>{esc(title)}</title><style>{css}</style><script>{PRINT_SCRIPT}</script></head><body><main>"
         f"<header><h1>{esc(title)}</h1>{sub}</header>{note}"
         f"{body}{foot}</main></body></html>\n"
     )

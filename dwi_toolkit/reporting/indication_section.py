@@ -19,6 +19,8 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from . import presentation as P
+
 __all__ = ["guideline_table_html", "SECTION_KEYS"]
 
 #: Keys of the indication dict this module renders (the report lists the others generically).
@@ -53,8 +55,8 @@ def guideline_table_html(ind: Mapping[str, Any]) -> str:
         acr = (f"{v.get('topic')} V{v['variant']}" if v.get("variant") is not None else "")
         body.append(
             "<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in (
-                v.get("name", ""), v.get("verdict", ""), v.get("criterion", ""), acr,
-                v.get("first_step") or "", v.get("text", ""), v.get("citation", ""),
+                v.get("name", ""), P.label(v.get("verdict") or ""), P.label(v.get("criterion") or ""), acr,
+                P.prose(v.get("first_step") or ""), P.prose(v.get("text", "")), v.get("citation", ""),
                 v.get("effective_date", ""))) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in ("Guideline", "Verdict", "Criterion", "ACR variant",
                                               "First step", "What it says", "Citation",
@@ -68,5 +70,5 @@ def guideline_table_html(ind: Mapping[str, Any]) -> str:
     change = ind.get("what_would_change") or []
     if change:
         out += ("<p><strong>Unrecorded data that would decide the class:</strong></p><ul>"
-                + "".join(f"<li>{e(c)}</li>" for c in change) + "</ul>")
+                + "".join(f"<li>{e(P.prose(c))}</li>" for c in change) + "</ul>")
     return out

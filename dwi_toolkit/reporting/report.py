@@ -542,6 +542,7 @@ class Report:
             parts.append(f'<p class="meta">Fits ran inside the analysis mask: '
                          f"{H.esc('the body (voxels above the background on the mean b=0 image)' if mask == 'auto' else mask)}."
                          "</p>")
+        parts.append(_scanner_summary_html(self.qc.get("scanner_adc")))
         if self.entrapment is not None and getattr(self.entrapment, "levels", None):
             st = "".join(f"<li>{H.esc(P.prose(lv.statement))}</li>" for lv in self.entrapment.levels)
             parts.append(f"<details><summary>Per-level statements in words</summary><ul>{st}</ul></details>")
@@ -611,8 +612,8 @@ class Report:
                          + "".join(f"<li>{H.esc(P.label(k))} = {H.esc(v)} (%)</li>" for k, v in INDEX_FORMULAS.items())
                          + f"</ul><p>{H.esc(P.prose(c.convention))} Flags: too few voxels = fewer than "
                          f"{H.esc(c.settings.get('min_voxels'))} voxels on a side; noisy = coefficient of "
-                         f"variation above {H.esc(c.settings.get('max_cv'))}; one side missing = no ROI value "
-                         "on one side.</p>"
+                         f"variation above {H.esc(c.settings.get('max_cv'))}; a side without usable voxels = no ROI value "
+                         "on at least one side.</p>"
                          + "".join(f'<p class="callout">{H.esc(P.prose(n))}</p>' for n in getattr(c, "notes", ()))
                          + "</details>")
         return "".join(parts)
@@ -644,11 +645,15 @@ class Report:
                            caption="Measured values and limits (thresholds: docs/report.md, QC flags)")
         snr = qc.pop("snr", None)
         fit_status = qc.pop("fit_status", None)
+        scanner = qc.pop("scanner_adc", None)
         items = [(P.label(k), _fmt_q(v)) for k, v in qc.items()]
         if fit_status:
             items.append(("Failed fits", f"{fit_status['failed_voxels']['value']} of "
                           f"{fit_status['attempted_voxels']['value']} voxels in the mask, "
-                          f"{fit_status['in_rois_failed']['value']} inside the ROIs"))
+                          f"{fit_status['in_rois_failed']['value']} inside the ROIs; "
+                          f"{fit_status['in_rois_outside_mask']['value']} ROI voxels outside the mask (not fitted)"))
+        if scanner:
+            items.append((P.label("scanner_adc_source"), _scanner_source_text(scanner)))
         out += H.definition_list(items)
         if snr:
             recs = [{"ROI": p["roi"], "mean b=0 signal (a.u.)": P.fmt(p["mean_b0"]["value"], "1"),
@@ -657,6 +662,15 @@ class Report:
                     f"{H.esc(P.fmt((snr.get('noise_sd') or {}).get('value'), '1'))} (arbitrary units).</p>")
             if recs:
                 out += H.table(recs)
+        if scanner and scanner.get("agreement"):
+            out += H.table([{"region": a["region"], "voxels compared": a["n_voxels"],
+                             "our ADC (×10⁻³ mm²/s)": P.fmt(a["median_adc"], "mm^2/s"),
+                             "scanner ADC (×10⁻³ mm²/s)": P.fmt(a["median_scanner_adc"], "mm^2/s"),
+                             "difference (%)": P.fmt(a["median_rel_diff_pct"], "%", signed=True)}
+                            for a in scanner["agreement"]],
+                           caption=f"Our ADC against the scanner's ADC map (medians; difference = median of "
+                                   f"(ours − scanner)/scanner; limit ±{P.fmt(scanner['limit_pct'], '%')} % "
+                                   f"over the {'ROIs' if scanner['judged_on'] == 'ROIs' else 'body'})")
         return out
 
     def _html_acquisition(self) -> str:
@@ -677,7 +691,7 @@ class Report:
             ("dependencies", ", ".join(f"{k} {v}" for k, v in (p.get("dependencies") or {}).items())),
             ("command", p.get("command")),
         ])
-        params = [(P.label(k), _fmt_q(v)) for k, v in (p.get("parameters") or {}).items()]
+        params = [_parameter_item(k, v) for k, v in (p.get("parameters") or {}).items()]
         if params:
             out += "<h3>Parameters</h3>" + H.definition_list(params)
         inputs = p.get("inputs") or []
@@ -924,6 +938,11 @@ class ReportOptions:
         Render figures (default True).
     snr_warn : float
         ROI b=0 SNR below which a QC flag is raised (default 10 [D]).
+    scanner_adc : ParameterMap or ndarray (X, Y, Z), optional
+        The scanner's ADC map on the DWI grid in mm²/s, compared with ours in the ROIs (QC flag
+        ``scanner_adc``); see :func:`dwi_toolkit.io.scanner_adc.scanner_adc_on_grid`.
+    scanner_adc_info : mapping, optional
+        Where the scanner map came from (``source``, ``description``, ``note``), for the report.
 
     Examples
     --------
@@ -937,6 +956,8 @@ class ReportOptions:
     command: str | None = None
     figures: bool = True
     snr_warn: float = DEFAULT_SNR_WARN
+    scanner_adc: Any = None
+    scanner_adc_info: Mapping[str, Any] | None = None
 
 
 def build_report(
@@ -1014,8 +1035,12 @@ def build_report(
         qc["included_voxels"] = _q(sum(int(r.get("n_voxels") or 0) for r in recs), "voxels")
     if series is not None and roi_masks:
         qc["snr"] = estimate_snr(series, roi_masks)
+    scanner = _scanner_adc_qc(fit, roi_masks, opt.scanner_adc, opt.scanner_adc_info)
+    if scanner is not None:
+        qc["scanner_adc"] = scanner[0]
     qc["flags"] = [f.to_dict() for f in _qc_flags(series, fit, roi_masks, stats, qc.get("snr"),
-                                                  snr_warn=snr_warn, params=params)]
+                                                  snr_warn=snr_warn, params=params,
+                                                  scanner_adc=None if scanner is None else scanner[1])]
 
     rep = Report(provenance=prov, acquisition=acq, roi_stats=stats, comparison=comparison,
                  indication=indication, entrapment=entrapment, qc=qc, subject=subject)
@@ -1025,12 +1050,43 @@ def build_report(
     return rep
 
 
+def _scanner_adc_qc(fit: Any, roi_masks: Sequence[tuple[str, np.ndarray]], scanner_adc: Any,
+                    info: Mapping[str, Any] | None) -> tuple[dict[str, Any], list[Any]] | None:
+    """The scanner-ADC record of report.json (source, agreement per ROI, all ROIs, body) and its flags.
+
+    Our ADC counts only where the fit succeeded (status 0). The flag is judged over the voxels of
+    every ROI together, or over the body when no ROI voxel can be compared (report.md §4.1).
+    """
+    if scanner_adc is None:
+        return None if not info else ({k: v for k, v in info.items() if v is not None}, [])
+    from ..qc import flags as Q
+
+    ours = np.asarray(getattr(fit, "adc", None), float)
+    status = getattr(fit, "status", None)
+    body = np.isfinite(ours) if status is None else np.asarray(status) == 0
+    ours = np.where(body, ours, np.nan)
+    theirs = np.asarray(getattr(scanner_adc, "data", scanner_adc), float)
+    union = np.zeros(ours.shape, bool)
+    for _, m in roi_masks:
+        union |= np.asarray(m, bool)
+    regions = [*roi_masks, ("all ROIs", union), ("body", body)]
+    agreement = Q.scanner_adc_agreement(ours, theirs, regions)
+    where = ("ROIs", union) if agreement[-2]["n_voxels"] else ("body", body)
+    flags = Q.scanner_adc_flags(ours, theirs, where[1], subject=where[0])
+    record = {**{k: v for k, v in (info or {}).items() if v is not None}, "limit_pct": 100 * Q.MAX_SCANNER_ADC_DIFF,
+              "judged_on": where[0], "agreement": agreement}
+    return record, flags
+
+
 def _qc_flags(series: Any, fit: Any, roi_masks: Sequence[tuple[str, np.ndarray]], stats: Any,
-              snr: Mapping[str, Any] | None, *, snr_warn: float, params: Mapping[str, Any]) -> list[Any]:
+              snr: Mapping[str, Any] | None, *, snr_warn: float, params: Mapping[str, Any],
+              scanner_adc: Sequence[Any] | None = None) -> list[Any]:
     """Every QC flag the inputs allow (:mod:`dwi_toolkit.qc.flags`), most serious first."""
     from ..qc import flags as Q
 
-    out: list[Any] = []
+    out: list[Any] = list(scanner_adc or [])
+    if series is not None:
+        out += Q.no_signal_flags(series.mean_b0())
     status = getattr(fit, "status", None) if fit is not None else None
     body = None if status is None else np.asarray(status) != 1
     if status is not None:
@@ -1053,6 +1109,36 @@ def _qc_flags(series: Any, fit: Any, roi_masks: Sequence[tuple[str, np.ndarray]]
                                       body_mask=body)
     order = {s: i for i, s in enumerate(Q.SEVERITIES)}
     return sorted(out, key=lambda f: order.get(f.severity, 9))
+
+
+def _scanner_summary_html(scanner: Mapping[str, Any] | None) -> str:
+    """One line of the first screen: how our ADC compares with the scanner's map (when there is one)."""
+    judged = [a for a in (scanner or {}).get("agreement") or []
+              if a["region"] == ("all ROIs" if scanner.get("judged_on") == "ROIs" else "body")]
+    if not judged or judged[0]["median_rel_diff_pct"] is None:
+        return ""
+    a = judged[0]
+    return (f'<p class="meta">Scanner ADC map ({H.esc(scanner.get("description") or "given")}): our ADC differs by '
+            f'{H.esc(P.fmt(a["median_rel_diff_pct"], "%", signed=True))} % (median over {a["n_voxels"]} voxels of '
+            f'the {"ROIs" if a["region"] == "all ROIs" else "body"}; limit ±{H.esc(P.fmt(scanner["limit_pct"], "%"))} %).</p>')
+
+
+def _parameter_item(key: str, value: Any) -> tuple[str, str]:
+    """(label, value) of one run parameter in the provenance; the scanner-ADC option shares its code with
+    the QC flag, so it gets its own words (and only the file name of a given map)."""
+    if key == "scanner_adc":
+        words = {"auto": "automatic (an ADC series beside the DICOM DWI)", "none": "not compared"}
+        return "scanner ADC map (QC comparison)", words.get(str(value), Path(str(value)).name)
+    return P.label(key), _fmt_q(value)
+
+
+def _scanner_source_text(scanner: Mapping[str, Any]) -> str:
+    """Where the scanner ADC map came from, in words."""
+    if not scanner.get("found"):
+        return str(scanner.get("note") or "not compared")
+    what = f"series {scanner['description']}" if scanner.get("description") else "the given map"
+    how = "found beside the DWI series" if scanner.get("source") == "auto" else "given by the user"
+    return f"{what}, {how}, {scanner.get('note', '')}".rstrip(", ")
 
 
 def _status_codes() -> dict[int, str]:
@@ -1085,7 +1171,8 @@ def _fit_status_summary(status: np.ndarray, roi_masks: Sequence[tuple[str, np.nd
         "failed_voxels": _q(failed, "voxels"),
         "failed_fraction": _q(failed / fitted if fitted else None, "1"),
         "in_rois": {codes.get(c, f"code {c}"): _q(int(n), "voxels") for c, n in enumerate(roi_counts) if n},
-        "in_rois_failed": _q(int(np.sum((in_roi != 0))) if in_roi.size else 0, "voxels"),
+        "in_rois_failed": _q(int(np.sum((in_roi != 0) & (in_roi != 1))), "voxels"),
+        "in_rois_outside_mask": _q(int(np.sum(in_roi == 1)), "voxels"),
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import json
 import re
 import shutil
@@ -16,7 +17,7 @@ import pytest
 
 from dwi_toolkit.analysis.compare import compare_sides
 from dwi_toolkit.clinical.entrapment import NOT_INDICATED_STATEMENT, assess_entrapment
-from dwi_toolkit.reporting.html import CSP, esc
+from dwi_toolkit.reporting.html import CSP, PRINT_SCRIPT, esc
 from dwi_toolkit.reporting.report import SCHEMA, Report, build_report, file_checksum
 from tests.reporting._synthetic import synthetic_subject
 
@@ -150,13 +151,17 @@ def test_html_self_contained_and_escaped(report):
         w, h = _png_size(base64.b64decode(a["src"].split(",", 1)[1], validate=True))
         assert w > 100 and h > 100
         assert a.get("alt")
-    assert not [t for t, _ in p.tags if t in ("script", "link", "iframe", "object", "embed")]
+    assert not [t for t, _ in p.tags if t in ("link", "iframe", "object", "embed")]
+    # the only script is the print helper, allowed by its hash (no other script would run)
+    assert page.count("<script") == 1 and f"<script>{PRINT_SCRIPT}</script>" in page
+    digest = base64.b64encode(hashlib.sha256(PRINT_SCRIPT.encode()).digest()).decode()
     for _, a in p.tags:
         for k in ("src", "href"):
             v = a.get(k)
             assert v is None or v.startswith(("data:", "#")), v
     csp = [a for t, a in p.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
     assert csp and "default-src 'none'" in csp[0]["content"]
+    assert f"script-src 'sha256-{digest}'" in csp[0]["content"]
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert "demo &lt;01&gt;" in page
     text = " ".join(p.text)
@@ -205,13 +210,13 @@ def test_unknown_side_report_renders(tmp_path):
 def test_html_renders_in_headless_chromium(report, tmp_path):
     """Open report.html in a real browser and check every image decoded (naturalWidth > 0).
 
-    The page forbids scripts (CSP). The probe copy keeps the page's policy and adds only a nonce
-    for one probe script, so image loading is tested under the same img-src rule.
+    The page forbids scripts but its print helper (CSP). The probe copy keeps the page's policy
+    and adds only a nonce for one probe script, so image loading is tested under the same img-src rule.
     """
     _, out, _, _ = report
     page = (out / "report.html").read_text(encoding="utf-8")
     nonce = "probe123"
-    probe = page.replace(esc(CSP), esc(f"{CSP}; script-src 'nonce-{nonce}'"), 1)
+    probe = page.replace(esc(CSP), esc(CSP.replace("script-src ", f"script-src 'nonce-{nonce}' ")), 1)
     assert probe != page
     script = (
         f'<script nonce="{nonce}">window.addEventListener("load",function(){{'

@@ -77,5 +77,11 @@ def run(args: argparse.Namespace) -> int:
         for lv in ent.levels:
             print(f"{lv.level:<3} {lv.segment:<15} {lv.classification}")
     print(f"analysis mask: {opts.mask}")
+    flags = report.qc.get("flags") or []
+    for f in flags:  # an error flag (no signal, swapped side...) must not pass unseen
+        if f.get("severity") == "error":
+            print(f"QC error: {f['message']}")
+    if flags:
+        print(f"QC flags: {len(flags)} (listed at the top of the report)")
     print(f"report: {args.out}/report.html")
     return 0

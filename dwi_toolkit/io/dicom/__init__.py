@@ -27,7 +27,7 @@ from .discovery import DicomSeriesInfo, find_dwi_series, scan_files
 from .selection import _listing, _series_infos, select_series
 
 __all__ = ["load_dicom_dwi", "load_dicom_series", "load_scanner_adc", "find_dwi_series", "DicomSeriesInfo",
-           "select_series"]
+           "select_series", "scanner_adc_factor"]
 
 logger = logging.getLogger(__name__)
 _HINT = "a file of the series is damaged or non-conformant; re-export it from the scanner/PACS"
@@ -189,8 +189,8 @@ def load_scanner_adc(path: str | os.PathLike, *, series_uid: str | None = None) 
     """Load the scanner's own ADC map as a ParameterMap in mm²/s.
 
     Vendors store ADC as integers scaled to 10⁻⁶ mm²/s (Siemens, GE, Canon, UIH; Philips after
-    its rescale slope). The unit is inferred from the magnitude of the values: a median tissue
-    value above 0.1 means 10⁻⁶ mm²/s, between 1e-4 and 0.1 means 10⁻³ mm²/s, below that mm²/s.
+    its rescale slope). The unit is inferred from the magnitude of the values
+    (:func:`scanner_adc_factor`).
 
     Parameters
     ----------
@@ -230,16 +230,27 @@ def load_scanner_adc(path: str | os.PathLike, *, series_uid: str | None = None) 
     if data.shape[3] != 1:
         raise DicomError(f"ADC series '{info.description}' has {data.shape[3]} images per slice; expected 1.")
     data = data[..., 0]
-    pos = data[data > 0]
-    med = float(np.median(pos)) if pos.size else 0.0
-    if med > 0.1:
-        factor = 1e-6
-    elif med > 1e-4:
-        factor = 1e-3
-    else:
-        factor = 1.0
-    logger.info("scanner ADC '%s': median %.4g stored units -> factor %g to mm^2/s", info.description, med, factor)
+    factor = scanner_adc_factor(data)
+    logger.info("scanner ADC '%s': factor %g from stored units to mm^2/s", info.description, factor)
     return ParameterMap((data * factor).astype(np.float32), res.affine, "scanner_adc", "mm^2/s")
+
+
+def scanner_adc_factor(data: np.ndarray) -> float:
+    """Factor from a scanner ADC map's stored values to mm²/s, inferred from their magnitude.
+
+    Tissue ADC is about 0.3–3.0 × 10⁻³ mm²/s (free water at 37 °C ≈ 3.0), so the median positive
+    value tells the unit: above 5 (more than free water in 10⁻³ mm²/s) it is 10⁻⁶ mm²/s (integers
+    such as 850; Siemens, GE, Canon, UIH), above 0.05 it is 10⁻³ mm²/s (values such as 0.85),
+    else mm²/s.
+
+    Examples
+    --------
+    >>> [scanner_adc_factor(np.array([v])) for v in (850.0, 0.85, 0.85e-3)]
+    [1e-06, 0.001, 1.0]
+    """
+    pos = data[np.isfinite(data) & (data > 0)]
+    med = float(np.median(pos)) if pos.size else 0.0
+    return 1e-6 if med > 5 else 1e-3 if med > 0.05 else 1.0
 
 
 def _strip(meta, keep_phi):

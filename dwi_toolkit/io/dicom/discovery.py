@@ -197,7 +197,9 @@ def _image_role(ds) -> str | None:
     """Role from ImageType/FrameType/description alone (None: decide from diffusion tags)."""
     toks = _tokens(ds)
     desc = get_str(ds, 0x0008103E).upper()
-    if "ADC" in toks or ("DERIVED" in toks and "ADC" in desc.replace("_", " ").split()):
+    # Siemens/Philips: ADC in ImageType; GE: DERIVED\SECONDARY\PROCESSED named "Apparent Diffusion Coefficient"
+    if "ADC" in toks or ("DERIVED" in toks and ("ADC" in desc.replace("_", " ").split()
+                                               or "APPARENT DIFFUSION COEFFICIENT" in desc)):
         return "adc"
     if "FA" in toks or "COLFA" in toks:
         return "fa"

@@ -77,8 +77,27 @@ def select_series(infos, *, series_uid: str | None, role: str, path) -> DicomSer
             f"Series found:\n{_listing(infos) or '  (none)'}"
         )
     if len(cand) > 1:
+        what = f"{len(cand)} {'raw DWI' if role == 'dwi' else role} series under {path}"
+        if len({s.series_uid for s in cand}) < len(cand):  # one series exported twice (classic + enhanced)
+            folders = sorted({str(Path(*_common_parts(s.files))) for s in cand if s.files})
+            raise DicomError(
+                f"{what}, and they share a SeriesInstanceUID: one series stored several times (e.g. as classic "
+                f"and as enhanced DICOM), so the UID cannot tell them apart; give the folder of one of them "
+                f"as the input path:\n" + "\n".join(f"  {f}" for f in folders) + f"\n{_listing(cand)}"
+            )
         raise DicomError(
-            f"{len(cand)} {'raw DWI' if role == 'dwi' else role} series under {path}; pick one with "
-            f"series_uid=... (command line: --series-uid UID):\n{_listing(cand)}"
+            f"{what}; pick one with series_uid=... (command line: --series-uid UID, or give the series' "
+            f"own folder as the input path):\n{_listing(cand)}"
         )
     return cand[0]
+
+
+def _common_parts(files) -> tuple[str, ...]:
+    """The folder holding every file of a series (their deepest common parent)."""
+    parents = [Path(f).parent.parts for f in files]
+    common = []
+    for level in zip(*parents):
+        if len(set(level)) != 1:
+            break
+        common.append(level[0])
+    return tuple(common) or ("/",)
