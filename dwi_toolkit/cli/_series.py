@@ -7,7 +7,9 @@ marked ``*`` and how to choose another.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -16,7 +18,8 @@ def series_rows(infos: Sequence[Any], chosen: Sequence[Any] = ()) -> list[dict[s
     picked = {c.series_uid for c in chosen}
     return [{"series_number": s.series_number, "description": s.description, "vendor": s.vendor,
              "role": s.role, "bvals": [float(b) for b in s.bvals], "n_volumes": s.n_volumes,
-             "rule": s.rule or None, "series_uid": s.series_uid, "chosen": s.series_uid in picked}
+             "rule": s.rule or None, "series_uid": s.series_uid, "chosen": s.series_uid in picked,
+             "folder": os.path.commonpath([str(Path(f).parent) for f in s.files]) if s.files else None}
             for s in infos]
 
 
@@ -34,6 +37,12 @@ def series_table(infos: Sequence[Any], chosen: Sequence[Any] = (), *, what: str 
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     n_dwi = sum(s.role == "dwi" for s in infos)
     head = f"{len(infos)} DICOM series found ({n_dwi} raw DWI)"
-    foot = (f"* = {what}; choose another series with --series-uid UID" if chosen else
-            "choose one with --series-uid UID")
+    uids = [s.series_uid for s in infos]
+    if len(set(uids)) < len(uids):  # one series exported twice (e.g. classic and enhanced DICOM)
+        twice = sorted({r["folder"] for r in series_rows(infos) if uids.count(r["series_uid"]) > 1 and r["folder"]})
+        how = ("its folder as the input path (series that share a UID are one series stored more than "
+               "once):\n" + "\n".join(f"  {f}" for f in twice))
+    else:
+        how = "--series-uid UID"
+    foot = (f"* = {what}; choose another series with {how}" if chosen else f"choose one with {how}")
     return "\n".join([head + ":", *lines, foot])

@@ -71,8 +71,7 @@ def _load(args: argparse.Namespace):
         from ...errors import InputDataError
         from .._series import series_table
 
-        raise InputDataError(f"{n_dwi} raw DWI series under {p}; describe one with --series-uid UID.\n"
-                             + series_table(infos))
+        raise InputDataError(f"{n_dwi} raw DWI series under {p}; describe one of them.\n" + series_table(infos))
     chosen = select_series(infos, series_uid=args.series_uid, role="dwi", path=p)
     return load_dicom_series(chosen, b0_threshold=args.b0_threshold, scrub_text=scrub_text(args)), infos, chosen
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ...errors import DicomError
@@ -79,7 +80,7 @@ def select_series(infos, *, series_uid: str | None, role: str, path) -> DicomSer
     if len(cand) > 1:
         what = f"{len(cand)} {'raw DWI' if role == 'dwi' else role} series under {path}"
         if len({s.series_uid for s in cand}) < len(cand):  # one series exported twice (classic + enhanced)
-            folders = sorted({str(Path(*_common_parts(s.files))) for s in cand if s.files})
+            folders = sorted({os.path.commonpath([str(Path(f).parent) for f in s.files]) for s in cand if s.files})
             raise DicomError(
                 f"{what}, and they share a SeriesInstanceUID: one series stored several times (e.g. as classic "
                 f"and as enhanced DICOM), so the UID cannot tell them apart; give the folder of one of them "
@@ -90,14 +91,3 @@ def select_series(infos, *, series_uid: str | None, role: str, path) -> DicomSer
             f"own folder as the input path):\n{_listing(cand)}"
         )
     return cand[0]
-
-
-def _common_parts(files) -> tuple[str, ...]:
-    """The folder holding every file of a series (their deepest common parent)."""
-    parents = [Path(f).parent.parts for f in files]
-    common = []
-    for level in zip(*parents):
-        if len(set(level)) != 1:
-            break
-        common.append(level[0])
-    return tuple(common) or ("/",)
