@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 #: Column order of :meth:`RoiStatsTable.to_records` and the CSV output.
 CSV_COLUMNS = (
     "level", "side", "segment", "parameter", "unit", "n_voxels", "n_excluded", "n_excluded_fit",
-    "n_excluded_csf", "volume_mm3", "mean", "median", "sd", "iqr", "p5", "p95",
+    "n_excluded_mask", "n_excluded_csf", "volume_mm3", "mean", "median", "sd", "iqr", "p5", "p95",
 )
 
 
@@ -71,7 +71,8 @@ class RoiStats:
     """Statistics of one parameter in one ROI.
 
     ``n_voxels`` counts the included voxels, ``n_excluded`` the excluded ones (failed fit/NaN:
-    ``n_excluded_fit``; above the CSF threshold: ``n_excluded_csf``). ``volume_mm3`` is the
+    ``n_excluded_fit``; outside the analysis mask, never fitted (status 1): ``n_excluded_mask``;
+    above the CSF threshold: ``n_excluded_csf``). ``volume_mm3`` is the
     volume of the included voxels. Values are in ``unit`` (mm²/s for ADC).
 
     Examples
@@ -91,6 +92,7 @@ class RoiStats:
     n_voxels: int
     n_excluded: int
     n_excluded_fit: int
+    n_excluded_mask: int
     n_excluded_csf: int
     volume_mm3: float
     mean: float
@@ -331,9 +333,12 @@ def roi_stats(
         mask = roi_mask(roi, data.shape, affine)
         vals = data[mask].astype(float)
         bad = ~np.isfinite(vals)
+        outside = np.zeros_like(bad)
         if exclude_status and status is not None:
+            outside = status[mask] == 1  # every model's "outside mask" code: never fitted
             bad |= status[mask] != 0
-        n_fit = int(bad.sum())
+        n_out = int(outside.sum())
+        n_fit = int(bad.sum()) - n_out
         csf = np.zeros_like(bad)
         if csf_threshold is not None:
             csf = ~bad & (vals > float(csf_threshold))
@@ -341,11 +346,12 @@ def roi_stats(
         kept = vals[keep]
         kept.setflags(write=False)
         if kept.size == 0:
-            logger.warning("ROI %s: no usable voxel (%d failed fit, %d above the CSF threshold)",
-                           roi.name, n_fit, int(csf.sum()))
+            logger.warning("ROI %s, %s: no usable voxel (%d outside the analysis mask, %d failed fit, "
+                           "%d above the CSF threshold)", roi.name, pname, n_out, n_fit, int(csf.sum()))
         rows.append(RoiStats(
             level=roi.level, side=roi.side, segment=roi.segment, parameter=pname, unit=punit,
-            n_voxels=int(kept.size), n_excluded=int(n_fit + csf.sum()), n_excluded_fit=n_fit,
+            n_voxels=int(kept.size), n_excluded=int(n_out + n_fit + csf.sum()), n_excluded_fit=n_fit,
+            n_excluded_mask=n_out,
             n_excluded_csf=int(csf.sum()), volume_mm3=round(kept.size * voxel_volume, 6),
             **summarize_values(kept), values=kept, coords=np.argwhere(mask)[keep],
             voxel_size_mm=voxel_size,

@@ -626,6 +626,7 @@ _COLUMN_DOC: dict[str, dict[str, str]] = {
     "n_voxels": {"Description": "voxels of the ROI used"},
     "n_excluded": {"Description": "voxels of the ROI left out (fit status or CSF threshold)"},
     "n_excluded_fit": {"Description": "voxels left out because their fit failed"},
+    "n_excluded_mask": {"Description": "voxels left out because they lie outside the analysis mask (not fitted)"},
     "n_excluded_csf": {"Description": "voxels left out above the CSF threshold"},
     "volume_mm3": {"Description": "volume of the voxels used", "Units": "mm^3"},
     "mean": {"Description": "mean of the voxel values", "Units": "see unit"},

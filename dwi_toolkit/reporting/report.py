@@ -85,7 +85,7 @@ PARAMETER_UNITS = {
 ROI_STATS_UNITS: dict[str, str | None] = {
     "level": None, "side": None, "segment": None, "parameter": None, "unit": None,
     "n_voxels": "voxels", "n_excluded": "voxels", "n_excluded_fit": "voxels",
-    "n_excluded_csf": "voxels", "volume_mm3": "mm^3",
+    "n_excluded_mask": "voxels", "n_excluded_csf": "voxels", "volume_mm3": "mm^3",
     "mean": "{unit}", "median": "{unit}", "sd": "{unit}", "iqr": "{unit}", "p5": "{unit}",
     "p95": "{unit}",
 }
@@ -624,8 +624,9 @@ class Report:
             u = r.get("unit")
             recs.append({"ROI": " ".join(str(r.get(k) or "") for k in ("level", "side", "segment")).strip(),
                          "parameter": P.label(r.get("parameter")), "unit": P.display_unit(u),
-                         "voxels": r.get("n_voxels"), "excluded (fit/CSF)":
-                         f"{r.get('n_excluded_fit') or 0}/{r.get('n_excluded_csf') or 0}",
+                         "voxels": r.get("n_voxels"), "excluded (mask/fit/CSF)":
+                         f"{r.get('n_excluded_mask') or 0}/{r.get('n_excluded_fit') or 0}/"
+                         f"{r.get('n_excluded_csf') or 0}",
                          "volume (mm³)": P.fmt(r.get("volume_mm3"), "mm^3"),
                          **{k: P.fmt(r.get(k), u) for k in ("mean", "median", "sd", "iqr", "p5", "p95")}})
         return H.table(recs, headers={"sd": "SD", "iqr": "IQR", "p5": "5th pct", "p95": "95th pct"},

@@ -38,8 +38,9 @@ def _centres():
 def setup(rng):
     adc = rng.normal(1.3e-3, 0.1e-3, SHAPE)
     status = np.zeros(SHAPE, np.uint8)
-    status[rng.random(SHAPE) < 0.1] = 4
-    adc[status == 4] = np.nan
+    status[rng.random(SHAPE) < 0.2] = 4
+    status[rng.random(SHAPE) < 0.2] = 1  # outside the analysis mask: never fitted
+    adc[status != 0] = np.nan
     adc[rng.random(SHAPE) < 0.1] = 3.1e-3  # "CSF"
     rois = RoiSet([RootROI("L5", "left", shape=Sphere([-5.0, 0.3, 0.0], 4.0)),
                    RootROI("L5", "right", shape=Sphere([5.2, -0.4, 4.0], 4.0))])
@@ -53,11 +54,15 @@ def test_fit_stats_match_numpy(setup):
     for roi, row in zip(rois, table):
         inside = np.linalg.norm(_centres() - roi.shape.center, axis=-1) <= 4.0
         vals = fit.adc[inside]
-        failed = (fit.status[inside] != 0) | np.isnan(vals)
-        csf = ~failed & (vals > 2.5e-3)
-        good = vals[~failed & ~csf]
+        outside = fit.status[inside] == 1
+        failed = ((fit.status[inside] != 0) | np.isnan(vals)) & ~outside
+        csf = ~failed & ~outside & (vals > 2.5e-3)
+        good = vals[~failed & ~outside & ~csf]
+        assert outside.sum() > 0 and failed.sum() > 0
         assert row.n_voxels == good.size and row.n_excluded_fit == failed.sum()
-        assert row.n_excluded_csf == csf.sum() and row.n_excluded == failed.sum() + csf.sum()
+        assert row.n_excluded_mask == outside.sum()
+        assert row.n_excluded_csf == csf.sum()
+        assert row.n_excluded == failed.sum() + outside.sum() + csf.sum()
         assert row.volume_mm3 == pytest.approx(good.size * 1.5 * 1.5 * 4.0)
         np.testing.assert_allclose(row.mean, good.mean(), rtol=1e-12)
         np.testing.assert_allclose(row.median, np.median(good), rtol=1e-12)
