@@ -9,6 +9,8 @@ choices [D] unless a source is cited.
 code                      severity  fires when                                              limit
 ========================  ========  ======================================================  ==========
 ``no_signal``             error     the b=0 image holds no signal (every voxel 0/missing)   > 0
+``no_attenuation``        error     median apparent ADC in the body < limit (b>0 images     0.05×10⁻³
+                                    as bright as b=0: no diffusion weighting applied)       mm²/s
 ``fit_failed_roi``        warning   failed fits / fitted voxels in an ROI > limit           5 %
 ``roi_outside_mask``      warning   ROI voxels outside the analysis mask / ROI voxels       5 %
 ``fit_failed_body``       warning   failed fits / fitted voxels in the body mask > limit    5 %
@@ -55,6 +57,7 @@ __all__ = [
     "REFERENCE_B_MAX",
     "MIN_B0_CORRELATION",
     "MAX_SCANNER_ADC_DIFF",
+    "MIN_BODY_ADC",
     "fit_failure_flags",
     "snr_flags",
     "voxel_count_flags",
@@ -63,6 +66,7 @@ __all__ = [
     "scanner_adc_flags",
     "scanner_adc_agreement",
     "no_signal_flags",
+    "no_attenuation_flags",
     "side_label_flags",
     "gradient_table_flags",
     "roi_side",
@@ -239,6 +243,57 @@ def no_signal_flags(b0_mean: ArrayLike) -> list[QCFlag]:
                    _round(peak), 0.0, "a.u.",
                    "Check that the files hold image data (some exports and anonymisers strip or zero the "
                    "pixels); re-export the series from the scanner or PACS.", "series")]
+
+
+#: Lowest plausible median apparent ADC over the body mask, mm²/s [D]: far below the ADC of the
+#: tissues of a fat-suppressed spine DWI (tenths of 10⁻³ mm²/s and up), so a median below it means the
+#: b > 0 images are as bright as the b=0 image.
+MIN_BODY_ADC = 0.05e-3
+
+
+def no_attenuation_flags(b0_mean: ArrayLike, high_mean: ArrayLike, b_high: float,
+                         mask: ArrayLike | None = None) -> list[QCFlag]:
+    """Flag a series whose diffusion-weighted images do not attenuate (no diffusion weighting).
+
+    The median apparent ADC ``ln(S0 / S_b) / b`` over the mask (voxels with both signals > 0)
+    below :data:`MIN_BODY_ADC` means the b > 0 images are as bright as the b=0 image: the
+    gradients were not applied, or an export repeated one image for every volume (as in some
+    minimised test exports). No ADC from such a series is a measurement.
+
+    Parameters
+    ----------
+    b0_mean, high_mean : array_like (X, Y, Z)
+        Mean b=0 image and mean image at the highest b-value (scanner units).
+    b_high : float
+        That b-value, s/mm².
+    mask : array_like of bool (X, Y, Z), optional
+        Where to judge (the body/analysis mask); default every voxel with signal.
+
+    Examples
+    --------
+    >>> s0 = np.full((4, 4, 2), 1000.0)
+    >>> [f.code for f in no_attenuation_flags(s0, s0, 800.0)]
+    ['no_attenuation']
+    >>> no_attenuation_flags(s0, s0 * np.exp(-800 * 1.5e-3), 800.0)
+    []
+    """
+    s0, sb = np.asarray(b0_mean, float), np.asarray(high_mean, float)
+    ok = np.isfinite(s0) & np.isfinite(sb) & (s0 > 0) & (sb > 0)
+    if mask is not None:
+        ok &= np.asarray(mask, bool)
+    if not b_high > 0 or not ok.any():
+        return []
+    median = float(np.median(np.log(s0[ok] / sb[ok]))) / float(b_high)
+    if median >= MIN_BODY_ADC:
+        return []
+    return [QCFlag("no_attenuation", "error",
+                   f"The b = {b_high:g} s/mm² images are as bright as the b=0 image (median apparent ADC "
+                   f"{median * 1e3:.3f}×10⁻³ mm²/s over {int(ok.sum())} voxels, limit "
+                   f"{MIN_BODY_ADC * 1e3:.2f}×10⁻³): no diffusion weighting, so no ADC in this report is a "
+                   "measurement.", _round(median), MIN_BODY_ADC, "mm^2/s",
+                   "Check that the series is the diffusion-weighted one and that its volumes differ (some "
+                   "exports repeat one image for every volume); re-export it from the scanner or PACS.",
+                   "series")]
 
 
 def snr_flags(snr: Mapping[str, float | None], *, limit: float = MIN_SNR) -> list[QCFlag]:

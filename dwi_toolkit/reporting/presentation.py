@@ -122,6 +122,7 @@ LABELS: dict[str, str] = {
     "noise_correlation_unknown": "noise correlation unknown", "no_voxel_values": "no voxel values",
     "no_parameter_significant_after_holm": "no parameter significant after Holm correction", "not_covered": "not covered",
     "roi_outside_mask": "ROI outside the analysis mask", "no_signal": "no signal in the image",
+    "no_attenuation": "no diffusion weighting in the image",
     "scanner_adc_source": "scanner ADC map", "midsagittal_x_mm": "mid-sagittal plane x (mm)",
     "auto": "body (automatic)", "wls": "weighted least squares", "ols": "ordinary least squares",
     "nls": "non-linear least squares", "clinical.radicular_side": "clinical input (radicular side)",

@@ -1079,6 +1079,19 @@ def _scanner_adc_qc(fit: Any, roi_masks: Sequence[tuple[str, np.ndarray]], scann
     return record, flags
 
 
+def _no_attenuation(series: Any, b0: np.ndarray, status: Any) -> list[Any]:
+    """The no-attenuation check at the series' highest b-value, judged inside the fitted (body) voxels."""
+    from ..qc import flags as Q
+
+    bvals = np.asarray(series.bvals, float)
+    if bvals.size < 2 or not bvals.max() > 0:
+        return []
+    high = np.flatnonzero(bvals == bvals.max())
+    mean_high = np.mean([np.asarray(series.data[..., int(i)], float) for i in high], axis=0)
+    mask = None if status is None else np.asarray(status) != 1
+    return Q.no_attenuation_flags(b0, mean_high, float(bvals.max()), mask)
+
+
 def _qc_flags(series: Any, fit: Any, roi_masks: Sequence[tuple[str, np.ndarray]], stats: Any,
               snr: Mapping[str, Any] | None, *, snr_warn: float, params: Mapping[str, Any],
               scanner_adc: Sequence[Any] | None = None) -> list[Any]:
@@ -1087,7 +1100,9 @@ def _qc_flags(series: Any, fit: Any, roi_masks: Sequence[tuple[str, np.ndarray]]
 
     out: list[Any] = list(scanner_adc or [])
     if series is not None:
-        out += Q.no_signal_flags(series.mean_b0())
+        b0 = series.mean_b0()
+        out += Q.no_signal_flags(b0)
+        out += _no_attenuation(series, b0, None if fit is None else getattr(fit, "status", None))
     status = getattr(fit, "status", None) if fit is not None else None
     body = None if status is None else np.asarray(status) != 1
     if status is not None:

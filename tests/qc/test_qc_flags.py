@@ -87,3 +87,20 @@ def test_flag_records_are_json_ready():
     f = Q.voxel_count_flags({"L2 left ganglion": 3})[0]
     d = json.loads(json.dumps(f.to_dict()))
     assert set(d) == {"code", "severity", "message", "measured", "limit", "unit", "advice", "subject"}
+
+
+def test_no_attenuation_when_volumes_repeat_the_b0(rng):
+    """Identical b=0 and b>0 images (no diffusion weighting) are an error; real attenuation is not."""
+    s0 = rng.uniform(500, 1500, (8, 8, 3))
+    same = s0 + rng.normal(0, 5, s0.shape)
+    flags = Q.no_attenuation_flags(s0, same, 1000.0)
+    assert [f.code for f in flags] == ["no_attenuation"] and flags[0].severity == "error"
+    assert abs(flags[0].measured) < Q.MIN_BODY_ADC and flags[0].unit == "mm^2/s"
+    # fat-suppressed tissue at b = 1000: ADC 0.3–3×10⁻³ mm²/s attenuates clearly
+    adc = rng.uniform(0.3e-3, 3e-3, s0.shape)
+    assert Q.no_attenuation_flags(s0, s0 * np.exp(-1000 * adc), 1000.0) == []
+    # judged inside the mask only
+    mask = np.zeros(s0.shape, bool)
+    mask[:2] = True
+    mixed = np.where(mask, s0 * np.exp(-1000 * 1e-3), s0)
+    assert Q.no_attenuation_flags(s0, mixed, 1000.0, mask) == []

@@ -121,6 +121,16 @@ def test_zeroed_pixels_say_why_nothing_was_measured(analysed):
     assert "holds no signal" in summary
 
 
+def test_repeated_volumes_say_there_is_no_diffusion_weighting(analysed):
+    """The GE MR29 test export repeats one image for all 7 volumes: the report says no ADC is a measurement."""
+    out, _ = analysed("ge_mr29")
+    flags = json.loads((out / "report.json").read_text(encoding="utf-8"))["qc"]["flags"]
+    codes = [f["code"] for f in flags]
+    assert "no_attenuation" in codes and flags[codes.index("no_attenuation")]["severity"] == "error"
+    assert "no_attenuation" not in [f["code"] for f in json.loads(
+        (analysed("philips_r571")[0] / "report.json").read_text(encoding="utf-8"))["qc"]["flags"]]
+
+
 def test_scanner_adc_found_beside_the_xa30_dwi_and_agrees(analysed):
     """The XA30 folder holds the scanner's ADC series (ImageType ADC, 10⁻⁶ mm²/s integers) next to the
     DWI: it is found, scaled to mm²/s and agrees with our ADC (b = 0 and 2500 s/mm² in both)."""
