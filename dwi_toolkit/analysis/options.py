@@ -93,6 +93,8 @@ class AnalysisOptions:
                                  min=0.0, cli="shared")
     b0_threshold: float = option(50.0, "volumes at or below count as b=0", unit="s/mm^2", min=0.0,
                                  cli="shared")
+    backend: str = option("native", "DICOM reader: 'native' (built in) or 'dcm2niix' (the dcm2niix program, "
+                          "for a series the built-in reader refuses)", choices=("native", "dcm2niix"), cli="shared")
     mask: str = option("auto", "analysis mask: 'auto' (voxels above the background on the mean b=0), "
                        "'none' (every voxel), 'otsu' (dipy median_otsu) or a NIfTI mask path on the DWI grid",
                        cli="shared")

@@ -54,6 +54,9 @@ class _Deprecated(argparse.Action):
         setattr(namespace, self.dest, self.value if self.value is not None else values)
 
 
+#: DICOM readers of ``load_dwi(backend=...)``.
+BACKENDS = ("native", "dcm2niix")
+
 def _deprecated(p, *flags: str, dest: str, new: str, value: Any = None, **kw) -> None:
     p.add_argument(*flags, dest=dest, action=_Deprecated, new=new, value=value, **kw)
 
@@ -68,6 +71,14 @@ def add_input(p, *, what: str = "DWI series: NIfTI (with .bval/.bvec beside it),
         p.add_argument("--series-uid", help="DICOM: which series to use when several are present")
     p.add_argument("--b0-threshold", type=float, default=50.0,
                    help="s/mm^2; volumes at or below count as b=0 (default 50)")
+    add_backend(p)
+
+
+def add_backend(p) -> None:
+    """``--backend native|dcm2niix``: which DICOM reader loads the series."""
+    p.add_argument("--backend", choices=BACKENDS, default="native",
+                   help="DICOM reader: 'native' (built in) or 'dcm2niix' (convert with the dcm2niix program, "
+                   "for a series the built-in reader refuses; needs: pip install dcm2niix)")
 
 
 def add_out(p, *, required: bool = True, help: str = "output folder (created if missing)",
@@ -254,7 +265,7 @@ def analysis_options(args: argparse.Namespace):
     from ..analysis.options import AnalysisOptions
 
     values: dict[str, Any] = {"method": args.method, "b0_threshold": args.b0_threshold, "mask": args.mask,
-                              "figures": not args.no_figures}
+                              "figures": not args.no_figures, "backend": args.backend}
     rng = b_range(args)
     if rng is not None:
         values["b_min"], values["b_max"] = rng

@@ -192,7 +192,7 @@ def run_analysis(
 
     opts = _merge_options(options, option_values)
     logger.info("loading %s", series_path)
-    series = load_dwi(series_path, bvals=bvals, bvecs=bvecs, b0_threshold=opts.b0_threshold)
+    series = load_dwi(series_path, bvals=bvals, bvecs=bvecs, b0_threshold=opts.b0_threshold, backend=opts.backend)
     series, gcheck = _gradient_check(series, opts)
     rois = load_rois(rois_path)
     scanner_adc, scanner_info = _scanner_adc(series_path, series, opts)

@@ -265,6 +265,8 @@ _SIDES = ("clinical", "left", "right", "unknown")
     "load",
     params={
         "b0_threshold": Param(float, 50.0, min=0.0, doc="s/mm^2; volumes at or below count as b=0"),
+        "backend": Param(str, "native", choices=("native", "dcm2niix"),
+                         doc="DICOM reader: built in, or the dcm2niix program for a series the built-in one refuses"),
         "require_rois": Param(bool, False, doc="fail the subject when it has no ROI file"),
         "require_clinical": Param(bool, False, doc="fail the subject when it has no clinical.json"),
         "scrub_text": Param(bool, True, doc="mask identifiers typed into free-text header fields "
@@ -274,7 +276,7 @@ _SIDES = ("clinical", "left", "right", "unknown")
     modules=("dwi_toolkit.io.loading",),
 )
 def load_step(ctx: SubjectContext, *, b0_threshold: float, require_rois: bool, require_clinical: bool,
-              scrub_text: bool = True) -> None:
+              scrub_text: bool = True, backend: str = "native") -> None:
     """Load the DWI series (NIfTI + .bval/.bvec, or DICOM) into ``series``."""
     from ..io.loading import load_dwi
 
@@ -286,7 +288,7 @@ def load_step(ctx: SubjectContext, *, b0_threshold: float, require_rois: bool, r
     if subj.dwi is None:
         raise InputDataError(f"subject {subj.key}: {subj.problem or 'no DWI series found'}")
     ctx.data["series"] = load_dwi(subj.dwi, bvals=subj.bvals, bvecs=subj.bvecs, b0_threshold=b0_threshold,
-                                  scrub_text=scrub_text)
+                                  scrub_text=scrub_text, backend=backend)
 
 
 @register_step(

@@ -121,8 +121,8 @@ def test_every_cli_analysis_option_reaches_analysis_options():
     args = sub.parse_args(["x", "--rois", "r", "-o", "o", "--b-range", "-", "900", "--mask", "none",
                            "--no-figures", "--n-boot", "50", "--seed", "3", "--threshold-pct", "12",
                            "--symptomatic-side", "left", "--stenosis-policy", "acr2021",
-                           "--csf-threshold", "0.0025", "--b0-threshold", "20"])
+                           "--csf-threshold", "0.0025", "--b0-threshold", "20", "--backend", "dcm2niix"])
     o = analysis_options(args)
     assert (o.b_min, o.b_max, o.mask, o.figures, o.n_boot, o.seed, o.threshold_pct, o.symptomatic_side,
-            o.stenosis_policy, o.csf_threshold, o.b0_threshold) == (
-        None, 900.0, "none", False, 50, 3, 12.0, "left", "acr2021", 0.0025, 20.0)
+            o.stenosis_policy, o.csf_threshold, o.b0_threshold, o.backend) == (
+        None, 900.0, "none", False, 50, 3, 12.0, "left", "acr2021", 0.0025, 20.0, "dcm2niix")

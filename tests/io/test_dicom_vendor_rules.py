@@ -195,6 +195,11 @@ def test_verify_and_backend(tmp_path):
     b = load_dwi(tmp_path / "d", backend="dcm2niix")
     np.testing.assert_allclose(b.bvals, s.bvals)
     assert main(["convert", str(tmp_path / "d"), "-o", str(tmp_path / "o"), "--verify"]) == 0
+    # every command that loads a series takes the same --backend (the loader's hint names it)
+    assert main(["adc", str(tmp_path / "d"), "-o", str(tmp_path / "adc"), "--backend", "dcm2niix",
+                 "--no-figures", "--mask", "none"]) == 0
+    assert (tmp_path / "adc" / "adc.nii.gz").is_file()
+    assert main(["info", str(tmp_path / "d"), "--backend", "dcm2niix"]) == 0
 
 
 @pytest.mark.slow

@@ -55,7 +55,7 @@ def load_inputs(args):
     from ...io.loading import load_analysis_mask, load_dwi
 
     series = load_dwi(args.path, bvals=args.bvals, bvecs=args.bvecs, series_uid=args.series_uid,
-                      b0_threshold=args.b0_threshold)
+                      b0_threshold=args.b0_threshold, backend=args.backend)
     return series, load_analysis_mask(args.mask, series)
 
 

@@ -22,7 +22,7 @@ def add_parser(sub, add_common) -> None:
     p.add_argument("--all", action="store_true", help="convert every raw DWI series found")
     p.add_argument("--list", action="store_true", help="list the series found and exit")
     p.add_argument("--keep-phi", action="store_true", help="keep patient identifiers in the sidecar")
-    from .._options import add_scrub_text
+    from .._options import add_backend, add_scrub_text
 
     add_scrub_text(p)
     p.add_argument("--no-gzip", action="store_true", help="write .nii instead of .nii.gz")
@@ -38,8 +38,7 @@ def add_parser(sub, add_common) -> None:
     p.add_argument("--verify", action="store_true",
                    help="also convert with dcm2niix and compare b-values, b-vectors (world frame), affine "
                    "and voxels; exit code 1 when they differ (needs: pip install dcm2niix)")
-    p.add_argument("--backend", choices=("native", "dcm2niix"), default="native",
-                   help="'dcm2niix': convert with the dcm2niix program instead of the built-in reader")
+    add_backend(p)
     add_common(p)
     p.set_defaults(func=run)
 

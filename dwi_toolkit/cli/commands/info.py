@@ -73,6 +73,9 @@ def _load(args: argparse.Namespace):
 
         raise InputDataError(f"{n_dwi} raw DWI series under {p}; describe one of them.\n" + series_table(infos))
     chosen = select_series(infos, series_uid=args.series_uid, role="dwi", path=p)
+    if args.backend == "dcm2niix":
+        return load_dwi(p, series_uid=chosen.series_uid, b0_threshold=args.b0_threshold,
+                        backend="dcm2niix"), infos, chosen
     return load_dicom_series(chosen, b0_threshold=args.b0_threshold, scrub_text=scrub_text(args)), infos, chosen
 
 

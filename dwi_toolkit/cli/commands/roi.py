@@ -129,7 +129,7 @@ def _load_image(args):
         if len(shape) == 3 or (len(shape) == 4 and shape[3] == 1):
             return load_map(path)
     return load_dwi(path, bvals=getattr(args, "bvals", None), bvecs=getattr(args, "bvecs", None),
-                    series_uid=getattr(args, "series_uid", None))
+                    series_uid=getattr(args, "series_uid", None), backend=getattr(args, "backend", "native"))
 
 
 def _is_series(obj) -> bool:

@@ -124,7 +124,7 @@ def load_dicom_dwi(
         if "several" in str(err) or "series_uid=" in str(err):
             raise
         raise DicomError(f"{err}\nIf dcm2niix converts this series, load it with backend='dcm2niix' "
-                         "(command line: --backend dcm2niix).") from err
+                         "(command line: --backend dcm2niix; pipeline: backend = \"dcm2niix\" in the load step).") from err
     if verify == "dcm2niix":
         series = _verified(series, p, series_uid, b0_threshold)
     return series
