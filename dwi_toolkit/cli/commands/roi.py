@@ -27,7 +27,7 @@ _NON_INTERACTIVE = {"agg", "pdf", "ps", "svg", "pgf", "cairo", "template"}
 
 
 def add_parser(sub, add_common) -> None:
-    from .._options import add_method, add_out
+    from .._options import add_backend, add_method, add_out
 
     p = sub.add_parser(
         "roi",
@@ -42,9 +42,11 @@ def add_parser(sub, add_common) -> None:
         q.add_argument("--bvals", help="b-value file when not beside the NIfTI")
         q.add_argument("--bvecs", help="b-vector file when not beside the NIfTI")
         q.add_argument("--series-uid", help="DICOM: which series when several are present")
+        add_backend(q)
 
     d = rs.add_parser("draw", help="place ROIs interactively (needs a desktop matplotlib backend)",
-                      description="Open the ROI editor on a DWI series or map; saves on close.")
+                      description="Open the ROI editor on a DWI series or map; every change is saved to -o at once "
+                      "(temp file, then rename), u undoes, h lists every key.")
     image_args(d)
     add_out(d, help="ROI file to write (.json, .mrk.json, .nii.gz)", old=("--output",))
     d.add_argument("--rois", help="start from these ROIs")
