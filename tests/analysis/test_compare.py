@@ -222,7 +222,7 @@ def test_every_row_carries_method_noise_neff_and_detectable():
     rng = np.random.default_rng(2)
     cmp = compare_sides(_field_table(rng, 2.5), symptomatic_side="left")
     for r in cmp.rows:
-        assert r.interval_method == "effective-n" and r.noise_source == "roi-reml"
+        assert r.interval_method == "effective-n" and r.noise_source == "roi-moments"
         assert 1.5 < r.noise_fwhm_i_mm < 3.5 and r.noise_fwhm_k_mm < 3.2   # < 0.8 voxel of 4 mm: rho1 < 0.12
         assert 1 < r.n_eff_s < r.n_s and 1 < r.n_eff_c < r.n_c            # correlated: fewer than n
         assert r.detectable_pct > 0 and r.detectable_difference > 0
@@ -230,7 +230,7 @@ def test_every_row_carries_method_noise_neff_and_detectable():
     rec = cmp.to_records()[0]
     for k in ("interval_method", "noise_fwhm_i_mm", "n_eff_s", "n_eff_c", "detectable_pct", "p_value"):
         assert k in rec
-    assert cmp.settings["noise"]["adc"]["source"] == "roi-reml"
+    assert cmp.settings["noise"]["adc"]["source"] == "roi-moments"
 
 
 def test_effective_n_interval_is_wider_than_iid_on_correlated_noise():
