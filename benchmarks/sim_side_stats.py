@@ -139,6 +139,52 @@ def run_condition(*, fwhm: float, snr: float, roi_n: int, asym_pct: float, n_sca
             "fwhm_est_mm_median": float(np.nanmedian(fwhm_est))}
 
 
+def _kernel_correlation(fwhm: float) -> np.ndarray:
+    """Exact in-plane correlation (lags −20…20) of the simulation's discretised Gaussian smoothing."""
+    from scipy.ndimage import gaussian_filter
+    from scipy.signal import fftconvolve
+
+    delta = np.zeros((41, 41))
+    delta[20, 20] = 1.0
+    k = gaussian_filter(delta, fwhm / math.sqrt(8.0 * math.log(2.0)), mode="constant") if fwhm > 0 else delta
+    ac = fftconvolve(k, k[::-1, ::-1])[20:61, 20:61]  # lags -20..20 (the full output is 81 x 81)
+    ac[np.abs(ac) < 1e-12] = 0.0
+    return ac / ac[20, 20]
+
+
+def oracle(fwhm: float, roi_n: int, *, snr: float = 20.0, asym_pct: float = 15.0) -> dict:
+    """Power of the best possible test of the ROI-mean difference, the noise correlation known.
+
+    The variance of each ROI mean is ``σ² 1ᵀR1 / n²`` with ``R`` the exact correlation of the
+    simulated noise over the ROI's voxels and ``σ`` the per-voxel ADC SD by the delta method,
+    ``(1/b)·sqrt((σ_n/S_b)² + (σ_n/S_0)²)``; the test is a z test (known variance: an upper
+    bound for any interval that must estimate σ and the correlation). Also returned: the effective
+    voxel counts of the generalised-least-squares (GLS) mean ``1ᵀR⁻¹1`` and the share of its
+    voxel weights that are negative.
+    """
+    from scipy.special import ndtr
+
+    mask = _roi_masks(roi_n)[("L1", "left")]
+    c = np.argwhere(mask)
+    ac = _kernel_correlation(fwhm)
+    d = c[:, None, :] - c[None, :, :]
+    r = np.where((d[..., 2] == 0) & (np.abs(d[..., 0]) <= 20) & (np.abs(d[..., 1]) <= 20),
+                 ac[np.clip(20 + d[..., 0], 0, 40), np.clip(20 + d[..., 1], 0, 40)], 0.0)
+    n = c.shape[0]
+    n_eff = n * n / r.sum()
+    b = BVALS[1]
+    sigma_n = S0 / snr
+
+    def sd(adc: float) -> float:
+        return math.hypot(sigma_n / (S0 * math.exp(-b * adc)), sigma_n / S0) / b
+
+    se = math.hypot(sd(ADC * (1 + asym_pct / 100.0)), sd(ADC)) / math.sqrt(n_eff)
+    z = ADC * asym_pct / 100.0 / se
+    w = np.linalg.solve(r + 1e-9 * np.eye(n), np.ones(n))
+    return {"fwhm": fwhm, "roi_n": roi_n, "n_eff_mean": n_eff, "power_mean_known_corr": float(ndtr(z - 1.96) + ndtr(-z - 1.96)),
+            "n_eff_gls": float(w.sum()), "gls_negative_weights": float(np.mean(w < 0))}
+
+
 #: The full grid: symmetric roots over FWHM × SNR × ROI size, and the altered L5 root at SNR 20.
 FWHMS = (0.0, 1.5, 2.5, 3.0)
 FULL_GRID = ([(f, snr, n, 0.0) for f in FWHMS for snr in (10.0, 20.0, 40.0) for n in (5, 10, 50, 200)]
@@ -190,7 +236,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1000, help="seed of the first condition (condition i: seed + i)")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (conditions run in parallel)")
     ap.add_argument("--jsonl", default=None, help="also append one JSON line per finished condition here")
+    ap.add_argument("--oracle", action="store_true", help="print the known-correlation power bound and exit")
+    ap.add_argument("--table-from", default=None, metavar="JSONL", help="print the table of a stored run and exit")
     args = ap.parse_args(argv)
+    if args.table_from:
+        with open(args.table_from, encoding="utf-8") as fh:
+            sys.stdout.write(_table([json.loads(line) for line in fh if line.strip()]))
+        return 0
+    if args.oracle:
+        sys.stdout.write("| FWHM (vox) | ROI voxels | n_eff (mean) | power, 15 % at SNR 20, correlation known % "
+                         "| n_eff (GLS) | GLS weights < 0 % |\n|---|---|---|---|---|---|\n")
+        for f in FWHMS:
+            for n in (20, 50, 100, 200):
+                o = oracle(f, n)
+                sys.stdout.write(f"| {f:g} | {n} | {o['n_eff_mean']:.1f} | {100 * o['power_mean_known_corr']:.1f} "
+                                 f"| {o['n_eff_gls']:.1f} | {100 * o['gls_negative_weights']:.0f} |\n")
+        return 0
     if args.only:
         grid = [tuple(float(x) if i != 2 else int(x) for i, x in enumerate(c.split(","))) for c in args.only]
         scans = args.scans or 40

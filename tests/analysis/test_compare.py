@@ -295,3 +295,21 @@ def test_holm_matches_statsmodels_definition():
     # Holm 1979 by hand: sorted p (0.01, 0.03, 0.04) * (3, 2, 1) -> 0.03, 0.06, max(0.06, 0.04)
     assert holm([0.04, 0.01, 0.03]) == pytest.approx([0.06, 0.03, 0.06])
     assert math.isnan(holm([math.nan, 0.2])[0]) and holm([math.nan, 0.2])[1] == 0.2
+
+
+def test_welch_df_counts_the_shared_fwhm_uncertainty_once():
+    """Two ROIs whose SEs rest on one estimated FWHM: df = (2 s^2)^2 / (2 s^4/d + (2 g)^2 v / 2), the
+    shared term added before squaring; a pooled reference composes to the same three-part formula."""
+    from dwi_toolkit.analysis.power import MeanEstimate, contrast, pooled_mean
+
+    s, d, g, v = 0.1, 20.0, 0.004, 0.09
+    a = MeanEstimate(1.0, s, d, (g, 0.0, 0.0), (v, 0.0, 0.0))
+    c = contrast(a, MeanEstimate(0.9, s, d, (g, 0.0, 0.0), (v, 0.0, 0.0)))
+    assert c.df == pytest.approx((2 * s * s) ** 2 / (2 * s ** 4 / d + (2 * g) ** 2 * v / 2))
+    assert c.df < contrast(MeanEstimate(1.0, s, d), MeanEstimate(0.9, s, d)).df == pytest.approx(2 * d)
+    assert a.df_total == pytest.approx(s ** 4 / (s ** 4 / d + g * g * v / 2))
+    b1, b2 = (MeanEstimate(m, s, d, (g, 0.0, 0.0), (v, 0.0, 0.0)) for m in (0.8, 1.0))
+    c3 = contrast(a, pooled_mean([b1, b2]))
+    se2 = [s * s, s * s / 4, s * s / 4]
+    want = sum(se2) ** 2 / (sum(x * x / d for x in se2) + (g + g / 4 + g / 4) ** 2 * v / 2)
+    assert c3.se == pytest.approx(math.sqrt(sum(se2))) and c3.df == pytest.approx(want)
