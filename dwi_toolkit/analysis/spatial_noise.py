@@ -461,9 +461,10 @@ def estimate_from_rois(rois: Sequence[tuple[ArrayLike, ArrayLike]],
 
 
 def _fwhm_var(rho: float, rho_var: float) -> float:
-    """Delta-method variance of the FWHM from that of ρ₁ (a one-sided step where ρ₁ is 0)."""
+    """Delta-method variance of the FWHM from that of ρ₁ (a one-sided step where ρ₁ is 0); NaN
+    when ρ₁'s variance is unknown (a single ROI)."""
     if not math.isfinite(rho_var):
-        return math.inf
+        return math.nan
     sd = math.sqrt(rho_var)
     lo, hi = max(rho - sd, 0.0), min(rho + sd, _RHO_MAX)
     if hi <= lo:

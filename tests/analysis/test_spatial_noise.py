@@ -170,3 +170,13 @@ def test_noise_from_option_fixed_and_metadata():
     assert noise_from_option("metadata", st, {}) is None  # falls back to the ROI estimate
     with pytest.raises(InputDataError):
         noise_from_option("wide", st)
+
+
+def test_single_roi_fwhm_variance_unknown_leaves_df():
+    rng = np.random.default_rng(4)
+    field = _gaussian_field(rng, (32, 32, 1), 2.0)
+    box = np.argwhere(np.ones((8, 8, 1), bool))
+    est = estimate_from_rois([(field[:8, :8, :].ravel(), box)])
+    assert est.known and math.isnan(est.fwhm_var_vox[0])
+    rv = roi_variance(field[:8, :8, :].ravel(), box, est)
+    assert rv.df_total == rv.df > 0
