@@ -26,7 +26,9 @@ Measured per condition (FWHM × SNR × ROI size × asymmetry)
   (every level declared suspected, symptomatic side left: the most permissive setting).
 
 Run ``python benchmarks/sim_side_stats.py --quick`` (a few minutes) or without ``--quick`` for
-the full grid (longer); it prints a Markdown table (used in docs/report.md).
+the full grid (80 conditions × 150 scans: about 25 CPU-minutes per 10 scans... see
+docs/report.md §2.2a; ``--jobs 2`` runs conditions in parallel); it prints a Markdown table with
+binomial Monte-Carlo standard errors (used in docs/report.md).
 """
 
 from __future__ import annotations
@@ -132,19 +134,124 @@ def run_condition(*, fwhm: float, snr: float, roi_n: int, asym_pct: float, n_sca
     power = float(np.mean([r.difference_ci_low > 0 for r in l5])) if l5 else math.nan
     return {"fwhm": fwhm, "snr": snr, "roi_n": roi_n, "asym_pct": asym_pct, "n_scans": n_scans,
             "interval": interval, "coverage_sym": cover, "coverage_l5": cover_l5, "power": power,
-            "false_concordant": conc / max(n_sym, 1), "detectable_pct_median": float(np.nanmedian(mdd)),
+            "false_concordant": conc / max(n_sym, 1), "n_sym_rows": n_sym,
+            "detectable_pct_median": float(np.nanmedian(mdd)),
             "fwhm_est_mm_median": float(np.nanmedian(fwhm_est))}
 
 
+def _kernel_correlation(fwhm: float) -> np.ndarray:
+    """Exact in-plane correlation (lags −20…20) of the simulation's discretised Gaussian smoothing."""
+    from scipy.ndimage import gaussian_filter
+    from scipy.signal import fftconvolve
+
+    delta = np.zeros((41, 41))
+    delta[20, 20] = 1.0
+    k = gaussian_filter(delta, fwhm / math.sqrt(8.0 * math.log(2.0)), mode="constant") if fwhm > 0 else delta
+    ac = fftconvolve(k, k[::-1, ::-1])[20:61, 20:61]  # lags -20..20 (the full output is 81 x 81)
+    ac[np.abs(ac) < 1e-12] = 0.0
+    return ac / ac[20, 20]
+
+
+def oracle(fwhm: float, roi_n: int, *, snr: float = 20.0, asym_pct: float = 15.0) -> dict:
+    """Power of the best possible test of the ROI-mean difference, the noise correlation known.
+
+    The variance of each ROI mean is ``σ² 1ᵀR1 / n²`` with ``R`` the exact correlation of the
+    simulated noise over the ROI's voxels and ``σ`` the per-voxel ADC SD by the delta method,
+    ``(1/b)·sqrt((σ_n/S_b)² + (σ_n/S_0)²)``; the test is a z test (known variance: an upper
+    bound for any interval that must estimate σ and the correlation). Also returned: the effective
+    voxel counts of the generalised-least-squares (GLS) mean ``1ᵀR⁻¹1`` and the share of its
+    voxel weights that are negative.
+    """
+    from scipy.special import ndtr
+
+    mask = _roi_masks(roi_n)[("L1", "left")]
+    c = np.argwhere(mask)
+    ac = _kernel_correlation(fwhm)
+    d = c[:, None, :] - c[None, :, :]
+    r = np.where((d[..., 2] == 0) & (np.abs(d[..., 0]) <= 20) & (np.abs(d[..., 1]) <= 20),
+                 ac[np.clip(20 + d[..., 0], 0, 40), np.clip(20 + d[..., 1], 0, 40)], 0.0)
+    n = c.shape[0]
+    n_eff = n * n / r.sum()
+    b = BVALS[1]
+    sigma_n = S0 / snr
+
+    def sd(adc: float) -> float:
+        return math.hypot(sigma_n / (S0 * math.exp(-b * adc)), sigma_n / S0) / b
+
+    se = math.hypot(sd(ADC * (1 + asym_pct / 100.0)), sd(ADC)) / math.sqrt(n_eff)
+    z = ADC * asym_pct / 100.0 / se
+    w = np.linalg.solve(r + 1e-9 * np.eye(n), np.ones(n))
+    return {"fwhm": fwhm, "roi_n": roi_n, "n_eff_mean": n_eff, "power_mean_known_corr": float(ndtr(z - 1.96) + ndtr(-z - 1.96)),
+            "n_eff_gls": float(w.sum()), "gls_negative_weights": float(np.mean(w < 0))}
+
+
+#: The full grid: symmetric roots over FWHM × SNR × ROI size, and the altered L5 root at SNR 20.
+FWHMS = (0.0, 1.5, 2.5, 3.0)
+FULL_GRID = ([(f, snr, n, 0.0) for f in FWHMS for snr in (10.0, 20.0, 40.0) for n in (5, 10, 50, 200)]
+             + [(f, 20.0, n, a) for f in FWHMS for n in (20, 50, 100, 200) for a in (15.0, 30.0)])
+COLUMNS = ("fwhm", "snr", "roi_n", "asym_pct", "n_scans", "n_sym_rows", "coverage_sym", "coverage_l5", "power",
+           "false_concordant", "detectable_pct_median", "fwhm_est_mm_median")
+
+
+def _mc_se(p: float, n: int) -> float:
+    """Binomial Monte-Carlo standard error of a proportion `p` from `n` rows."""
+    return math.sqrt(p * (1.0 - p) / n) if n and math.isfinite(p) else math.nan
+
+
+def _run_one(job: tuple) -> dict:
+    (f, snr, n, a), scans, seed, interval = job
+    t0 = time.process_time()
+    res = run_condition(fwhm=f, snr=snr, roi_n=n, asym_pct=a, n_scans=scans, seed=seed, interval=interval)
+    res["cpu_s"] = time.process_time() - t0
+    return res
+
+
+def _table(results: list[dict]) -> str:
+    head = ("| FWHM (vox) | SNR | ROI voxels | true asym. % | scans | coverage, symmetric % (± MC SE) "
+            "| coverage, L5 % | power % (± MC SE) | false concordant % (± MC SE) | detectable % (median) "
+            "| est. FWHM mm (median) |\n|" + "---|" * 11 + "\n")
+    rows = []
+    for r in sorted(results, key=lambda r: (r["asym_pct"] > 0, r["fwhm"], r["snr"], r["roi_n"], r["asym_pct"])):
+        m = r["n_sym_rows"]
+        pct = (lambda x: "–" if not math.isfinite(x) else f"{100 * x:.1f}")
+        rows.append(
+            f"| {r['fwhm']:g} | {r['snr']:g} | {r['roi_n']} | {r['asym_pct']:g} | {r['n_scans']} "
+            f"| {pct(r['coverage_sym'])} ± {pct(_mc_se(r['coverage_sym'], m))} | {pct(r['coverage_l5'])} "
+            f"| {pct(r['power'])}{'' if not math.isfinite(r['power']) else ' ± ' + pct(_mc_se(r['power'], r['n_scans']))} "
+            f"| {pct(r['false_concordant'])} ± {pct(_mc_se(r['false_concordant'], m))} "
+            f"| {r['detectable_pct_median']:.1f} | {r['fwhm_est_mm_median']:.2f} |")
+    return head + "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    import json
+    from concurrent.futures import ProcessPoolExecutor
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small grid, fewer scans")
     ap.add_argument("--scans", type=int, default=None, help="scans per condition")
     ap.add_argument("--interval", default="effective-n", choices=("effective-n", "iid-bootstrap"))
     ap.add_argument("--only", action="append", default=None, metavar="FWHM,SNR,ROI_N,ASYM",
                     help="run only this condition (repeatable), e.g. --only 3,10,200,0")
-    ap.add_argument("--seed", type=int, default=1000, help="seed of the first condition")
+    ap.add_argument("--seed", type=int, default=1000, help="seed of the first condition (condition i: seed + i)")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes (conditions run in parallel)")
+    ap.add_argument("--jsonl", default=None, help="also append one JSON line per finished condition here")
+    ap.add_argument("--oracle", action="store_true", help="print the known-correlation power bound and exit")
+    ap.add_argument("--table-from", default=None, metavar="JSONL", help="print the table of a stored run and exit")
     args = ap.parse_args(argv)
+    if args.table_from:
+        with open(args.table_from, encoding="utf-8") as fh:
+            sys.stdout.write(_table([json.loads(line) for line in fh if line.strip()]))
+        return 0
+    if args.oracle:
+        sys.stdout.write("| FWHM (vox) | ROI voxels | n_eff (mean) | power, 15 % at SNR 20, correlation known % "
+                         "| n_eff (GLS) | GLS weights < 0 % |\n|---|---|---|---|---|---|\n")
+        for f in FWHMS:
+            for n in (20, 50, 100, 200):
+                o = oracle(f, n)
+                sys.stdout.write(f"| {f:g} | {n} | {o['n_eff_mean']:.1f} | {100 * o['power_mean_known_corr']:.1f} "
+                                 f"| {o['n_eff_gls']:.1f} | {100 * o['gls_negative_weights']:.0f} |\n")
+        return 0
     if args.only:
         grid = [tuple(float(x) if i != 2 else int(x) for i, x in enumerate(c.split(","))) for c in args.only]
         scans = args.scans or 40
@@ -153,20 +260,22 @@ def main(argv: list[str] | None = None) -> int:
         grid += [(2.5, 20.0, n, 15.0) for n in (20, 50, 100)]
         scans = args.scans or 15
     else:
-        grid = list(itertools.product((0.0, 1.5, 2.5, 3.0), (10.0, 20.0, 40.0), (5, 10, 50, 200), (0.0,)))
-        grid += [(f, 20.0, n, a) for f in (0.0, 2.5) for n in (20, 50, 100, 200) for a in (15.0, 30.0)]
-        scans = args.scans or 40
-    cols = ("fwhm", "snr", "roi_n", "asym_pct", "coverage_sym", "coverage_l5", "power", "false_concordant",
-            "detectable_pct_median", "fwhm_est_mm_median")
-    sys.stdout.write(f"interval = {args.interval}, {scans} scans × 12 roots per condition\n\n")
-    sys.stdout.write("| " + " | ".join(cols) + " | s |\n|" + "---|" * (len(cols) + 1) + "\n")
-    for i, (f, snr, n, a) in enumerate(grid):
-        t0 = time.time()
-        res = run_condition(fwhm=f, snr=snr, roi_n=n, asym_pct=a, n_scans=scans, seed=args.seed + i,
-                            interval=args.interval)
-        cells = [f"{res[c]:.3g}" if isinstance(res[c], float) else str(res[c]) for c in cols]
-        sys.stdout.write("| " + " | ".join(cells) + f" | {time.time() - t0:.0f} |\n")
-        sys.stdout.flush()
+        grid = list(FULL_GRID)
+        scans = args.scans or 150
+    jobs = [(c, scans, args.seed + i, args.interval) for i, c in enumerate(grid)]
+    jobs.sort(key=lambda j: -j[0][2])  # largest ROIs first: better load balance
+    sys.stdout.write(f"interval = {args.interval}, {scans} scans × 12 roots per condition, seed {args.seed} + "
+                     f"condition index\n\n")
+    results = []
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for res in pool.map(_run_one, jobs):
+            results.append(res)
+            if args.jsonl:
+                with open(args.jsonl, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(res) + "\n")
+            sys.stderr.write(f"done {len(results)}/{len(jobs)}: {res['fwhm']:g},{res['snr']:g},{res['roi_n']},"
+                             f"{res['asym_pct']:g} in {res['cpu_s']:.0f} CPU-s\n")
+    sys.stdout.write(_table(results))
     return 0
 
 

@@ -12,9 +12,10 @@ the reference side ``Xc`` (the contralateral root at the same level and segment,
 
 ``Xs`` and ``Xc`` are ROI means in the parameter's own unit (ADC: mm²/s). Neighbouring DWI voxels
 share noise (zero-filling, partial Fourier, filtering), so by default (``interval="effective-n"``)
-the spatial noise correlation is estimated from the ROI voxels (REML, Gaussian model, FWHM per
-voxel axis; :mod:`dwi_toolkit.analysis.spatial_noise`) and the intervals are Welch t intervals
-with each ROI's effective number of independent voxels (:mod:`dwi_toolkit.analysis.power`). The
+the spatial noise correlation is estimated from the ROI voxels (centring-corrected moments,
+Gaussian model, FWHM per voxel axis; :mod:`dwi_toolkit.analysis.spatial_noise`) and the intervals
+are Welch t intervals with each ROI's effective number of independent voxels, their degrees of
+freedom lowered for the estimate's own uncertainty (:mod:`dwi_toolkit.analysis.power`). The
 independent-voxel percentile bootstrap stays available as ``interval="iid-bootstrap"``. Every row
 also carries the smallest side difference detectable at 80 % power (two-sided α = 0.05). The
 intervals reflect noise within one scan, not scan–rescan or reader variability
@@ -624,7 +625,7 @@ def _voxel_size(stats: Any, param: str) -> tuple[float, float, float]:
 
 
 def _noise_models(stats: Any, table: dict, noise: Any) -> dict[str, NoiseCorrelation]:
-    """One noise-correlation model per parameter: given, or REML-estimated from the ROIs."""
+    """One noise-correlation model per parameter: given, or estimated from the ROIs."""
     out: dict[str, NoiseCorrelation] = {}
     for param in sorted({k[2] for k in table}):
         if isinstance(noise, Mapping):
@@ -652,7 +653,7 @@ def _prepare(sd: _Side, noise: NoiseCorrelation, interval: str, opts: CompareOpt
         return
     model = noise if interval == "effective-n" else NoiseCorrelation.independent()
     rv = roi_variance(sd.values, sd.coords, model)
-    sd.est = MeanEstimate(rv.mean, rv.se, rv.df)
+    sd.est = MeanEstimate(rv.mean, rv.se, rv.df, rv.var_grad, rv.fwhm_var)
     sd.n_eff = rv.n_eff
     if interval == "iid-bootstrap":
         sd.boot = _boot_means(sd.values, opts.n_boot, gen)
@@ -665,7 +666,7 @@ def _side_interval(sd: _Side, interval: str, ci: float) -> tuple[float, float]:
         return _quantiles(sd.boot, ci) if sd.boot is not None else (math.nan, math.nan)
     if sd.est is None or not (sd.est.df > 0 and math.isfinite(sd.est.se)):
         return (math.nan, math.nan)
-    t = _t_ppf(0.5 + ci / 2, sd.est.df)
+    t = _t_ppf(0.5 + ci / 2, sd.est.df_total)
     return sd.est.mean - t * sd.est.se, sd.est.mean + t * sd.est.se
 
 
@@ -838,8 +839,9 @@ def compare_sides(
         bootstrap over voxels treated as independent — too narrow on real, correlated images.
     noise : NoiseCorrelation or dict, optional
         The noise correlation to use (one model, or one per parameter). Default: estimated by
-        REML from the ROI voxel values and positions of each parameter (``noise_source =
-        "roi-reml"``); rows without positions are treated as independent and flagged
+        moments from the ROI voxel values and positions of each parameter (``noise_source =
+        "roi-moments"``; its sampling variance lowers the degrees of freedom); rows without
+        positions are treated as independent and flagged
         ``noise_correlation_unknown``.
     rng : numpy.random.Generator, int or None, optional
         Random source of the bootstrap. None uses seed 0 (reproducible reports).
@@ -919,7 +921,7 @@ def noise_from_option(spec: str | float | None, stats: Any, meta: Mapping[str, A
     Parameters
     ----------
     spec : str, float or None
-        ``"roi"`` or None: None (:func:`compare_sides` estimates it by REML from the ROI voxels).
+        ``"roi"`` or None: None (:func:`compare_sides` estimates it from the ROI voxels).
         ``"metadata"``: the phase-encoding FWHM from ``AcquisitionMatrixPE``/``ReconMatrixPE``/
         ``PhaseEncodingDirection`` in `meta` (:func:`~dwi_toolkit.analysis.spatial_noise.noise_from_metadata`),
         or None (ROI estimate, logged) when those keys are absent. A number (or numeric text): that

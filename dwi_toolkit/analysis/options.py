@@ -113,8 +113,8 @@ class AnalysisOptions:
                             "side, same level), 'adjacent' (also compare each root with the adjacent levels on "
                             "the same side, own table) or 'auto' (adjacent too when the symptomatic side is "
                             "unknown or bilateral)", choices=REFERENCE_POLICIES)
-    noise: str = option("roi", "spatial noise correlation of the intervals: 'roi' (REML estimate from the ROI "
-                        "voxels), 'metadata' (phase-encoding FWHM from AcquisitionMatrixPE/ReconMatrixPE; "
+    noise: str = option("roi", "spatial noise correlation of the intervals: 'roi' (moment estimate from the "
+                        "ROI voxels), 'metadata' (phase-encoding FWHM from AcquisitionMatrixPE/ReconMatrixPE; "
                         "ROI estimate when absent) or a FWHM in voxels on every in-plane axis, e.g. '1.5'")
     n_boot: int = option(2000, "bootstrap resamples", min=0)
     ci: float = option(0.95, "confidence level of the bootstrap intervals", min=0.5, cli=None)

@@ -3,7 +3,10 @@
 The difference of two means with standard errors ``se_a``, ``se_b`` and degrees of freedom
 ``df_a``, ``df_b`` (from :func:`dwi_toolkit.analysis.spatial_noise.roi_variance`, so already
 widened for spatially correlated noise) gets a Welch–Satterthwaite t interval (Welch 1947,
-Biometrika 34:28): ``se = sqrt(se_a² + se_b²)``, ``df = se⁴ / (se_a⁴/df_a + se_b⁴/df_b)``.
+Biometrika 34:28): ``se = sqrt(se_a² + se_b²)``, ``df = se⁴ / (se_a⁴/df_a + se_b⁴/df_b)``. When the
+noise FWHM behind both standard errors was estimated (one shared estimate), its sampling variance
+``v_k`` adds ``Σ_k (∂se²/∂f_k)² v_k / 2`` to the denominator — the same Satterthwaite (1946)
+approximation, with the shared estimate's effect on both sides added before squaring.
 
 The ratio ``a/b`` (and so ``rel_diff_pct`` and ``asymmetry_index_pct``, both monotone in it)
 gets the delta-method interval on the log scale: ``se(ln a/b)² = (se_a/a)² + (se_b/b)²``.
@@ -41,6 +44,19 @@ class MeanEstimate:
     mean: float
     se: float
     df: float
+    var_grad: tuple[float, ...] = ()
+    fwhm_var: tuple[float, ...] = ()
+
+    @property
+    def df_total(self) -> float:
+        """Degrees of freedom counting the estimated FWHM's sampling variance too.
+
+        Examples
+        --------
+        >>> MeanEstimate(1.0, 0.1, 20.0, (0.01,), (0.04,)).df_total < 20.0
+        True
+        """
+        return _welch_df([self], self.fwhm_var)
 
 
 @dataclass(frozen=True)
@@ -69,10 +85,19 @@ class Contrast:
     detectable: float
 
 
-def _welch_df(ses: Sequence[float], dfs: Sequence[float]) -> float:
-    num = sum(s * s for s in ses) ** 2
-    den = sum((s ** 4) / d for s, d in zip(ses, dfs) if d > 0 and s > 0)
+def _welch_df(parts: Sequence[MeanEstimate], fwhm_var: Sequence[float] = (), scale: float = 1.0) -> float:
+    """Welch–Satterthwaite df of ``Σ se²`` (each ``se`` times `scale`), with the shared FWHM term."""
+    num = sum((p.se * scale) ** 2 for p in parts) ** 2
+    den = sum((p.se * scale) ** 4 / p.df for p in parts if p.df > 0 and p.se > 0)
+    for k, v in enumerate(fwhm_var):
+        if math.isfinite(v) and v > 0:
+            g = sum(p.var_grad[k] * scale * scale for p in parts if len(p.var_grad) > k)
+            den += g * g * v / 2.0
     return num / den if den > 0 else math.nan
+
+
+def _shared_fwhm_var(parts: Sequence[MeanEstimate]) -> tuple[float, ...]:
+    return next((p.fwhm_var for p in parts if p.fwhm_var), ())
 
 
 def pooled_mean(parts: Sequence[MeanEstimate]) -> MeanEstimate:
@@ -90,8 +115,10 @@ def pooled_mean(parts: Sequence[MeanEstimate]) -> MeanEstimate:
     if k == 1:
         return parts[0]
     mean = sum(p.mean for p in parts) / k
-    ses = [p.se / k for p in parts]
-    return MeanEstimate(mean, math.sqrt(sum(s * s for s in ses)), _welch_df(ses, [p.df for p in parts]))
+    se = math.sqrt(sum((p.se / k) ** 2 for p in parts))
+    n_grad = max((len(p.var_grad) for p in parts), default=0)
+    grad = tuple(sum(p.var_grad[i] for p in parts if len(p.var_grad) > i) / (k * k) for i in range(n_grad))
+    return MeanEstimate(mean, se, _welch_df(parts, scale=1.0 / k), grad, _shared_fwhm_var(parts))
 
 
 def _t_ppf(q: float, df: float) -> float:
@@ -145,7 +172,7 @@ def contrast(a: MeanEstimate, b: MeanEstimate, *, ci: float = 0.95, power: float
     nan = math.nan
     d = a.mean - b.mean
     se = math.hypot(a.se, b.se)
-    df = _welch_df([a.se, b.se], [a.df, b.df])
+    df = _welch_df([a, b], _shared_fwhm_var([a, b]))
     if se == 0.0 and a.df > 0 and b.df > 0:  # noise-free values: a zero-width interval
         ratio = a.mean / b.mean if a.mean > 0 and b.mean > 0 else nan
         return Contrast(d, 0.0, math.inf, d, d, ratio, ratio, 0.0 if d else 1.0, 0.0)
@@ -155,10 +182,12 @@ def contrast(a: MeanEstimate, b: MeanEstimate, *, ci: float = 0.95, power: float
     r_lo = r_hi = nan
     if a.mean > 0 and b.mean > 0:
         se_log = math.hypot(a.se / a.mean, b.se / b.mean)
-        df_log = _welch_df([a.se / a.mean, b.se / b.mean], [a.df, b.df])
+        rel = [MeanEstimate(1.0, p.se / p.mean, p.df, tuple(g / p.mean ** 2 for g in p.var_grad))
+               for p in (a, b)]
+        df_log = _welch_df(rel, _shared_fwhm_var([a, b]))
         t_log = float(_t_ppf(0.5 + ci / 2, df_log))
         lr = math.log(a.mean / b.mean)
-        r_lo, r_hi = math.exp(lr - t_log * se_log), math.exp(lr + t_log * se_log)
+        r_lo, r_hi = (math.exp(x) if x < 709.0 else math.inf for x in (lr - t_log * se_log, lr + t_log * se_log))
     p = float(2.0 * _t_sf(abs(d) / se, df))
     return Contrast(d, se, df, d - t * se, d + t * se, r_lo, r_hi, p,
                     detectable_difference(se, df, power=power, alpha=alpha))

@@ -18,9 +18,10 @@ formula).
 
 Three sources of the FWHM:
 
-- :func:`estimate_from_rois` — restricted maximum likelihood (REML) over the ROI voxel values with
-  their voxel positions, each ROI with its own mean (what :func:`~dwi_toolkit.analysis.compare.
-  compare_sides` does by default: the estimate comes from the data being compared);
+- :func:`estimate_from_rois` — a centring-corrected moment estimate from the ROI voxel values
+  and their voxel positions, each ROI with its own mean (what :func:`~dwi_toolkit.analysis.compare.
+  compare_sides` does by default: the estimate comes from the data being compared), with its
+  sampling variance;
 - :func:`estimate_fwhm` — Forman's per-axis estimator on a residual or background image (e.g. the
   fit residuals of every b-volume, AFNI ``3dFWHMx -classic``);
 - :func:`fwhm_from_matrix` — from the acquisition and reconstruction matrices (BIDS
@@ -31,17 +32,15 @@ Three sources of the FWHM:
 layout: ``Var(mean) = σ² · 1ᵀR1 / n²``, the effective number of independent voxels
 ``n_eff = n² / 1ᵀR1``, ``σ²`` estimated without bias from the within-ROI sum of squares
 (``E[SS] = σ² (n − 1ᵀR1/n)``) and its degrees of freedom by Satterthwaite's approximation
-(``df = tr(CR)² / tr((CR)²)``, ``C`` the centring matrix).
+(``df = tr(CR)² / tr((CR)²)``, ``C`` the centring matrix), lowered for the sampling variance of an
+estimated FWHM (``RoiVariance.df_total``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import math
-import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,10 +62,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _TWO_LN2 = 2.0 * math.log(2.0)
-#: Largest lag-1 correlation searched by the REML estimate (FWHM ≈ 6.8 voxels).
+#: Largest lag-1 correlation searched by the moment estimate (FWHM ≈ 6.8 voxels).
 _RHO_MAX = 0.97
-#: ROI voxels used per ROI by the REML estimate (larger ROIs are truncated in storage order).
-_REML_MAX_VOXELS = 150
+#: ROI voxels used per ROI by the moment estimate (larger ROIs are truncated in storage order).
+_MAX_VOXELS = 400
 
 
 def _fwhm_from_rho(rho: float) -> float:
@@ -92,9 +91,12 @@ class NoiseCorrelation:
     voxel_size_mm : tuple of 3 float
         Voxel size along i, j, k in mm (for :attr:`fwhm_mm`).
     source : str
-        ``"roi-reml"``, ``"residual-forman"``, ``"matrix"``, ``"given"`` or ``"unknown"``.
+        ``"roi-moments"``, ``"residual-forman"``, ``"matrix"``, ``"given"`` or ``"unknown"``.
     n_values : int
         Voxel values the estimate rests on (0 when not estimated from data).
+    fwhm_var_vox : tuple of 3 float
+        Sampling variance of each FWHM (voxels²); 0 for a given (known) FWHM, NaN when it could
+        not be assessed. :func:`roi_variance` carries it into the degrees of freedom.
 
     Examples
     --------
@@ -107,6 +109,7 @@ class NoiseCorrelation:
     voxel_size_mm: tuple[float, float, float] = (1.0, 1.0, 1.0)
     source: str = "given"
     n_values: int = 0
+    fwhm_var_vox: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @classmethod
     def from_fwhm(cls, fwhm_vox: Sequence[float], voxel_size_mm: Sequence[float] = (1.0, 1.0, 1.0),
@@ -169,6 +172,20 @@ class RoiVariance:
     n_eff: float
     df: float
     sd: float
+    var_grad: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    fwhm_var: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    @property
+    def df_total(self) -> float:
+        """Degrees of freedom of ``se²`` counting the FWHM's sampling variance too.
+
+        ``Var(se²) ≈ 2 se⁴/df + Σ_k (∂se²/∂f_k)² Var(f_k)`` and ``df = 2 se⁴ / Var(se²)``
+        (Satterthwaite 1946).
+        """
+        extra = sum(g * g * v for g, v in zip(self.var_grad, self.fwhm_var) if math.isfinite(v))
+        if not (self.df > 0 and math.isfinite(self.se)) or extra <= 0:
+            return self.df
+        return 2.0 * self.se ** 4 / (2.0 * self.se ** 4 / self.df + extra)
 
 
 def _sq_dists(coords: NDArray) -> NDArray:
@@ -204,7 +221,10 @@ def roi_variance(values: ArrayLike, coords: ArrayLike | None, noise: NoiseCorrel
     -------
     RoiVariance
         ``se`` (standard error of the mean, in the values' unit), ``n_eff`` = n²/1ᵀR1, ``df``
-        (Satterthwaite degrees of freedom of the variance estimate), ``sd`` (σ, bias-corrected).
+        (Satterthwaite degrees of freedom of the variance estimate given the FWHM), ``sd`` (σ,
+        bias-corrected), ``var_grad`` (∂se²/∂FWHM per axis, unit² per voxel) and ``fwhm_var``
+        (the model's ``fwhm_var_vox``), from which ``df_total`` also counts the uncertainty of an
+        estimated FWHM.
 
     Examples
     --------
@@ -222,10 +242,12 @@ def roi_variance(values: ArrayLike, coords: ArrayLike | None, noise: NoiseCorrel
         return RoiVariance(math.nan, math.nan, 0, 0.0, 0.0, math.nan)
     mean = float(v.mean())
     ss = float(np.sum((v - mean) ** 2))
+    d2 = None
     if coords is None or not noise.known or n == 1:
         q, tr_m2 = float(n), float(n - 1)
     else:
-        r = _corr(_sq_dists(np.asarray(coords, dtype=float)), noise.fwhm_vox)
+        d2 = _sq_dists(np.asarray(coords, dtype=float))
+        r = _corr(d2, noise.fwhm_vox)
         q = float(r.sum())
         m = r - r.mean(axis=0, keepdims=True) - r.mean(axis=1, keepdims=True) + r.mean()
         tr_m2 = float(np.sum(m * m))
@@ -234,87 +256,136 @@ def roi_variance(values: ArrayLike, coords: ArrayLike | None, noise: NoiseCorrel
         return RoiVariance(mean, math.nan, n, n * n / q, 0.0, math.nan)
     sigma2 = ss / tr_m
     df = tr_m * tr_m / tr_m2 if tr_m2 > 0 else 0.0
-    return RoiVariance(mean, math.sqrt(sigma2 * q) / n, n, n * n / q, df, math.sqrt(sigma2))
+    se2 = sigma2 * q / (n * n)
+    grad = (0.0, 0.0, 0.0) if d2 is None else _se2_gradient(ss, n, d2, noise)
+    return RoiVariance(mean, math.sqrt(se2), n, n * n / q, df, math.sqrt(sigma2), grad,
+                       noise.fwhm_var_vox if d2 is not None else (0.0, 0.0, 0.0))
 
 
-@contextlib.contextmanager
-def _single_threaded_blas() -> Iterator[None]:
-    """Run small dense linear algebra on one OpenBLAS thread (restored afterwards).
+def _se2_gradient(ss: float, n: int, d2: NDArray, noise: NoiseCorrelation) -> tuple[float, float, float]:
+    """∂se²/∂f_k of ``se² = SS / (n (n²/1ᵀR1 − 1))`` per axis: a secant over ± one SD of the
+    FWHM estimate (the FWHM → ρ map is flat near 0, where a tangent would read 0)."""
+    def se2(f: Sequence[float]) -> float:
+        q = float(_corr(d2, f).sum())
+        return ss / (n * (n * n / q - 1.0)) if n * n / q > 1.0 + 1e-9 else math.inf
 
-    The REML fit factorises many small matrices; OpenBLAS threads on them only add contention
-    (100× slower on a loaded 2-core machine). Best effort: Linux + OpenBLAS only, else a no-op.
+    out = [0.0, 0.0, 0.0]
+    for k, (f, v) in enumerate(zip(noise.fwhm_vox, noise.fwhm_var_vox)):
+        if not (math.isfinite(v) and v > 0) or not np.any(d2[k] > 0):
+            continue
+        step = max(math.sqrt(v), 0.05)
+        lo, hi = list(noise.fwhm_vox), list(noise.fwhm_vox)
+        lo[k], hi[k] = max(f - step, 0.0), f + step
+        a, b = se2(lo), se2(hi)
+        out[k] = (b - a) / (hi[k] - lo[k]) if math.isfinite(a) and math.isfinite(b) else 0.0
+    return tuple(out)  # type: ignore[return-value]
+
+
+@dataclass
+class _Group:
+    """One ROI for the moment estimate, reduced to its displacement classes.
+
+    ``d2`` holds the distinct squared displacements (per axis) over all ordered voxel pairs, ``count``
+    how many pairs have each, ``weight[a]`` the same pairs weighted by how many neighbour pairs
+    along axis ``a`` their first voxel belongs to; ``n_pairs[a]`` counts the neighbour pairs and
+    ``obs[a]`` sums the products of the centred values over them. Every model quantity the
+    estimate needs is a sum over these classes (a few hundred), not over all n² pairs.
     """
-    handles = []
-    try:
-        with open("/proc/self/maps", encoding="utf-8") as fh:
-            paths = set(re.findall(r"(/\S*openblas\S*\.so\S*)", fh.read()))
-        for path in paths:
-            lib = ctypes.CDLL(path)
-            for prefix in ("scipy_openblas", "openblas"):
-                for suffix in ("64_", ""):
-                    get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                    put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                    if get is not None and put is not None:
-                        handles.append((put, int(get())))
-                        put(1)
-    except (OSError, ValueError, AttributeError):  # pragma: no cover - platform without /proc or OpenBLAS
-        pass
-    try:
-        yield
-    finally:
-        for put, n in handles:
-            put(n)
+
+    n: int
+    ss: float
+    d2: NDArray
+    count: NDArray
+    weight: NDArray
+    n_pairs: NDArray
+    obs: NDArray
+
+    @classmethod
+    def make(cls, values: NDArray, coords: NDArray, scale: float = 1.0) -> _Group:
+        sq = _sq_dists(coords)
+        n = values.size
+        e = (values - values.mean()) / scale
+        nbr = [(sq[a] == 1.0) & (sq[(a + 1) % 3] == 0) & (sq[(a + 2) % 3] == 0) for a in range(3)]
+        flat = np.rint(sq.reshape(3, -1)).astype(np.int64)
+        base = int(flat.max()) + 1
+        keys, inverse = np.unique((flat[0] * base + flat[1]) * base + flat[2], return_inverse=True)
+        d2 = np.stack([keys // (base * base), (keys // base) % base, keys % base]).astype(float)
+        count = np.bincount(inverse, minlength=keys.size).astype(float)
+        rows = np.repeat(np.arange(n), n)
+        weight = np.stack([np.bincount(inverse, weights=m.sum(axis=1)[rows], minlength=keys.size) for m in nbr])
+        n_pairs = np.array([m.sum() / 2.0 for m in nbr])
+        obs = np.array([float(e @ m @ e) / 2.0 for m in nbr])
+        return cls(n, float(e @ e), d2, count, weight, n_pairs, obs)
+
+    def expected(self, log_rho: NDArray) -> NDArray:
+        """The neighbour-pair sums per axis predicted from this ROI's sum of squares by the model.
+
+        With ``C`` the centring matrix, ``E[(Cy)(Cy)ᵀ] = σ² CRC`` and ``E[SS] = σ² tr(CRC)``, so
+        the neighbour pairs along axis ``a`` sum to ``SS · Σ_pairs (CRC)_pq / tr(CRC)`` in
+        expectation, with ``Σ_pairs (CRC)_pq = P_a ρ_a − Σ_pairs (r̄_p + r̄_q) + P_a 1ᵀR1/n²`` and
+        ``tr(CRC) = n − 1ᵀR1/n`` (``r̄`` the row means of ``R``, ``P_a`` the number of pairs).
+        """
+        r = np.exp(log_rho @ self.d2)
+        total = float(self.count @ r)
+        rho = np.exp(log_rho)
+        crc_pairs = self.n_pairs * rho - (self.weight @ r) / self.n + self.n_pairs * total / self.n ** 2
+        return self.ss * crc_pairs / (self.n - total / self.n)
 
 
-def _reml_nll(rhos: NDArray, groups: list[tuple[NDArray, NDArray]], axes: list[int]) -> float:
-    from scipy.linalg import solve_triangular
-
-    log_rho = np.log(np.clip(np.asarray(rhos, dtype=float), 1e-12, None))
-    total = 0.0
-    for y, d2 in groups:
-        n = y.size
-        # rho(d) = prod_k rho1_k ** (d_k^2) for the Gaussian model
-        r = np.exp(np.tensordot(log_rho, d2[axes], axes=1)) + 1e-6 * np.eye(n)
-        try:
-            low = np.linalg.cholesky(r)
-        except np.linalg.LinAlgError:
-            return 1e12
-        z = solve_triangular(low, np.column_stack([np.ones(n), y]), lower=True, check_finite=False)
-        a1, b1, c1 = z[:, 0] @ z[:, 0], z[:, 0] @ z[:, 1], z[:, 1] @ z[:, 1]
-        ss = max(c1 - b1 * b1 / a1, 1e-300)
-        total += 0.5 * ((n - 1) * math.log(ss / (n - 1)) + 2.0 * np.log(np.diag(low)).sum() + math.log(a1))
-    return float(total)
+def _log_rho(rhos: Sequence[float]) -> NDArray:
+    return np.log(np.clip(np.asarray(rhos, dtype=float), 1e-12, None))
 
 
-def _lag1_moments(groups: list[tuple[NDArray, NDArray]], axes: list[int]) -> list[float]:
-    """Moment estimate of the lag-1 correlation per axis, pooled over ROIs (each centred on its mean).
+def _moment_rho(groups: list[_Group], axes: list[int], max_sweeps: int = 50) -> tuple[list[float], list[float]]:
+    """Centring-corrected moment estimate of the lag-1 correlation per axis, and its variance.
 
-    Sum of products over neighbour pairs one voxel apart along the axis, divided by the mean
-    squared deviation of the same voxels. Biased low for small ROIs (the centring); used as a
-    lower bound of the FWHM next to REML.
+    Per axis ``a`` the sum ``T_a`` of products of the ROI-centred values over the neighbour pairs
+    along ``a`` is matched to its prediction from each ROI's sum of squares under the model
+    (:meth:`_Group.expected`), one axis at a time with the others held, sweeping until the
+    estimates settle (the axes interact through the centring in small ROIs). The
+    variance of each estimate is the sandwich ``G/(G−1) · Σ_g (T_g − M_g)² / (Σ_g ∂M_g/∂ρ)²`` over
+    the ``G`` ROIs (independent samples of the noise; ``G/(G−1)`` the usual small-sample factor).
 
     Examples
     --------
-    >>> y = np.array([1.0, 1.0, -1.0, -1.0]); c = np.array([[i, 0, 0] for i in range(4)], float)
-    >>> _lag1_moments([(y, _sq_dists(c))], [0])
-    [0.3333333333333333]
+    Two 3-voxel rows whose values alternate: anti-correlated neighbours, so ρ = 0:
+
+    >>> c = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0]], float)
+    >>> g = [_Group.make(np.array([1.0, -1.0, 1.0]), c), _Group.make(np.array([-1.0, 1.0, -1.0]), c)]
+    >>> _moment_rho(g, [0])[0]
+    [0.0, 0.0, 0.0]
     """
-    out = []
+    from scipy.optimize import brentq
+
+    rho = [0.0, 0.0, 0.0]
+    var = [0.0, 0.0, 0.0]
+    obs = sum(g.obs for g in groups)
+    for _ in range(max_sweeps if len(axes) > 1 else 1):
+        before = list(rho)
+        for a in axes:
+            def gap(x: float, a: int = a) -> float:
+                lr = _log_rho([x if k == a else rho[k] for k in range(3)])
+                return float(sum(g.expected(lr)[a] for g in groups) - obs[a])
+
+            lo, hi = gap(0.0), gap(_RHO_MAX)
+            rho[a] = 0.0 if lo >= 0 else _RHO_MAX if hi <= 0 else float(brentq(gap, 0.0, _RHO_MAX, xtol=1e-5))
+        if max(abs(x - y) for x, y in zip(rho, before)) < 1e-4:
+            break
+    g_n = len(groups)
+    lr = _log_rho(rho)
+    m = np.array([g.expected(lr) for g in groups])
+    resid = np.sum((np.array([g.obs for g in groups]) - m) ** 2, axis=0)
     for a in axes:
-        num = den = 0.0
-        for y, d2 in groups:
-            others = [k for k in range(3) if k != a]
-            p, q = np.nonzero(np.triu((d2[a] == 1.0) & (d2[others[0]] == 0) & (d2[others[1]] == 0)))
-            if p.size:
-                num += float(np.sum(y[p] * y[q]))
-                den += float(np.sum(y[p] ** 2 + y[q] ** 2)) / 2.0
-        out.append(num / den if den > 0 else 0.0)
-    return out
+        h = 1e-3 if rho[a] < _RHO_MAX - 1e-3 else -1e-3
+        lr_h = _log_rho([rho[k] + (h if k == a else 0.0) for k in range(3)])
+        slope = float(sum(g.expected(lr_h)[a] for g in groups) - m[:, a].sum())
+        var[a] = g_n / (g_n - 1) * float(resid[a]) * h * h / (slope * slope) if slope != 0 and g_n > 1 else math.nan
+    return rho, var
 
 
 def estimate_from_rois(rois: Sequence[tuple[ArrayLike, ArrayLike]],
                        voxel_size_mm: Sequence[float] = (1.0, 1.0, 1.0)) -> NoiseCorrelation:
-    """REML estimate of the noise FWHM per voxel axis from ROI values and their positions.
+    """Moment estimate of the noise FWHM per voxel axis from ROI values and their positions.
 
     Every ROI keeps its own mean (so true side differences do not bias the estimate) and its own
     variance; the FWHM is shared. Axes along which no ROI has two voxels get FWHM 0 (they do not
@@ -330,15 +401,24 @@ def estimate_from_rois(rois: Sequence[tuple[ArrayLike, ArrayLike]],
     Returns
     -------
     NoiseCorrelation
-        ``source="roi-reml"``; FWHM NaN when there are no usable ROIs.
+        ``source="roi-moments"``; FWHM NaN when there are no usable ROIs; ``fwhm_var_vox`` the
+        sampling variance of each FWHM (voxels², sandwich over the ROIs; used in the degrees of
+        freedom of :func:`roi_variance`).
 
     Notes
     -----
-    The FWHM per axis is the larger of the REML estimate and a moment estimate (pooled lag-1
-    correlation of neighbouring ROI voxels). REML is efficient for Gaussian values but reads the
-    FWHM too small for the heavy-tailed ADC noise of low-SNR scans (2.5 instead of ≈ 2.9 mm at SNR
-    10, FWHM 3 voxels), whereas the variance of an ROI mean depends on the moments; the moment
-    estimate is biased low in small ROIs (centring), where REML is the larger one.
+    The estimating equation, per axis: the sum of products of the ROI-centred values over the
+    neighbour pairs along that axis equals its expectation under the Gaussian model *with the
+    same centring*, ``Σ_g SS_g Σ_pairs (CRC)_pq / tr(CRC)`` (``C`` the centring matrix, ``SS_g``
+    the ROI's sum of squares; ROIs weighted by their variance). Matching the expectation of the
+    centred statistic removes the low bias of a plain neighbour correlation (each ROI's own mean
+    soaks up part of the correlated noise, about ``1/n_eff`` of ``ρ``), and matching sums (not
+    per-ROI ratios) avoids the ratio bias of ROIs standardised by their own variance. A Gaussian
+    likelihood (REML) is not used: the ADC of a low-SNR scan is a nonlinear function of Gaussian
+    noise, whose correlation mixes ``ρ`` with narrower components (Hermite expansion, ``ρᵏ``),
+    and the likelihood, dominated by short distances, then reads the FWHM too small for the
+    variance of an ROI mean (about 2.7 instead of 3.0 voxels at SNR 10; ``docs/report.md``
+    §2.2a).
     Tissue structure inside an ROI (partial volume, gradients) is read as correlated noise, so
     on real data the estimate errs towards wider intervals. The search is bounded at a lag-1
     correlation of 0.97 (FWHM ≈ 6.8 voxels).
@@ -350,42 +430,46 @@ def estimate_from_rois(rois: Sequence[tuple[ArrayLike, ArrayLike]],
     >>> field = gaussian_filter(rng.normal(size=(60, 60, 4)), sigma=(2.5 / 2.3548, 2.5 / 2.3548, 0))
     >>> rois = [(field[x:x + 6, y:y + 6, :].ravel(), np.argwhere(np.ones((6, 6, 4), bool)))
     ...         for x in range(0, 54, 9) for y in range(0, 54, 9)]
-    >>> [round(f, 1) for f in estimate_from_rois(rois).fwhm_vox]
-    [2.5, 2.5, 0.0]
+    >>> est = estimate_from_rois(rois)
+    >>> [round(f, 1) for f in est.fwhm_vox[:2]], round(est.lag1_correlation[2], 2)   # truth 2.5, 2.5; 0
+    ([2.4, 2.5], 0.01)
     """
-    import scipy.linalg  # noqa: F401 - load scipy's BLAS before limiting its threads
-    from scipy.optimize import minimize
-
-    groups: list[tuple[NDArray, NDArray]] = []
-    n_values = 0
+    kept = []
     for values, coords in rois:
-        y = np.asarray(values, dtype=float).reshape(-1)[:_REML_MAX_VOXELS]
-        c = np.asarray(coords, dtype=float).reshape(-1, 3)[:_REML_MAX_VOXELS]
+        y = np.asarray(values, dtype=float).reshape(-1)[:_MAX_VOXELS]
+        c = np.asarray(coords, dtype=float).reshape(-1, 3)[:_MAX_VOXELS]
         ok = np.isfinite(y)
-        y, c = y[ok], c[ok]
-        if y.size < 3 or np.std(y) == 0:
-            continue
-        groups.append(((y - y.mean()) / y.std(), _sq_dists(c)))
-        n_values += y.size
+        if ok.sum() >= 3 and np.std(y[ok]) > 0:
+            kept.append((y[ok], c[ok]))
+    scale = float(np.sqrt(np.mean([np.var(y) for y, _ in kept]))) if kept else 1.0
+    groups = [_Group.make(y, c, scale) for y, c in kept]
+    n_values = sum(y.size for y, _ in kept)
     vs = tuple(float(x) for x in voxel_size_mm)
     if not groups:
         return NoiseCorrelation((math.nan,) * 3, vs, "unknown", 0)  # type: ignore[arg-type]
-    axes = [k for k in range(3) if any(np.any(d2[k] == 1.0) for _, d2 in groups)]
+    axes = [a for a in range(3) if any(g.n_pairs[a] > 0 for g in groups)]
     fwhm = [0.0, 0.0, 0.0]
+    fvar = [0.0, 0.0, 0.0]
     if axes:
-        best = None
-        with _single_threaded_blas():
-            for start in (0.05, 0.5):  # the likelihood can be flat near 0: two starts
-                res = minimize(_reml_nll, x0=np.full(len(axes), start), args=(groups, axes),
-                               method="L-BFGS-B", bounds=[(0.0, _RHO_MAX)] * len(axes))
-                if best is None or res.fun < best.fun:
-                    best = res
-        moment = _lag1_moments(groups, axes)
-        for a, rho, rho_m in zip(axes, best.x, moment):
-            # the larger of the REML and the moment estimate (see Notes)
-            fwhm[a] = round(max(_fwhm_from_rho(float(rho)), _fwhm_from_rho(rho_m)), 4)
-    logger.debug("ROI REML noise FWHM %s voxels from %d values in %d ROIs", fwhm, n_values, len(groups))
-    return NoiseCorrelation(tuple(fwhm), vs, "roi-reml", n_values)  # type: ignore[arg-type]
+        rho, rvar = _moment_rho(groups, axes)
+        for a in axes:
+            fwhm[a] = round(_fwhm_from_rho(rho[a]), 4)
+            fvar[a] = float(_fwhm_var(rho[a], rvar[a]))
+    logger.debug("ROI moment noise FWHM %s voxels (variance %s) from %d values in %d ROIs",
+                 fwhm, fvar, n_values, len(groups))
+    return NoiseCorrelation(tuple(fwhm), vs, "roi-moments", n_values, tuple(fvar))  # type: ignore[arg-type]
+
+
+def _fwhm_var(rho: float, rho_var: float) -> float:
+    """Delta-method variance of the FWHM from that of ρ₁ (a one-sided step where ρ₁ is 0); NaN
+    when ρ₁'s variance is unknown (a single ROI)."""
+    if not math.isfinite(rho_var):
+        return math.nan
+    sd = math.sqrt(rho_var)
+    lo, hi = max(rho - sd, 0.0), min(rho + sd, _RHO_MAX)
+    if hi <= lo:
+        return 0.0
+    return ((_fwhm_from_rho(hi) - _fwhm_from_rho(lo)) / (hi - lo)) ** 2 * rho_var
 
 
 def estimate_fwhm(image: ArrayLike, mask: ArrayLike | None = None,

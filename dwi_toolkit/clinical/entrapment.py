@@ -3,7 +3,7 @@
 This module does **not** diagnose. Nerve-root DWI is a research technique and no guideline or
 meta-analysis endorses an ADC or FA cut-off for entrapment (``dwi_toolkit References §0``, §2.8,
 §4). It answers a narrower, checkable question for each measured level: *is there a side-to-side
-difference of at least a user-chosen size, whose bootstrap interval excludes zero, on the
+difference of at least a user-chosen size, whose confidence interval excludes zero, on the
 clinically symptomatic side, at a clinically suspected level?*
 
 Classes (per level × segment of one parameter, ADC by default):
@@ -100,7 +100,7 @@ class LevelAssessment:
         Machine-readable reasons (``"asymmetry_at_suspected_level"``, ``"ci_spans_zero"``,
         ``"too_small"``, ``"no_symptomatic_side"``, ``"level_not_measured"`` ...).
     index_value, ci_low, ci_high : float
-        The chosen index (``index``) and its bootstrap interval, in %.
+        The chosen index (``index``) and its confidence interval, in %.
     direction : {"higher", "lower", "equal", None}
         Measured: the symptomatic-side value relative to the contralateral one.
     literature_direction : {"higher", "lower", None}

@@ -756,16 +756,17 @@ def interval_description(comparison: Any) -> str:
     --------
     >>> from types import SimpleNamespace as NS
     >>> c = NS(settings={"interval": "effective-n", "ci": 0.95, "noise": {"adc": {
-    ...     "source": "roi-reml", "fwhm_mm": [1.8, 1.7, 0.0]}}})
+    ...     "source": "roi-moments", "fwhm_mm": [1.8, 1.7, 0.0]}}})
     >>> interval_description(c)
-    '95 % Welch t intervals with effective voxel counts under the spatial noise correlation (ADC: noise FWHM 1.8 × 1.7 × 0.0 mm along voxel axes i, j, k, REML estimate from the ROI voxels).'
+    '95 % Welch t intervals with effective voxel counts under the spatial noise correlation (ADC: noise FWHM 1.8 × 1.7 × 0.0 mm along voxel axes i, j, k, moment estimate from the ROI voxels).'
     """
     st = dict(getattr(comparison, "settings", {}) or {})
     ci = P.fmt(100.0 * float(st.get("ci", 0.95)), "%").replace(".0", "")
     if st.get("interval", "iid-bootstrap") == "iid-bootstrap":
         return (f"{ci} % percentile bootstrap intervals over voxels resampled independently "
                 f"({st.get('n_boot')} resamples; too narrow when the noise is spatially correlated).")
-    sources = {"roi-reml": "REML estimate from the ROI voxels", "matrix": "from the acquisition/reconstruction "
+    sources = {"roi-moments": "moment estimate from the ROI voxels",
+               "roi-reml": "REML estimate from the ROI voxels", "matrix": "from the acquisition/reconstruction "
                "matrix (phase-encoding axis only)", "option": "given as an option", "given": "given"}
     noise = []
     for param, m in (st.get("noise") or {}).items():

@@ -222,7 +222,7 @@ def test_every_row_carries_method_noise_neff_and_detectable():
     rng = np.random.default_rng(2)
     cmp = compare_sides(_field_table(rng, 2.5), symptomatic_side="left")
     for r in cmp.rows:
-        assert r.interval_method == "effective-n" and r.noise_source == "roi-reml"
+        assert r.interval_method == "effective-n" and r.noise_source == "roi-moments"
         assert 1.5 < r.noise_fwhm_i_mm < 3.5 and r.noise_fwhm_k_mm < 3.2   # < 0.8 voxel of 4 mm: rho1 < 0.12
         assert 1 < r.n_eff_s < r.n_s and 1 < r.n_eff_c < r.n_c            # correlated: fewer than n
         assert r.detectable_pct > 0 and r.detectable_difference > 0
@@ -230,7 +230,7 @@ def test_every_row_carries_method_noise_neff_and_detectable():
     rec = cmp.to_records()[0]
     for k in ("interval_method", "noise_fwhm_i_mm", "n_eff_s", "n_eff_c", "detectable_pct", "p_value"):
         assert k in rec
-    assert cmp.settings["noise"]["adc"]["source"] == "roi-reml"
+    assert cmp.settings["noise"]["adc"]["source"] == "roi-moments"
 
 
 def test_effective_n_interval_is_wider_than_iid_on_correlated_noise():
@@ -295,3 +295,21 @@ def test_holm_matches_statsmodels_definition():
     # Holm 1979 by hand: sorted p (0.01, 0.03, 0.04) * (3, 2, 1) -> 0.03, 0.06, max(0.06, 0.04)
     assert holm([0.04, 0.01, 0.03]) == pytest.approx([0.06, 0.03, 0.06])
     assert math.isnan(holm([math.nan, 0.2])[0]) and holm([math.nan, 0.2])[1] == 0.2
+
+
+def test_welch_df_counts_the_shared_fwhm_uncertainty_once():
+    """Two ROIs whose SEs rest on one estimated FWHM: df = (2 s^2)^2 / (2 s^4/d + (2 g)^2 v / 2), the
+    shared term added before squaring; a pooled reference composes to the same three-part formula."""
+    from dwi_toolkit.analysis.power import MeanEstimate, contrast, pooled_mean
+
+    s, d, g, v = 0.1, 20.0, 0.004, 0.09
+    a = MeanEstimate(1.0, s, d, (g, 0.0, 0.0), (v, 0.0, 0.0))
+    c = contrast(a, MeanEstimate(0.9, s, d, (g, 0.0, 0.0), (v, 0.0, 0.0)))
+    assert c.df == pytest.approx((2 * s * s) ** 2 / (2 * s ** 4 / d + (2 * g) ** 2 * v / 2))
+    assert c.df < contrast(MeanEstimate(1.0, s, d), MeanEstimate(0.9, s, d)).df == pytest.approx(2 * d)
+    assert a.df_total == pytest.approx(s ** 4 / (s ** 4 / d + g * g * v / 2))
+    b1, b2 = (MeanEstimate(m, s, d, (g, 0.0, 0.0), (v, 0.0, 0.0)) for m in (0.8, 1.0))
+    c3 = contrast(a, pooled_mean([b1, b2]))
+    se2 = [s * s, s * s / 4, s * s / 4]
+    want = sum(se2) ** 2 / (sum(x * x / d for x in se2) + (g + g / 4 + g / 4) ** 2 * v / 2)
+    assert c3.se == pytest.approx(math.sqrt(sum(se2))) and c3.df == pytest.approx(want)
