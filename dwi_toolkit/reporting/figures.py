@@ -225,7 +225,9 @@ def adc_montage(
         sl = np.ma.masked_invalid(disp[:, :, z].T)
         im = ax.imshow(sl, origin="lower", cmap=cmap, vmin=0.0, vmax=vmax * DISPLAY_SCALE,
                        interpolation="nearest")
-        ax.set_title(f"slice {z}", fontsize=MONTAGE_FONTSIZE - 1)
+        # y given: the title sits where matplotlib would put it over a panel without axes, and its
+        # automatic placement (which measures the hidden tick labels at every draw) is skipped
+        ax.set_title(f"slice {z}", fontsize=MONTAGE_FONTSIZE - 1, y=1.0)
         for j, ((label, _), m) in enumerate(zip(rois, masks)):
             ms = m[:, :, z]
             if not ms.any():
@@ -292,21 +294,23 @@ def _place_roi_labels(fig: Any, axes: Sequence[Any], pending: Mapping[int, list]
     for k, items in pending.items():
         ax = axes[k]
         for x, ytop, label, color in sorted(items):
+            # one annotation per label, moved through the offsets (measuring a moved text is cheap)
+            t = ax.annotate(label, xy=(x, ytop), xytext=_LABEL_OFFSETS[0][:2], textcoords="offset points",
+                            ha=_LABEL_OFFSETS[0][2], va=_LABEL_OFFSETS[0][3], fontsize=MONTAGE_FONTSIZE,
+                            color=_ink(color), fontweight="bold", annotation_clip=False, gid="roi-label",
+                            bbox={"facecolor": color, "alpha": 0.9, "pad": 1.5, "lw": 0},
+                            arrowprops={"arrowstyle": "-", "color": color, "lw": 1.0,
+                                        "shrinkA": 0, "shrinkB": 0})
             for dx, dy, ha, va in _LABEL_OFFSETS:
-                t = ax.annotate(label, xy=(x, ytop), xytext=(dx, dy), textcoords="offset points",
-                                ha=ha, va=va, fontsize=MONTAGE_FONTSIZE, color=_ink(color),
-                                fontweight="bold", annotation_clip=False, gid="roi-label",
-                                bbox={"facecolor": color, "alpha": 0.9, "pad": 1.5, "lw": 0},
-                                arrowprops={"arrowstyle": "-", "color": color, "lw": 1.0,
-                                            "shrinkA": 0, "shrinkB": 0})
+                t.xyann = (dx, dy)
+                t.set_horizontalalignment(ha)
+                t.set_verticalalignment(va)
                 t.update_positions(renderer)
                 box = Text.get_window_extent(t, renderer).padded(2.5)
                 inside = (box.x0 >= fig_box.x0 and box.x1 <= fig_box.x1 and box.y0 >= fig_box.y0
                           and box.y1 <= fig_box.y1)
                 if inside and not any(box.overlaps(p) for p in placed):
                     break
-                if (dx, dy, ha, va) != _LABEL_OFFSETS[-1]:
-                    t.remove()
             placed.append(box)
 
 
