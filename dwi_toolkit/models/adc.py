@@ -707,7 +707,7 @@ class AdcModel:
         s0 = np.full(spatial, np.nan, dtype=dtype)
         r2 = np.full(spatial, np.nan, dtype=dtype)
         status = np.full(spatial, MASKED if m is not None else OK, dtype=np.uint8)
-        for index, slab in voxel_slabs(arr, self.chunk_size, whole=True):
+        for index, slab in voxel_slabs(arr, self.chunk_size, whole=True, progress="ADC fit"):
             n = slab.shape[0]
             rows = None if m is None else np.flatnonzero(take(m, index))
             count = n if rows is None else rows.size
