@@ -31,6 +31,9 @@ import os
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ[_var] = "1"
+# the figure workers of `analyze` (reporting.figure_worker) start only when the load average leaves a
+# CPU free; back-to-back runs raise it, so they are switched on for every run here (=0: measure without)
+os.environ.setdefault("DWI_TOOLKIT_FIGURE_PROCESS", "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402

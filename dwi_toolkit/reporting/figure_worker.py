@@ -12,9 +12,9 @@ after it.
 A figure is the same function called with the same arguments as in-process (large boolean masks
 travel bit-packed, a fitted map as its array and affine), so the PNG has the same bytes either way.
 Without a worker — no ``os.fork`` (Windows) or not Linux (macOS cannot fork safely once its
-system frameworks are loaded), one usable CPU, the environment variable
-``DWI_TOOLKIT_FIGURE_PROCESS=0``, or a worker that failed — each figure is drawn in-process when
-its PNG is asked for, with the usual errors.
+system frameworks are loaded), one usable CPU, a machine whose load average leaves no CPU free
+(unless ``DWI_TOOLKIT_FIGURE_PROCESS=1``), ``DWI_TOOLKIT_FIGURE_PROCESS=0``, or a worker that
+failed — each figure is drawn in-process when its PNG is asked for, with the usual errors.
 """
 
 from __future__ import annotations
@@ -347,14 +347,29 @@ def _warm_up() -> None:
 
 
 def _usable() -> bool:
-    if os.environ.get("DWI_TOOLKIT_FIGURE_PROCESS", "1").strip().lower() in ("0", "false", "no", "off"):
+    """A worker can help: Linux fork, two usable CPUs, and (unless forced) a CPU to spare.
+
+    ``DWI_TOOLKIT_FIGURE_PROCESS=0`` switches the workers off, ``=1`` on whenever fork and two CPUs
+    are there; unset, they start only when the 1-minute load average leaves a CPU free (on a
+    machine already busy a worker only adds its start-up to the CPU time).
+    """
+    wanted = os.environ.get("DWI_TOOLKIT_FIGURE_PROCESS", "").strip().lower()
+    if wanted in ("0", "false", "no", "off"):
         return False
     if not (hasattr(os, "fork") and sys.platform.startswith("linux")):
         return False
     try:
-        return len(os.sched_getaffinity(0)) >= 2
+        cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return (os.cpu_count() or 1) >= 2
+        cpus = os.cpu_count() or 1
+    if cpus < 2:
+        return False
+    if wanted in ("1", "true", "yes", "on"):
+        return True
+    try:
+        return os.getloadavg()[0] < cpus - 0.5
+    except OSError:
+        return True
 
 
 @contextmanager
@@ -369,8 +384,9 @@ def background_figures(enabled: bool = True) -> Iterator[bool]:
     Yields
     ------
     bool
-        True when a worker runs (Linux, at least two usable CPUs, ``DWI_TOOLKIT_FIGURE_PROCESS``
-        not ``0``); figures are then drawn beside the analysis (:func:`figure_job`).
+        True when workers run (Linux, at least two usable CPUs, a CPU free or
+        ``DWI_TOOLKIT_FIGURE_PROCESS=1``; not with ``=0``); figures are then drawn beside the
+        analysis (:func:`figure_job`).
 
     Examples
     --------

@@ -14,7 +14,13 @@ from dwi_toolkit.reporting.figures import adc_montage, signal_decay_figure, Deca
 
 REPO = Path(__file__).resolve().parents[2]
 SUB = REPO / "sample_data" / "sub-01"
-needs_worker = pytest.mark.skipif(not W._usable(), reason="figure worker needs Linux fork and 2 usable CPUs")
+CAN_FORK = sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) >= 2
+needs_worker = pytest.mark.skipif(not CAN_FORK, reason="figure workers need Linux fork and 2 usable CPUs")
+
+
+@pytest.fixture(autouse=True)
+def _workers_on(monkeypatch):
+    monkeypatch.setenv("DWI_TOOLKIT_FIGURE_PROCESS", "1")  # on even when the machine is busy (load average)
 
 
 def _curve():
@@ -63,6 +69,14 @@ def test_unpicklable_inputs_and_a_dead_worker_fall_back_to_drawing_here():
         assert W.figure_job(signal_decay_figure, [_curve()], dpi=50).png()[1:4] == b"PNG"
 
 
+def test_no_worker_on_a_busy_machine_unless_forced(monkeypatch):
+    monkeypatch.delenv("DWI_TOOLKIT_FIGURE_PROCESS", raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    assert not W._usable()
+    monkeypatch.setenv("DWI_TOOLKIT_FIGURE_PROCESS", "1")
+    assert W._usable() == CAN_FORK
+
+
 def test_no_worker_when_switched_off(monkeypatch):
     monkeypatch.setenv("DWI_TOOLKIT_FIGURE_PROCESS", "0")
     with W.background_figures() as running:
@@ -77,7 +91,8 @@ def test_cli_analyze_leaves_matplotlib_to_the_worker(tmp_path):
             "--clinical", str(SUB / "clinical.json"), "-o", str(tmp_path / "out"), "--n-boot", "200"]
     code = ("import sys; from dwi_toolkit.cli.main import main; "
             f"code = main(['analyze', *{args!r}]); print('MPL=' + str('matplotlib' in sys.modules)); sys.exit(code)")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    env = dict(os.environ, DWI_TOOLKIT_FIGURE_PROCESS="1")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env)
     assert res.returncode == 0, res.stderr
     assert "MPL=False" in res.stdout.splitlines()
     pngs = sorted(p.name for p in (tmp_path / "out" / "figures").glob("*.png"))
