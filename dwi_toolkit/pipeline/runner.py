@@ -361,8 +361,11 @@ def _worker_init(plugins: Sequence[str], threads: int | None) -> None:  # pragma
 WORKER_PRELOAD = ("numpy", "nibabel", "scipy.optimize", "matplotlib.figure", "matplotlib.backends.backend_agg",
                   "dwi_toolkit.pipeline.steps", "dwi_toolkit.pipeline.analyze", "dwi_toolkit.reporting.report",
                   "dwi_toolkit.reporting.figures", "dwi_toolkit.models.adc", "dwi_toolkit.models.dti",
-                  "dwi_toolkit.analysis.compare", "dwi_toolkit.io.loading", "dwi_toolkit.io.rois",
-                  "dwi_toolkit.pipeline._preload")
+                  "dwi_toolkit.analysis.compare", "dwi_toolkit.analysis.roi_stats", "dwi_toolkit.io.loading",
+                  "dwi_toolkit.io.rois", "dwi_toolkit.io.tables", "dwi_toolkit.clinical.indication",
+                  "dwi_toolkit.clinical.entrapment", "dwi_toolkit.qc.flags", "dwi_toolkit.core.masks",
+                  "dwi_toolkit.reporting.first_screen", "dwi_toolkit.reporting.indication_section", "contourpy",
+                  "tomllib", "dwi_toolkit.pipeline._preload")
 
 
 def preload_worker() -> list[str]:

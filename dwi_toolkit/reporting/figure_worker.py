@@ -332,18 +332,20 @@ def _serve(jobs_fd: int, results_fd: int) -> None:
 
 
 def _warm_up() -> None:
-    """Import matplotlib's object API and Agg, and load the fonts and the mathtext parser."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    """Import matplotlib's object API and Agg, and load the fonts, the mathtext parser, contour
+    and Pillow's PNG writer (first-use costs of the report figures)."""
     from matplotlib.figure import Figure
 
     from . import figures  # noqa: F401
+    from .html import figure_to_png
 
     fig = Figure(figsize=(1.0, 1.0))
     ax = fig.subplots()
     ax.set_yscale("log")
     ax.plot([1.0, 2.0], [10.0, 1000.0])
+    ax.contour([[0.0, 1.0], [1.0, 0.0]], levels=[0.5])
     ax.set_title("warm-up", fontsize=9, fontweight="bold")
-    FigureCanvasAgg(fig).draw()
+    figure_to_png(fig, dpi=20)
 
 
 def _usable() -> bool:
