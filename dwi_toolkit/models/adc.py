@@ -868,6 +868,8 @@ def _check_b_range(bvals: np.ndarray, keep: np.ndarray, b_range: Any) -> None:
     if len(inside) >= 2:
         return
     every = sorted(set(np.round(np.asarray(bvals, dtype=float), 3).tolist()))
+    if b_range is None:
+        raise FitError(f"the ADC fit needs at least two distinct b-values; the series has only {every} s/mm^2.")
     left = ("no b-value" if not inside else f"only b = {round(inside[0].bval, 3):g}")
     raise FitError(
         f"b_range={tuple(b_range)} s/mm^2 leaves {left} of the series' b-values {every} s/mm^2; the ADC fit "

@@ -31,3 +31,8 @@ def test_message_names_the_given_range_and_the_available_b_values(b_range, left)
 def test_a_range_with_two_shells_still_fits():
     fit = fit_adc(_series([0, 100, 800]), b_range=(100, None), method="ols")
     assert np.allclose(fit.adc[np.isfinite(fit.adc)], 1.1e-3)
+
+
+def test_one_b_value_without_a_range_says_so():
+    with pytest.raises(FitError, match=r"at least two distinct b-values; the series has only \[100.0\]"):
+        fit_adc(_series([100, 100]))
