@@ -201,6 +201,10 @@ class _Worker:
             warnings.simplefilter("ignore", DeprecationWarning)
             pid = os.fork()
         if pid == 0:  # the workers: never return
+            try:
+                os.setpgid(0, 0)  # a group of their own, so that close(kill=True) stops the second worker too
+            except OSError:
+                pass
             for _, jobs_w, res_r, _ in ends:
                 os.close(jobs_w)
                 os.close(res_r)
@@ -255,9 +259,12 @@ class _Worker:
 
         if kill:
             try:
-                os.kill(self.pid, signal.SIGKILL)
+                os.killpg(self.pid, signal.SIGKILL)
             except OSError:
-                pass
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except OSError:
+                    pass
         with self.cond:
             for chan in self.channels:
                 chan.queue.append(None)
