@@ -10,10 +10,17 @@
   a 64×64×60 phantom (3×3×3.2 mm) repeated 8×8 in-plane onto 0.375×0.375×3.2 mm voxels, written uncompressed
   (``--gz`` for ``.nii.gz``) by a separate generator process, with the phantom's 12 ROIs.
 
+- **critical path** (``--only critical``): on a shared machine the wall time says little, so the
+  command is also run once per subject (sample, lumbar) in a subprocess that records the CPU
+  time of the analysis process at each step and of the figure workers per figure
+  (:mod:`dwi_toolkit.reporting.figure_worker`), and replays them on two idle cores: the
+  estimated wall time of ``analyze`` on a quiet 2-core machine (interpreter start-up included,
+  the disk assumed warm).
+
 Threads are pinned to one. Times are medians; CPU time (user + system) is robust to other
 users' load, wall time is what a user waits for. Prints Markdown and writes JSON.
 
-Run: ``python benchmarks/bench_analyze.py [--repeats 5] [--only sample lumbar memory]
+Run: ``python benchmarks/bench_analyze.py [--repeats 5] [--only sample lumbar critical memory]
 [--memory-shape 512 512 60] [--gz] [--base DIR]``; ``--base`` times an older source tree's
 whole command (``git archive COMMIT | tar -x -C DIR``) in the same rounds (``cli_base`` rows).
 """
@@ -24,6 +31,9 @@ import os
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ[_var] = "1"
+# the figure workers of `analyze` (reporting.figure_worker) start only when the load average leaves a
+# CPU free; back-to-back runs raise it, so they are switched on for every run here (=0: measure without)
+os.environ.setdefault("DWI_TOOLKIT_FIGURE_PROCESS", "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -39,6 +49,10 @@ from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = HERE.parent / "sample_data" / "sub-01"
+
+
+#: The sample's analysis options in ``make demo``.
+DEMO = ["--b-range", "100", "-"]
 
 
 def _cpu() -> float:
@@ -91,8 +105,8 @@ def bench_sample(repeats: int, out: dict, tmp: Path) -> None:
     paths = (sub / "dwi" / "sub-01_dwi.nii.gz", sub / "rois" / "sub-01_rois.json", sub / "clinical.json")
     run_analysis(*paths, tmp / "warm", options=AnalysisOptions())  # imports and caches
     fns = {
-        "cli": _cli(_args(sub, tmp / "cli")),
-        "cli_no_figures": _cli([*_args(sub, tmp / "clin"), "--no-figures"]),
+        "cli": _cli([*_args(sub, tmp / "cli"), *DEMO]),
+        "cli_no_figures": _cli([*_args(sub, tmp / "clin"), *DEMO, "--no-figures"]),
         "in_process": lambda: run_analysis(*paths, tmp / "ip", options=AnalysisOptions()),
         "in_process_no_figures": lambda: run_analysis(*paths, tmp / "ipn", options=AnalysisOptions(figures=False)),
     }
@@ -105,14 +119,22 @@ def bench_sample(repeats: int, out: dict, tmp: Path) -> None:
     out["sample"] = _med(rounds)
 
 
-def bench_lumbar(repeats: int, out: dict, tmp: Path) -> None:
-    from dwi_toolkit.phantom import make_lumbar_phantom
-    from dwi_toolkit.pipeline.analyze import AnalysisOptions, run_analysis
-    from dwi_toolkit.sample_data import SAMPLE_CLINICAL, write_subject
-
-    ph = make_lumbar_phantom(shape=(256, 256, 30), voxel_size=(0.8, 0.8, 5.0), bvals=(0, 800), n_directions=30)
-    write_subject(ph, tmp / "lumbar", "sub-lumbar", clinical=SAMPLE_CLINICAL)
+def _lumbar_subject(tmp: Path) -> Path:
+    """The lumbar-size phantom subject (written once per run): 256×256×30 × 31 volumes, 12 ganglion ROIs."""
     sub = tmp / "lumbar" / "sub-lumbar"
+    if not sub.is_dir():
+        from dwi_toolkit.phantom import make_lumbar_phantom
+        from dwi_toolkit.sample_data import SAMPLE_CLINICAL, write_subject
+
+        ph = make_lumbar_phantom(shape=(256, 256, 30), voxel_size=(0.8, 0.8, 5.0), bvals=(0, 800), n_directions=30)
+        write_subject(ph, tmp / "lumbar", "sub-lumbar", clinical=SAMPLE_CLINICAL)
+    return sub
+
+
+def bench_lumbar(repeats: int, out: dict, tmp: Path) -> None:
+    from dwi_toolkit.pipeline.analyze import AnalysisOptions, run_analysis
+
+    sub = _lumbar_subject(tmp)
     paths = (sub / "dwi" / "sub-lumbar_dwi.nii.gz", sub / "rois" / "sub-lumbar_rois.json", sub / "clinical.json")
     fns = {"in_process": lambda: run_analysis(*paths, tmp / "lo", options=AnalysisOptions()),
            "in_process_no_figures": lambda: run_analysis(*paths, tmp / "lon", options=AnalysisOptions(figures=False)),
@@ -177,12 +199,97 @@ def bench_memory(out: dict, tmp: Path, shape, gz: bool) -> None:
     shutil.rmtree(tmp / "big", ignore_errors=True)
 
 
+CRITICAL = r"""
+import json, os, sys, time
+import dwi_toolkit.reporting.figure_worker as W
+PARENT, trace, ev = os.getpid(), sys.argv[1], []
+cpu = time.process_time
+def key(func, kwargs):
+    return func.__name__ + repr(sorted((k, v) for k, v in kwargs.items() if isinstance(v, (str, int, float))))
+real = {n: getattr(W, n) for n in ("_warm_up", "_render")}
+real_submit, real_png, real_init = W._Worker.submit, W.FigureJob.png, W._Worker.__init__
+def log(d):
+    with open(trace, "a") as f:
+        f.write(json.dumps(d) + "\n")
+def warm():
+    t = cpu(); real["_warm_up"](); log({"warm": cpu() - t})
+def render(func, args, kwargs, dpi):
+    t = cpu(); r = real["_render"](func, args, kwargs, dpi)
+    if os.getpid() != PARENT:
+        log({"job": key(func, kwargs), "cpu": cpu() - t, "pid": os.getpid()})
+    return r
+def submit(self, job):
+    ev.append(("submit", key(job.func, job.kwargs), cpu())); real_submit(self, job)
+def png(self):
+    ev.append(("wait", key(self.func, self.kwargs), cpu())); r = real_png(self); ev.append(("got", None, cpu())); return r
+def init(self):
+    ev.append(("fork", None, cpu())); real_init(self)
+W._warm_up, W._render = warm, render
+W._Worker.submit, W.FigureJob.png, W._Worker.__init__ = submit, png, init
+from dwi_toolkit.cli.main import main
+code = main(sys.argv[2:])
+ev.append(("end", None, cpu()))
+print(json.dumps({"code": code, "events": ev}))
+"""
+
+
+def _replay(events: list, trace: list[dict]) -> dict:
+    """Estimated wall time on two idle cores: the analysis process's CPU timeline, the workers'
+    warm-up and figures started when both the worker and the figure's inputs are ready."""
+    fork = next((t for kind, _, t in events if kind == "fork"), None)
+    end = events[-1][2]
+    if fork is None:  # no worker: figures (if any) were drawn in-process
+        return {"estimated_wall_s": end, "analysis_cpu_s": end}
+    warm = next(d["warm"] for d in trace if "warm" in d)
+    jobs = [d for d in trace if "job" in d]
+    free = {d["pid"]: fork + warm for d in jobs}  # the second worker is forked once the first is warm
+    submitted = [(k, t) for kind, k, t in events if kind == "submit"]
+    done: dict[str, list[float]] = {}
+    for k, t in submitted:  # a worker draws a figure once it is free and the figure's inputs exist
+        rec = next(d for d in jobs if d["job"] == k and not d.get("used"))
+        rec["used"] = True
+        start = max(free[rec["pid"]], t)
+        free[rec["pid"]] = start + rec["cpu"]
+        done.setdefault(k, []).append(free[rec["pid"]])
+    shift, waited = 0.0, {}
+    for kind, k, t in events:
+        if kind == "wait":
+            ready = done[k].pop(0) if done.get(k) else t + shift
+            shift += max(0.0, ready - (t + shift))
+            waited[k] = max(0.0, ready - (t + shift))
+    return {"estimated_wall_s": end + shift, "analysis_cpu_s": end, "waiting_for_figures_s": shift,
+            "worker_warm_up_cpu_s": warm, "worker_figure_cpu_s": sum(d["cpu"] for d in jobs)}
+
+
+def bench_critical(repeats: int, out: dict, tmp: Path) -> None:
+    """Estimated quiet-machine wall time of the whole command (see the module docstring), median of rounds."""
+    subjects = {"sample": (SAMPLE, DEMO), "lumbar": (_lumbar_subject(tmp), [])}
+    res: dict[str, list[dict]] = {}
+    for _ in range(repeats):
+        for name, (sub, extra) in subjects.items():
+            trace = tmp / f"trace_{name}.jsonl"
+            trace.unlink(missing_ok=True)
+            proc = subprocess.run([sys.executable, "-c", CRITICAL, str(trace), "analyze", *_args(sub, tmp / f"cp_{name}"),
+                                   *extra], capture_output=True, text=True, cwd=tempfile.gettempdir())
+            if proc.returncode != 0:
+                out.setdefault("critical", {})[name] = {"error": proc.stderr.strip().splitlines()[-1:]}
+                continue
+            rec = json.loads(proc.stdout.strip().splitlines()[-1])
+            lines = [json.loads(x) for x in trace.read_text().splitlines()] if trace.exists() else []
+            res.setdefault(name, []).append(_replay(rec["events"], lines))
+    out["critical"] = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in res.items()}
+
+
 def report(out: dict) -> None:
     lines = [f"analyze, {out['date']}, {out['machine']}; medians (wall / CPU seconds)", ""]
     for part in ("sample", "lumbar"):
         for k, v in out.get(part, {}).items():
             if isinstance(v, dict):
                 lines.append(f"- {part} {k}: wall {v['wall_s']:.2f} s (min {v['wall_min_s']:.2f}), CPU {v['cpu_s']:.2f} s")
+    for name, c in out.get("critical", {}).items():
+        lines.append(f"- critical path {name}: " + (
+            f"estimated wall on 2 idle cores {c['estimated_wall_s']:.2f} s (analysis process {c['analysis_cpu_s']:.2f} "
+            f"CPU-s + {c.get('waiting_for_figures_s', 0):.2f} s waiting for figures)" if "error" not in c else str(c)))
     m = out.get("memory")
     if m:
         lines.append(f"- memory {m.get('shape')} {m.get('file')}: " + (
@@ -194,7 +301,7 @@ def report(out: dict) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--only", nargs="*", default=["sample", "lumbar", "memory"])
+    ap.add_argument("--only", nargs="*", default=["sample", "lumbar", "critical", "memory"])
     ap.add_argument("--memory-shape", type=int, nargs=3, default=[512, 512, 60])
     ap.add_argument("--gz", action="store_true", help="memory run on a .nii.gz (default .nii)")
     ap.add_argument("--json", default=str(HERE / "results" / "analyze.json"))

@@ -49,6 +49,9 @@ EPILOG = "exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()) +
 VERSION = f"dwi_toolkit {__version__}"
 #: Commands that wait for the user (a window): no progress line while they run.
 INTERACTIVE = frozenset({"roi draw"})
+#: Commands whose report figures a worker process draws beside the analysis, forked before anything
+#: else is imported (:mod:`dwi_toolkit.reporting.figure_worker`; issue 21: ``analyze`` in a second).
+FIGURE_WORKER_COMMANDS = frozenset({"analyze"})
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -248,7 +251,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def _wants_figure_worker(argv: Sequence[str]) -> bool:
+    """The command line runs a command of :data:`FIGURE_WORKER_COMMANDS` with figures (no parsing yet)."""
+    words = [a for a in argv if not a.startswith("-")]
+    skip = {"--no-figures", "--no-figure", "--no-png", "-h", "--help", "--version"}
+    return bool(words) and words[0] in FIGURE_WORKER_COMMANDS and not skip.intersection(argv)
+
+
 def _main(argv: Sequence[str] | None) -> int:
+    from ..reporting.figure_worker import background_figures
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with background_figures(enabled=_wants_figure_worker(argv)):
+        return _parse_and_run(argv)
+
+
+def _parse_and_run(argv: Sequence[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

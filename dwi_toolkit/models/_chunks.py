@@ -66,9 +66,14 @@ def check_chunk_size(chunk_size: int) -> int:
 
 
 def voxel_slabs(
-    data: np.ndarray, chunk_size: int, volumes: np.ndarray | None = None, *, whole: bool = False
+    data: np.ndarray, chunk_size: int, volumes: np.ndarray | None = None, *, whole: bool = False,
+    progress: str | None = None,
 ) -> Iterator[tuple[slice | tuple[slice, ...], np.ndarray]]:
     """Yield ``(index, block)`` over an (..., N) array without copying it as a whole.
+
+    With `progress` (a task name such as ``"ADC fit"``), the voxels done are reported after each
+    block through :mod:`dwi_toolkit.core.progress` (unit ``voxel``; the CLI draws a bar), and the
+    task ends when the loop ends, normally or not.
 
     ``block`` has shape (V, N'): the volumes `volumes` (all by default) of the voxels at
     ``index``, flattened in C order, in the dtype of `data` (no cast here). For C-contiguous
@@ -78,6 +83,19 @@ def voxel_slabs(
     nibabel loads NIfTI) of about `chunk_size` voxels (at least one plane), and ``index`` is a
     tuple of spatial slices. Read and write through :func:`take` and :func:`put`.
     """
+    if progress is None:
+        yield from _slabs(data, chunk_size, volumes, whole)
+        return
+    from ..core.progress import report
+
+    with report(int(np.prod(data.shape[:-1])), progress, unit="voxel") as task:
+        for index, block in _slabs(data, chunk_size, volumes, whole):
+            yield index, block
+            task.advance(block.shape[0])
+
+
+def _slabs(data: np.ndarray, chunk_size: int, volumes: np.ndarray | None,
+           whole: bool) -> Iterator[tuple[slice | tuple[slice, ...], np.ndarray]]:
     spatial = data.shape[:-1]
     if volumes is None and data.flags.c_contiguous:
         flat = data.reshape(-1, data.shape[-1])

@@ -707,7 +707,7 @@ class AdcModel:
         s0 = np.full(spatial, np.nan, dtype=dtype)
         r2 = np.full(spatial, np.nan, dtype=dtype)
         status = np.full(spatial, MASKED if m is not None else OK, dtype=np.uint8)
-        for index, slab in voxel_slabs(arr, self.chunk_size, whole=True):
+        for index, slab in voxel_slabs(arr, self.chunk_size, whole=True, progress="ADC fit"):
             n = slab.shape[0]
             rows = None if m is None else np.flatnonzero(take(m, index))
             count = n if rows is None else rows.size
@@ -861,6 +861,22 @@ def _direction_groups(series: DWISeries, keep: NDArray[np.bool_]) -> list[tuple[
     return dirs
 
 
+def _check_b_range(bvals: np.ndarray, keep: np.ndarray, b_range: Any) -> None:
+    """Raise FitError naming the `b_range` given and the series' b-values when fewer than two
+    distinct b-values (shells) are inside it."""
+    inside = find_shells(np.where(keep, bvals, np.nan), b0_threshold=None) if keep.any() else []
+    if len(inside) >= 2:
+        return
+    every = sorted(set(np.round(np.asarray(bvals, dtype=float), 3).tolist()))
+    if b_range is None:
+        raise FitError(f"the ADC fit needs at least two distinct b-values; the series has only {every} s/mm^2.")
+    left = ("no b-value" if not inside else f"only b = {round(inside[0].bval, 3):g}")
+    raise FitError(
+        f"b_range={tuple(b_range)} s/mm^2 leaves {left} of the series' b-values {every} s/mm^2; the ADC fit "
+        "needs at least two distinct b-values: widen b_range (None leaves an end open) or drop it."
+    )
+
+
 def fit_adc(
     series: DWISeries,
     *,
@@ -932,8 +948,7 @@ def fit_adc(
         keep &= series.bvals >= lo - 1e-9
     if hi is not None:
         keep &= series.bvals <= hi + 1e-9
-    if not keep.any():
-        raise FitError(f"no volume has a b-value inside b_range={b_range} s/mm^2.")
+    _check_b_range(series.bvals, keep, b_range)
     work = series if keep.all() else series.select(keep)
     model = AdcModel(
         work.bvals, method=method, b0_threshold=series.b0_threshold,

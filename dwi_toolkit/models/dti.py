@@ -302,7 +302,7 @@ def _fit_dti_numpy(data, vol_idx, bvals, bvecs, b0, mask, method, min_signal, ch
     """Our batched OLS/WLS/IWLS fit, slab by slab; returns a :class:`_DTIOutputs`."""
     kernel = _tensor.TensorKernel(bvals, bvecs, min_signal=min_signal)
     out = _DTIOutputs(data.shape[:-1])
-    for index, block in voxel_slabs(data, chunk_size, vol_idx):
+    for index, block in voxel_slabs(data, chunk_size, vol_idx, progress="tensor fit"):
         fitted = np.ones(block.shape[0], bool) if mask is None else take(mask, index)
         valid = _valid_voxels(block, b0)
         n = block.shape[0]
@@ -331,7 +331,7 @@ def _fit_dti_dipy(data, vol_idx, bvals, bvecs, b0, b0_threshold, mask, method, m
     kwargs: dict[str, Any] = {} if min_signal is None else {"min_signal": min_signal}
     model = TensorModel(gtab, fit_method=method, return_S0_hat=True, **kwargs)
     out = _DTIOutputs(data.shape[:-1])
-    for index, block in voxel_slabs(data, chunk_size, vol_idx):
+    for index, block in voxel_slabs(data, chunk_size, vol_idx, progress="tensor fit"):
         fitted = np.ones(block.shape[0], bool) if mask is None else take(mask, index)
         valid = _valid_voxels(block, b0)
         tf = model.fit(block, mask=fitted & valid)

@@ -1197,7 +1197,7 @@ def fit_ivim(
     res = {k2: np.full(spatial, np.nan) for k2 in ("s0", "f", "d", "dstar", "rsquared")}
     status = np.ones(spatial, dtype=np.uint8)
     n_fit = 0
-    for index, block in voxel_slabs(series.data, chunk_size, whole=True) if bvals.size else ():
+    for index, block in voxel_slabs(series.data, chunk_size, whole=True, progress="IVIM fit") if bvals.size else ():
         rows = np.arange(block.shape[0]) if m is None else np.flatnonzero(take(m, index))
         n_fit += rows.size
         slab_res = {k2: np.full(block.shape[0], np.nan) for k2 in res}

@@ -196,7 +196,10 @@ def run_analysis(
     series, gcheck = _gradient_check(series, opts)
     rois = load_rois(rois_path)
     scanner_adc, scanner_info = _scanner_adc(series_path, series, opts)
-    fit, stats, dti_fit, dti_done, n_mask = _fit_and_measure(series, rois, opts)
+    masks = roi_masks(rois, series.spatial_shape, series.affine)
+    fit, stats, dti_fit, dti_done, n_mask = _fit_and_measure(series, rois, opts, masks)
+    if opts.figures:
+        _send_montage(fit, masks)
     clinical, indication = _clinical(clinical_path, opts)
     side = opts.symptomatic_side or _side_from_clinical(clinical)
     comparison, adjacent, entrapment = _compare_and_assess(stats, clinical, indication, side, opts,
@@ -213,7 +216,7 @@ def run_analysis(
         "midsagittal_x_mm": _plane_x(rois),
     }
     inputs = {"dwi": series_path, "rois": rois_path, "clinical": clinical_path, "bvals": bvals, "bvecs": bvecs}
-    report = build_report(series=series, fit=fit, roi_masks=roi_masks(rois, series.spatial_shape, series.affine),
+    report = build_report(series=series, fit=fit, roi_masks=masks,
                           stats=stats, comparison=comparison, indication=indication, entrapment=entrapment,
                           parameters=params, inputs=inputs, subject=subject, command=command,
                           figures=opts.figures, scanner_adc=scanner_adc, scanner_adc_info=scanner_info)
@@ -282,7 +285,22 @@ def _fit_b_range(series: Any, opts: AnalysisOptions) -> tuple[float, float] | No
             float(np.max(series.bvals)) if opts.b_max is None else opts.b_max)
 
 
-def _fit_and_measure(series: Any, rois: Any, opts: AnalysisOptions) -> tuple[Any, Any, Any, bool, int | None]:
+def _send_montage(fit: Any, masks: list[tuple[str, np.ndarray]]) -> None:
+    """Send the report's ADC montage to the figure worker now, when one runs (CLI ``analyze``).
+
+    Its inputs exist once the fit is done, so the worker draws it during the side comparison; the
+    report takes it later (:func:`dwi_toolkit.reporting.figure_worker.figure_job`, issue 21).
+    """
+    from ..reporting.figure_worker import figure_job, worker_running
+
+    if worker_running() and getattr(fit, "adc", None) is not None:
+        from ..reporting.figures import adc_montage
+
+        figure_job(adc_montage, fit, rois=masks)
+
+
+def _fit_and_measure(series: Any, rois: Any, opts: AnalysisOptions,
+                     masks: list[tuple[str, np.ndarray]]) -> tuple[Any, Any, Any, bool, int | None]:
     """ADC fit (and DTI when possible) in the analysis mask, and the ROI statistics table.
 
     Returns the ADC fit, the statistics (ADC, then FA and MD rows when the tensor was fitted),
@@ -306,7 +324,7 @@ def _fit_and_measure(series: Any, rois: Any, opts: AnalysisOptions) -> tuple[Any
         from ..models.dti import dti_feasible, fit_dti
 
         if opts.dti or dti_feasible(series):
-            box = None if opts.track else _roi_box(rois, series)
+            box = None if opts.track else _roi_box(masks, series)
             logger.info("fitting the diffusion tensor (FA, MD)%s", "" if box is None else " around the ROIs")
             if box is None:
                 dti_fit = fit_dti(series, b_range=b_range, mask=mask, **chunk)
@@ -323,8 +341,8 @@ def _fit_and_measure(series: Any, rois: Any, opts: AnalysisOptions) -> tuple[Any
     return fit, stats, dti_fit, dti_done, None if mask is None else int(mask.sum())
 
 
-def _roi_box(rois: Any, series: Any, margin: int = 2) -> tuple[slice, ...] | None:
-    """The voxel box holding every ROI voxel (+ `margin` voxels), or None when it is most of the image.
+def _roi_box(masks: list[tuple[str, np.ndarray]], series: Any, margin: int = 2) -> tuple[slice, ...] | None:
+    """The voxel box holding every ROI voxel (`masks`, + `margin` voxels), or None when it is most of the image.
 
     The tensor fit is voxel by voxel, so fitting only this box gives the ROI voxels exactly the
     values of a whole-image fit (issue 21: the whole-image fit was the largest cost of a
@@ -332,7 +350,7 @@ def _roi_box(rois: Any, series: Any, margin: int = 2) -> tuple[slice, ...] | Non
     """
     shape = series.spatial_shape
     hit = [np.zeros(n, bool) for n in shape]
-    for _, m in roi_masks(rois, shape, series.affine):
+    for _, m in masks:
         for axis in range(3):
             hit[axis] |= m.any(axis=tuple(a for a in range(3) if a != axis))
     if not all(h.any() for h in hit):

@@ -60,6 +60,8 @@ __all__ = [
     "ProgressEvent",
     "SubjectResult",
     "RunResult",
+    "preload_worker",
+    "WORKER_PRELOAD",
     "PlannedSubject",
     "run_pipeline",
     "RunOptions",
@@ -344,11 +346,86 @@ def execute_subject(task: _Task, progress: Callable[[str], None] | None = None) 
     return res
 
 
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
 def _worker_init(plugins: Sequence[str], threads: int | None) -> None:  # pragma: no cover - in workers
     if threads:
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        for var in _THREAD_VARS:
             os.environ.setdefault(var, str(threads))
     import_plugins(list(plugins))
+
+
+#: Modules a subject needs, imported once by the pool's fork server so that each worker process
+#: starts with them (issue 21: worker start-up was most of the overhead of ``--jobs``).
+WORKER_PRELOAD = ("numpy", "nibabel", "scipy.optimize", "matplotlib.figure", "matplotlib.backends.backend_agg",
+                  "dwi_toolkit.pipeline.steps", "dwi_toolkit.pipeline.analyze", "dwi_toolkit.reporting.report",
+                  "dwi_toolkit.reporting.figures", "dwi_toolkit.models.adc", "dwi_toolkit.models.dti",
+                  "dwi_toolkit.analysis.compare", "dwi_toolkit.analysis.roi_stats", "dwi_toolkit.io.loading",
+                  "dwi_toolkit.io.rois", "dwi_toolkit.io.tables", "dwi_toolkit.clinical.indication",
+                  "dwi_toolkit.clinical.entrapment", "dwi_toolkit.qc.flags", "dwi_toolkit.core.masks",
+                  "dwi_toolkit.reporting.first_screen", "dwi_toolkit.reporting.indication_section", "contourpy",
+                  "tomllib", "dwi_toolkit.pipeline._preload")
+
+
+def preload_worker() -> list[str]:
+    """Import the modules one subject needs (:data:`WORKER_PRELOAD`); returns those that imported.
+
+    For workers that run many subjects: a Dask cluster can warm its workers before a run with
+    ``client.run(preload_worker)`` (docs/dask.md); the local pool's workers start warm already
+    (forked from a server that imported these modules once).
+
+    Examples
+    --------
+    >>> "numpy" in preload_worker()
+    True
+    """
+    import importlib
+
+    done = []
+    for name in WORKER_PRELOAD:
+        try:
+            importlib.import_module(name)
+            done.append(name)
+        except ImportError:  # an optional part missing here: the subject imports what it needs
+            pass
+    return done
+
+
+def _pool_context() -> Any:
+    """The start method of the local pool: a fork server that preloaded :data:`WORKER_PRELOAD`
+    (POSIX), else spawn (Windows). Both start workers without the parent's threads and locks.
+
+    The fork server is started once per process (later pools, e.g. the next run in a notebook or a
+    benchmark round, fork warm workers at once), with one BLAS thread (``OMP_NUM_THREADS=1`` ...
+    unless set), since NumPy is imported there and parallelism is across subjects.
+    """
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    from multiprocessing import forkserver
+
+    ctx = multiprocessing.get_context("forkserver")
+    saved = {v: os.environ.get(v) for v in _THREAD_VARS}
+    try:
+        for v in _THREAD_VARS:
+            os.environ.setdefault(v, "1")
+        ctx.set_forkserver_preload(list(WORKER_PRELOAD))
+        forkserver.ensure_running()
+    finally:
+        for v, old in saved.items():
+            if old is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = old
+    return ctx
+
+
+def _lpt(tasks: list[_Task]) -> list[_Task]:
+    """Largest DWI input first (longest-processing-time order): the last subjects to finish on
+    parallel workers are then the small ones, so workers idle less at the end of a run."""
+    return sorted(tasks, key=lambda t: -int((t.inputs.get("dwi") or {}).get("size_bytes") or 0))
 
 
 def _dask_slots(client: Any) -> int:
@@ -404,12 +481,10 @@ def _worker_died(t: _Task) -> SubjectResult:
 def _pool_batch(queue: list[_Task], jobs: int, plugins: Sequence[str]):
     """Run `queue` (consumed from the end) in one pool until it is empty or a worker dies; return
     the tasks lost with the dead worker (the rest stay in `queue`)."""
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    ctx = multiprocessing.get_context("spawn")  # no inherited locks/threads; same on every OS
-    ex = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
+    ex = ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context(), initializer=_worker_init,
                              initargs=(tuple(plugins), 1))
     pending: dict = {}
     lost: list[_Task] = []
@@ -905,9 +980,9 @@ def _results(tasks: list[_Task], spec: PipelineSpec, *, jobs: int, scheduler: An
              progress: Callable[[ProgressEvent], None] | None, total: int, n_skip: int) -> Iterator[SubjectResult]:
     """Subject results as they finish: on Dask, in a local process pool, or in this process."""
     if scheduler is not None:
-        return _dask(tasks, scheduler)
+        return _dask(_lpt(tasks), scheduler)
     if jobs > 1 and len(tasks) > 1:
-        return _pool(tasks, min(jobs, len(tasks)), spec.plugins)
+        return _pool(_lpt(tasks), min(jobs, len(tasks)), spec.plugins)
     return _serial(tasks, progress, total, n_skip)
 
 

@@ -225,7 +225,9 @@ def adc_montage(
         sl = np.ma.masked_invalid(disp[:, :, z].T)
         im = ax.imshow(sl, origin="lower", cmap=cmap, vmin=0.0, vmax=vmax * DISPLAY_SCALE,
                        interpolation="nearest")
-        ax.set_title(f"slice {z}", fontsize=MONTAGE_FONTSIZE - 1)
+        # y given: the title sits where matplotlib would put it over a panel without axes, and its
+        # automatic placement (which measures the hidden tick labels at every draw) is skipped
+        ax.set_title(f"slice {z}", fontsize=MONTAGE_FONTSIZE - 1, y=1.0)
         for j, ((label, _), m) in enumerate(zip(rois, masks)):
             ms = m[:, :, z]
             if not ms.any():
@@ -297,39 +299,43 @@ def _place_one_label(ax: Any, renderer: Any, xy: tuple[float, float], label: str
                      placed: Sequence[Any], fig_box: Any) -> Any:
     """Annotate one ROI at the first offset whose box overlaps no placed box and lies inside its own
     panel (a label running into the next panel would be hidden under that panel's image); failing
-    that, the first one inside the figure; failing that, the last offset. Returns the label's box."""
+    that, the first one inside the figure; failing that, the last offset. Returns the label's box.
+
+    One annotation is moved through the offsets (measuring a moved text is cheaper than creating one).
+    """
     from matplotlib.text import Text
 
     def within(box: Any, frame: Any) -> bool:
         return box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0 and box.y1 <= frame.y1
 
-    def annotate(dx: float, dy: float, ha: str, va: str) -> tuple[Any, Any]:
-        t = ax.annotate(label, xy=xy, xytext=(dx, dy), textcoords="offset points",
-                        ha=ha, va=va, fontsize=MONTAGE_FONTSIZE, color=_ink(color),
-                        fontweight="bold", annotation_clip=False, gid="roi-label",
-                        bbox={"facecolor": color, "alpha": 0.9, "pad": 1.5, "lw": 0},
-                        arrowprops={"arrowstyle": "-", "color": color, "lw": 1.0,
-                                    "shrinkA": 0, "shrinkB": 0})
+    t = ax.annotate(label, xy=xy, xytext=_LABEL_OFFSETS[0][:2], textcoords="offset points",
+                    ha=_LABEL_OFFSETS[0][2], va=_LABEL_OFFSETS[0][3], fontsize=MONTAGE_FONTSIZE,
+                    color=_ink(color), fontweight="bold", annotation_clip=False, gid="roi-label",
+                    bbox={"facecolor": color, "alpha": 0.9, "pad": 1.5, "lw": 0},
+                    arrowprops={"arrowstyle": "-", "color": color, "lw": 1.0, "shrinkA": 0, "shrinkB": 0})
+
+    def move(dx: float, dy: float, ha: str, va: str) -> Any:
+        t.xyann = (dx, dy)
+        t.set_horizontalalignment(ha)
+        t.set_verticalalignment(va)
         t.update_positions(renderer)
-        return t, Text.get_window_extent(t, renderer).padded(2.5)
+        return Text.get_window_extent(t, renderer).padded(2.5)
 
     fallback = None
     frame = ax.bbox
     for dx, dy, ha, va in _LABEL_OFFSETS:
-        t, box = annotate(dx, dy, ha, va)
+        box = move(dx, dy, ha, va)
         # a box sticking out of the panel at the side slides back in (the leader line follows)
         slide = frame.x0 - box.x0 if box.x0 < frame.x0 else frame.x1 - box.x1 if box.x1 > frame.x1 else 0.0
         if slide and box.width <= frame.width:
-            t.remove()
             dx += slide * 72.0 / ax.figure.dpi
-            t, box = annotate(dx, dy, ha, va)
+            box = move(dx, dy, ha, va)
         free = not any(box.overlaps(p) for p in placed)
         if free and within(box, frame):
             return box
         if fallback is None and free and within(box, fig_box):
             fallback = (dx, dy, ha, va)
-        t.remove()
-    return annotate(*(fallback or _LABEL_OFFSETS[-1]))[1]
+    return move(*(fallback or _LABEL_OFFSETS[-1]))
 
 
 def side_comparison_figure(comparison: Any, *, parameter: str = "adc", threshold_pct: float | None = None):

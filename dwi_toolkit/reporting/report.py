@@ -1213,37 +1213,40 @@ def _compared_masks(roi_masks, comparison, entrapment=None) -> list[tuple[str, n
 
 def _add_figures(rep: Report, *, series, fit, roi_masks, comparison, entrapment) -> None:
     from . import figures as F
+    from .figure_worker import figure_job
 
+    jobs = []  # (name, FigureJob, caption): all sent first (a figure worker draws them meanwhile), then taken
     thr = getattr(entrapment, "threshold_pct", None)
     if comparison is not None and len(comparison.rows):
         present = list(dict.fromkeys(r.parameter for r in comparison.rows))
         # ADC first (the entrapment parameter by default), then FA when DTI was fitted
         for param in [p for p in ("adc", "fa") if p in present] or present[:1]:
             name = "side_comparison" if param == present[0] or param == "adc" else f"side_comparison_{param}"
-            fig = F.side_comparison_figure(comparison, parameter=param,
-                                           threshold_pct=thr if param == getattr(entrapment, "parameter", "adc") else None)
-            rep.add_figure(name, fig,
+            fig = figure_job(F.side_comparison_figure, comparison, parameter=param,
+                             threshold_pct=thr if param == getattr(entrapment, "parameter", "adc") else None)
+            jobs.append((name, fig,
                            f"{param.upper()}. Left: ROI mean per side with its {_interval_name(comparison)}. Right: "
                            "relative difference 100·(Xs−Xc)/Xc (%) with its CI"
                            + (f"; dashed lines ±{thr:g} % (user threshold, not a diagnostic cut-off)."
-                              if thr and param == getattr(entrapment, "parameter", "adc") else "."))
+                              if thr and param == getattr(entrapment, "parameter", "adc") else ".")))
     if fit is not None and getattr(fit, "adc", None) is not None:
-        fig = F.adc_montage(fit, rois=roi_masks)
+        fig = figure_job(F.adc_montage, fit, rois=roi_masks)
         bu = getattr(fit, "bvals_used", None)
         bs = ", ".join(P.fmt(float(b), "s/mm^2") for b in sorted(set(np.asarray(bu).ravel().tolist()))) if bu is not None else ""
-        rep.add_figure("adc_montage", fig,
+        jobs.append(("adc_montage", fig,
                        f"ADC{f' from b = {bs} s/mm²' if bs else ''}, window 0–3.0 ×10⁻³ mm²/s (grey scale, "
                        "black = no fit), on the slices that contain ROIs; coloured outlines and labels "
                        "mark the ROIs (leader lines where a label is moved to avoid another); edge "
-                       "letters (L/R, P/A, I/S) give the patient directions from the affine.")
+                       "letters (L/R, P/A, I/S) give the patient directions from the affine."))
     if series is not None and roi_masks:
         bu = getattr(fit, "bvals_used", None) if fit is not None else None
         b_range = (float(np.min(bu)), float(np.max(bu))) if bu is not None and np.size(bu) else None
         curves = F.roi_decay_curves(series, _compared_masks(roi_masks, comparison, entrapment),
                                     b_range=b_range)
-        fig = F.signal_decay_figure(curves)
-        rep.add_figure("signal_decay", fig,
+        jobs.append(("signal_decay", figure_job(F.signal_decay_figure, curves),
                        "Mean trace signal per b-value (± SD over voxels) in both roots of the suspected "
                        "levels and of levels with a finding (all levels when there are none), and the "
                        "mono-exponential fit S0·exp(−b·ADC) of the ROI-mean signal over the b-values "
-                       "used by the voxel fit (dwi_toolkit References §1.1).")
+                       "used by the voxel fit (dwi_toolkit References §1.1)."))
+    for name, job, caption in jobs:
+        rep.figures.append(ReportFigure(name, caption, job.png()))

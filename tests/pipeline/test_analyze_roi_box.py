@@ -12,15 +12,16 @@ def test_box_fit_gives_the_whole_image_roi_statistics():
     ph = make_lumbar_phantom(shape=(64, 56, 40), voxel_size=(2.5, 2.5, 5.0), n_directions=12, bvals=(0, 800),
                              snr=60, seed=5)
     rois = sample_rois(ph)
-    box = _roi_box(rois, ph.series)
+    pairs = roi_masks(rois, ph.series.spatial_shape, ph.series.affine)
+    box = _roi_box(pairs, ph.series)
     assert box is not None  # the roots occupy a small part of this image
-    masks = [m for _, m in roi_masks(rois, ph.series.spatial_shape, ph.series.affine)]
+    masks = [m for _, m in pairs]
     inside = np.zeros(ph.series.spatial_shape, bool)
     inside[box] = True
     assert all(not (m & ~inside).any() for m in masks)  # every ROI voxel is in the box
     opts = AnalysisOptions(figures=False)
-    _, boxed, _, dti_boxed, _ = _fit_and_measure(ph.series, rois, opts)
-    _, whole, kept, dti_whole, _ = _fit_and_measure(ph.series, rois, opts.replace(track=True))
+    _, boxed, _, dti_boxed, _ = _fit_and_measure(ph.series, rois, opts, pairs)
+    _, whole, kept, dti_whole, _ = _fit_and_measure(ph.series, rois, opts.replace(track=True), pairs)
     assert dti_boxed and dti_whole and kept is not None  # tracking keeps the whole-image fit
     assert len(boxed.rows) == len(whole.rows)
     for a, b in zip(boxed.rows, whole.rows):

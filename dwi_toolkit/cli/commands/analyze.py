@@ -58,6 +58,7 @@ def command_line(opts) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the report figures are drawn by a worker process forked at start-up (cli.main: FIGURE_WORKER_COMMANDS)
     from ...pipeline.analyze import run_analysis
     from ...io._scrub import scrub_policy
     from .._imports import import_nibabel_without_pydicom
