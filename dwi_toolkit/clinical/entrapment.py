@@ -706,4 +706,17 @@ def _statement(r, side, cls, reasons, val, lo, hi, index, thr, direction, lit, i
         lit_txt = (" The direction matches" if direction == lit else " The direction is opposite to") + \
             f" the meta-analytic finding ({lit} {p} on compressed roots, §2.2)."
     noisy = " One ROI is noisy (high coefficient of variation)." if "noisy" in reasons else ""
-    return meas + susp + verdict + lit_txt + noisy
+    return meas + susp + verdict + lit_txt + noisy + _detectable_text(r, cls, thr)
+
+
+def _detectable_text(r: Any, cls: str, thr: float) -> str:
+    """What this level could have detected (smallest detectable difference at 80 % power), said
+    where a reader might take "no asymmetry" for "symmetric"."""
+    det = float(getattr(r, "detectable_pct", math.nan))
+    if cls == "concordant" or not math.isfinite(det):
+        return ""
+    if det > thr:
+        return (f" With this noise and these ROI sizes only a difference of {det:.1f} % or more would have "
+                f"been detected reliably (80 % power), so a {thr:g} % asymmetry could have been missed: "
+                "this result does not show that the roots are alike.")
+    return f" A difference of {det:.1f} % or more would have been detected reliably (80 % power)."

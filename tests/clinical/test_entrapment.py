@@ -90,6 +90,25 @@ def test_ci_spanning_zero_is_indeterminate():
     assert l5.classification == "indeterminate" and "ci_spans_zero" in l5.reasons
 
 
+def test_statement_says_what_the_level_could_have_detected(rng):
+    """"No asymmetry" is never left to read as "symmetric" when the data could not have shown 10 %."""
+    noisy = compare_sides(_roots(rng, n=6, sd=0.25e-3), symptomatic_side="left", n_boot=200, max_cv=10)
+    quiet = compare_sides(_roots(rng, n=200, sd=0.02e-3), symptomatic_side="left", n_boot=200)
+    for cmp in (noisy, quiet):
+        ent = assess_entrapment(cmp, _clin("left", ["L5"]))
+        for lv in ("L3", "L4", "S1"):
+            a, row = ent.get(lv), next(r for r in cmp.rows if r.level == lv)
+            det = row.detectable_pct
+            assert np.isfinite(det) and a.classification != "concordant"
+            if det > a.threshold_pct:
+                assert f"only a difference of {det:.1f} % or more" in a.statement
+                assert "could have been missed" in a.statement
+            else:
+                assert f"A difference of {det:.1f} % or more would have been detected" in a.statement
+    assert any(r.detectable_pct > DEFAULT_THRESHOLD_PCT for r in noisy.rows)
+    assert all(r.detectable_pct < DEFAULT_THRESHOLD_PCT for r in quiet.rows)
+
+
 def test_too_small_missing_and_unmeasured_levels_are_indeterminate():
     t = table(make_row("L4", "left", [ALTERED] * 3), make_row("L4", "right", [BASE] * 3),
               make_row("L5", "left", [ALTERED] * 20))
