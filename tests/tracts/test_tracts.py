@@ -77,8 +77,10 @@ def test_profiles_match_truth_node_by_node(tracked):
     Extent: every node the profile reports — from where its kernel holds root voxels on both
     sides (3–8 mm past the dural junction) to the distal end of the root (± 3 mm).
     MD, ADC, AD and RD are within 5 % at every node. FA is within 5 % at 90 % of the nodes and
-    12 % at every node: a voxel's FA has a 12 % SD at this SNR and a node averages ~20 voxels, so
-    every node within 5 % is beyond these data for any estimator (docs/tractography.md, accuracy).
+    12 % at every node: a voxel's FA has an 11–18 % SD at this SNR (FA 0.40–0.27) and a node
+    averages 20–35 voxels, so single nodes reach 2–3 × 2–3.5 %; the kernel-weighted mean tensor and
+    oracles that know the root voxels and their true positions do no better
+    (docs/tractography.md, "What limits FA"; ``benchmarks/bench_tracts.py --node-accuracy``).
     """
     ph, fit, tracts = tracked
     prof = along_root_profiles(tracts, fit, parameters=["fa", "adc", "md", "ad", "rd"], n_boot=50)
@@ -92,6 +94,26 @@ def test_profiles_match_truth_node_by_node(tracked):
         assert 0.0 < p.distance_mm[0] <= 10.0 and p.distance_mm[-1] >= ph.length_mm(p.level, p.side) - 4.0
         lo, hi = p.ci()
         assert np.all(lo <= p.value + 1e-12) and np.all(hi >= p.value - 1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("geometry", list(GEOMETRIES))
+def test_profiles_at_snr_20(geometry):
+    """SNR 20 (the issue's lower bound), two noise seeds: MD, ADC and AD within 5 % at every node,
+    RD within 7 % (the kernel's rounding of the 15 mm corner, 3.5–3.8 % without noise, plus noise),
+    FA within 8 % at 90 % of the nodes (per-profile 90th percentiles reach 6–8 %) and 13 % at every
+    node (docs/tractography.md: largest 6.9–10.9 % over 6 seeds): the FA criterion is not met at
+    SNR 20."""
+    errs = []
+    for seed in (0, 1):
+        ph = make_root_phantom(levels=("L5",), voxel_size=VOX, n_directions=20, snr=20, seed=seed,
+                               **GEOMETRIES[geometry])
+        fit = fit_dti(ph.series, mask=ph.body_mask)
+        tracts = track_roots(fit, ph.seeds, mask=ph.body_mask)
+        errs.append(_node_errors(ph, tracts, along_root_profiles(tracts, fit, n_boot=10)))
+    err = {p: np.concatenate([e[p] for e in errs]) for p in errs[0]}
+    assert max(err[p].max() for p in ("adc", "md", "ad")) <= 0.05, {k: float(e.max()) for k, e in err.items()}
+    assert err["rd"].max() <= 0.07 and np.percentile(err["fa"], 90) <= 0.08 and err["fa"].max() <= 0.13
 
 
 def test_profile_estimator_bias_is_small_without_noise():
