@@ -703,9 +703,9 @@ class AdcModel:
         nvox = int(np.prod(spatial))
         check_memory("fit_adc", nvox, 3 * np.dtype(dtype).itemsize + 1,
                      min(self.chunk_size, max(nvox, 1)) * self.n_volumes * 8 * 6)
-        adc = np.full(spatial, np.nan, dtype=dtype)
-        s0 = np.full(spatial, np.nan, dtype=dtype)
-        r2 = np.full(spatial, np.nan, dtype=dtype)
+        # without a mask every voxel is written below, so the maps need no NaN fill first
+        alloc = np.empty if m is None else (lambda shape, dtype: np.full(shape, np.nan, dtype=dtype))
+        adc, s0, r2 = (alloc(spatial, dtype=dtype) for _ in range(3))
         status = np.full(spatial, MASKED if m is not None else OK, dtype=np.uint8)
         for index, slab in voxel_slabs(arr, self.chunk_size, whole=True, progress="ADC fit"):
             n = slab.shape[0]
@@ -713,16 +713,22 @@ class AdcModel:
             count = n if rows is None else rows.size
             if count == 0:
                 continue
-            outs = [np.full(n, np.nan, dtype=dtype) for _ in range(3)]
-            st_slab = np.full(n, MASKED, dtype=np.uint8)
+            direct = rows is None and isinstance(index, slice)  # flat slab, every voxel fitted: write in place
+            if direct:
+                outs = [mp.reshape(-1)[index] for mp in (adc, s0, r2)]
+                st_slab = status.reshape(-1)[index]
+            else:
+                outs = [alloc(n, dtype=dtype) for _ in range(3)]
+                st_slab = np.full(n, MASKED, dtype=np.uint8)
             for start in range(0, count, self.chunk_size):
                 idx = slice(start, min(start + self.chunk_size, n)) if rows is None else rows[start:start + self.chunk_size]
                 vals, st = self._fit_block(np.ascontiguousarray(slab[idx].T), dtype)
                 for out, val in zip(outs, vals):
                     out[idx] = val
                 st_slab[idx] = st
-            for full_map, out in zip((adc, s0, r2, status), outs + [st_slab]):
-                put(full_map, index, out, len(spatial))
+            if not direct:
+                for full_map, out in zip((adc, s0, r2, status), outs + [st_slab]):
+                    put(full_map, index, out, len(spatial))
         status = status.reshape(-1)
         counts = {STATUS_CODES[k]: int(v) for k, v in enumerate(np.bincount(status, minlength=5)) if v}
         failed = {k: v for k, v in counts.items() if k not in (STATUS_CODES[OK], STATUS_CODES[MASKED])}
@@ -750,8 +756,8 @@ class AdcModel:
         with np.errstate(over="ignore"):
             s0_blk = np.exp(ln0)
         vals = []
-        for val in (a, s0_blk, q):
-            val = np.asarray(val, dtype=dtype).copy()
+        for val in (a, s0_blk, q):  # fresh arrays of this block: NaN-filled in place
+            val = np.asarray(val, dtype=dtype)
             val[bad] = np.nan
             vals.append(val)
         return (vals[0], vals[1], vals[2]), st
