@@ -1088,7 +1088,10 @@ def _no_attenuation(series: Any, b0: np.ndarray, status: Any) -> list[Any]:
     if bvals.size < 2 or not bvals.max() > 0:
         return []
     high = np.flatnonzero(bvals == bvals.max())
-    mean_high = np.mean([np.asarray(series.data[..., int(i)], float) for i in high], axis=0)
+    mean_high = np.zeros(series.spatial_shape)  # one volume at a time: no (X, Y, Z, n) float copy
+    for i in high:
+        mean_high += series.data[..., int(i)]
+    mean_high /= high.size
     mask = None if status is None else np.asarray(status) != 1
     return Q.no_attenuation_flags(b0, mean_high, float(bvals.max()), mask)
 

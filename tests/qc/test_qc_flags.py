@@ -104,3 +104,26 @@ def test_no_attenuation_when_volumes_repeat_the_b0(rng):
     mask[:2] = True
     mixed = np.where(mask, s0 * np.exp(-1000 * 1e-3), s0)
     assert Q.no_attenuation_flags(s0, mixed, 1000.0, mask) == []
+
+
+def test_no_attenuation_check_reads_one_volume_at_a_time():
+    """The report's check averages the highest-b volumes without a float copy of all of them
+    (a 512×512×60×61 series once peaked at 9× its size here)."""
+    import tracemalloc
+
+    from dwi_toolkit.core.image import DWISeries
+    from dwi_toolkit.reporting.report import _no_attenuation
+
+    b = np.array([0.0] + [800.0] * 40)
+    vecs = np.vstack([np.zeros(3), np.tile(np.eye(3), (14, 1))[:40]])
+    data = np.full((64, 64, 16, 41), 500, np.int16)
+    data[..., 1:] = 200
+    series = DWISeries(data, np.eye(4), b, vecs)
+    b0 = series.mean_b0()
+    tracemalloc.start()
+    flags = _no_attenuation(series, b0, None)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert flags == []  # ln(500/200)/800 = 1.1e-3 mm²/s: attenuates
+    one_volume = 64 * 64 * 16 * 8
+    assert peak < 4 * one_volume, peak
