@@ -126,4 +126,4 @@ def test_no_attenuation_check_reads_one_volume_at_a_time():
     tracemalloc.stop()
     assert flags == []  # ln(500/200)/800 = 1.1e-3 mm²/s: attenuates
     one_volume = 64 * 64 * 16 * 8
-    assert peak < 4 * one_volume, peak
+    assert peak < 8 * one_volume, peak  # a few volume-sized temporaries, not one per b-volume (40)
