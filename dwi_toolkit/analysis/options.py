@@ -34,6 +34,8 @@ MASK_POLICIES = ("auto", "none", "otsu")
 INTERVALS = ("effective-n", "iid-bootstrap")
 #: Reference policies of the side comparison (``auto``: adjacent levels too when the side is unknown).
 REFERENCE_POLICIES = ("contralateral", "adjacent", "auto")
+#: DICOM readers of ``load_dwi(backend=...)``: the built-in one, or the dcm2niix program.
+BACKENDS = ("native", "dcm2niix")
 #: Noise-correlation sources besides a FWHM number (voxels).
 NOISE_SOURCES = ("roi", "metadata")
 
@@ -94,7 +96,7 @@ class AnalysisOptions:
     b0_threshold: float = option(50.0, "volumes at or below count as b=0", unit="s/mm^2", min=0.0,
                                  cli="shared")
     backend: str = option("native", "DICOM reader: 'native' (built in) or 'dcm2niix' (the dcm2niix program, "
-                          "for a series the built-in reader refuses)", choices=("native", "dcm2niix"), cli="shared")
+                          "for a series the built-in reader refuses)", choices=BACKENDS, cli="shared")
     mask: str = option("auto", "analysis mask: 'auto' (voxels above the background on the mean b=0), "
                        "'none' (every voxel), 'otsu' (dipy median_otsu) or a NIfTI mask path on the DWI grid",
                        cli="shared")

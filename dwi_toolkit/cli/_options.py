@@ -54,9 +54,6 @@ class _Deprecated(argparse.Action):
         setattr(namespace, self.dest, self.value if self.value is not None else values)
 
 
-#: DICOM readers of ``load_dwi(backend=...)``.
-BACKENDS = ("native", "dcm2niix")
-
 def _deprecated(p, *flags: str, dest: str, new: str, value: Any = None, **kw) -> None:
     p.add_argument(*flags, dest=dest, action=_Deprecated, new=new, value=value, **kw)
 
@@ -76,6 +73,8 @@ def add_input(p, *, what: str = "DWI series: NIfTI (with .bval/.bvec beside it),
 
 def add_backend(p) -> None:
     """``--backend native|dcm2niix``: which DICOM reader loads the series."""
+    from ..analysis.options import BACKENDS
+
     p.add_argument("--backend", choices=BACKENDS, default="native",
                    help="DICOM reader: 'native' (built in) or 'dcm2niix' (convert with the dcm2niix program, "
                    "for a series the built-in reader refuses; needs: pip install dcm2niix)")
