@@ -259,10 +259,12 @@ def _wants_figure_worker(argv: Sequence[str]) -> bool:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not _wants_figure_worker(argv):  # every other command: nothing to fork, nothing to import
+        return _parse_and_run(argv)
     from ..reporting.figure_worker import background_figures
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    with background_figures(enabled=_wants_figure_worker(argv)):
+    with background_figures():
         return _parse_and_run(argv)
 
 

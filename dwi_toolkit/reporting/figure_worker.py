@@ -54,27 +54,29 @@ class _Packed:
         return np.unpackbits(self.bits, count=n).astype(bool).reshape(self.shape)
 
 
+def _map_leaves(obj: Any, leaf: Callable[[Any], Any]) -> Any:
+    """`obj` with `leaf` applied to everything that is not a tuple, list or dict inside it."""
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map_leaves(x, leaf) for x in obj)
+    if isinstance(obj, dict):
+        return {k: _map_leaves(v, leaf) for k, v in obj.items()}
+    return leaf(obj)
+
+
 def _pack(obj: Any) -> Any:
     """`obj` with large boolean arrays (inside tuples, lists and dicts) replaced by :class:`_Packed`."""
     import numpy as np
 
-    if isinstance(obj, np.ndarray) and obj.dtype == bool and obj.size > _PACK_MIN:
-        return _Packed(obj)
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_pack(x) for x in obj)
-    if isinstance(obj, dict):
-        return {k: _pack(v) for k, v in obj.items()}
-    return obj
+    def pack(x: Any) -> Any:
+        big_mask = isinstance(x, np.ndarray) and x.dtype == bool and x.size > _PACK_MIN
+        return _Packed(x) if big_mask else x
+
+    return _map_leaves(obj, pack)
 
 
 def _unpack(obj: Any) -> Any:
-    if isinstance(obj, _Packed):
-        return obj.unpack()
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_unpack(x) for x in obj)
-    if isinstance(obj, dict):
-        return {k: _unpack(v) for k, v in obj.items()}
-    return obj
+    """`obj` with every :class:`_Packed` array restored."""
+    return _map_leaves(obj, lambda x: x.unpack() if isinstance(x, _Packed) else x)
 
 
 def _slim_map(obj: Any) -> Any:
