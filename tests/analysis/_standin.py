@@ -55,3 +55,33 @@ def make_row(level, side, values, *, segment="ganglion", parameter="adc", unit="
 
 def table(*rows):
     return StandInTable(list(rows))
+
+
+def correlated_field_table(rng, fwhm, *, n_side, levels, shape, sd, y0, spacing, shift=None):
+    """Symmetric roots as ROI rows cut from one Gaussian-correlated noise field (values in mm^2/s).
+
+    The field, of `shape` (i, j, k), is smoothed in-plane to a FWHM of `fwhm` voxels (wrapping at
+    the edges) and scaled to mean 1.2e-3 and SD `sd`; each level takes an n_side x n_side x k box on
+    the left (i from 40) and the right (i from 10) at j = y0 + spacing * level index. `shift` maps
+    (level, side) to a relative change of that ROI's values. Rows carry voxel coordinates and a
+    1 x 1 x 4 mm voxel size, for the noise-correlation estimate.
+    """
+    import math
+
+    from scipy.ndimage import gaussian_filter
+
+    f = rng.normal(size=shape)
+    if fwhm:
+        s = fwhm / math.sqrt(8 * math.log(2))
+        f = gaussian_filter(f, sigma=(s, s, 0), mode="wrap")
+    f = 1.2e-3 + sd * f / f.std()
+    rows = []
+    for i, lv in enumerate(levels):
+        for side, x0 in (("left", 40), ("right", 10)):
+            box = np.zeros(f.shape, bool)
+            box[x0:x0 + n_side, y0 + spacing * i:y0 + spacing * i + n_side, :] = True
+            r = make_row(lv, side, f[box] * (1 + (shift or {}).get((lv, side), 0.0)))
+            r.coords = np.argwhere(box)
+            r.voxel_size_mm = (1.0, 1.0, 4.0)
+            rows.append(r)
+    return table(*rows)

@@ -9,7 +9,7 @@ import pytest
 
 from dwi_toolkit.analysis.compare import INDEX_NAMES, compare_sides, side_indices
 from dwi_toolkit.errors import InputDataError
-from tests.analysis._standin import make_row, table
+from tests.analysis._standin import correlated_field_table, make_row, table
 
 
 def _hand(xs, xc):
@@ -198,24 +198,8 @@ from dwi_toolkit.analysis.spatial_noise import NoiseCorrelation  # noqa: E402
 
 def _field_table(rng, fwhm, n_side=4, levels=("L3", "L4", "L5", "S1"), shift=None):
     """ROI rows with voxel positions cut from one correlated-noise field (values in mm^2/s)."""
-    from scipy.ndimage import gaussian_filter
-
-    s = fwhm / math.sqrt(8 * math.log(2))
-    f = rng.normal(size=(60, 60, 3))
-    if fwhm:
-        f = gaussian_filter(f, sigma=(s, s, 0), mode="wrap")
-    f = 1.2e-3 + 0.1e-3 * f / f.std()
-    rows = []
-    for i, lv in enumerate(levels):
-        for side, x0 in (("left", 40), ("right", 10)):
-            box = np.zeros(f.shape, bool)
-            box[x0:x0 + n_side, 5 + 12 * i:5 + 12 * i + n_side, :] = True
-            vals = f[box] * (1 + (shift or {}).get((lv, side), 0.0))
-            r = make_row(lv, side, vals)
-            r.coords = np.argwhere(box)
-            r.voxel_size_mm = (1.0, 1.0, 4.0)
-            rows.append(r)
-    return table(*rows)
+    return correlated_field_table(rng, fwhm, n_side=n_side, levels=levels, shape=(60, 60, 3), sd=0.1e-3,
+                                  y0=5, spacing=12, shift=shift)
 
 
 def test_every_row_carries_method_noise_neff_and_detectable():

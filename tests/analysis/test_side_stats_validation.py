@@ -32,27 +32,10 @@ def test_power_and_false_concordant_at_snr20():
 
 def _gaussian_rois(rng, fwhm, side=6, levels=("L1", "L2", "L3", "L4", "L5", "S1")):
     """Symmetric roots: 6 x 6 x 3-voxel ROIs cut from one Gaussian-correlated field (values mm^2/s)."""
-    import math
+    from tests.analysis._standin import correlated_field_table
 
-    import numpy as np
-    from scipy.ndimage import gaussian_filter
-
-    from tests.analysis._standin import make_row, table
-
-    f = rng.normal(size=(64, 96, 3))
-    if fwhm:
-        f = gaussian_filter(f, sigma=(fwhm / math.sqrt(8 * math.log(2)),) * 2 + (0,), mode="wrap")
-    f = 1.2e-3 + 0.15e-3 * f / f.std()
-    rows = []
-    for i, lv in enumerate(levels):
-        for sd, x0 in (("left", 40), ("right", 10)):
-            box = np.zeros(f.shape, bool)
-            box[x0:x0 + side, 4 + 15 * i:4 + 15 * i + side, :] = True
-            r = make_row(lv, sd, f[box])
-            r.coords = np.argwhere(box)
-            r.voxel_size_mm = (1.0, 1.0, 4.0)
-            rows.append(r)
-    return table(*rows)
+    return correlated_field_table(rng, fwhm, n_side=side, levels=levels, shape=(64, 96, 3), sd=0.15e-3,
+                                  y0=4, spacing=15)
 
 
 def test_fast_calibration_on_correlated_gaussian_noise():
