@@ -147,7 +147,8 @@ def save_root_tracts(tracts: Any, out_dir: str | os.PathLike, *, fmt: str = "tck
         roots.append({"level": b.level, "side": b.side, "file": name, "n_streamlines": b.n_kept,
                       "n_seeds": b.n_seeds, "n_tracked": b.n_tracked, "rejected": dict(b.rejected),
                       "centerline_ras_mm": np.round(b.centerline, 3).tolist(),
-                      "origin_arc_mm": b.origin_arc_mm, "origin": b.origin_source})
+                      "origin_arc_mm": b.origin_arc_mm, "origin": b.origin_source,
+                      "origin_sd_mm": b.origin_sd_mm})
     doc = {"format": fmt, "frame": "RAS+ mm", "affine": np.asarray(tracts.affine).tolist(),
            "shape": list(tracts.shape[:3]), "orientation": "proximal (midline) to distal",
            "params": dict(tracts.params.__dict__), "roots": roots}

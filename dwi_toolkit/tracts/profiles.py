@@ -60,6 +60,12 @@ _ABNORMAL_LOW = {"fa"}  # abnormal when lower; diffusivities abnormal when highe
 class RootProfile:
     """One parameter along one root: node distances (mm), weighted means, bootstrap replicates.
 
+    ``boot`` holds replicates of the estimator itself at fixed distances (their spread is its
+    standard error; :func:`compare_profiles` uses them with ``origin_sd_mm``, the uncertainty of
+    the distance origin). ``ci_boot``, when set, holds the replicates that :meth:`ci` uses
+    instead: of a bias-corrected estimator, each moved along the root by a draw of the origin's
+    uncertainty (see :func:`along_root_profiles`).
+
     Examples
     --------
     >>> p = RootProfile("L5", "left", "fa", "", np.array([0.0, 1.0]), np.array([0.3, 0.4]),
@@ -76,14 +82,18 @@ class RootProfile:
     value: NDArray[np.float64]
     boot: NDArray[np.float64]
     n_streamlines: NDArray[np.int64]
+    ci_boot: NDArray[np.float64] | None = None
+    origin_sd_mm: float = 0.0
 
     def ci(self, level: float = 0.95) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Pointwise percentile bootstrap interval."""
+        """Pointwise percentile bootstrap interval (of ``ci_boot`` when set), widened where
+        needed to contain ``value``."""
         a = (1 - level) / 2
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # nodes without a value stay NaN
-            lo, hi = np.nanpercentile(self.boot, [100 * a, 100 * (1 - a)], axis=0)
-        return lo, hi
+            reps = self.boot if self.ci_boot is None else self.ci_boot
+            lo, hi = np.nanpercentile(reps, [100 * a, 100 * (1 - a)], axis=0)
+        return np.fmin(lo, self.value), np.fmax(hi, self.value)
 
 
 @dataclass(frozen=True, eq=False)
@@ -269,6 +279,34 @@ def _local_linear(s: NDArray, y: NDArray, nodes: NDArray, sigma: float, counts: 
     return np.where(den > 0.05 * s0 * s2, linear, constant)  # too one-sided for a slope: local mean
 
 
+def _local_quadratic(s: NDArray, y: NDArray, nodes: NDArray, sigma: float, counts: NDArray) -> NDArray[np.float64]:
+    """(B, N) local-quadratic Gaussian-kernel estimates at `nodes`, like :func:`_local_linear`
+    (NaN where the kernel's design is too one-sided for a curvature term)."""
+    ok = np.isfinite(y)
+    x = (s[None, :] - nodes[:, None]) / sigma  # in kernel widths: a well-scaled design
+    k = np.exp(-0.5 * x**2) * ok[None, :]
+    y0 = np.where(ok, y, 0.0)
+    m = [counts @ (k * x**j).T for j in range(5)]
+    gram = np.stack([np.stack([m[i + j] for j in range(3)], -1) for i in range(3)], -2)  # (B, N, 3, 3)
+    rhs = np.stack([counts @ (k * x**j * y0).T for j in range(3)], -1)[..., None]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        good = np.linalg.det(gram) > 1e-4 * m[0] ** 3
+        coef = np.linalg.solve(np.where(good[..., None, None], gram, np.eye(3)), rhs)[..., 0, 0]
+    return np.where(good, coef, np.nan)
+
+
+def _shift_replicates(rows: NDArray, grid: NDArray, nodes: NDArray, shifts: NDArray) -> NDArray[np.float64]:
+    """Bootstrap replicates (rows, on `grid`) read at `nodes` moved by one draw each (`shifts`,
+    mm): the uncertainty of the distance origin (:attr:`RootBundle.origin_sd_mm`), which moves
+    the whole profile along the root. Beyond a replicate's last value the value is held."""
+    out = np.full((len(rows), nodes.size), np.nan)
+    for b, (row, shift) in enumerate(zip(rows, shifts)):
+        ok = np.isfinite(row)
+        if ok.sum() >= 2:
+            out[b] = np.interp(nodes + shift, grid[ok], row[ok])
+    return out
+
+
 def _root_like(opts: dict, bundle: RootBundle, pts: NDArray, arc: NDArray) -> NDArray[np.bool_]:
     """Which core voxels (RAS+ centres `pts` at `arc` mm along the centre-line) are root by the
     tracker's own standard: not CSF (MD, else ADC, ≤ 2.2×10⁻³ mm²/s), FA ≥ the tracking threshold and the
@@ -330,27 +368,40 @@ def _core_grid(bundle: RootBundle, shape: tuple, affine: NDArray, nodes: NDArray
 
 def _core_profiles(bundle: RootBundle, maps: dict, nodes: NDArray, opts: dict,
                    rng: np.random.Generator) -> list[RootProfile]:
-    """Profiles from the core voxels (module docstring); nodes inside the sac are trimmed."""
+    """Profiles from the core voxels (module docstring); nodes inside the sac are trimmed.
+
+    The replicates are also evaluated beyond the nodes (by 4 origin SDs) so that moving them by
+    the origin's uncertainty reads the kernel estimate there, not a held end value."""
     sigma, grids, rows = opts["smooth_mm"], {}, {}
+    shifts = opts["origin_rng"].normal(0.0, bundle.origin_sd_mm, opts["n_boot"]) if bundle.origin_sd_mm > 0 else None
+    step = float(nodes[1] - nodes[0]) if nodes.size > 1 else 1.0
+    pad = int(math.ceil(4 * bundle.origin_sd_mm / step)) if shifts is not None else 0
+    ext = nodes[0] + step * np.arange(-pad, nodes.size + pad)
     for name, (data, affine, unit) in maps.items():
         key = (data.shape, np.asarray(affine, float).round(6).tobytes())
         if key not in grids:
             grids[key] = _core_grid(bundle, data.shape, affine, nodes, opts, rng)
-        core = grids[key]
-        ijk, s, root, counts, valid = core
+        ijk, s, root, counts, valid = grids[key]
+        est = np.full((opts["n_boot"] + 1, nodes.size), np.nan)
+        rbc = est[1:].copy()
         if len(s):
-            est = _local_linear(s, np.where(root, data[tuple(ijk.T)], np.nan), nodes, sigma, counts)
-        else:
-            est = np.full((opts["n_boot"] + 1, nodes.size), np.nan)
+            y = np.where(root, data[tuple(ijk.T)], np.nan)
+            est = _local_linear(s, y, ext, sigma, counts)
+            rbc = _local_quadratic(s, y, ext, sigma, counts[1:])
+            rbc = np.where(np.isfinite(rbc), rbc, est[1:])
+            rbc = _shift_replicates(rbc, ext, nodes, shifts) if shifts is not None else rbc
+            est = est[:, pad:pad + nodes.size]
         est[:, ~valid] = np.nan
-        rows[name] = (unit, est, valid)
-    good = np.any([v for _, _, v in rows.values()], axis=0)
+        rbc[:, ~valid] = np.nan
+        rows[name] = (unit, est, rbc, valid)
+    good = np.any([v for *_, v in rows.values()], axis=0)
     if not good.any():
         return []
     sel = slice(int(np.flatnonzero(good)[0]), int(np.flatnonzero(good)[-1]) + 1)
     n_sl = _streamline_counts(bundle, nodes[sel])
     return [RootProfile(bundle.level, bundle.side, name, unit, nodes[sel] - bundle.origin_arc_mm, est[0, sel],
-                        est[1:, sel], n_sl) for name, (unit, est, _) in rows.items()]
+                        est[1:, sel], n_sl, ci_boot=rbc[:, sel], origin_sd_mm=bundle.origin_sd_mm)
+            for name, (unit, est, rbc, _) in rows.items()]
 
 
 # --------------------------------------------------------------------------- streamline profile
@@ -359,6 +410,7 @@ def _streamline_profiles(bundle: RootBundle, maps: dict, nodes: NDArray, opts: d
                          rng: np.random.Generator) -> list[RootProfile]:
     """Profiles from the streamlines, Gaussian-weighted per node (Yeatman et al. 2012)."""
     n_boot = opts["n_boot"]
+    shifts = opts["origin_rng"].normal(0.0, bundle.origin_sd_mm, n_boot) if bundle.origin_sd_mm > 0 else None
     smooth_nodes = opts["smooth_mm"] / max(nodes[1] - nodes[0], 1e-6)
     pos = _node_positions(bundle, nodes)
     w = _gaussian_weights(pos)
@@ -372,8 +424,10 @@ def _streamline_profiles(bundle: RootBundle, maps: dict, nodes: NDArray, opts: d
         vals = vals.reshape(pos.shape[:2])
         value = _smooth(_weighted(vals, w, np.ones((1, bundle.n_kept))), smooth_nodes)[0]
         n_sl = np.isfinite(vals).sum(0)
-        out.append(RootProfile(bundle.level, bundle.side, name, unit, nodes - bundle.origin_arc_mm, value,
-                               _smooth(_weighted(vals, w, counts), smooth_nodes), n_sl))
+        boot = _smooth(_weighted(vals, w, counts), smooth_nodes)
+        moved = _shift_replicates(boot, nodes, nodes, shifts) if shifts is not None else None
+        out.append(RootProfile(bundle.level, bundle.side, name, unit, nodes - bundle.origin_arc_mm, value, boot, n_sl,
+                               ci_boot=moved, origin_sd_mm=bundle.origin_sd_mm))
     return out
 
 
@@ -462,9 +516,10 @@ def along_root_profiles(
         raise InputDataError("sampling='core' needs smooth_mm > 0 (the kernel width along the root).")
     rng = np.random.default_rng(seed)
     out = []
-    for bundle in tracts:
+    for i, bundle in enumerate(tracts):
         if bundle.n_kept == 0 or len(bundle.centerline) < 2:
             continue
+        opts["origin_rng"] = np.random.default_rng((int(seed), i))  # a root's origin draws, for all its parameters
         arc = bundle.arc_mm
         nodes = np.linspace(0.0, arc[-1], n_points or max(2, int(arc[-1] / spacing_mm) + 1))
         out += (_core_profiles if sampling == "core" else _streamline_profiles)(bundle, m, nodes, opts, rng)
@@ -504,6 +559,7 @@ class ProfileComparison:
     side: str | None
     peak_distance_mm: float
     segment_mm: tuple
+    max_misalignment_mm: float = 0.0
 
     def to_record(self) -> dict[str, Any]:
         """Summary row (columns :data:`COMPARISON_COLUMNS`)."""
@@ -518,8 +574,10 @@ class ProfileComparison:
 
 
 def _on_grid(p: RootProfile, grid: NDArray) -> tuple[NDArray, NDArray]:
-    v = np.interp(grid, p.distance_mm, p.value)
-    b = np.stack([np.interp(grid, p.distance_mm, r) for r in p.boot])
+    """Value and replicates at `grid` (mm); NaN outside the profile's extent."""
+    inside = (grid >= p.distance_mm[0]) & (grid <= p.distance_mm[-1])
+    v = np.where(inside, np.interp(grid, p.distance_mm, p.value), np.nan)
+    b = np.stack([np.where(inside, np.interp(grid, p.distance_mm, r), np.nan) for r in p.boot])
     return v, b
 
 
@@ -529,22 +587,27 @@ def _runs(mask: NDArray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1))
 
 
-def _compare_one(left: RootProfile, right: RootProfile, alpha: float, min_rel: float,
-                 min_len: float) -> ProfileComparison:
-    lo, hi = max(left.distance_mm[0], right.distance_mm[0]), min(left.distance_mm[-1], right.distance_mm[-1])
-    grid = np.arange(math.ceil(lo), math.floor(hi) + 1, 1.0)
-    vl, bl = _on_grid(left, grid)
-    vr, br = _on_grid(right, grid)
-    diff = vl - vr
-    bd = bl - br
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # nodes without a value on one side stay NaN
-        se = np.nanstd(bd, axis=0, ddof=1)
-        se = np.where(se > 0, se, np.nan)
-        tmax = np.nanmax(np.abs(bd - diff) / se, axis=1)
-        crit = float(np.nanquantile(tmax, 1 - alpha)) if np.isfinite(tmax).any() else math.nan
-        rel = diff / (0.5 * (np.abs(vl) + np.abs(vr)))
-    band_lo, band_hi = diff - crit * se, diff + crit * se
+def _alignments(left: RootProfile, right: RootProfile, alpha: float) -> tuple[NDArray, float]:
+    """Relative shifts (mm) of the right profile to consider, and the band's own error rate.
+
+    The two origins are uncertain (:attr:`RootProfile.origin_sd_mm`), so the sides may be
+    misaligned by Δ ~ N(0, σ²), σ² the sum of their variances. Half of `alpha` goes to Δ
+    falling outside ±z(1 − α/4)·σ, half to the bands at each Δ in that range (union bound):
+    their envelope covers the difference at the true alignment with probability ≥ 1 − α."""
+    from scipy.stats import norm
+
+    sd = math.hypot(left.origin_sd_mm, right.origin_sd_mm)
+    if sd <= 0:
+        return np.zeros(1), alpha
+    reach = float(norm.ppf(1 - alpha / 4)) * sd
+    n = int(math.ceil(reach / 0.5))
+    return np.linspace(-reach, reach, 2 * n + 1), alpha / 2
+
+
+def _deviation(grid: NDArray, band_lo: NDArray, band_hi: NDArray, rel: NDArray, min_rel: float,
+               min_len: float) -> tuple[int, int, int] | None:
+    """(start, end, peak) indices of the stretch with the largest relative difference where the
+    band excludes 0 and |relative difference| ≥ `min_rel` over ≥ `min_len` mm, or None."""
     flag = ((band_lo > 0) | (band_hi < 0)) & (np.abs(rel) >= min_rel)
     best = None
     for a, b in _runs(np.nan_to_num(flag).astype(bool)):
@@ -552,17 +615,49 @@ def _compare_one(left: RootProfile, right: RootProfile, alpha: float, min_rel: f
             k = a + int(np.nanargmax(np.abs(rel[a:b + 1])))
             if best is None or abs(rel[k]) > abs(rel[best[2]]):
                 best = (a, b, k)
-    k = best[2] if best else (int(np.nanargmax(np.abs(rel))) if grid.size and np.isfinite(rel).any() else 0)
+    return best
+
+
+def _compare_one(left: RootProfile, right: RootProfile, alpha: float, min_rel: float,
+                 min_len: float) -> ProfileComparison:
+    lo, hi = max(left.distance_mm[0], right.distance_mm[0]), min(left.distance_mm[-1], right.distance_mm[-1])
+    grid = np.arange(math.ceil(lo), math.floor(hi) + 1, 1.0)
+    vl, bl = _on_grid(left, grid)
+    shifts, a_band = _alignments(left, right, alpha)
+    band_lo = np.full((shifts.size, grid.size), np.nan)
+    band_hi, rel, crits = band_lo.copy(), band_lo.copy(), np.full(shifts.size, np.nan)
+    found = []
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nodes without a value on one side stay NaN
+        for k, delta in enumerate(shifts):
+            vr, br = _on_grid(right, grid + delta)
+            diff, bd = vl - vr, bl - br
+            se = np.nanstd(bd, axis=0, ddof=1)
+            se = np.where(se > 0, se, np.nan)
+            tmax = np.nanmax(np.abs(bd - diff) / se, axis=1)
+            crits[k] = float(np.nanquantile(tmax, 1 - a_band)) if np.isfinite(tmax).any() else math.nan
+            band_lo[k], band_hi[k] = diff - crits[k] * se, diff + crits[k] * se
+            rel[k] = diff / (0.5 * (np.abs(vl) + np.abs(vr)))
+            found.append(_deviation(grid, band_lo[k], band_hi[k], rel[k], min_rel, min_len))
+        env_lo, env_hi = np.nanmin(band_lo, axis=0), np.nanmax(band_hi, axis=0)
+    k0 = int(np.argmin(np.abs(shifts)))
+    rel0, best = rel[k0], found[k0]
+    # a deviation must be there at every alignment the origins allow, on the same side
+    signs = {np.sign(rel[k][f[2]]) for k, f in enumerate(found) if f is not None}
+    if any(f is None for f in found) or len(signs) != 1:
+        best = None
+    k = best[2] if best else (int(np.nanargmax(np.abs(rel0))) if grid.size and np.isfinite(rel0).any() else 0)
     side = None
     if best:
-        left_abnormal = diff[k] < 0 if left.parameter in _ABNORMAL_LOW else diff[k] > 0
+        left_abnormal = rel0[k] < 0 if left.parameter in _ABNORMAL_LOW else rel0[k] > 0
         side = left.side if left_abnormal else right.side
     return ProfileComparison(
-        level=left.level, parameter=left.parameter, unit=left.unit, distance_mm=grid, difference=diff,
-        band_low=band_lo, band_high=band_hi, relative_difference=rel, critical_t=crit,
-        deviation_found=best is not None, side=side,
+        level=left.level, parameter=left.parameter, unit=left.unit, distance_mm=grid,
+        difference=vl - _on_grid(right, grid)[0], band_low=env_lo, band_high=env_hi, relative_difference=rel0,
+        critical_t=float(np.nanmax(crits)), deviation_found=best is not None, side=side,
         peak_distance_mm=float(grid[k]) if grid.size else math.nan,
-        segment_mm=(float(grid[best[0]]), float(grid[best[1]])) if best else (math.nan, math.nan))
+        segment_mm=(float(grid[best[0]]), float(grid[best[1]])) if best else (math.nan, math.nan),
+        max_misalignment_mm=float(shifts[-1]))
 
 
 def compare_profiles(

@@ -97,6 +97,14 @@ class RootBundle:
     n_seeds, n_tracked : int
     rejected : dict
         Reason → count (:data:`REJECT_REASONS`).
+    tube_radius_mm : float
+        Radius (mm) of :meth:`roi`'s tube.
+    origin_sd_mm : float
+        Standard uncertainty (mm) of the origin along the root: 0 for a user point; for the
+        dural junction the voxel quantisation of the sac's edge (voxel extent across the edge
+        / √12) divided by the sine of the angle at which the centre-line leaves the sac — a root
+        that runs along the sac before leaving it has an ill-defined exit. Profiles carry it
+        into their intervals (:func:`~dwi_toolkit.tracts.profiles.along_root_profiles`).
 
     Examples
     --------
@@ -118,6 +126,7 @@ class RootBundle:
     n_tracked: int
     rejected: dict
     tube_radius_mm: float = 2.5
+    origin_sd_mm: float = 0.0
 
     @property
     def n_kept(self) -> int:
@@ -210,7 +219,7 @@ class RootTracts:
         return [{"level": b.level, "side": b.side, "n_seeds": b.n_seeds, "n_tracked": b.n_tracked,
                  "n_kept": b.n_kept, **{f"rejected_{k}": int(v) for k, v in b.rejected.items()},
                  "centerline_length_mm": float(b.arc_mm[-1]) if len(b.centerline) > 1 else 0.0,
-                 "origin": b.origin_source} for b in self]
+                 "origin": b.origin_source, "origin_sd_mm": round(b.origin_sd_mm, 2)} for b in self]
 
     def __repr__(self) -> str:
         return f"RootTracts({', '.join(f'{b.level}_{b.side}:{b.n_kept}' for b in self)})"
@@ -524,9 +533,37 @@ def _sac_distance(sac: NDArray, affine: NDArray) -> NDArray[np.float64] | None:
     return ndi.distance_transform_edt(~sac, sampling=np.sqrt((affine[:3, :3] ** 2).sum(0)))
 
 
-def _origin_from_sac(core: NDArray, sac: NDArray, edt: NDArray | None, affine: NDArray) -> float | None:
-    """Arc length of the dural junction: last centre-line point inside the sac (or, if the line
-    starts outside, minus its distance to the sac)."""
+#: Smallest sine of the exit angle used for the origin's uncertainty (a root tangent to the sac
+#: would otherwise have an unbounded one).
+_MIN_EXIT_SINE = 0.25
+
+
+def _origin_sd(core: NDArray, origin: float, edt: NDArray, affine: NDArray) -> float:
+    """Uncertainty (mm) of the junction along the centre-line (:attr:`RootBundle.origin_sd_mm`):
+    quantisation of the sac's edge across it, over the sine of the exit angle. The edge normal
+    is the gradient of the distance to the sac, 1.5 voxels outside the junction."""
+    arc = _arc(core)
+    vox = np.sqrt((affine[:3, :3] ** 2).sum(0))
+    t = np.array([np.interp(origin + 1.0, arc, core[:, i]) - np.interp(origin - 1.0, arc, core[:, i]) for i in range(3)])
+    t /= max(float(np.linalg.norm(t)), 1e-9)
+    p = np.array([np.interp(origin, arc, core[:, i]) for i in range(3)]) + 1.5 * float(vox.max()) * t
+    rot = affine[:3, :3] / vox  # voxel axes in RAS+ (columns)
+    h = float(vox.min())
+    steps = np.vstack([p + h * rot[:, k] for k in range(3)] + [p - h * rot[:, k] for k in range(3)])
+    d = _sample(edt, affine, steps)
+    grad_vox = (d[:3] - d[3:]) / (2 * h)  # along the voxel axes
+    if not np.all(np.isfinite(grad_vox)) or np.linalg.norm(grad_vox) < 1e-6:
+        return float(vox.max() / np.sqrt(12.0) / _MIN_EXIT_SINE)
+    n_vox = grad_vox / np.linalg.norm(grad_vox)
+    n = rot @ n_vox
+    across = float(np.sqrt(np.sum((vox * n_vox) ** 2)))  # voxel extent across the edge (mm)
+    return float(across / np.sqrt(12.0) / max(abs(float(n @ t)), _MIN_EXIT_SINE))
+
+
+def _origin_from_sac(core: NDArray, sac: NDArray, edt: NDArray | None,
+                     affine: NDArray) -> tuple[float, float] | None:
+    """Arc length of the dural junction — the last centre-line point inside the sac (or, if the
+    line starts outside, minus its distance to the sac) — and its uncertainty (mm)."""
     if edt is None:
         return None
     inv = np.linalg.inv(affine)
@@ -534,13 +571,13 @@ def _origin_from_sac(core: NDArray, sac: NDArray, edt: NDArray | None, affine: N
     arc = _arc(core)
     if inside[0]:
         k = int(np.argmin(inside)) if not inside.all() else len(inside) - 1
-        return float(arc[k])
+        return float(arc[k]), _origin_sd(core, float(arc[k]), edt, affine)
     ijk = np.rint(core[0] @ inv[:3, :3].T + inv[:3, 3]).astype(int)
     if np.any(ijk < 0) or np.any(ijk >= np.asarray(sac.shape)):
         return None
     vox = np.sqrt((affine[:3, :3] ** 2).sum(0))
     d0 = max(0.0, float(edt[tuple(ijk)]) - 0.5 * float(vox.min()))  # sac edge lies half a voxel out
-    return -d0 if d0 < 10.0 else None
+    return (-d0, _origin_sd(core, 0.0, edt, affine)) if d0 < 10.0 else None
 
 
 # --------------------------------------------------------------------------- public
@@ -586,19 +623,19 @@ def _plane(centres: dict, plane: Any) -> tuple[NDArray, NDArray]:
 def _bundle(key: tuple, streams: list, n_seeds: int, ctx: dict, origin_point: NDArray | None) -> RootBundle:
     params: TrackingParams = ctx["params"]
     kept, counts = _reject(streams, key[1], ctx["plane"], ctx["reach"], ctx["affine"], params)
-    core, source, origin = np.zeros((0, 3)), "none", 0.0
+    core, source, origin, origin_sd = np.zeros((0, 3)), "none", 0.0, 0.0
     if kept:
         core, kept, counts["off_bundle"] = _centerline(kept, params)
         if origin_point is not None:
             origin, source = float(project_to_line(origin_point.reshape(1, 3), core)[0][0]), "user point"
         else:
             o = _origin_from_sac(core, ctx["sac"], ctx["sac_edt"], ctx["affine"])
-            origin, source = (o, "dural junction (CSF)") if o is not None else (0.0, "centre-line start")
+            (origin, origin_sd), source = (o, "dural junction (CSF)") if o is not None else ((0.0, 0.0), "centre-line start")
     logger.info("root %s %s: %d seeds, %d streamlines, %d kept (%s)", key[0], key[1], n_seeds, len(streams),
                 len(kept), ", ".join(f"{k} {v}" for k, v in counts.items() if v))
     return RootBundle(level=key[0], side=key[1], streamlines=kept, centerline=core, origin_arc_mm=origin,
                       origin_source=source, n_seeds=n_seeds, n_tracked=len(streams), rejected=counts,
-                      tube_radius_mm=params.tube_radius_mm)
+                      tube_radius_mm=params.tube_radius_mm, origin_sd_mm=origin_sd)
 
 
 def track_roots(
