@@ -153,7 +153,7 @@ def _write(res: TractographyResult, out: Path, *, fmt: str, figures: bool) -> di
                 fig.savefig(tmp)
             files[name] = path
     doc = {**res.summary(), "outputs": {k: os.path.relpath(v, out) for k, v in files.items()},
-           "units": {"centerline_length_mm": "mm", "distance_mm": "mm", "diffusivity": "mm^2/s"}}
+           "units": {"centerline_length_mm": "mm", "origin_sd_mm": "mm", "distance_mm": "mm", "diffusivity": "mm^2/s"}}
     files["summary"] = Path(atomic_write_text(out / TRACT_FILES["summary"],
                                               json.dumps(doc, indent=2, default=str) + "\n"))
     return files

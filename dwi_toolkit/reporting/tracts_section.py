@@ -128,9 +128,10 @@ def profiles_figure(profiles: Any, comparisons: Sequence[Any] = (), *, parameter
 #: Units of the profile-comparison columns (``difference`` and the band are in the parameter's unit).
 COMPARISON_UNITS = {"peak_distance_mm": "mm", "start_mm": "mm", "end_mm": "mm", "difference": "parameter unit",
                     "band_low": "parameter unit", "band_high": "parameter unit",
-                    "relative_difference": "1 (fraction of the mean of both sides)", "critical_t": "1"}
+                    "relative_difference": "1 (fraction of the mean of both sides)", "critical_t": "1",
+                    "max_misalignment_mm": "mm"}
 _ROOT_UNITS = {"n_seeds": "seeds", "n_tracked": "streamlines", "n_kept": "streamlines",
-               "rejected_*": "streamlines", "centerline_length_mm": "mm"}
+               "rejected_*": "streamlines", "centerline_length_mm": "mm", "origin_sd_mm": "mm"}
 _LESION_UNITS = {"distance_mm": "mm", "start_mm": "mm", "end_mm": "mm", "relative_difference_*": "1"}
 
 

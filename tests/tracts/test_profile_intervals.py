@@ -1,0 +1,141 @@
+"""Along-root intervals and side comparisons that keep their promise: the distance origin's
+uncertainty, the kernel's bias at corners, and misaligned origins (docs/tractography.md, "How far
+the intervals can be trusted")."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dwi_toolkit.models.dti import fit_dti
+from dwi_toolkit.phantom_roots import RootLesion, make_root_phantom
+from dwi_toolkit.tracts import along_root_profiles, compare_profiles, find_lesions, track_roots
+from dwi_toolkit.tracts.profiles import ProfileTable, RootProfile
+from dwi_toolkit.tracts.tracking import project_to_line
+
+GEOMETRIES = {
+    "straight": {},
+    "oblique_slices": {"grid_rotation_deg": (15.0, 0.0, 10.0)},
+    "patient_rotated": {"rotation_deg": (0.0, 8.0, 12.0)},
+}
+
+
+def _gradient(d):
+    """FA-like profile: 0.27 at the junction rising linearly to 0.40 at 15 mm, then flat."""
+    return 0.27 + 0.13 * np.clip(np.asarray(d, float) / 15.0, 0.0, 1.0)
+
+
+def _profile(side, d, values, origin_sd, seed, *, sd=0.004, n_boot=300):
+    rng = np.random.default_rng(seed)
+    boot = values + rng.normal(0.0, sd, (n_boot, d.size))
+    return RootProfile("L5", side, "fa", "", d, values, boot,
+                       np.full(d.size, 30), origin_sd_mm=origin_sd)
+
+
+def test_misaligned_origins_alone_are_no_deviation():
+    """Two identical roots whose origins were placed 2 mm apart: without the origins' uncertainty
+    the gradient region differs significantly; with it (1.5 mm each) the band covers 0 and
+    nothing is reported."""
+    d = np.arange(3.0, 41.0)
+    left, right = _gradient(d), _gradient(d + 2.0)  # the right origin sits 2 mm proximal of where it should
+    for origin_sd, expect in ((0.0, True), (1.5, False)):
+        t = ProfileTable([_profile("left", d, left, origin_sd, 1, sd=0.002), _profile("right", d, right, origin_sd, 2, sd=0.002)])
+        c = compare_profiles(t, min_relative_difference=0.03)[0]
+        assert c.deviation_found is expect, (origin_sd, c.to_record())
+        if origin_sd:
+            assert np.all(c.band_low <= 0) and np.all(c.band_high >= 0)
+            assert c.max_misalignment_mm == pytest.approx(2.24 * np.hypot(1.5, 1.5), abs=0.01)
+
+
+def test_focal_deviation_survives_the_origins_uncertainty():
+    """A 30 % FA drop over 24–30 mm on the left: found at every allowed alignment, on the left,
+    at the right place — also when the lesion side is the one moved."""
+    d = np.arange(3.0, 41.0)
+    dip = np.where((d >= 24) & (d <= 30), 0.7, 1.0)
+    for lesion_side in ("left", "right"):
+        vals = {s: _gradient(d) * (dip if s == lesion_side else 1.0) for s in ("left", "right")}
+        t = ProfileTable([_profile(s, d, vals[s], 2.0, k) for k, s in enumerate(("left", "right"))])
+        c = compare_profiles(t)[0]
+        assert c.deviation_found and c.side == lesion_side
+        assert 24 <= c.peak_distance_mm <= 30 and c.segment_mm[0] >= 22 and c.segment_mm[1] <= 32
+
+
+def _origin_error(ph, b):
+    """Estimated minus true junction, along the estimated centre-line extended straight back
+    (the true junction can lie before its first point)."""
+    c = b.centerline
+    t = (c[3] - c[0]) / np.linalg.norm(c[3] - c[0])
+    ext = np.vstack([c[0] + np.arange(-8.0, 0.0, 0.25)[:, None] * t, c])
+    s, _ = project_to_line(ph.junctions[(b.level, b.side)][None], ext)
+    return b.origin_arc_mm - (s[0] - 8.0)
+
+
+def _run(geometry, snr, seed, lesion=None):
+    ph = make_root_phantom(levels=("L5",), voxel_size=2.0, n_directions=20, snr=snr, seed=seed, lesion=lesion,
+                           **GEOMETRIES[geometry])
+    fit = fit_dti(ph.series, mask=ph.body_mask)
+    return ph, fit, track_roots(fit, ph.seeds, mask=ph.body_mask)
+
+
+def test_origin_uncertainty_matches_the_junction_error():
+    """origin_sd_mm (edge quantisation over the exit angle's sine) is of the size of the actual
+    error of the dural junction: every error within 3 SD, and the SDs in a plausible range."""
+    z = []
+    for geometry in GEOMETRIES:
+        ph, _, tracts = _run(geometry, 25, 0)
+        for b in tracts:
+            assert b.origin_source == "dural junction (CSF)" and 0.3 < b.origin_sd_mm < 4.0
+            z.append(_origin_error(ph, b) / b.origin_sd_mm)
+    assert np.max(np.abs(z)) < 3.0, z
+
+
+def _truth_at_distance(ph, p):
+    """True value at the reported distance from the true junction, on the true centre-line."""
+    line = ph.centerlines[(p.level, p.side)]
+    arc = np.r_[0, np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))]
+    pts = np.stack([np.interp(p.distance_mm, arc, line[:, i]) for i in range(3)], 1)
+    return ph.truth_at(p.level, p.side, pts)[p.parameter]
+
+
+@pytest.mark.slow
+def test_intervals_and_bands_cover_the_truth():
+    """SNR 20 and 25, three geometries, two noise seeds (12 phantoms, 24 roots): the pointwise
+    95 % intervals hold the true value at the reported distance at ≥ 90 % of the nodes of every
+    parameter (measured 94–97 %; 84–92 % before the origin's uncertainty and the bias correction
+    were added), and the simultaneous band of the left − right difference of these symmetric
+    roots covers 0 in ≥ 90 % of the comparisons (measured 96–100 %; 66–89 % before), with no
+    lesion reported."""
+    cover, bands = {}, {}
+    for geometry in GEOMETRIES:
+        for snr in (20, 25):
+            for seed in (0, 1):
+                ph, fit, tracts = _run(geometry, snr, seed)
+                prof = along_root_profiles(tracts, fit, n_boot=200)
+                for p in prof:
+                    lo, hi = p.ci()
+                    t = _truth_at_distance(ph, p)
+                    cover.setdefault(p.parameter, []).append((lo <= t) & (t <= hi))
+                comps = compare_profiles(prof)
+                for c in comps:
+                    bands.setdefault(c.parameter, []).append(bool(np.all(~((c.band_low > 0) | (c.band_high < 0)))))
+                assert find_lesions(comps) == []
+    for par, hits in cover.items():
+        assert np.concatenate(hits).mean() >= 0.90, (par, np.concatenate(hits).mean())
+    for par, ok in bands.items():
+        assert np.mean(ok) >= 0.90, (par, np.mean(ok))
+
+
+@pytest.mark.slow
+def test_lesion_in_the_gradient_region_is_still_found():
+    """A lesion 12 mm from the junction, where misaligned origins matter most (FA × 0.65,
+    ADC × 1.3, SNR 25, 2 mm voxels): found on the right root and side within 5 mm in at least
+    half of 6 phantoms (3 geometries × 2 seeds; measured 9 of 12 over 4 seeds)."""
+    hits = 0
+    for geometry in GEOMETRIES:
+        for seed, side in ((100, "right"), (101, "left")):
+            lesion = RootLesion("L5", side, center_mm=12.0)
+            _, fit, tracts = _run(geometry, 25, seed, lesion)
+            found = find_lesions(compare_profiles(along_root_profiles(tracts, fit, parameters=["fa", "adc"],
+                                                                      n_boot=200)))
+            hits += any(f["side"] == side and abs(f["distance_mm"] - 12.0) <= 5.0 for f in found)
+    assert hits >= 3, hits
