@@ -290,23 +290,38 @@ def _local_quadratic(s: NDArray, y: NDArray, nodes: NDArray, sigma: float, count
     k = np.exp(-0.5 * x**2) * ok[None, :]
     y0 = np.where(ok, y, 0.0)
     m = [counts @ (k * x**j).T for j in range(5)]
-    gram = np.stack([np.stack([m[i + j] for j in range(3)], -1) for i in range(3)], -2)  # (B, N, 3, 3)
-    rhs = np.stack([counts @ (k * x**j * y0).T for j in range(3)], -1)[..., None]
+    t0, t1, t2 = (counts @ (k * x**j * y0).T for j in range(3))
+    # intercept of the 3×3 normal equations [[m0 m1 m2] [m1 m2 m3] [m2 m3 m4]] c = t (Cramer's rule)
+    minor = (m[2] * m[4] - m[3] ** 2, m[1] * m[4] - m[2] * m[3], m[1] * m[3] - m[2] ** 2)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        good = np.linalg.det(gram) > 1e-4 * m[0] ** 3
-        coef = np.linalg.solve(np.where(good[..., None, None], gram, np.eye(3)), rhs)[..., 0, 0]
-    return np.where(good, coef, np.nan)
+        det = m[0] * minor[0] - m[1] * minor[1] + m[2] * minor[2]
+        num = t0 * minor[0] - t1 * minor[1] + t2 * minor[2]
+        return np.where(det > 1e-4 * m[0] ** 3, num / det, np.nan)
+
+
+def _interp_rows(q: NDArray, xp: NDArray, rows: NDArray) -> NDArray[np.float64]:
+    """``np.interp`` of every row of `rows` (R, n) on increasing `xp` (n,) at `q` — (G,) for all
+    rows or (R, G), one query per row — in one pass; end values held beyond `xp`. A NaN value
+    spoils only the queries that give it weight."""
+    i = np.clip(np.searchsorted(xp, q, side="right") - 1, 0, xp.size - 2)
+    w = np.clip((q - xp[i]) / (xp[i + 1] - xp[i]), 0.0, 1.0)
+    a = np.take_along_axis(rows, np.broadcast_to(i, (len(rows),) + np.shape(q)[-1:]), 1)
+    b = np.take_along_axis(rows, np.broadcast_to(i + 1, (len(rows),) + np.shape(q)[-1:]), 1)
+    with np.errstate(invalid="ignore"):
+        return np.where(w < 1, a * (1 - w), 0.0) + np.where(w > 0, b * w, 0.0)
 
 
 def _shift_replicates(rows: NDArray, grid: NDArray, nodes: NDArray, shifts: NDArray) -> NDArray[np.float64]:
     """Bootstrap replicates (rows, on `grid`) read at `nodes` moved by one draw each (`shifts`,
     mm): the uncertainty of the distance origin (:attr:`RootBundle.origin_sd_mm`), which moves
     the whole profile along the root. Beyond a replicate's last value the value is held."""
+    ok = np.isfinite(rows)
+    if ok.all():
+        return _interp_rows(nodes[None, :] + shifts[:, None], grid, rows)
     out = np.full((len(rows), nodes.size), np.nan)
     for b, (row, shift) in enumerate(zip(rows, shifts)):
-        ok = np.isfinite(row)
-        if ok.sum() >= 2:
-            out[b] = np.interp(nodes + shift, grid[ok], row[ok])
+        if ok[b].sum() >= 2:
+            out[b] = np.interp(nodes + shift, grid[ok[b]], row[ok[b]])
     return out
 
 
@@ -600,7 +615,7 @@ def _on_grid(p: RootProfile, grid: NDArray, extend: bool = False) -> tuple[NDArr
     moved by a few mm of misalignment can still be read near its ends."""
     d = p.distance_mm
     rows = np.vstack([p.value, p.boot])
-    out = np.stack([np.interp(grid, d, r) for r in rows])
+    out = _interp_rows(grid, d, rows) if d.size > 1 else np.repeat(rows, grid.size, 1)
     before, after = grid < d[0], grid > d[-1]
     for mask, end in ((before, d <= d[0] + _END_FIT_MM), (after, d >= d[-1] - _END_FIT_MM)):
         if not mask.any():
@@ -627,12 +642,12 @@ def _alignments(left: RootProfile, right: RootProfile, alpha: float) -> tuple[ND
     misaligned by Δ ~ N(0, σ²), σ² the sum of their variances. Half of `alpha` goes to Δ
     falling outside ±z(1 − α/4)·σ, half to the bands at each Δ in that range (union bound):
     their envelope covers the difference at the true alignment with probability ≥ 1 − α."""
-    from scipy.stats import norm
+    from statistics import NormalDist
 
     sd = math.hypot(left.origin_sd_mm, right.origin_sd_mm)
     if sd <= 0:
         return np.zeros(1), alpha
-    reach = float(norm.ppf(1 - alpha / 4)) * sd
+    reach = NormalDist().inv_cdf(1 - alpha / 4) * sd
     n = int(math.ceil(reach / 0.5))
     return np.linspace(-reach, reach, 2 * n + 1), alpha / 2
 
