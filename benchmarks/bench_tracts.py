@@ -23,6 +23,15 @@ dural junction; streamlines kept and rejected.
 Threads pinned to one; CPU time (``time.process_time``), medians of paired rounds.
 Run: ``python benchmarks/bench_tracts.py [--repeats 3]``.
 
+``--coverage [--seeds 6] [--jobs 2]`` instead measures whether the intervals keep their promise
+(docs/tractography.md, "How far the intervals can be trusted"), on L5 in the three geometries at
+SNR 25 and 20: the dural-junction error against ``origin_sd_mm``; the share of nodes whose 95 %
+interval holds the true value at the reported distance from the true junction (shipped intervals,
+and the voxel bootstrap alone); the share of symmetric phantoms whose simultaneous difference band
+covers 0 everywhere and that report no lesion; and how often a lesion (FA × 0.65, ADC × 1.3, 8 mm)
+at 12, 25 or 35 mm is found on the right root, side and place (± 5 mm) — each by the shipped
+comparison and by one that ignores the origins' uncertainty.
+
 ``--node-accuracy [--seeds 6]`` instead measures what limits node-wise FA (docs/tractography.md,
 "What limits FA"): a one-voxel Monte Carlo of the tensor fits (OLS, WLS, IWLS; voxel FA bias and
 SD, and the bias of the FA of the mean tensor) at SNR 25 and 20, and, on L5 left and right in the
@@ -317,12 +326,128 @@ def node_accuracy(seeds):
     return res
 
 
+# --------------------------------------------------------------------------- coverage
+
+def _truth_at_distance(ph, p):
+    """True value at the reported distance from the true junction, on the true centre-line."""
+    line = ph.centerlines[(p.level, p.side)]
+    arc = np.r_[0, np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))]
+    pts = np.stack([np.interp(p.distance_mm, arc, line[:, i]) for i in range(3)], 1)
+    return ph.truth_at(p.level, p.side, pts)[p.parameter]
+
+
+def _origin_error(ph, b):
+    """Estimated − true junction (mm) along the estimated centre-line extended straight back."""
+    from dwi_toolkit.tracts.tracking import project_to_line
+
+    c = b.centerline
+    t = (c[3] - c[0]) / np.linalg.norm(c[3] - c[0])
+    ext = np.vstack([c[0] + np.arange(-8.0, 0.0, 0.25)[:, None] * t, c])
+    return float(b.origin_arc_mm - (project_to_line(ph.junctions[(b.level, b.side)][None], ext)[0][0] - 8.0))
+
+
+def coverage_one(job):
+    """One phantom: origin errors, pointwise coverage (shipped and bootstrap-only intervals) and
+    band / lesion outcomes (shipped comparison and one that ignores the origins' uncertainty)."""
+    import dataclasses
+
+    from dwi_toolkit.models.dti import fit_dti
+    from dwi_toolkit.phantom_roots import RootLesion, make_root_phantom
+    from dwi_toolkit.tracts import along_root_profiles, compare_profiles, find_lesions, track_roots
+    from dwi_toolkit.tracts.profiles import ProfileTable
+
+    geometry, snr, seed, lesion_mm = job
+    side = ("left", "right")[seed % 2]
+    lesion = RootLesion("L5", side, center_mm=lesion_mm) if lesion_mm else None
+    ph = make_root_phantom(levels=("L5",), voxel_size=2.0, n_directions=20, snr=snr, seed=seed, lesion=lesion,
+                           **GEOMETRIES[geometry])
+    fit = fit_dti(ph.series, mask=ph.body_mask)
+    tracts = track_roots(fit, ph.seeds, mask=ph.body_mask)
+    prof = along_root_profiles(tracts, fit, n_boot=300)
+    blind = ProfileTable([dataclasses.replace(p, origin_sd_mm=0.0, ci_boot=None) for p in prof])
+    out = {"job": list(job), "origin": [(_origin_error(ph, b), b.origin_sd_mm) for b in tracts]}
+    if lesion is None:
+        cover = {}
+        for p, q in zip(prof, blind):
+            t = _truth_at_distance(ph, p)
+            for name, prof_ in (("shipped", p), ("bootstrap only", q)):
+                lo, hi = prof_.ci()
+                cover.setdefault(name, {}).setdefault(p.parameter, []).append(
+                    [p.distance_mm.tolist(), ((lo <= t) & (t <= hi)).tolist()])
+        out["cover"] = cover
+    for name, table in (("shipped", prof), ("origins ignored", blind)):
+        comps = compare_profiles(table)
+        out.setdefault("band_covers_0", {})[name] = {
+            c.parameter: bool(np.all(~((c.band_low > 0) | (c.band_high < 0)))) for c in comps}
+        found = find_lesions(comps)
+        out.setdefault("lesions", {})[name] = (
+            any(f["side"] == side and abs(f["distance_mm"] - lesion_mm) <= 5.0 for f in found) if lesion_mm
+            else bool(found))
+    return out
+
+
+def coverage(seeds, jobs):
+    """Interval coverage, band coverage and lesion power over geometries, SNR 20/25 and `seeds`."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    work = [(g, snr, seed, lesion) for lesion in (None, 12.0, 25.0, 35.0) for g in GEOMETRIES
+            for snr in (25, 20) for seed in range(seeds)]
+    with ProcessPoolExecutor(jobs) as ex:
+        runs = list(ex.map(coverage_one, work))
+    res: dict = {"phantoms": len(runs), "seeds": seeds}
+    z = np.array([e / sd for r in runs for e, sd in r["origin"]])
+    err = np.array([e for r in runs for e, _ in r["origin"]])
+    res["origin"] = {"rms_error_mm": round(float(np.sqrt(np.mean(err**2))), 2),
+                     "median_sd_mm": round(float(np.median([sd for r in runs for _, sd in r["origin"]])), 2),
+                     "sd_of_error_over_sd": round(float(z.std()), 2),
+                     "beyond_1.96_sd_pct": round(100 * float(np.mean(np.abs(z) > 1.96)), 1)}
+    bins = ((0, 6), (6, 10), (10, 14), (14, 18), (18, 24), (24, 80))
+    for snr in (25, 20):
+        for name in ("shipped", "bootstrap only"):
+            tab = {}
+            for r in runs:
+                if r["job"][1] != snr or "cover" not in r:
+                    continue
+                for par, lst in r["cover"][name].items():
+                    for d, hit in lst:
+                        tab.setdefault(par, []).append((np.asarray(d), np.asarray(hit)))
+            row = {}
+            for par, lst in tab.items():
+                d = np.concatenate([a for a, _ in lst])
+                h = np.concatenate([b for _, b in lst])
+                row[par] = {"all": round(100 * float(h.mean()), 1),
+                            **{f"{a}-{b} mm": round(100 * float(h[(d >= a) & (d < b)].mean()), 1) for a, b in bins
+                               if ((d >= a) & (d < b)).any()}}
+            res.setdefault("pointwise_coverage_pct", {})[f"SNR {snr}, {name}"] = row
+    for name in ("shipped", "origins ignored"):
+        null = [r for r in runs if r["job"][3] is None]
+        res.setdefault("band_covers_0_pct", {})[name] = {
+            par: round(100 * float(np.mean([r["band_covers_0"][name][par] for r in null])), 1)
+            for par in null[0]["band_covers_0"][name]}
+        res.setdefault("lesion_free_with_lesion_reported_pct", {})[name] = round(
+            100 * float(np.mean([r["lesions"][name] for r in null])), 1)
+        for lesion in (12.0, 25.0, 35.0):
+            for snr in (25, 20):
+                hits = [r["lesions"][name] for r in runs if r["job"][3] == lesion and r["job"][1] == snr]
+                res.setdefault("lesion_found_pct", {}).setdefault(name, {})[f"{lesion:g} mm, SNR {snr}"] = round(
+                    100 * float(np.mean(hits)), 1)
+    return res
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--node-accuracy", action="store_true", help="what limits node-wise FA (see the docstring)")
-    ap.add_argument("--seeds", type=int, default=6, help="noise seeds per geometry for --node-accuracy")
+    ap.add_argument("--seeds", type=int, default=6, help="noise seeds per geometry for --node-accuracy/--coverage")
+    ap.add_argument("--coverage", action="store_true", help="interval and band coverage, lesion power (docstring)")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes for --coverage")
     args = ap.parse_args()
+    if args.coverage:
+        res = coverage(args.seeds, args.jobs)
+        print(json.dumps(res, indent=1))
+        (HERE / "results").mkdir(exist_ok=True)
+        (HERE / "results" / "bench_tracts_coverage.json").write_text(json.dumps(res, indent=1))
+        return 0
     if args.node_accuracy:
         res = node_accuracy(args.seeds)
         print(json.dumps(res["voxel_monte_carlo"], indent=1))
