@@ -32,6 +32,9 @@ covers 0 everywhere and that report no lesion; and how often a lesion (FA × 0.6
 at 12, 25 or 35 mm is found on the right root, side and place (± 5 mm) — each by the shipped
 comparison and by one that ignores the origins' uncertainty.
 
+``--crlb`` prints the Cramér–Rao lower bound on the SD of any unbiased estimate of one root
+voxel's FA at SNR 25 and 20 (also part of ``--node-accuracy``).
+
 ``--node-accuracy [--seeds 6]`` instead measures what limits node-wise FA (docs/tractography.md,
 "What limits FA"): a one-voxel Monte Carlo of the tensor fits (OLS, WLS, IWLS; voxel FA bias and
 SD, and the bias of the FA of the mean tensor) at SNR 25 and 20, and, on L5 left and right in the
@@ -226,6 +229,53 @@ def voxel_monte_carlo(snr, n=20000, seed=0):
     return out
 
 
+def voxel_fa_crlb(snr, n_orientations=200, seed=0):
+    """Cramér–Rao lower bound on the SD (% of FA) of any unbiased estimate of one voxel's FA
+    (S0 and the 6 tensor elements unknown; 20 directions + 2 b=0 at b = 800; Gaussian noise of SD
+    S0/SNR — Rician magnitudes carry less information, so the bound holds for them too), median
+    and range over random fibre orientations; and the root voxels a node would need, all of the
+    same FA, for its SD to reach 2.55 % (95 % of nodes within 5 %)."""
+    from dwi_toolkit.phantom import fa_to_axial_factor, gradient_directions
+
+    rng = np.random.default_rng(seed)
+    g = np.asarray(gradient_directions(20), float)
+    b, bv = np.r_[0.0, 0.0, np.full(len(g), 800.0)], np.vstack([np.zeros((2, 3)), g])
+    sym = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
+
+    def tensor(th):
+        d = np.zeros((3, 3))
+        for k, (i, j) in enumerate(sym):
+            d[i, j] = d[j, i] = th[1 + k]
+        return d
+
+    def fa_of(th):
+        ev = np.linalg.eigvalsh(tensor(th))
+        return np.sqrt(1.5 * ((ev - ev.mean()) ** 2).sum() / (ev**2).sum())
+
+    def signal(th):
+        return th[0] * np.exp(-b * np.einsum("ni,ij,nj->n", bv, tensor(th), bv))
+
+    out = {}
+    for fa, md in ((0.27, 1.62e-3), (0.40, 1.20e-3)):
+        t = fa_to_axial_factor(fa)
+        sds = []
+        for _ in range(n_orientations):
+            v = rng.normal(size=3)
+            v /= np.linalg.norm(v)
+            d = md * (1 - t) * np.eye(3) + 3 * md * t * np.outer(v, v)
+            th = np.r_[1.0, [d[i, j] for i, j in sym]]
+            h = np.r_[1e-6, np.full(6, 1e-9)]
+            steps = np.eye(7) * h
+            jac = np.stack([(signal(th + e) - signal(th - e)) / (2 * hk) for e, hk in zip(steps, h)], 1)
+            grad = np.array([(fa_of(th + e) - fa_of(th - e)) / (2 * hk) for e, hk in zip(steps, h)])
+            sds.append(float(np.sqrt(grad @ np.linalg.solve(jac.T @ jac * snr**2, grad))) / fa)
+        med = float(np.median(sds))
+        out[f"FA {fa}"] = {"crlb_sd_pct": round(100 * med, 1), "range_pct": [round(100 * min(sds), 1),
+                                                                               round(100 * max(sds), 1)],
+                           "voxels_for_2.55pct": int(np.ceil((med / 0.0255) ** 2))}
+    return out
+
+
 def _root_frame_tensors(fit, ijk, arc, line):
     """Voxel tensors (V, 3, 3) in the root's frame at each voxel's foot on `line` (tangent and a
     rotation-minimising normal, parallel-transported along the line)."""
@@ -310,7 +360,8 @@ def node_errors_one(geometry, snr, seed):
 
 def node_accuracy(seeds):
     """Voxel Monte Carlo and node errors (max / p90 %, over `seeds` noise seeds) per SNR and geometry."""
-    res = {"voxel_monte_carlo": {str(snr): voxel_monte_carlo(snr) for snr in (25, 20)}, "nodes": {}}
+    res = {"voxel_monte_carlo": {str(snr): voxel_monte_carlo(snr) for snr in (25, 20)},
+           "voxel_fa_crlb": {str(snr): voxel_fa_crlb(snr) for snr in (25, 20)}, "nodes": {}}
     for snr in (25, 20):
         for geometry in GEOMETRIES:
             acc: dict = {}
@@ -441,7 +492,11 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=6, help="noise seeds per geometry for --node-accuracy/--coverage")
     ap.add_argument("--coverage", action="store_true", help="interval and band coverage, lesion power (docstring)")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes for --coverage")
+    ap.add_argument("--crlb", action="store_true", help="Cramér–Rao bound of one voxel's FA (docstring)")
     args = ap.parse_args()
+    if args.crlb:
+        print(json.dumps({str(snr): voxel_fa_crlb(snr) for snr in (25, 20)}, indent=1))
+        return 0
     if args.coverage:
         res = coverage(args.seeds, args.jobs)
         print(json.dumps(res, indent=1))
