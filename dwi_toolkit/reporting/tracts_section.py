@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..units import DIFFUSIVITY_UNIT, DISPLAY_SCALE, DISPLAY_UNIT
+from ..units import DIFFUSIVITY_UNIT, DISPLAY_SCALE, DISPLAY_UNIT_PRETTY
 
 __all__ = ["coronal_fa_projection", "tracts_figure", "profiles_figure", "tractography_block", "tract_section",
            "COMPARISON_UNITS"]
@@ -115,7 +115,7 @@ def profiles_figure(profiles: Any, comparisons: Sequence[Any] = (), *, parameter
             c = flagged.get((lev, par))
             if c is not None:
                 ax.axvspan(c.segment_mm[0], c.segment_mm[1], color="orange", alpha=0.3)
-            unit = DISPLAY_UNIT if par != "fa" else ""
+            unit = DISPLAY_UNIT_PRETTY if par != "fa" else ""
             ax.set_title(f"{lev} {par.upper()}" + (f" ({unit})" if unit else ""), fontsize=9)
             if i == len(levels) - 1:
                 ax.set_xlabel("distance from dural junction (mm)")
@@ -165,14 +165,46 @@ def tractography_block(tracts: Any, comparisons: Sequence[Any], lesions: Sequenc
     }
 
 
+#: Column headers of the HTML tables (the JSON block and CSV tables keep the field names).
+_ROOT_HEADERS = {"level": "level", "side": "side", "n_seeds": "seeds", "n_tracked": "tracked", "n_kept": "kept",
+                 "rejected_too_short": "rejected: too short", "rejected_crosses_midline": "rejected: crosses midline",
+                 "rejected_leaves_body": "rejected: leaves body", "rejected_off_bundle": "rejected: off bundle",
+                 "centerline_length_mm": "centre-line length (mm)", "origin": "distance measured from",
+                 "origin_sd_mm": "its uncertainty (mm, SD)"}
+_COMPARISON_HEADERS = {"level": "level", "parameter": "parameter", "unit": "unit", "deviation_found": "deviation",
+                       "side": "abnormal side", "peak_distance_mm": "peak (mm)", "start_mm": "from (mm)",
+                       "end_mm": "to (mm)", "difference": "left − right at the peak",
+                       "relative_difference": "relative difference", "band_low": "band, low",
+                       "band_high": "band, high", "max_misalignment_mm": "origins misaligned up to (mm)"}
+
+
+def _comparison_display(row: dict[str, Any]) -> dict[str, Any]:
+    """One comparison row for the page: diffusivities as ×10⁻³ mm²/s, the relative difference in
+    %, parameter names as radiologists write them."""
+    out = dict(row)
+    if row.get("unit") == DIFFUSIVITY_UNIT:
+        out["unit"] = DISPLAY_UNIT_PRETTY
+        for k in ("difference", "band_low", "band_high"):
+            out[k] = row[k] * DISPLAY_SCALE if isinstance(row.get(k), float) else row.get(k)
+    else:
+        out["unit"] = "–"
+    rel = row.get("relative_difference")
+    out["relative_difference"] = f"{100 * rel:+.1f} %".replace("-", "−") if isinstance(rel, float) and np.isfinite(rel) else "–"
+    out["parameter"] = str(row.get("parameter", "")).upper()
+    return out
+
+
 def _section_html(block: dict[str, Any], figs: list[Any]) -> str:
     from . import html as H
 
-    out = [H.table(block["roots"]["rows"], caption="Tracked roots (streamline counts; lengths in mm)")]
-    rows = [r for r in block["profile_comparison"]["rows"]]
+    roots = block["roots"]["rows"]
+    out = [H.table(roots, columns=[c for c in _ROOT_HEADERS if roots and c in roots[0]], headers=_ROOT_HEADERS,
+                   digits=3, caption="Tracked roots (streamline counts; lengths in mm)")]
+    rows = [_comparison_display(r) for r in block["profile_comparison"]["rows"]]
     if rows:
-        out.append(H.table(rows, digits=3, caption="Left − right at homologous distances (simultaneous 95 % "
-                           "band; difference in the parameter's unit: FA unitless, diffusivities mm²/s)"))
+        out.append(H.table(rows, columns=list(_COMPARISON_HEADERS), headers=_COMPARISON_HEADERS, digits=3,
+                           caption="Left − right at the same distance from the dural junction, with a "
+                           "simultaneous 95 % band that allows for the uncertainty of where each junction is"))
     les = block["lesions"]["rows"]
     if les:
         out.append('<div class="warn"><strong>Focal deviation (FA lower and ADC higher on the same side):</strong>'

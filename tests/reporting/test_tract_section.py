@@ -38,3 +38,8 @@ def test_report_carries_the_tractography_section(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert 'id="tractography"' in html or "Root tractography and along-root profiles" in html
     assert html.count("data:image/png;base64") >= 2
+    # the page shows readable headers and display units, not field names
+    section = html[html.index("Root tractography and along-root profiles"):]
+    for code in ("n_seeds", "rejected_too_short", "critical_t", "deviation_found", "max_misalignment_mm", "mm^2/s"):
+        assert code not in section, code
+    assert "×10⁻³ mm²/s" in section and "origins misaligned up to (mm)" in section
