@@ -379,24 +379,6 @@ def node_accuracy(seeds):
 
 # --------------------------------------------------------------------------- coverage
 
-def _truth_at_distance(ph, p):
-    """True value at the reported distance from the true junction, on the true centre-line."""
-    line = ph.centerlines[(p.level, p.side)]
-    arc = np.r_[0, np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))]
-    pts = np.stack([np.interp(p.distance_mm, arc, line[:, i]) for i in range(3)], 1)
-    return ph.truth_at(p.level, p.side, pts)[p.parameter]
-
-
-def _origin_error(ph, b):
-    """Estimated − true junction (mm) along the estimated centre-line extended straight back."""
-    from dwi_toolkit.tracts.tracking import project_to_line
-
-    c = b.centerline
-    t = (c[3] - c[0]) / np.linalg.norm(c[3] - c[0])
-    ext = np.vstack([c[0] + np.arange(-8.0, 0.0, 0.25)[:, None] * t, c])
-    return float(b.origin_arc_mm - (project_to_line(ph.junctions[(b.level, b.side)][None], ext)[0][0] - 8.0))
-
-
 def coverage_one(job):
     """One phantom: origin errors, pointwise coverage (shipped and bootstrap-only intervals) and
     band / lesion outcomes (shipped comparison and one that ignores the origins' uncertainty)."""
@@ -416,11 +398,12 @@ def coverage_one(job):
     tracts = track_roots(fit, ph.seeds, mask=ph.body_mask)
     prof = along_root_profiles(tracts, fit, n_boot=300)
     blind = ProfileTable([dataclasses.replace(p, origin_sd_mm=0.0, ci_boot=None) for p in prof])
-    out = {"job": list(job), "origin": [(_origin_error(ph, b), b.origin_sd_mm) for b in tracts]}
+    out = {"job": list(job), "origin": [(b.origin_arc_mm - ph.junction_arc_mm(b.level, b.side, b.centerline),
+                                         b.origin_sd_mm) for b in tracts]}
     if lesion is None:
         cover = {}
         for p, q in zip(prof, blind):
-            t = _truth_at_distance(ph, p)
+            t = ph.truth_profile(p.level, p.side, p.distance_mm)[p.parameter]  # from the true junction
             for name, prof_ in (("shipped", p), ("bootstrap only", q)):
                 lo, hi = prof_.ci()
                 cover.setdefault(name, {}).setdefault(p.parameter, []).append(

@@ -184,6 +184,29 @@ class RootPhantom:
         _, frac, _ = _dist_to_polyline(p, self.centerlines[(level, side)])
         return self.truth_profile(level, side, frac * self.length_mm(level, side))
 
+    def junction_arc_mm(self, level: str, side: str, line: ArrayLike) -> float:
+        """Arc length (mm) along a polyline (e.g. a tracked centre-line, RAS+ mm) of the foot of
+        the true dural junction; negative when the junction lies before the line's first point
+        (the line is extended straight back along its first 3 mm). A tracked root's origin error
+        is ``bundle.origin_arc_mm - junction_arc_mm(level, side, bundle.centerline)``.
+
+        Examples
+        --------
+        >>> ph = make_root_phantom(levels=("L5",), voxel_size=3.0, n_directions=12, snr=None)
+        >>> line = ph.centerlines[("L5", "left")]
+        >>> round(ph.junction_arc_mm("L5", "left", line[5:]), 1) < 0
+        True
+        """
+        c = np.asarray(line, float)
+        arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(c, axis=0), axis=1))]
+        k = min(int(np.searchsorted(arc, 3.0)), len(c) - 1)
+        t = (c[k] - c[0]) / max(float(arc[k]), 1e-9)
+        back = 20.0
+        ext = np.vstack([c[0] + np.linspace(-back, 0.0, 81)[:-1, None] * t, c])
+        _, frac, _ = _dist_to_polyline(self.junctions[(level, side)][None], ext)
+        total = float(np.linalg.norm(np.diff(ext, axis=0), axis=1).sum())
+        return float(frac[0] * total - back)
+
     def truth_records(self, step_mm: float = 1.0) -> list[dict]:
         """Tidy truth table: level, side, distance_mm, parameter, value (mm²/s for diffusivities)."""
         recs = []

@@ -11,7 +11,6 @@ from dwi_toolkit.models.dti import fit_dti
 from dwi_toolkit.phantom_roots import RootLesion, make_root_phantom
 from dwi_toolkit.tracts import along_root_profiles, compare_profiles, find_lesions, track_roots
 from dwi_toolkit.tracts.profiles import ProfileTable, RootProfile
-from dwi_toolkit.tracts.tracking import project_to_line
 
 GEOMETRIES = {
     "straight": {},
@@ -60,16 +59,6 @@ def test_focal_deviation_survives_the_origins_uncertainty():
         assert 24 <= c.peak_distance_mm <= 30 and c.segment_mm[0] >= 22 and c.segment_mm[1] <= 32
 
 
-def _origin_error(ph, b):
-    """Estimated minus true junction, along the estimated centre-line extended straight back
-    (the true junction can lie before its first point)."""
-    c = b.centerline
-    t = (c[3] - c[0]) / np.linalg.norm(c[3] - c[0])
-    ext = np.vstack([c[0] + np.arange(-8.0, 0.0, 0.25)[:, None] * t, c])
-    s, _ = project_to_line(ph.junctions[(b.level, b.side)][None], ext)
-    return b.origin_arc_mm - (s[0] - 8.0)
-
-
 def _run(geometry, snr, seed, lesion=None):
     ph = make_root_phantom(levels=("L5",), voxel_size=2.0, n_directions=20, snr=snr, seed=seed, lesion=lesion,
                            **GEOMETRIES[geometry])
@@ -85,16 +74,9 @@ def test_origin_uncertainty_matches_the_junction_error():
         ph, _, tracts = _run(geometry, 25, 0)
         for b in tracts:
             assert b.origin_source == "dural junction (CSF)" and 0.3 < b.origin_sd_mm < 4.0
-            z.append(_origin_error(ph, b) / b.origin_sd_mm)
+            error = b.origin_arc_mm - ph.junction_arc_mm(b.level, b.side, b.centerline)
+            z.append(error / b.origin_sd_mm)
     assert np.max(np.abs(z)) < 3.0, z
-
-
-def _truth_at_distance(ph, p):
-    """True value at the reported distance from the true junction, on the true centre-line."""
-    line = ph.centerlines[(p.level, p.side)]
-    arc = np.r_[0, np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))]
-    pts = np.stack([np.interp(p.distance_mm, arc, line[:, i]) for i in range(3)], 1)
-    return ph.truth_at(p.level, p.side, pts)[p.parameter]
 
 
 @pytest.mark.slow
@@ -113,7 +95,7 @@ def test_intervals_and_bands_cover_the_truth():
                 prof = along_root_profiles(tracts, fit, n_boot=200)
                 for p in prof:
                     lo, hi = p.ci()
-                    t = _truth_at_distance(ph, p)
+                    t = ph.truth_profile(p.level, p.side, p.distance_mm)[p.parameter]  # from the true junction
                     cover.setdefault(p.parameter, []).append((lo <= t) & (t <= hi))
                 comps = compare_profiles(prof)
                 for c in comps:
