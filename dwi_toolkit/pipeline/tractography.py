@@ -73,7 +73,7 @@ class TractographyResult:
 
 def run_tractography(series: Any, rois: Any, out_dir: str | os.PathLike | None = None, *, params: Any = None,
                      dti_fit: Any = None, mask: Any = None, fmt: str = "tck",
-                     figures: bool = False) -> TractographyResult:
+                     figures: bool = False, origins: Any = None) -> TractographyResult:
     """Track every root from its ROI, profile FA/ADC/MD/AD/RD along it and compare the sides.
 
     Parameters
@@ -92,6 +92,9 @@ def run_tractography(series: Any, rois: Any, out_dir: str | os.PathLike | None =
         Analysis/body mask on the DWI grid.
     fmt : {"tck", "trk", "trx"}, optional
         Streamline file format.
+    origins : mapping or RoiSet, optional
+        Dural-junction points set by hand for some or all roots (see
+        :func:`~dwi_toolkit.tracts.tracking.track_roots`); the others are found from the CSF.
     figures : bool, optional
         Also write ``tracts_coronal.png`` and ``profiles.png`` (default False; the report embeds them).
 
@@ -119,7 +122,7 @@ def run_tractography(series: Any, rois: Any, out_dir: str | os.PathLike | None =
     fit = dti_fit if dti_fit is not None else fit_dti(series, mask=mask)
     plane = getattr(rois, "meta", {}).get("midsagittal_plane") if hasattr(rois, "meta") else None
     logger.info("tracking %d ROI(s) (%s)", len(rois), params.method)
-    tracts = track_roots(fit, rois, params=params, mask=mask, midsagittal_plane=plane)
+    tracts = track_roots(fit, rois, params=params, mask=mask, midsagittal_plane=plane, origins=origins)
     profiles = along_root_profiles(tracts, fit)
     comps = compare_profiles(profiles)
     res = TractographyResult(tracts, fit, profiles, comps, find_lesions(comps))

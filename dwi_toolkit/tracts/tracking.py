@@ -251,6 +251,31 @@ def _seed_centres(seeds: Any, shape: tuple, affine: NDArray) -> dict[tuple[str, 
     return {k: np.vstack(v) for k, v in out.items()}
 
 
+def _origin_points(origins: Any) -> dict[tuple[str, str], NDArray]:
+    """(level, side) → one RAS+ point from a mapping (``(level, side)`` or ``"L5_left"`` keys) or
+    from RootROIs / a RoiSet (each ROI's centroid, e.g. a point or small sphere marked on the
+    dural junction)."""
+    if origins is None:
+        return {}
+    if isinstance(origins, RootROI):
+        origins = [origins]
+    out: dict[tuple[str, str], NDArray] = {}
+    if isinstance(origins, Mapping):
+        for key, pt in origins.items():
+            lev, side = key if isinstance(key, tuple) else key.split("_")[:2]
+            p = np.asarray(pt, float).reshape(-1, 3)
+            out[(normalize_level(lev), normalize_side(side))] = p.mean(0)
+    elif isinstance(origins, (RoiSet, Iterable)):
+        for roi in origins:
+            if not isinstance(roi, RootROI):
+                raise InputDataError(f"origins must be RootROIs, a RoiSet or a mapping, got {type(roi).__name__}.")
+            out[(roi.level, roi.side)] = np.asarray(roi.shape.centroid(), float).reshape(3)
+    else:
+        raise InputDataError(f"cannot take origins from {type(origins).__name__}; pass a RoiSet, RootROIs or "
+                             "{(level, side): point}.")
+    return out
+
+
 def _roi_points(roi: RootROI, shape: tuple, affine: NDArray) -> NDArray:
     """Voxel centres of a sphere/tube/mask ROI; its centroid when it covers no voxel centre."""
     if isinstance(roi.shape, Sphere) and roi.shape.radius_mm < 1.0:
@@ -620,6 +645,19 @@ def _plane(centres: dict, plane: Any) -> tuple[NDArray, NDArray]:
     return np.array([0.0, pts[:, 1].mean(), pts[:, 2].mean()]), np.array([1.0, 0.0, 0.0])
 
 
+def _arc_of_point(point: NDArray, line: NDArray) -> float:
+    """Arc length (mm) of a point's foot on a polyline; negative when the point lies before the
+    line's start (the line extended straight back along its first 3 mm, as the dural junction
+    usually lies a little proximal of where the streamlines begin)."""
+    s = float(project_to_line(point.reshape(1, 3), line)[0][0])
+    if s > 0:
+        return s
+    arc = _arc(line)
+    k = min(int(np.searchsorted(arc, 3.0)), len(line) - 1)
+    t = (line[k] - line[0]) / max(float(arc[k]), 1e-9)
+    return min(0.0, float((point.reshape(3) - line[0]) @ t))
+
+
 def _bundle(key: tuple, streams: list, n_seeds: int, ctx: dict, origin_point: NDArray | None) -> RootBundle:
     params: TrackingParams = ctx["params"]
     kept, counts = _reject(streams, key[1], ctx["plane"], ctx["reach"], ctx["affine"], params)
@@ -627,7 +665,7 @@ def _bundle(key: tuple, streams: list, n_seeds: int, ctx: dict, origin_point: ND
     if kept:
         core, kept, counts["off_bundle"] = _centerline(kept, params)
         if origin_point is not None:
-            origin, source = float(project_to_line(origin_point.reshape(1, 3), core)[0][0]), "user point"
+            origin, source = _arc_of_point(origin_point, core), "user point"
         else:
             o = _origin_from_sac(core, ctx["sac"], ctx["sac_edt"], ctx["affine"])
             (origin, origin_sd), source = (o, "dural junction (CSF)") if o is not None else ((0.0, 0.0), "centre-line start")
@@ -645,7 +683,7 @@ def track_roots(
     params: TrackingParams | None = None,
     mask: ArrayLike | None = None,
     midsagittal_plane: Any = None,
-    origins: Mapping | None = None,
+    origins: Mapping | RoiSet | Iterable[RootROI] | None = None,
 ) -> RootTracts:
     """Track each lumbar root from its seeds and keep the streamlines per (level, side).
 
@@ -665,9 +703,12 @@ def track_roots(
         default: mean b=0 above 10 % of its 99th percentile.
     midsagittal_plane : (point, normal), dict or Plane, optional
         RAS+ mm; default: half-way between the left and right seeds.
-    origins : mapping, optional
-        (level, side) → RAS+ point where distance along the root is 0; default: the dural
-        junction found from the CSF of the thecal sac (MD > 2.2×10⁻³ mm²/s).
+    origins : mapping, RoiSet or iterable of RootROI, optional
+        Where distance along a root is 0, for the roots given: ``(level, side)`` (or
+        ``"L5_left"``) → RAS+ point, or ROIs whose centroids are the points (e.g. points marked on
+        the dural junctions in 3D Slicer). Such an origin has no uncertainty
+        (``origin_sd_mm`` 0). Default: the dural junction found from the CSF of the thecal sac
+        (MD > 2.2×10⁻³ mm²/s).
 
     Returns
     -------
@@ -695,6 +736,7 @@ def track_roots(
     body = _body_mask(fit, body0)
     valid = body & np.isfinite(fit.fa)
     centres = _seed_centres(seeds, fit.fa.shape, affine)
+    points = _origin_points(origins)
     sac = thecal_sac_mask(fit.md, body, affine)
     ctx = {"params": params, "affine": affine, "reach": body_reach(body), "plane": _plane(centres, midsagittal_plane),
            "sac": sac, "sac_edt": _sac_distance(sac, affine)}
@@ -705,7 +747,7 @@ def track_roots(
     for key, pts in centres.items():
         sp = _seed_points(pts, params, rng)
         streams = _run_dipy(model, stop, sp, affine, params)
-        o = None if origins is None else origins.get(key)
+        o = points.get(key)
         bundles[key] = _bundle(key, streams, len(sp), ctx, None if o is None else np.asarray(o, float))
     if not any(b.n_kept for b in bundles.values()):
         raise FitError("no plausible streamline on any root; check the seeds (RAS+ mm), the FA threshold "

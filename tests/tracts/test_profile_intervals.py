@@ -121,3 +121,25 @@ def test_lesion_in_the_gradient_region_is_still_found():
                                                                       n_boot=200)))
             hits += any(f["side"] == side and abs(f["distance_mm"] - 12.0) <= 5.0 for f in found)
     assert hits >= 3, hits
+
+
+def test_junctions_set_by_hand_have_no_uncertainty():
+    """Origins given as ROIs (e.g. Slicer points on the junctions): distance 0 at each point,
+    origin_sd_mm 0, and the comparison allows no misalignment; roots without one keep the CSF
+    junction and its uncertainty."""
+    from dwi_toolkit.roi.model import RootROI, RoiSet, Sphere
+
+    ph = make_root_phantom(levels=("L5",), voxel_size=2.0, n_directions=20, snr=25, seed=0)
+    fit = fit_dti(ph.series, mask=ph.body_mask)
+    given = RoiSet([RootROI("L5", "left", shape=Sphere(ph.junctions[("L5", "left")], 0.5))])
+    tracts = track_roots(fit, ph.seeds, mask=ph.body_mask, origins=given)
+    left, right = tracts.get("L5", "left"), tracts.get("L5", "right")
+    assert (left.origin_source, left.origin_sd_mm) == ("user point", 0.0)
+    assert abs(left.origin_arc_mm - ph.junction_arc_mm("L5", "left", left.centerline)) < 0.3  # also before the line
+    assert right.origin_source == "dural junction (CSF)" and right.origin_sd_mm > 0
+    c = compare_profiles(along_root_profiles(tracts, fit, parameters=["fa"], n_boot=50))[0]
+    assert c.max_misalignment_mm > 0  # one side still uncertain
+    both = {(lv, sd): p for (lv, sd), p in ph.junctions.items()}
+    tracts = track_roots(fit, ph.seeds, mask=ph.body_mask, origins=both)
+    c = compare_profiles(along_root_profiles(tracts, fit, parameters=["fa"], n_boot=50))[0]
+    assert c.max_misalignment_mm == 0.0 and all(b.origin_sd_mm == 0.0 for b in tracts)

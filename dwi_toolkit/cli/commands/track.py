@@ -32,6 +32,10 @@ def add_parser(sub, add_common) -> None:
     p.add_argument("--seeds-per-root", type=int, default=40, help="seeds drawn per root (default 40)")
     p.add_argument("--min-length", type=float, default=15.0, help="reject streamlines shorter than this, mm")
     p.add_argument("--tube-radius", type=float, default=2.5, help="radius of the centre-line tube ROIs, mm")
+    p.add_argument("--origins", metavar="PATH",
+                   help="dural-junction points per root, where distance along it is 0 (any format load_rois "
+                   "reads, e.g. Slicer point markups named like L5_left; each ROI's centre); roots without "
+                   "one get the junction found from the CSF")
     add_common(p)
     p.set_defaults(func=run)
 
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                             tube_radius_mm=args.tube_radius)
     out = Path(args.out)
     res = run_tractography(series, load_rois(args.rois), out, params=params, mask=mask, fmt=args.fmt,
-                           figures=not args.no_figures)
+                           figures=not args.no_figures, origins=load_rois(args.origins) if args.origins else None)
     outputs = {k: str(v) for k, v in res.files.items() if k != "summary"}
     write_summary(out / "track_summary.json", {"input": str(args.path), **res.summary(), "outputs": outputs,
                                                "preprocessing": steps})
