@@ -671,13 +671,15 @@ def _compare_one(left: RootProfile, right: RootProfile, alpha: float, min_rel: f
     vl, bl = _on_grid(left, grid)
     shifts, a_band = _alignments(left, right, alpha)
     band_lo = np.full((shifts.size, grid.size), np.nan)
-    band_hi, rel, crits = band_lo.copy(), band_lo.copy(), np.full(shifts.size, np.nan)
+    band_hi, rel, diffs = band_lo.copy(), band_lo.copy(), band_lo.copy()
+    crits = np.full(shifts.size, np.nan)
     found = []
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # nodes without a value on one side stay NaN
         for k, delta in enumerate(shifts):
             vr, br = _on_grid(right, grid + delta, extend=bool(delta))
-            diff, bd = vl - vr, bl - br
+            diffs[k] = diff = vl - vr
+            bd = bl - br
             se = np.nanstd(bd, axis=0, ddof=1)
             se = np.where(se > 0, se, np.nan)
             tmax = np.nanmax(np.abs(bd - diff) / se, axis=1)
@@ -705,7 +707,7 @@ def _compare_one(left: RootProfile, right: RootProfile, alpha: float, min_rel: f
         side = left.side if left_abnormal else right.side
     return ProfileComparison(
         level=left.level, parameter=left.parameter, unit=left.unit, distance_mm=grid,
-        difference=vl - _on_grid(right, grid)[0], band_low=env_lo, band_high=env_hi, relative_difference=rel0,
+        difference=diffs[k0], band_low=env_lo, band_high=env_hi, relative_difference=rel0,
         critical_t=float(np.nanmax(crits)), deviation_found=best is not None, side=side,
         peak_distance_mm=float(grid[k]) if grid.size else math.nan,
         segment_mm=(float(grid[best[0]]), float(grid[best[1]])) if best else (math.nan, math.nan),
