@@ -25,6 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 from .core.affines import rotation_matrix
 from .core.gradients import bvec_frame_to_world
 from .core.image import DWISeries
+from .core.polyline import arc_of_point
 from .phantom import LEVELS, SIDES, _BODY_Z, _dist_to_polyline, fa_to_axial_factor, gradient_directions
 
 __all__ = ["RootLesion", "RootPhantom", "make_root_phantom", "root_truth_profile", "PROFILE_PARAMETERS"]
@@ -197,15 +198,7 @@ class RootPhantom:
         >>> round(ph.junction_arc_mm("L5", "left", line[5:]), 1) < 0
         True
         """
-        c = np.asarray(line, float)
-        arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(c, axis=0), axis=1))]
-        k = min(int(np.searchsorted(arc, 3.0)), len(c) - 1)
-        t = (c[k] - c[0]) / max(float(arc[k]), 1e-9)
-        back = 20.0
-        ext = np.vstack([c[0] + np.linspace(-back, 0.0, 81)[:-1, None] * t, c])
-        _, frac, _ = _dist_to_polyline(self.junctions[(level, side)][None], ext)
-        total = float(np.linalg.norm(np.diff(ext, axis=0), axis=1).sum())
-        return float(frac[0] * total - back)
+        return arc_of_point(self.junctions[(level, side)], np.asarray(line, float))
 
     def truth_records(self, step_mm: float = 1.0) -> list[dict]:
         """Tidy truth table: level, side, distance_mm, parameter, value (mm²/s for diffusivities)."""

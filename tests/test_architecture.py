@@ -29,7 +29,7 @@ DOC = ROOT / "docs" / "architecture.md"
 #: A name may be a glob (``phantom_*``). A package may import every package of a lower layer.
 LAYERS: list[tuple[int, tuple[str, ...], str]] = [
     (0, ("errors", "units", "_typing", "_version", "references", "_options"), "exceptions, unit constants, version, citation helper, options-object helper; nothing above L0"),
-    (1, ("core",), "DWISeries, ParameterMap, gradients, affines, signal, masks, writer registry"),
+    (1, ("core",), "DWISeries, ParameterMap, gradients, affines, polylines, signal, masks, writer registry"),
     (2, ("models", "roi", "phantom", "phantom_*"), "fits (ADC, IVIM, DTI) | ROI values and operations | synthetic data"),
     (3, ("analysis", "qc", "tracts"), "ROI statistics, side comparison, options | data quality | root tractography"),
     (4, ("io", "clinical", "longitudinal"), "files <-> objects | interpretation (indication, entrapment) | sessions"),

@@ -33,6 +33,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..core.image import DWISeries
+from ..core.polyline import arc_lengths as _arc
+from ..core.polyline import arc_of_point, project_to_line
 from ..errors import FitError, InputDataError
 from ..roi.masks import roi_mask
 from ..roi.model import RootROI, RoiSet, Sphere, Tube, normalize_level, normalize_side
@@ -433,31 +435,6 @@ def _reject(streams: list, side: str, plane: tuple, reach: NDArray, affine: NDAr
 
 # --------------------------------------------------------------------------- centre-line
 
-def _arc(line: NDArray) -> NDArray:
-    return np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))]
-
-
-def project_to_line(points: NDArray, line: NDArray) -> tuple[NDArray, NDArray]:
-    """Arc length (mm) of the foot of each point on a polyline, and the distance (mm) to it.
-
-    Examples
-    --------
-    >>> s, d = project_to_line(np.array([[1.0, 1.0, 0.0]]), np.array([[0.0, 0, 0], [4.0, 0, 0]]))
-    >>> s.tolist(), d.tolist()
-    ([1.0], [1.0])
-    """
-    a, b = line[:-1], line[1:]
-    ab = b - a
-    ln2 = np.maximum((ab**2).sum(1), 1e-12)
-    t = np.clip(((points[:, None, :] - a[None]) * ab[None]).sum(-1) / ln2, 0, 1)
-    foot = a[None] + t[..., None] * ab[None]
-    dist = np.linalg.norm(points[:, None, :] - foot, axis=-1)
-    k = dist.argmin(1)
-    arc = _arc(line)
-    rows = np.arange(len(points))
-    return arc[k] + t[rows, k] * np.sqrt(ln2[k]), dist[rows, k]
-
-
 def _core(streams: list, reference: NDArray, min_frac: float = 0.3) -> NDArray:
     """Mean streamline position in 1 mm arc-length bins along `reference`, smoothed."""
     from scipy.ndimage import gaussian_filter1d
@@ -645,19 +622,6 @@ def _plane(centres: dict, plane: Any) -> tuple[NDArray, NDArray]:
     return np.array([0.0, pts[:, 1].mean(), pts[:, 2].mean()]), np.array([1.0, 0.0, 0.0])
 
 
-def _arc_of_point(point: NDArray, line: NDArray) -> float:
-    """Arc length (mm) of a point's foot on a polyline; negative when the point lies before the
-    line's start (the line extended straight back along its first 3 mm, as the dural junction
-    usually lies a little proximal of where the streamlines begin)."""
-    s = float(project_to_line(point.reshape(1, 3), line)[0][0])
-    if s > 0:
-        return s
-    arc = _arc(line)
-    k = min(int(np.searchsorted(arc, 3.0)), len(line) - 1)
-    t = (line[k] - line[0]) / max(float(arc[k]), 1e-9)
-    return min(0.0, float((point.reshape(3) - line[0]) @ t))
-
-
 def _bundle(key: tuple, streams: list, n_seeds: int, ctx: dict, origin_point: NDArray | None) -> RootBundle:
     params: TrackingParams = ctx["params"]
     kept, counts = _reject(streams, key[1], ctx["plane"], ctx["reach"], ctx["affine"], params)
@@ -665,7 +629,7 @@ def _bundle(key: tuple, streams: list, n_seeds: int, ctx: dict, origin_point: ND
     if kept:
         core, kept, counts["off_bundle"] = _centerline(kept, params)
         if origin_point is not None:
-            origin, source = _arc_of_point(origin_point, core), "user point"
+            origin, source = arc_of_point(origin_point, core), "user point"
         else:
             o = _origin_from_sac(core, ctx["sac"], ctx["sac_edt"], ctx["affine"])
             (origin, origin_sd), source = (o, "dural junction (CSF)") if o is not None else ((0.0, 0.0), "centre-line start")
