@@ -15,7 +15,9 @@ Keys
     ``1``–``6``: level L1–S1 · ``l``/``r``: side · ``g``: next segment · ``s``/``p``/``x``:
     sphere / polygon / midline tool · ``enter``: close polygon / finish midline · ``escape``:
     cancel · ``+``/``-``: sphere radius · ``m``: mirror the current ROI · ``delete``: remove it ·
-    ``u`` or ``ctrl+z``: undo · ``w`` or ``ctrl+s``: save · ``h``: show/hide the help overlay
+    ``u`` or ``ctrl+z``: undo · ``w`` or ``ctrl+s``: save · ``t``: track the roots from the
+    current ROIs and draw them (needs a tensor: ``dti=`` or a series with ≥ 6 directions) ·
+    ``h``: show/hide the help overlay
     listing every key (the same in a Jupyter ``%matplotlib widget`` cell; :meth:`RoiEditor.help`
     returns the text).
 Saving
@@ -83,6 +85,7 @@ m                                  mirror the current ROI across the midline
 delete, backspace                  remove the current ROI
 u, ctrl+z                          undo
 w, ctrl+s                          save now (changes also autosave when a path is set)
+t                                  track the roots from the current ROIs and draw them
 h                                  show / hide this help"""
 
 
@@ -117,6 +120,14 @@ class RoiEditor:
         plain Agg-backed Figure (headless use and tests).
     figure : matplotlib.figure.Figure, optional
         Draw into this (empty) figure instead.
+    tracts : RootTracts or mapping, optional
+        Tracked roots to draw over the slices (:func:`dwi_toolkit.viz.tract_overlay.draw_tracts`);
+        :meth:`track` replaces them.
+    dti : DTIFit or DWISeries, optional
+        What :meth:`track` tracks on: a tensor fit on the editor's grid, or a series (≥ 6
+        directions, fitted on first use). :meth:`from_series` passes its series.
+    mask : ndarray of bool, optional
+        Body mask for tracking (default: the tracker's own, from the b=0 signal).
     """
 
     def __init__(
@@ -136,6 +147,9 @@ class RoiEditor:
         search_radius_mm: float = 3.0,
         interactive: bool = True,
         figure: Any = None,
+        tracts: Any = None,
+        dti: Any = None,
+        mask: ArrayLike | None = None,
     ) -> None:
         if not backgrounds:
             raise InputDataError("the ROI editor needs at least one background image.")
@@ -172,6 +186,9 @@ class RoiEditor:
         self.history: list[tuple[RoiSet, Plane | None]] = []
         self.message = "ready"
         self._mask_cache: dict[str, tuple[RootROI, NDArray]] = {}
+        self.tracts = tracts
+        self._dti = dti
+        self._body = None if mask is None else np.asarray(mask, bool)
         self._windows = {k: np.nanpercentile(v, (1, 99.5)) for k, v in self.backgrounds.items()}
         self.interactive = bool(interactive)
         self._build_figure(interactive, figure)
@@ -184,7 +201,9 @@ class RoiEditor:
         """Editor with b0, highest-b trace and (optionally) ADC backgrounds of a DWISeries.
 
         `adc` may be an ADCFit (its ``adc``), a ParameterMap or an array on the series grid.
+        The series is also what :meth:`track` fits the tensor on, unless ``dti=`` is given.
         """
+        kwargs.setdefault("dti", series)
         backgrounds: dict[str, NDArray] = {}
         bv, tr = series.trace()
         if np.any(series.b0_mask):
@@ -244,13 +263,15 @@ class RoiEditor:
         self.w_view.on_clicked(self.set_view)
         self.w_tool.on_clicked(self.set_tool)
         self.w_background.on_clicked(self.set_background)
-        bw = (2 * w + 0.01 - 0.02) / 3
+        bw = (2 * w + 0.01 - 0.03) / 4
         self.b_mirror = Button(figure.add_axes((x0, 0.14, bw, 0.06)), "Mirror")
         self.b_undo = Button(figure.add_axes((x0 + bw + 0.01, 0.14, bw, 0.06)), "Undo")
         self.b_save = Button(figure.add_axes((x0 + 2 * (bw + 0.01), 0.14, bw, 0.06)), "Save")
+        self.b_track = Button(figure.add_axes((x0 + 3 * (bw + 0.01), 0.14, bw, 0.06)), "Track")
         self.b_mirror.on_clicked(lambda _e: self.mirror())
         self.b_undo.on_clicked(lambda _e: self.undo())
         self.b_save.on_clicked(lambda _e: self.save())
+        self.b_track.on_clicked(lambda _e: self.track())
         figure.text(x0, 0.02, "h: help (every key)\nchanges autosave to the path",
                     fontsize=8, va="bottom")
         c = figure.canvas
@@ -434,6 +455,38 @@ class RoiEditor:
         self._set_rois(self.rois.replace(twin), f"mirrored {roi.name} -> {twin.name}")
         return twin
 
+    def track(self, **params: Any) -> Any:
+        """Track every root that has an ROI (:func:`dwi_toolkit.tracts.track_roots`, seeded
+        from the ROIs) and draw the streamlines; keyword arguments go to
+        :class:`~dwi_toolkit.tracts.TrackingParams`.
+
+        Returns the :class:`~dwi_toolkit.tracts.RootTracts`, or ``None`` (with the reason in the
+        status line) when there is nothing to track on or no ROI.
+        """
+        from ..errors import DwiToolkitError
+        from ..tracts import TrackingParams, track_roots
+
+        tracts = None
+        if self._dti is None:
+            self.message = "nothing to track on: open the editor with dti= (a tensor fit or a DWI series)"
+        elif not len(self.rois):
+            self.message = "place an ROI on each root to track (a sphere on the ganglion is enough)"
+        else:
+            try:
+                if not hasattr(self._dti, "fa"):  # a series: fit the tensor once
+                    from ..models.dti import fit_dti
+
+                    self._dti = fit_dti(self._dti, mask=self._body)
+                tracts = track_roots(self._dti, self.rois, params=TrackingParams(**params), mask=self._body,
+                                     midsagittal_plane=self.plane)
+                self.tracts = tracts
+                self.message = "tracked: " + ", ".join(f"{b.level} {b.side} {b.n_kept}" for b in tracts) + " streamlines"
+            except DwiToolkitError as err:
+                self.message = f"tracking failed: {err}"
+                logger.info("ROI editor: tracking failed: %s", err)
+        self.redraw()
+        return tracts
+
     def undo(self) -> None:
         """Undo the last change of the ROI set (or the midline)."""
         if self.pending:
@@ -543,6 +596,8 @@ class RoiEditor:
             self.undo()
         elif key == "h":
             self.help()
+        elif key == "t":
+            self.track()
         elif key in ("w", "ctrl+s"):
             try:
                 self.save()
@@ -575,7 +630,7 @@ class RoiEditor:
         masks = [slice_image(self._mask(r), self.axis, self.index) for r in rois]
         draw_roi_overlay(ax, masks, [r.name for r in rois], roi_colors(len(rois)), alpha=0.3, fontsize=8,
                          aspect=aspect)
-        if getattr(self, "tracts", None) is not None:  # tracked roots set by the user (viz.tract_overlay)
+        if self.tracts is not None:  # tracked roots (track(), or set by the user)
             from .tract_overlay import draw_tracts
 
             draw_tracts(ax, self.tracts, self.affine, self.axis, self.index)

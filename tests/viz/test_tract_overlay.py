@@ -38,3 +38,30 @@ def test_editor_draws_tracked_roots():
 
     n = draw_tracts(Figure().subplots(), tracts, ph.series.affine, ed.axis, ed.index)
     assert n == sum(c in SIDE_COLORS.values() for c in colours) and n > 0
+
+
+def test_editor_tracks_from_its_rois_with_a_key():
+    """``t`` (or the Track button, or ``track()``) fits the tensor of the editor's series once,
+    tracks every root with an ROI and draws it; without a tensor or ROIs it says why."""
+    from matplotlib.backend_bases import KeyEvent
+
+    from dwi_toolkit.phantom_roots import make_root_phantom
+    from dwi_toolkit.roi.model import RootROI, RoiSet, Sphere
+    from dwi_toolkit.viz.roi_editor import RoiEditor
+
+    ph = make_root_phantom(levels=("L5",), voxel_size=2.5, n_directions=12, snr=30)
+    ed = RoiEditor.from_series(ph.series, interactive=False, mask=ph.body_mask)
+    assert ed.track() is None and "place an ROI" in ed.message
+    for (lv, sd), p in ph.seeds.items():
+        ed.rois = RoiSet([*ed.rois, RootROI(lv, sd, shape=Sphere(p, 2.0))])
+    KeyEvent("key_press_event", ed.figure.canvas, "t", 10, 10)._process()
+    assert ed.tracts is not None and sorted(ed.tracts.keys()) == sorted(ph.seeds)
+    assert ed.message.startswith("tracked: L5 left") and hasattr(ed._dti, "fa")  # fitted once, kept
+    ed.set_view("coronal")
+    ed.set_slice(int(round(ed.world_to_display(ph.seeds[("L5", "left")])[2])))
+    assert any(ln.get_color() == SIDE_COLORS["left"] for ln in ed.ax.get_lines())
+    bare = RoiEditor({"b0": ph.fa_true}, ph.series.affine, interactive=False, rois=ed.rois)
+    assert bare.track() is None and "dti=" in bare.message
+    few = RoiEditor.from_series(make_root_phantom(levels=("L5",), voxel_size=3.0, n_directions=4, snr=30).series,
+                                interactive=False, rois=ed.rois)
+    assert few.track() is None and few.message.startswith("tracking failed")
