@@ -7,6 +7,8 @@ Two layouts are recognised (nothing is ever written into the input):
     INPUT/patient_A/            DICOM files at any depth, or NIfTI + .bval/.bvec (any depth)
     INPUT/patient_A/rois.json   optional ROIs: rois.json / *rois*.json, *.mrk.json, *_dseg.nii.gz
     INPUT/patient_A/clinical.json   optional clinical data (or *_clinical.json)
+    INPUT/patient_A/rois/junctions.mrk.json   optional dural-junction points for tractography
+                                (any ROI file whose name contains "junction"; never taken for the ROIs)
 
   ROI and clinical files are looked for at the top of the subject folder and in a ``rois/``
   (ROIs) sub-folder. A NIfTI with ``.bval``/``.bvec`` beside it wins over DICOM; label maps
@@ -60,6 +62,9 @@ class Subject:
     bvals, bvecs : Path or None
         Gradient files of a NIfTI input.
     rois, clinical : Path or None
+    junctions : Path or None
+        Dural-junction points per root (an ROI file, name containing ``junction``) where distance
+        along a tracked root is 0; the ``track`` step uses them.
     problem : str or None
         Why the subject cannot run (reported as its failure reason).
     root : Path
@@ -88,9 +93,10 @@ class Subject:
     clinical: Path | None = None
     problem: str | None = None
     kind: str = "nifti"
+    junctions: Path | None = None
 
     def __repr__(self) -> str:
-        have = [r for r in ("dwi", "bvals", "bvecs", "rois", "clinical") if getattr(self, r) is not None]
+        have = [r for r in ("dwi", "bvals", "bvecs", "rois", "clinical", "junctions") if getattr(self, r) is not None]
         extra = f", problem={self.problem!r}" if self.problem else ""
         return f"Subject({self.key!r}, kind={self.kind!r}, inputs={have}{extra})"
 
@@ -110,7 +116,7 @@ class Subject:
         return self.label if self.session is None else f"{self.label}/{self.session}"
 
     def input_files(self) -> dict[str, list[Path]]:
-        """Input files by role (``dwi``, ``rois``, ``clinical``), for checksums."""
+        """Input files by role (``dwi``, ``rois``, ``clinical``, ``junctions``), for checksums."""
         files: dict[str, list[Path]] = {}
         if self.dwi is not None:
             if self.dwi.is_dir():
@@ -126,6 +132,8 @@ class Subject:
             files["rois"] = r
         if self.clinical is not None:
             files["clinical"] = [self.clinical]
+        if self.junctions is not None:
+            files["junctions"] = [self.junctions]
         return files
 
 
@@ -224,7 +232,8 @@ def subject_label(name: str) -> str:
 
 
 def _find_rois(folders: Sequence[Path]) -> Path | None:
-    """ROI file by precedence: rois.json, *rois*.json, *.mrk.json, *_dseg.nii[.gz]."""
+    """ROI file by precedence: rois.json, *rois*.json, *.mrk.json, *_dseg.nii[.gz] (names
+    containing ``junction`` are junction points, :func:`_find_junctions`)."""
     cands: list[tuple[int, Path]] = []
     for f in folders:
         if not f.is_dir():
@@ -233,6 +242,8 @@ def _find_rois(folders: Sequence[Path]) -> Path | None:
             if not p.is_file():
                 continue
             n = p.name.lower()
+            if "junction" in n:
+                continue
             if n == "rois.json":
                 cands.append((0, p))
             elif n.endswith(".mrk.json"):
@@ -247,6 +258,18 @@ def _find_rois(folders: Sequence[Path]) -> Path | None:
     if len(cands) > 1:
         logger.info("several ROI files in %s; using %s", cands[0][1].parent, cands[0][1].name)
     return cands[0][1]
+
+
+def _find_junctions(folders: Sequence[Path]) -> Path | None:
+    """Dural-junction points: the first ``*junction*.json`` (ROI JSON or Slicer markups)."""
+    for f in folders:
+        if f.is_dir():
+            hits = sorted(p for p in _visible(f.glob("*.json")) if p.is_file() and "junction" in p.name.lower())
+            if hits:
+                if len(hits) > 1:
+                    logger.info("several junction files in %s; using %s", f, hits[0].name)
+                return hits[0]
+    return None
 
 
 def _find_clinical(folders: Sequence[Path]) -> Path | None:
@@ -326,7 +349,7 @@ def _discover_folders(root: Path, participants: set[str] | None) -> list[Subject
         subjects.append(Subject(
             label=label, source=folder.name, root=root, dwi=dwi, bvals=bval, bvecs=bvec,
             rois=_find_rois([folder, folder / "rois"]), clinical=_find_clinical([folder]),
-            problem=problem, kind=kind,
+            problem=problem, kind=kind, junctions=_find_junctions([folder, folder / "rois"]),
         ))
     return subjects
 
@@ -359,6 +382,7 @@ def _discover_bids(root: Path, participants: set[str] | None, derivatives: Seque
                 dwi=dwi, bvals=bval, bvecs=bvec, problem=problem,
                 rois=_find_rois([*deriv, *deriv_dwi, *[d / "rois" for d in deriv]]) or _find_rois([base / "rois"]),
                 clinical=_find_clinical([*deriv, base, sub]),
+                junctions=_find_junctions([*deriv, *deriv_dwi, *[d / "rois" for d in deriv], base / "rois"]),
             ))
     return subjects
 

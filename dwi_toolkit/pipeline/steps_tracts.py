@@ -5,7 +5,9 @@ Registered when :mod:`dwi_toolkit.pipeline.steps` is imported. The step tracks e
 subject's ROIs (the ``rois`` of an earlier ``roi_stats`` step, else the subject's ROI file), using
 the tensor of an earlier ``dti`` step when there is one, and writes under ``tracts/``:
 the streamlines (one file per root + index), the tube ROIs, the along-root profiles, the profile
-comparison and a summary. The ``report`` step then adds the tractography section.
+comparison and a summary. A subject's junction file (``*junction*.json`` beside its ROIs,
+:mod:`dwi_toolkit.pipeline.layout`) sets the roots' distance origins; otherwise the dural
+junction is found from the CSF. The ``report`` step then adds the tractography section.
 """
 
 from __future__ import annotations
@@ -45,8 +47,13 @@ def track_step(ctx: SubjectContext, *, method: str, format: str, fa_threshold: f
     series = ctx.data["series"]
     params = TrackingParams(method=method, fa_threshold=fa_threshold, max_angle_deg=max_angle_deg,
                             seeds_per_root=seeds_per_root, min_length_mm=min_length_mm, tube_radius_mm=tube_radius_mm)
+    origins = None
+    if ctx.subject.junctions is not None:  # dural junctions marked by hand (pipeline.layout)
+        from ..io.rois import load_rois
+
+        origins = load_rois(ctx.subject.junctions)
     res = run_tractography(series, rois, ctx.path("tracts", "x").parent, params=params, dti_fit=ctx.data.get("dti"),
-                           mask=_auto_mask(series, mask), fmt=format)
+                           mask=_auto_mask(series, mask), fmt=format, origins=origins)
     ctx.data["tractography"] = res
     for name, path in res.files.items():
         ctx.add_product(f"tracts_{name}", path)

@@ -100,3 +100,29 @@ def test_track_step_uses_earlier_dti_fit(root_subject, tmp_path):
     assert all(r["n_seeds"] == 10 for r in summary["roots"])
     assert (out / "sub-01" / "tracts" / "streamlines" / "roots_L5_right.trk").is_file()
     assert np.isfinite([r["centerline_length_mm"] for r in summary["roots"]]).all()
+
+
+def test_junction_file_sets_the_origins(root_subject, tmp_path):
+    """A subject's ``rois/junctions.mrk.json`` (Slicer points, one per root) is found beside its
+    ROIs, is not taken for the ROIs, is checksummed as an input, and sets the distance origins of
+    the ``track`` step (no origin uncertainty, no misalignment allowed)."""
+    import shutil
+
+    from dwi_toolkit.pipeline.layout import discover, input_checksums
+    from dwi_toolkit.pipeline.runner import run_pipeline
+
+    src, ph = root_subject
+    root = tmp_path / "in"
+    shutil.copytree(src, root)
+    (root / "sub-01" / "rois").mkdir()
+    save_rois(RoiSet([RootROI(lv, sd, shape=Sphere(p, 0.5)) for (lv, sd), p in ph.junctions.items()]),
+              root / "sub-01" / "rois" / "junctions.mrk.json")
+    subject = discover(root).subjects[0]
+    assert subject.rois.name == "rois.json" and subject.junctions.name == "junctions.mrk.json"
+    assert input_checksums(subject)["junctions"]["path"] == "sub-01/rois/junctions.mrk.json"
+    out = tmp_path / "out"
+    run_pipeline(root, out, pipeline="tractography", cohort=False)
+    summary = json.loads((out / "sub-01" / "tracts" / "track_summary.json").read_text())
+    assert [(r["origin"], r["origin_sd_mm"]) for r in summary["roots"]] == [("user point", 0.0)] * 2
+    with open(out / "sub-01" / "tracts" / "profile_comparison.csv") as fh:
+        assert {float(r["max_misalignment_mm"]) for r in csv.DictReader(fh)} == {0.0}
