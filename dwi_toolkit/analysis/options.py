@@ -139,6 +139,9 @@ class AnalysisOptions:
                                  "when the given one looks wrong (recorded in the provenance)")
     track: bool = option(False, "also track each root from its ROI and compare FA/ADC along the root "
                          "(tractography section; needs >= 6 directions)")
+    track_origins: str | None = option(None, "with track: dural-junction points per root, where distance along "
+                                       "it is 0 (an ROI file, e.g. Slicer points labelled L5_left; default: "
+                                       "found from the CSF)")
     chunk_size: int | None = option(None, "voxels per chunk of the ADC and tensor fits: bounds their "
                                     "working memory (default: each fit's own, 16384 ADC, 32768 tensor)",
                                     min=256, cli="shared")
@@ -154,8 +157,9 @@ class AnalysisOptions:
             set_(self, "mask", os.fspath(self.mask))
         elif str(self.mask).lower() in MASK_POLICIES:
             set_(self, "mask", str(self.mask).lower())
-        if isinstance(self.scanner_adc, os.PathLike):
-            set_(self, "scanner_adc", os.fspath(self.scanner_adc))
+        for name in ("scanner_adc", "track_origins"):
+            if isinstance(getattr(self, name), os.PathLike):
+                set_(self, name, os.fspath(getattr(self, name)))
         self._check()
 
     def _check(self) -> None:

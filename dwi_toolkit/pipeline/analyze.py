@@ -214,8 +214,11 @@ def run_analysis(
         "mask_voxels": n_mask,
         # the ROI set's mid-sagittal plane (RAS+ x, mm) for the QC side check (report.md §4.1)
         "midsagittal_x_mm": _plane_x(rois),
+        # a file's name, not its path (paths may hold identifiers); checksummed with the inputs
+        "track_origins": Path(opts.track_origins).name if opts.track_origins else None,
     }
-    inputs = {"dwi": series_path, "rois": rois_path, "clinical": clinical_path, "bvals": bvals, "bvecs": bvecs}
+    inputs = {"dwi": series_path, "rois": rois_path, "clinical": clinical_path, "bvals": bvals, "bvecs": bvecs,
+              "junctions": opts.track_origins if opts.track else None}
     report = build_report(series=series, fit=fit, roi_masks=masks,
                           stats=stats, comparison=comparison, indication=indication, entrapment=entrapment,
                           parameters=params, inputs=inputs, subject=subject, command=command,
@@ -269,8 +272,13 @@ def _track_and_sections(report: Any, series: Any, rois: Any, dti_fit: Any, gchec
         from ..io.loading import load_analysis_mask
         from .tractography import run_tractography
 
+        origins = None
+        if opts.track_origins:
+            from ..io.rois import load_rois
+
+            origins = load_rois(opts.track_origins)
         tracking = run_tractography(series, rois, None if out_dir is None else Path(out_dir) / "tracts",
-                                    dti_fit=dti_fit, mask=load_analysis_mask(opts.mask, series))
+                                    dti_fit=dti_fit, mask=load_analysis_mask(opts.mask, series), origins=origins)
     from .subject_sections import add_report_sections
 
     add_report_sections(report, gradient_check=gcheck, tractography=tracking, figures=opts.figures,

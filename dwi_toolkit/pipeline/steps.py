@@ -521,6 +521,8 @@ def analyze_step(ctx: SubjectContext, **params: Any) -> None:
     if params.get("symptomatic_side") not in ("left", "right"):
         params["symptomatic_side"] = None
     opts = AnalysisOptions.from_mapping(params, where="analyze step")
+    if opts.track and opts.track_origins is None and s.junctions is not None:
+        opts = opts.replace(track_origins=str(s.junctions))  # the subject's junction file (pipeline.layout)
     out = ctx.out_dir / "report"
     ctx.data["report"] = run_analysis(s.dwi, _need_rois(ctx), s.clinical, out, options=opts, bvals=s.bvals,
                                       bvecs=s.bvecs, subject=ctx.prefix, command="dwi-toolkit run")

@@ -112,6 +112,7 @@ LABELS: dict[str, str] = {
     "csf_threshold": "CSF threshold (voxels above excluded)", "snr_warn": "SNR limit",
     "mask_voxels": "voxels in the analysis mask", "mask": "analysis mask", "dti": "DTI fitted",
     "seed": "random seed", "method": "fit method", "bvals_used": "b-values used",
+    "track": "root tractography", "track_origins": "dural junctions set by hand (file)",
     "analysis_mask": "analysis mask", "excluded_voxels": "excluded voxels (all ROIs)",
     "included_voxels": "included voxels (all ROIs)", "symptomatic_side_source": "symptomatic side from",
     "fit_failed_roi": "fit failures in an ROI", "fit_failed_body": "fit failures in the body",

@@ -83,6 +83,25 @@ def test_analyze_track_option(root_subject, tmp_path):
     assert doc["provenance"]["parameters"]["track"] is True
     assert (out / "tracts" / "along_root_profiles.csv").is_file()
     assert not (out / "figures").exists() or not list((out / "figures").glob("tract*"))
+    assert {r["origin"] for r in doc["tractography"]["roots"]["rows"]} == {"dural junction (CSF)"}
+
+
+def test_analyze_track_origins(root_subject, tmp_path):
+    """``analyze --track --track-origins FILE``: the junctions set by hand are the distance origins."""
+    from dwi_toolkit.cli.main import main
+
+    root, ph = root_subject
+    sub = root / "sub-01"
+    junctions = tmp_path / "junctions.json"
+    save_rois(RoiSet([RootROI(lv, sd, shape=Sphere(p, 0.5)) for (lv, sd), p in ph.junctions.items()]), junctions)
+    out = tmp_path / "rep"
+    assert main(["analyze", str(sub / "dwi" / "sub-01_dwi.nii.gz"), "--rois", str(sub / "rois.json"), "-o", str(out),
+                 "--track", "--track-origins", str(junctions), "--n-boot", "200", "--no-figures"]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert [(r["origin"], r["origin_sd_mm"]) for r in doc["tractography"]["roots"]["rows"]] == [("user point", 0.0)] * 2
+    prov = doc["provenance"]
+    assert prov["parameters"]["track_origins"] == "junctions.json"  # the name only: paths may hold identifiers
+    assert any(f["role"] == "junctions" and f["name"] == "junctions.json" for f in prov["inputs"])
 
 
 def test_track_step_uses_earlier_dti_fit(root_subject, tmp_path):
