@@ -105,8 +105,10 @@ class RootBundle:
         Standard uncertainty (mm) of the origin along the root: 0 for a user point; for the
         dural junction the voxel quantisation of the sac's edge (voxel extent across the edge
         / √12) divided by the sine of the angle at which the centre-line leaves the sac — a root
-        that runs along the sac before leaving it has an ill-defined exit. Profiles carry it
-        into their intervals (:func:`~dwi_toolkit.tracts.profiles.along_root_profiles`).
+        that runs along the sac before leaving it has an ill-defined exit; for the centre-line
+        start (no sac found) two voxels, a conservative guess. Profiles carry it into their
+        intervals (:func:`~dwi_toolkit.tracts.profiles.along_root_profiles`) and the side
+        comparison into its band.
 
     Examples
     --------
@@ -535,6 +537,10 @@ def _sac_distance(sac: NDArray, affine: NDArray) -> NDArray[np.float64] | None:
     return ndi.distance_transform_edt(~sac, sampling=np.sqrt((affine[:3, :3] ** 2).sum(0)))
 
 
+#: Uncertainty (voxels) of an origin at the centre-line's start, used when no sac is found: the
+#: streamlines stop proximally where the root enters the CSF, near but not at the junction.
+_START_SD_VOXELS = 2.0
+
 #: Smallest sine of the exit angle used for the origin's uncertainty (a root tangent to the sac
 #: would otherwise have an unbounded one).
 _MIN_EXIT_SINE = 0.25
@@ -632,7 +638,11 @@ def _bundle(key: tuple, streams: list, n_seeds: int, ctx: dict, origin_point: ND
             origin, source = arc_of_point(origin_point, core), "user point"
         else:
             o = _origin_from_sac(core, ctx["sac"], ctx["sac_edt"], ctx["affine"])
-            (origin, origin_sd), source = (o, "dural junction (CSF)") if o is not None else ((0.0, 0.0), "centre-line start")
+            if o is not None:
+                (origin, origin_sd), source = o, "dural junction (CSF)"
+            else:  # where tracking stopped proximally: near the junction, known to a couple of voxels
+                vox = float(np.sqrt((ctx["affine"][:3, :3] ** 2).sum(0)).max())
+                origin, origin_sd, source = 0.0, _START_SD_VOXELS * vox, "centre-line start"
     logger.info("root %s %s: %d seeds, %d streamlines, %d kept (%s)", key[0], key[1], n_seeds, len(streams),
                 len(kept), ", ".join(f"{k} {v}" for k, v in counts.items() if v))
     return RootBundle(level=key[0], side=key[1], streamlines=kept, centerline=core, origin_arc_mm=origin,

@@ -143,3 +143,17 @@ def test_junctions_set_by_hand_have_no_uncertainty():
     tracts = track_roots(fit, ph.seeds, mask=ph.body_mask, origins=both)
     c = compare_profiles(along_root_profiles(tracts, fit, parameters=["fa"], n_boot=50))[0]
     assert c.max_misalignment_mm == 0.0 and all(b.origin_sd_mm == 0.0 for b in tracts)
+
+
+def test_fallback_origin_without_a_sac_is_not_certain():
+    """No CSF in the maps (no sac to find): distance counts from the centre-line's start, with an
+    uncertainty of two voxels (not 0), so the comparison still allows for misalignment."""
+    import dataclasses
+
+    ph = make_root_phantom(levels=("L5",), voxel_size=2.0, n_directions=20, snr=25, seed=0)
+    fit = fit_dti(ph.series, mask=ph.body_mask)
+    no_csf = dataclasses.replace(fit, md=np.minimum(fit.md, 2.0e-3))
+    tracts = track_roots(no_csf, ph.seeds, mask=ph.body_mask)
+    assert {(b.origin_source, b.origin_sd_mm) for b in tracts} == {("centre-line start", 4.0)}
+    c = compare_profiles(along_root_profiles(tracts, fit, parameters=["fa"], n_boot=50))[0]
+    assert c.max_misalignment_mm > 10
