@@ -32,6 +32,11 @@ covers 0 everywhere and that report no lesion; and how often a lesion (FA × 0.6
 at 12, 25 or 35 mm is found on the right root, side and place (± 5 mm) — each by the shipped
 comparison and by one that ignores the origins' uncertainty.
 
+``--detectable [--seeds 6]`` measures what ``smallest_reportable_difference`` means: on each
+lesion-free phantom it reads the smallest reportable FA and ADC differences, then simulates the
+same noise with a 16 mm lesion of 1, 1.25 and 1.5 times that size at 30 mm and counts how often
+``compare_profiles`` finds it on the right side and place.
+
 ``--crlb`` prints the Cramér–Rao lower bound on the SD of any unbiased estimate of one root
 voxel's FA at SNR 25 and 20 (also part of ``--node-accuracy``).
 
@@ -420,6 +425,59 @@ def coverage_one(job):
     return out
 
 
+MULTIPLES = (1.0, 1.25, 1.5)
+
+
+def detectable_one(job):
+    """One noise seed: the smallest reportable FA and ADC differences on the lesion-free phantom,
+    then the same noise with a 16 mm lesion of 1, 1.25 and 1.5 times that size at 30 mm: is it
+    found, per parameter, on the right side and place?"""
+    from dwi_toolkit.models.dti import fit_dti
+    from dwi_toolkit.phantom_roots import RootLesion, make_root_phantom
+    from dwi_toolkit.tracts import along_root_profiles, compare_profiles, track_roots
+
+    geometry, snr, seed = job
+    side = ("left", "right")[seed % 2]
+
+    def comps(lesion):
+        ph = make_root_phantom(levels=("L5",), voxel_size=2.0, n_directions=20, snr=snr, seed=seed, lesion=lesion,
+                               **GEOMETRIES[geometry])
+        fit = fit_dti(ph.series, mask=ph.body_mask)
+        tracts = track_roots(fit, ph.seeds, mask=ph.body_mask)
+        return {c.parameter: c for c in compare_profiles(along_root_profiles(tracts, fit, parameters=["fa", "adc"],
+                                                                              n_boot=300))}
+
+    free = comps(None)
+    bar = {p: free[p].smallest_reportable_difference for p in ("fa", "adc")}
+    found = {}
+    for m in MULTIPLES:
+        d_fa, d_adc = m * bar["fa"], m * bar["adc"]
+        # relative difference (left − right)/mean of a factor f on one side: 2(f − 1)/(f + 1); solve for f
+        les = comps(RootLesion("L5", side, center_mm=30.0, length_mm=16.0, fa_factor=(2 - d_fa) / (2 + d_fa),
+                               adc_factor=(2 + d_adc) / (2 - d_adc)))
+        found[str(m)] = {p: bool(c.deviation_found and c.side == side and 22.0 <= c.peak_distance_mm <= 38.0)
+                         for p, c in les.items()}
+    return {"job": list(job), "bar": bar, "found": found}
+
+
+def detectable(seeds, jobs):
+    """How often a true difference of 1, 1.25 and 1.5 × the smallest reportable one is found."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    work = [(g, snr, seed) for g in GEOMETRIES for snr in (25, 20) for seed in range(seeds)]
+    with ProcessPoolExecutor(jobs) as ex:
+        runs = list(ex.map(detectable_one, work))
+    res = {"phantoms": len(runs)}
+    for snr in (25, 20):
+        rs = [r for r in runs if r["job"][1] == snr]
+        for p in ("fa", "adc"):
+            res[f"SNR {snr} {p}"] = {
+                "median_smallest_reportable_pct": round(100 * float(np.median([r["bar"][p] for r in rs])), 1),
+                **{f"found_at_{m:g}x_pct": round(100 * float(np.mean([r["found"][str(m)][p] for r in rs])), 1)
+                   for m in MULTIPLES}, "n": len(rs)}
+    return res
+
+
 def coverage(seeds, jobs):
     """Interval coverage, band coverage and lesion power over geometries, SNR 20/25 and `seeds`."""
     from concurrent.futures import ProcessPoolExecutor
@@ -476,7 +534,15 @@ def main() -> int:
     ap.add_argument("--coverage", action="store_true", help="interval and band coverage, lesion power (docstring)")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes for --coverage")
     ap.add_argument("--crlb", action="store_true", help="Cramér–Rao bound of one voxel's FA (docstring)")
+    ap.add_argument("--detectable", action="store_true",
+                    help="how often differences of 1-1.5 x the smallest reportable one are found (docstring)")
     args = ap.parse_args()
+    if args.detectable:
+        res = detectable(args.seeds, args.jobs)
+        print(json.dumps(res, indent=1))
+        (HERE / "results").mkdir(exist_ok=True)
+        (HERE / "results" / "bench_tracts_detectable.json").write_text(json.dumps(res, indent=1))
+        return 0
     if args.crlb:
         print(json.dumps({str(snr): voxel_fa_crlb(snr) for snr in (25, 20)}, indent=1))
         return 0

@@ -54,7 +54,7 @@ PROFILE_COLUMNS = ("level", "side", "distance_mm", "parameter", "unit", "value",
 #: Columns of the comparison records.
 COMPARISON_COLUMNS = ("level", "parameter", "unit", "deviation_found", "side", "peak_distance_mm", "start_mm",
                       "end_mm", "difference", "relative_difference", "band_low", "band_high", "critical_t",
-                      "max_misalignment_mm")
+                      "max_misalignment_mm", "smallest_reportable_difference")
 
 _ABNORMAL_LOW = {"fa"}  # abnormal when lower; diffusivities abnormal when higher
 
@@ -565,7 +565,12 @@ class ProfileComparison:
     set by hand). ``deviation_found`` is true when, over at least ``min_length_mm``, the relative
     difference reaches the threshold and the band excludes 0 at every alignment within that
     misalignment; ``side`` is then the abnormal side (lower FA, higher diffusivity) and
-    ``peak_distance_mm`` the position of the largest deviation.
+    ``peak_distance_mm`` the position of the largest deviation. ``smallest_reportable_difference``
+    says what the comparison could not have found: a relative side difference is reported only
+    where its estimate clears both the band's half-width and the minimum relative difference;
+    this is that bar (median over the compared distances). A true difference of this size is
+    found about half the time (FA less: noise raises a lower FA more, shrinking FA differences);
+    docs/tractography.md gives the measured rates.
 
     Examples
     --------
@@ -590,6 +595,7 @@ class ProfileComparison:
     peak_distance_mm: float
     segment_mm: tuple
     max_misalignment_mm: float = 0.0
+    smallest_reportable_difference: float = math.nan
 
     def to_record(self) -> dict[str, Any]:
         """Summary row (columns :data:`COMPARISON_COLUMNS`)."""
@@ -601,7 +607,8 @@ class ProfileComparison:
                 "end_mm": self.segment_mm[1], "difference": pick(self.difference),
                 "relative_difference": pick(self.relative_difference), "band_low": pick(self.band_low),
                 "band_high": pick(self.band_high), "critical_t": self.critical_t,
-                "max_misalignment_mm": self.max_misalignment_mm}
+                "max_misalignment_mm": self.max_misalignment_mm,
+                "smallest_reportable_difference": self.smallest_reportable_difference}
 
 
 #: Length (mm) of a profile's end over which a straight line is fitted to extend it (only for
@@ -664,6 +671,17 @@ def _deviations(grid: NDArray, band_lo: NDArray, band_hi: NDArray, rel: NDArray,
     return sorted(runs, key=lambda r: -abs(rel[r[2]]))
 
 
+def _smallest_reportable(band_lo: NDArray, band_hi: NDArray, left: NDArray, diff: NDArray,
+                         min_rel: float) -> float:
+    """The smallest relative side difference the comparison can report, the median over the
+    compared distances: an estimate must clear both the band's half-width and `min_rel`."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        level = np.abs(left - 0.5 * diff)  # mean of the sides: (left + right) / 2
+        need = np.maximum(min_rel, 0.5 * (band_hi - band_lo) / level)
+        return float(np.nanmedian(need)) if np.isfinite(need).any() else math.nan
+
+
 def _compare_one(left: RootProfile, right: RootProfile, alpha: float, min_rel: float,
                  min_len: float) -> ProfileComparison:
     lo, hi = max(left.distance_mm[0], right.distance_mm[0]), min(left.distance_mm[-1], right.distance_mm[-1])
@@ -691,17 +709,19 @@ def _compare_one(left: RootProfile, right: RootProfile, alpha: float, min_rel: f
     k0 = int(np.argmin(np.abs(shifts)))
     rel0 = rel[k0]
     # a deviation counts when it reaches `min_rel` as estimated (no misalignment) and, at every
-    # alignment the origins allow, a band excluding 0 with the same sign lies within that
-    # misalignment of it (misalignment alone makes none that persists)
+    # alignment the origins allow, a stretch where the band excludes 0 with the same sign lies
+    # within that misalignment of it (misalignment alone makes none that persists)
     best = None
     for run in _deviations(grid, band_lo[k0], band_hi[k0], rel0, min_rel, min_len):
-        sign, peak = np.sign(rel0[run[2]]), grid[run[2]]
-        if all(any(np.sign(rel[k][r[2]]) == sign and abs(grid[r[2]] - peak) <= abs(d) + min_len for r in found[k])
+        sign, start, end = np.sign(rel0[run[2]]), grid[run[0]], grid[run[1]]
+        if all(any(np.sign(rel[k][r[2]]) == sign and grid[r[0]] <= end + abs(d) + min_len
+                   and grid[r[1]] >= start - abs(d) - min_len for r in found[k])
                for k, d in enumerate(shifts)):
             best = run
             break
     k = best[2] if best else (int(np.nanargmax(np.abs(rel0))) if grid.size and np.isfinite(rel0).any() else 0)
     side = None
+    reportable = _smallest_reportable(env_lo, env_hi, vl, diffs[k0], min_rel)
     if best:
         left_abnormal = rel0[k] < 0 if left.parameter in _ABNORMAL_LOW else rel0[k] > 0
         side = left.side if left_abnormal else right.side
@@ -711,7 +731,7 @@ def _compare_one(left: RootProfile, right: RootProfile, alpha: float, min_rel: f
         critical_t=float(np.nanmax(crits)), deviation_found=best is not None, side=side,
         peak_distance_mm=float(grid[k]) if grid.size else math.nan,
         segment_mm=(float(grid[best[0]]), float(grid[best[1]])) if best else (math.nan, math.nan),
-        max_misalignment_mm=float(shifts[-1]))
+        max_misalignment_mm=float(shifts[-1]), smallest_reportable_difference=reportable)
 
 
 def compare_profiles(

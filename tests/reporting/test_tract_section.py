@@ -43,3 +43,4 @@ def test_report_carries_the_tractography_section(tmp_path):
     for code in ("n_seeds", "rejected_too_short", "critical_t", "deviation_found", "max_misalignment_mm", "mm^2/s"):
         assert code not in section, code
     assert "×10⁻³ mm²/s" in section and "origins misaligned up to (mm)" in section
+    assert "smallest difference it could report" in section and adc["smallest_reportable_difference"] >= 0.15

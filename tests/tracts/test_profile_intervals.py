@@ -157,3 +157,18 @@ def test_fallback_origin_without_a_sac_is_not_certain():
     assert {(b.origin_source, b.origin_sd_mm) for b in tracts} == {("centre-line start", 4.0)}
     c = compare_profiles(along_root_profiles(tracts, fit, parameters=["fa"], n_boot=50))[0]
     assert c.max_misalignment_mm > 10
+
+
+def test_smallest_reportable_difference():
+    """The bar a deviation must clear: the minimum relative difference where the band is narrow,
+    the band's relative half-width where it is wide (median over distances)."""
+    d = np.arange(3.0, 41.0)
+    flat = np.full(d.size, 0.4)
+    narrow = compare_profiles(ProfileTable([_profile("left", d, flat, 0.0, 1, sd=0.002),
+                                            _profile("right", d, flat, 0.0, 2, sd=0.002)]))[0]
+    assert narrow.smallest_reportable_difference == pytest.approx(0.15)
+    wide = compare_profiles(ProfileTable([_profile("left", d, flat, 0.0, 1, sd=0.03),
+                                          _profile("right", d, flat, 0.0, 2, sd=0.03)]))[0]
+    half = np.median(0.5 * (wide.band_high - wide.band_low)) / 0.4
+    assert half > 0.15 and wide.smallest_reportable_difference == pytest.approx(half, rel=0.05)
+    assert wide.to_record()["smallest_reportable_difference"] == wide.smallest_reportable_difference
