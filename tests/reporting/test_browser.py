@@ -95,3 +95,34 @@ def test_montage_labels_do_not_overlap():
     # ≥ 9 pt at print size: a 3-panel row printed 180 mm wide
     width_in = fig.get_size_inches()[0]
     assert min(t.get_fontsize() for t in labels) * (180 / 25.4) / width_in >= 9
+
+
+@needs_browser
+@pytest.mark.slow
+def test_report_with_tractography_in_the_browser(tmp_path):
+    """``analyze --track`` on the curved-root phantom (L4 and L5, a lesion on L5 left): the page with
+    its tractography section passes the same checks — quiet, first screen, no clipped table, every
+    column in print, no code word or machine-precision number."""
+    from dwi_toolkit.cli.main import main
+    from dwi_toolkit.io.rois import save_rois
+    from dwi_toolkit.phantom_roots import RootLesion, make_root_phantom
+    from dwi_toolkit.roi.model import RoiSet, RootROI, Sphere
+
+    ph = make_root_phantom(levels=("L4", "L5"), voxel_size=2.5, n_directions=12, snr=30,
+                           lesion=RootLesion("L5", "left"))
+    ph.series.save(tmp_path / "dwi.nii.gz")
+    save_rois(RoiSet([RootROI(lv, sd, shape=Sphere(p, 2.0)) for (lv, sd), p in ph.seeds.items()]),
+              tmp_path / "rois.json")
+    (tmp_path / "clinical.json").write_text(json.dumps({"radicular_side": "left", "suspected_levels": ["L5"]}))
+    out = tmp_path / "rep"
+    assert main(["analyze", str(tmp_path / "dwi.nii.gz"), "--rois", str(tmp_path / "rois.json"), "--clinical",
+                 str(tmp_path / "clinical.json"), "-o", str(out), "--track", "--n-boot", "200"]) == 0
+    html = out / "report.html"
+    art = B.artefact_dir("tractography")
+    B.check_self_contained_and_quiet(html, art / "report_1280.png")
+    B.check_first_screen(B.measure_layout(html, tmp_path, art / "layout_1280.json"))
+    page = html.read_text(encoding="utf-8")
+    text, _ = B.print_pdf(html, art / "report_a4.pdf")
+    B.check_print_keeps_columns_and_details(page, text)
+    B.check_words_and_numbers(page)
+    assert "Root tractography and along-root profiles" in page and "smallest difference it could report" in page
