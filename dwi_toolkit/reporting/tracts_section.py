@@ -179,6 +179,11 @@ _COMPARISON_HEADERS = {"level": "level", "parameter": "parameter", "unit": "unit
                        "smallest_reportable_difference": "smallest difference it could report"}
 
 
+def _one_decimal(v: Any) -> str:
+    """A length in mm as shown: one decimal (– when missing)."""
+    return f"{v:.1f}" if isinstance(v, (int, float)) and np.isfinite(v) else "–"
+
+
 def _comparison_display(row: dict[str, Any]) -> dict[str, Any]:
     """One comparison row for the page: diffusivities as ×10⁻³ mm²/s, the relative difference in
     %, parameter names as radiologists write them."""
@@ -201,11 +206,12 @@ def _section_html(block: dict[str, Any], figs: list[Any]) -> str:
     from . import html as H
 
     roots = block["roots"]["rows"]
+    mm = {k: _one_decimal for k in ("centerline_length_mm", "origin_sd_mm", "max_misalignment_mm")}
     out = [H.table(roots, columns=[c for c in _ROOT_HEADERS if roots and c in roots[0]], headers=_ROOT_HEADERS,
-                   digits=3, caption="Tracked roots (streamline counts; lengths in mm)")]
+                   digits=3, formatters=mm, caption="Tracked roots (streamline counts; lengths in mm)")]
     rows = [_comparison_display(r) for r in block["profile_comparison"]["rows"]]
     if rows:
-        out.append(H.table(rows, columns=list(_COMPARISON_HEADERS), headers=_COMPARISON_HEADERS, digits=3,
+        out.append(H.table(rows, columns=list(_COMPARISON_HEADERS), headers=_COMPARISON_HEADERS, digits=3, formatters=mm,
                            caption="Left − right at the same distance from the dural junction, with a "
                            "simultaneous 95 % band that allows for the uncertainty of where each junction is. "
                            "A true difference of the smallest reportable size is found about half the time; "
