@@ -537,27 +537,18 @@ def main() -> int:
     ap.add_argument("--detectable", action="store_true",
                     help="how often differences of 1-1.5 x the smallest reportable one are found (docstring)")
     args = ap.parse_args()
-    if args.detectable:
-        res = detectable(args.seeds, args.jobs)
-        print(json.dumps(res, indent=1))
-        (HERE / "results").mkdir(exist_ok=True)
-        (HERE / "results" / "bench_tracts_detectable.json").write_text(json.dumps(res, indent=1))
-        return 0
     if args.crlb:
         print(json.dumps({str(snr): voxel_fa_crlb(snr) for snr in (25, 20)}, indent=1))
         return 0
-    if args.coverage:
-        res = coverage(args.seeds, args.jobs)
-        print(json.dumps(res, indent=1))
-        (HERE / "results").mkdir(exist_ok=True)
-        (HERE / "results" / "bench_tracts_coverage.json").write_text(json.dumps(res, indent=1))
-        return 0
-    if args.node_accuracy:
-        res = node_accuracy(args.seeds)
-        print(json.dumps(res["voxel_monte_carlo"], indent=1))
-        (HERE / "results").mkdir(exist_ok=True)
-        (HERE / "results" / "bench_tracts_node_accuracy.json").write_text(json.dumps(res, indent=1))
-        return 0
+    for name, run in (("detectable", lambda: detectable(args.seeds, args.jobs)),
+                      ("coverage", lambda: coverage(args.seeds, args.jobs)),
+                      ("node_accuracy", lambda: node_accuracy(args.seeds))):
+        if getattr(args, name):
+            res = run()
+            print(json.dumps(res.get("voxel_monte_carlo", res), indent=1))
+            (HERE / "results").mkdir(exist_ok=True)
+            (HERE / "results" / f"bench_tracts_{name}.json").write_text(json.dumps(res, indent=1))
+            return 0
     from dwi_toolkit.phantom_roots import make_root_phantom
 
     ph = make_root_phantom(voxel_size=2.0, n_directions=20, snr=25, margin_mm=30.0)

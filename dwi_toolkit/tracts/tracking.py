@@ -231,53 +231,43 @@ class RootTracts:
 
 # --------------------------------------------------------------------------- seeds
 
-def _seed_centres(seeds: Any, shape: tuple, affine: NDArray) -> dict[tuple[str, str], NDArray]:
-    """(level, side) → (M, 3) RAS+ points that the seeds are drawn around."""
-    if isinstance(seeds, RootROI):
-        seeds = [seeds]
+def _per_root(spec: Any, what: str, from_roi: Any) -> dict[tuple[str, str], list[NDArray]]:
+    """(level, side) → list of (M, 3) RAS+ point arrays, from a mapping (``(level, side)`` or
+    ``"L5_left"`` keys → point(s)) or from RootROIs / a RoiSet (``from_roi(roi)``)."""
+    if isinstance(spec, RootROI):
+        spec = [spec]
     out: dict[tuple[str, str], list] = {}
-    if isinstance(seeds, Mapping):
-        for key, pts in seeds.items():
+    if isinstance(spec, Mapping):
+        for key, pts in spec.items():
             lev, side = key if isinstance(key, tuple) else key.split("_")[:2]
             out.setdefault((normalize_level(lev), normalize_side(side)), []).append(
                 np.asarray(pts, float).reshape(-1, 3))
-    elif isinstance(seeds, (RoiSet, Iterable)):
-        for roi in seeds:
+    elif isinstance(spec, (RoiSet, Iterable)):
+        for roi in spec:
             if not isinstance(roi, RootROI):
-                raise InputDataError(f"seeds must be RootROIs, a RoiSet or a mapping, got {type(roi).__name__}.")
-            pts = _roi_points(roi, shape, affine)
-            out.setdefault((roi.level, roi.side), []).append(pts)
+                raise InputDataError(f"{what} must be RootROIs, a RoiSet or a mapping, got {type(roi).__name__}.")
+            out.setdefault((roi.level, roi.side), []).append(from_roi(roi))
     else:
-        raise InputDataError(f"cannot seed from {type(seeds).__name__}; pass a RoiSet, RootROIs or "
+        raise InputDataError(f"cannot take {what} from {type(spec).__name__}; pass a RoiSet, RootROIs or "
                              "{(level, side): points}.")
+    return out
+
+
+def _seed_centres(seeds: Any, shape: tuple, affine: NDArray) -> dict[tuple[str, str], NDArray]:
+    """(level, side) → (M, 3) RAS+ points that the seeds are drawn around."""
+    out = _per_root(seeds, "seeds", lambda roi: _roi_points(roi, shape, affine))
     if not out:
         raise InputDataError("no seeds given; pass at least one RootROI or point per root.")
     return {k: np.vstack(v) for k, v in out.items()}
 
 
 def _origin_points(origins: Any) -> dict[tuple[str, str], NDArray]:
-    """(level, side) → one RAS+ point from a mapping (``(level, side)`` or ``"L5_left"`` keys) or
-    from RootROIs / a RoiSet (each ROI's centroid, e.g. a point or small sphere marked on the
-    dural junction)."""
+    """(level, side) → one RAS+ point, from a mapping or from RootROIs / a RoiSet (each ROI's
+    centroid, e.g. a point or small sphere marked on the dural junction)."""
     if origins is None:
         return {}
-    if isinstance(origins, RootROI):
-        origins = [origins]
-    out: dict[tuple[str, str], NDArray] = {}
-    if isinstance(origins, Mapping):
-        for key, pt in origins.items():
-            lev, side = key if isinstance(key, tuple) else key.split("_")[:2]
-            p = np.asarray(pt, float).reshape(-1, 3)
-            out[(normalize_level(lev), normalize_side(side))] = p.mean(0)
-    elif isinstance(origins, (RoiSet, Iterable)):
-        for roi in origins:
-            if not isinstance(roi, RootROI):
-                raise InputDataError(f"origins must be RootROIs, a RoiSet or a mapping, got {type(roi).__name__}.")
-            out[(roi.level, roi.side)] = np.asarray(roi.shape.centroid(), float).reshape(3)
-    else:
-        raise InputDataError(f"cannot take origins from {type(origins).__name__}; pass a RoiSet, RootROIs or "
-                             "{(level, side): point}.")
-    return out
+    out = _per_root(origins, "origins", lambda roi: np.asarray(roi.shape.centroid(), float).reshape(1, 3))
+    return {k: np.vstack(v).mean(0) for k, v in out.items()}
 
 
 def _roi_points(roi: RootROI, shape: tuple, affine: NDArray) -> NDArray:
