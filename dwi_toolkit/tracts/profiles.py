@@ -266,37 +266,44 @@ def _core_voxels(bundle: RootBundle, shape: tuple, affine: NDArray,
     return ijk[keep], arc[keep]
 
 
-def _local_linear(s: NDArray, y: NDArray, nodes: NDArray, sigma: float, counts: NDArray) -> NDArray[np.float64]:
-    """(B, N) local-linear Gaussian-kernel estimates at `nodes` of y(s), one row per row of
-    voxel `counts` (B, V) (bootstrap multiplicities; a row of ones for the estimate itself)."""
-    ok = np.isfinite(y)
-    x = s[None, :] - nodes[:, None]
-    k = np.exp(-0.5 * (x / sigma) ** 2) * ok[None, :]
-    y0 = np.where(ok, y, 0.0)
-    s0, s1, s2 = counts @ k.T, counts @ (k * x).T, counts @ (k * x * x).T
-    t0, t1 = counts @ (k * y0).T, counts @ (k * x * y0).T
-    den = s0 * s2 - s1**2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        linear = (s2 * t0 - s1 * t1) / den
-        constant = np.where(s0 > 0, t0 / s0, np.nan)
-    return np.where(den > 0.05 * s0 * s2, linear, constant)  # too one-sided for a slope: local mean
-
-
-def _local_quadratic(s: NDArray, y: NDArray, nodes: NDArray, sigma: float, counts: NDArray) -> NDArray[np.float64]:
-    """(B, N) local-quadratic Gaussian-kernel estimates at `nodes`, like :func:`_local_linear`
-    (NaN where the kernel's design is too one-sided for a curvature term)."""
+def _kernel_sums(s: NDArray, y: NDArray, nodes: NDArray, sigma: float, counts: NDArray,
+                 degree: int) -> tuple[list, list]:
+    """Gaussian-kernel weighted sums at `nodes` for a local polynomial of `degree` in y(s): Σk·xʲ
+    (j ≤ 2·degree) and Σk·xʲ·y (j ≤ degree), x = (s − node)/σ, one row per row of voxel `counts`
+    (B, V) (bootstrap multiplicities; a row of ones for the estimate itself)."""
     ok = np.isfinite(y)
     x = (s[None, :] - nodes[:, None]) / sigma  # in kernel widths: a well-scaled design
     k = np.exp(-0.5 * x**2) * ok[None, :]
     y0 = np.where(ok, y, 0.0)
-    m = [counts @ (k * x**j).T for j in range(5)]
-    t0, t1, t2 = (counts @ (k * x**j * y0).T for j in range(3))
-    # intercept of the 3×3 normal equations [[m0 m1 m2] [m1 m2 m3] [m2 m3 m4]] c = t (Cramer's rule)
+    return ([counts @ (k * x**j).T for j in range(2 * degree + 1)],
+            [counts @ (k * x**j * y0).T for j in range(degree + 1)])
+
+
+def _linear_fit(m: list, t: list) -> NDArray[np.float64]:
+    """Intercepts of the local-linear fits from :func:`_kernel_sums` (degree ≥ 1); where the
+    kernel is too one-sided for a slope, the local mean."""
+    den = m[0] * m[2] - m[1] ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        linear = (m[2] * t[0] - m[1] * t[1]) / den
+        constant = np.where(m[0] > 0, t[0] / m[0], np.nan)
+    return np.where(den > 0.05 * m[0] * m[2], linear, constant)
+
+
+def _quadratic_fit(m: list, t: list) -> NDArray[np.float64]:
+    """Intercepts of the local-quadratic fits from :func:`_kernel_sums` (degree 2); NaN where the
+    kernel's design is too one-sided for a curvature term."""
+    # the 3×3 normal equations [[m0 m1 m2] [m1 m2 m3] [m2 m3 m4]] c = t, by Cramer's rule
     minor = (m[2] * m[4] - m[3] ** 2, m[1] * m[4] - m[2] * m[3], m[1] * m[3] - m[2] ** 2)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         det = m[0] * minor[0] - m[1] * minor[1] + m[2] * minor[2]
-        num = t0 * minor[0] - t1 * minor[1] + t2 * minor[2]
+        num = t[0] * minor[0] - t[1] * minor[1] + t[2] * minor[2]
         return np.where(det > 1e-4 * m[0] ** 3, num / det, np.nan)
+
+
+def _local_linear(s: NDArray, y: NDArray, nodes: NDArray, sigma: float, counts: NDArray) -> NDArray[np.float64]:
+    """(B, N) local-linear Gaussian-kernel estimates at `nodes` of y(s), one row per row of
+    voxel `counts` (B, V)."""
+    return _linear_fit(*_kernel_sums(s, y, nodes, sigma, counts, 1))
 
 
 def _interp_rows(q: NDArray, xp: NDArray, rows: NDArray) -> NDArray[np.float64]:
@@ -390,8 +397,7 @@ def _core_profiles(bundle: RootBundle, maps: dict, nodes: NDArray, opts: dict,
 
     The replicates are also evaluated beyond the nodes (by 4 origin SDs) so that moving them by
     the origin's uncertainty reads the kernel estimate there, not a held end value."""
-    sigma, grids, rows = opts["smooth_mm"], {}, {}
-    shifts = opts["origin_rng"].normal(0.0, bundle.origin_sd_mm, opts["n_boot"]) if bundle.origin_sd_mm > 0 else None
+    sigma, grids, rows, shifts = opts["smooth_mm"], {}, {}, opts["origin_shifts"]
     step = float(nodes[1] - nodes[0]) if nodes.size > 1 else 1.0
     pad = int(math.ceil(4 * bundle.origin_sd_mm / step)) if shifts is not None else 0
     ext = nodes[0] + step * np.arange(-pad, nodes.size + pad)
@@ -403,9 +409,9 @@ def _core_profiles(bundle: RootBundle, maps: dict, nodes: NDArray, opts: dict,
         est = np.full((opts["n_boot"] + 1, nodes.size), np.nan)
         rbc = est[1:].copy()
         if len(s):
-            y = np.where(root, data[tuple(ijk.T)], np.nan)
-            est = _local_linear(s, y, ext, sigma, counts)
-            rbc = _local_quadratic(s, y, ext, sigma, counts[1:])
+            m, t = _kernel_sums(s, np.where(root, data[tuple(ijk.T)], np.nan), ext, sigma, counts, 2)
+            est = _linear_fit(m, t)
+            rbc = _quadratic_fit([v[1:] for v in m], [v[1:] for v in t])  # the replicates only
             rbc = np.where(np.isfinite(rbc), rbc, est[1:])
             rbc = _shift_replicates(rbc, ext, nodes, shifts) if shifts is not None else rbc
             est = est[:, pad:pad + nodes.size]
@@ -427,8 +433,7 @@ def _core_profiles(bundle: RootBundle, maps: dict, nodes: NDArray, opts: dict,
 def _streamline_profiles(bundle: RootBundle, maps: dict, nodes: NDArray, opts: dict,
                          rng: np.random.Generator) -> list[RootProfile]:
     """Profiles from the streamlines, Gaussian-weighted per node (Yeatman et al. 2012)."""
-    n_boot = opts["n_boot"]
-    shifts = opts["origin_rng"].normal(0.0, bundle.origin_sd_mm, n_boot) if bundle.origin_sd_mm > 0 else None
+    n_boot, shifts = opts["n_boot"], opts["origin_shifts"]
     smooth_nodes = opts["smooth_mm"] / max(nodes[1] - nodes[0], 1e-6)
     pos = _node_positions(bundle, nodes)
     w = _gaussian_weights(pos)
@@ -545,7 +550,8 @@ def along_root_profiles(
     for i, bundle in enumerate(tracts):
         if bundle.n_kept == 0 or len(bundle.centerline) < 2:
             continue
-        opts["origin_rng"] = np.random.default_rng((int(seed), i))  # a root's origin draws, for all its parameters
+        sd = bundle.origin_sd_mm  # one draw of the origin per replicate, shared by the root's parameters
+        opts["origin_shifts"] = np.random.default_rng((int(seed), i)).normal(0.0, sd, int(n_boot)) if sd > 0 else None
         arc = bundle.arc_mm
         nodes = np.linspace(0.0, arc[-1], n_points or max(2, int(arc[-1] / spacing_mm) + 1))
         out += (_core_profiles if sampling == "core" else _streamline_profiles)(bundle, m, nodes, opts, rng)
