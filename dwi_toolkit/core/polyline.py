@@ -6,9 +6,9 @@ Pure functions on (K, 3) arrays; used by root tractography and by the curved-roo
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["arc_lengths", "project_to_line", "arc_of_point"]
+__all__ = ["arc_lengths", "points_at", "unit_tangents", "project_to_line", "arc_of_point"]
 
 
 def arc_lengths(line: NDArray) -> NDArray[np.float64]:
@@ -20,6 +20,32 @@ def arc_lengths(line: NDArray) -> NDArray[np.float64]:
     [0.0, 5.0, 6.0]
     """
     return np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))]
+
+
+def points_at(line: NDArray, arc_mm: ArrayLike) -> NDArray[np.float64]:
+    """Points (…, 3) of a polyline at arc lengths (mm) from its first vertex, clamped to its ends.
+
+    Examples
+    --------
+    >>> points_at(np.array([[0.0, 0, 0], [4.0, 0, 0]]), [1.0, 9.0]).tolist()
+    [[1.0, 0.0, 0.0], [4.0, 0.0, 0.0]]
+    """
+    a, arc = np.asarray(arc_mm, float), arc_lengths(line)
+    return np.stack([np.interp(a, arc, line[:, i]) for i in range(3)], axis=-1)
+
+
+def unit_tangents(line: NDArray, arc_mm: ArrayLike, half_mm: float) -> NDArray[np.float64]:
+    """Unit tangents (…, 3) of a polyline at arc lengths (mm): the chord from `half_mm` before to
+    `half_mm` after each point.
+
+    Examples
+    --------
+    >>> unit_tangents(np.array([[0.0, 0, 0], [0.0, 3, 0], [0.0, 3, 4]]), [1.0], 0.5).tolist()
+    [[0.0, 1.0, 0.0]]
+    """
+    a = np.asarray(arc_mm, float)
+    t = points_at(line, a + half_mm) - points_at(line, a - half_mm)
+    return t / np.maximum(np.linalg.norm(t, axis=-1, keepdims=True), 1e-9)
 
 
 def project_to_line(points: NDArray, line: NDArray) -> tuple[NDArray, NDArray]:

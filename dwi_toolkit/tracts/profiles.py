@@ -40,7 +40,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..core.affines import voxel_sizes
 from ..core.image import ParameterMap
+from ..core.polyline import unit_tangents
 from ..errors import InputDataError
 from ..units import DIFFUSIVITY_UNIT
 from .tracking import CSF_MD, RootBundle, RootTracts, _sample, project_to_line
@@ -251,7 +253,7 @@ def _core_voxels(bundle: RootBundle, shape: tuple, affine: NDArray,
     c = bundle.centerline
     inv = np.linalg.inv(affine)
     cijk = c @ inv[:3, :3].T + inv[:3, 3]
-    vox = np.sqrt((affine[:3, :3] ** 2).sum(0))
+    vox = voxel_sizes(affine)
     pad = radius / vox + 1
     lo = np.maximum(np.floor(cijk.min(0) - pad), 0).astype(int)
     hi = np.minimum(np.ceil(cijk.max(0) + pad), np.asarray(shape[:3]) - 1).astype(int)
@@ -349,9 +351,7 @@ def _root_like(opts: dict, bundle: RootBundle, pts: NDArray, arc: NDArray) -> ND
         inv = np.linalg.inv(aff)
         ijk = np.rint(pts @ inv[:3, :3].T + inv[:3, 3]).astype(int)
         inside = np.all((ijk >= 0) & (ijk < np.asarray(v1.shape[:3])), axis=1)
-        c, a = bundle.centerline, bundle.arc_mm
-        tangent = np.stack([np.interp(arc + 0.5, a, c[:, i]) - np.interp(arc - 0.5, a, c[:, i]) for i in range(3)], 1)
-        tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
+        tangent = unit_tangents(bundle.centerline, arc, 0.5)
         cos = np.zeros(len(pts))
         cos[inside] = np.abs(np.nan_to_num((v1[tuple(ijk[inside].T)] * tangent[inside]).sum(1)))
         ok &= cos >= np.cos(np.deg2rad(opts["max_angle_deg"]))

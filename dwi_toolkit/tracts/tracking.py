@@ -33,8 +33,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..core.image import DWISeries
+from ..core.affines import voxel_sizes
 from ..core.polyline import arc_lengths as _arc
-from ..core.polyline import arc_of_point, project_to_line
+from ..core.polyline import arc_of_point, points_at, project_to_line, unit_tangents
 from ..errors import FitError, InputDataError
 from ..roi.masks import roi_mask
 from ..roi.model import RootROI, RoiSet, Sphere, Tube, normalize_level, normalize_side
@@ -151,9 +152,7 @@ class RootBundle:
     def points(self, distance_mm: ArrayLike) -> NDArray[np.float64]:
         """RAS+ mm points of the centre-line at distances (mm from the origin) along the root
         (clamped to its ends)."""
-        a = np.asarray(distance_mm, float) + self.origin_arc_mm
-        arc = self.arc_mm
-        return np.stack([np.interp(a, arc, self.centerline[:, i]) for i in range(3)], axis=-1)
+        return points_at(self.centerline, np.asarray(distance_mm, float) + self.origin_arc_mm)
 
     def tube(self, radius_mm: float | None = None) -> Tube:
         """The centre-line as a :class:`~dwi_toolkit.roi.model.Tube` (RAS+ mm)."""
@@ -456,8 +455,7 @@ def _resample(line: NDArray, spacing: float) -> NDArray:
     arc = _arc(line)
     if arc[-1] <= 0:
         return line[:1]
-    s = np.linspace(0, arc[-1], max(2, int(round(arc[-1] / spacing)) + 1))
-    return np.stack([np.interp(s, arc, line[:, i]) for i in range(3)], axis=1)
+    return points_at(line, np.linspace(0, arc[-1], max(2, int(round(arc[-1] / spacing)) + 1)))
 
 
 def _centerline(streams: list, params: TrackingParams) -> tuple[NDArray, list, int]:
@@ -513,7 +511,7 @@ def thecal_sac_mask(md: NDArray, body: NDArray, affine: NDArray, *, csf_md: floa
         return csf
     sizes = ndi.sum(csf, lab, index=np.arange(1, n + 1))
     sac = lab == (1 + int(np.argmax(sizes)))
-    vox = np.sqrt((affine[:3, :3] ** 2).sum(0))
+    vox = voxel_sizes(affine)
     it = max(1, int(round(3.0 / vox.min())))
     return ndi.binary_closing(sac, iterations=it, border_value=0) | sac
 
@@ -524,7 +522,7 @@ def _sac_distance(sac: NDArray, affine: NDArray) -> NDArray[np.float64] | None:
 
     if not sac.any():
         return None
-    return ndi.distance_transform_edt(~sac, sampling=np.sqrt((affine[:3, :3] ** 2).sum(0)))
+    return ndi.distance_transform_edt(~sac, sampling=voxel_sizes(affine))
 
 
 #: Uncertainty (voxels) of an origin at the centre-line's start, used when no sac is found: the
@@ -540,11 +538,9 @@ def _origin_sd(core: NDArray, origin: float, edt: NDArray, affine: NDArray) -> f
     """Uncertainty (mm) of the junction along the centre-line (:attr:`RootBundle.origin_sd_mm`):
     quantisation of the sac's edge across it, over the sine of the exit angle. The edge normal
     is the gradient of the distance to the sac, 1.5 voxels outside the junction."""
-    arc = _arc(core)
-    vox = np.sqrt((affine[:3, :3] ** 2).sum(0))
-    t = np.array([np.interp(origin + 1.0, arc, core[:, i]) - np.interp(origin - 1.0, arc, core[:, i]) for i in range(3)])
-    t /= max(float(np.linalg.norm(t)), 1e-9)
-    p = np.array([np.interp(origin, arc, core[:, i]) for i in range(3)]) + 1.5 * float(vox.max()) * t
+    vox = voxel_sizes(affine)
+    t = unit_tangents(core, origin, 1.0)
+    p = points_at(core, origin) + 1.5 * float(vox.max()) * t
     rot = affine[:3, :3] / vox  # voxel axes in RAS+ (columns)
     h = float(vox.min())
     steps = np.vstack([p + h * rot[:, k] for k in range(3)] + [p - h * rot[:, k] for k in range(3)])
@@ -573,7 +569,7 @@ def _origin_from_sac(core: NDArray, sac: NDArray, edt: NDArray | None,
     ijk = np.rint(core[0] @ inv[:3, :3].T + inv[:3, 3]).astype(int)
     if np.any(ijk < 0) or np.any(ijk >= np.asarray(sac.shape)):
         return None
-    vox = np.sqrt((affine[:3, :3] ** 2).sum(0))
+    vox = voxel_sizes(affine)
     d0 = max(0.0, float(edt[tuple(ijk)]) - 0.5 * float(vox.min()))  # sac edge lies half a voxel out
     return (-d0, _origin_sd(core, 0.0, edt, affine)) if d0 < 10.0 else None
 
@@ -631,7 +627,7 @@ def _bundle(key: tuple, streams: list, n_seeds: int, ctx: dict, origin_point: ND
             if o is not None:
                 (origin, origin_sd), source = o, "dural junction (CSF)"
             else:  # where tracking stopped proximally: near the junction, known to a couple of voxels
-                vox = float(np.sqrt((ctx["affine"][:3, :3] ** 2).sum(0)).max())
+                vox = float(voxel_sizes(ctx["affine"]).max())
                 origin, origin_sd, source = 0.0, _START_SD_VOXELS * vox, "centre-line start"
     logger.info("root %s %s: %d seeds, %d streamlines, %d kept (%s)", key[0], key[1], n_seeds, len(streams),
                 len(kept), ", ".join(f"{k} {v}" for k, v in counts.items() if v))
