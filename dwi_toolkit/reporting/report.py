@@ -300,8 +300,10 @@ def acquisition_summary(series: Any) -> dict[str, Any]:
     return out
 
 
-def estimate_snr(series: Any, rois: Sequence[tuple[str, np.ndarray]]) -> dict[str, Any]:
-    """Rough b=0 SNR per ROI: mean b=0 signal in the ROI over the noise SD.
+def estimate_snr(series: Any, rois: Sequence[tuple[str, np.ndarray]], *,
+                 mean_b0: np.ndarray | None = None) -> dict[str, Any]:
+    """Rough b=0 SNR per ROI: mean b=0 signal in the ROI over the noise SD (`mean_b0`: the
+    series' mean b=0 image when the caller has it already).
 
     The noise SD comes from two or more b=0 volumes when available (SD of the difference of the
     first two inside the ROIs, divided by √2); otherwise from the image corners (eight blocks of
@@ -319,10 +321,8 @@ def estimate_snr(series: Any, rois: Sequence[tuple[str, np.ndarray]]) -> dict[st
     b0 = np.nonzero(series.b0_mask)[0]
     if b0.size == 0:
         return {"method": "none (no b=0 volume)", "noise_sd": _q(None, "a.u."), "per_roi": []}
-    mean_b0 = series.mean_b0().astype(float)
-    union = np.zeros(series.spatial_shape, bool)
-    for _, m in rois:
-        union |= np.asarray(m, bool)
+    mean_b0 = (series.mean_b0() if mean_b0 is None else mean_b0).astype(float)
+    union = _roi_union(series.spatial_shape, rois)
     sigma = math.nan
     method = ""
     if b0.size >= 2 and union.any():
@@ -603,10 +603,6 @@ class Report:
                  for f in figs]
         c = self.comparison
         if c is not None:
-            recs = P.comparison_records(c)
-            cols = ["level", "segment", "parameter", "unit", "left", "right", "difference"]
-            cols += ["detectable"] if any(r["detectable"] is not None for r in recs) else []
-            cols += ["n"] + (["flags"] if any(r["flags"] for r in recs) else [])
             parts.append(comparison_table_html(c, "side_comparison.csv"))
             parts.append("<details><summary>Indices, conventions and flags</summary><ul>"
                          + "".join(f"<li>{H.esc(P.label(k))} = {H.esc(v)} (%)</li>" for k, v in INDEX_FORMULAS.items())
@@ -1035,13 +1031,15 @@ def build_report(
         excl = sum(int(r.get("n_excluded") or 0) for r in recs)
         qc["excluded_voxels"] = _q(excl, "voxels")
         qc["included_voxels"] = _q(sum(int(r.get("n_voxels") or 0) for r in recs), "voxels")
+    # the mean b=0 image once, for the SNR and the signal checks (none without a b=0 volume)
+    b0_mean = series.mean_b0() if series is not None and np.any(series.b0_mask) else None
     if series is not None and roi_masks:
-        qc["snr"] = estimate_snr(series, roi_masks)
+        qc["snr"] = estimate_snr(series, roi_masks, mean_b0=b0_mean)
     scanner = _scanner_adc_qc(fit, roi_masks, opt.scanner_adc, opt.scanner_adc_info)
     if scanner is not None:
         qc["scanner_adc"] = scanner[0]
     qc["flags"] = [f.to_dict() for f in _qc_flags(series, fit, roi_masks, stats, qc.get("snr"),
-                                                  snr_warn=snr_warn, params=params,
+                                                  snr_warn=snr_warn, params=params, b0_mean=b0_mean,
                                                   scanner_adc=None if scanner is None else scanner[1])]
 
     rep = Report(provenance=prov, acquisition=acq, roi_stats=stats, comparison=comparison,
@@ -1068,9 +1066,7 @@ def _scanner_adc_qc(fit: Any, roi_masks: Sequence[tuple[str, np.ndarray]], scann
     body = np.isfinite(ours) if status is None else np.asarray(status) == 0
     ours = np.where(body, ours, np.nan)
     theirs = np.asarray(getattr(scanner_adc, "data", scanner_adc), float)
-    union = np.zeros(ours.shape, bool)
-    for _, m in roi_masks:
-        union |= np.asarray(m, bool)
+    union = _roi_union(ours.shape, roi_masks)
     regions = [*roi_masks, ("all ROIs", union), ("body", body)]
     agreement = Q.scanner_adc_agreement(ours, theirs, regions)
     where = ("ROIs", union) if agreement[-2]["n_voxels"] else ("body", body)
@@ -1080,7 +1076,15 @@ def _scanner_adc_qc(fit: Any, roi_masks: Sequence[tuple[str, np.ndarray]], scann
     return record, flags
 
 
-def _no_attenuation(series: Any, b0: np.ndarray, status: Any) -> list[Any]:
+def _roi_union(shape: tuple, rois: Sequence[tuple[str, np.ndarray]]) -> np.ndarray:
+    """Voxels in any of the ROI masks."""
+    union = np.zeros(shape, bool)
+    for _, m in rois:
+        union |= np.asarray(m, bool)
+    return union
+
+
+def _no_attenuation(series: Any, b0: np.ndarray, body: np.ndarray | None) -> list[Any]:
     """The no-attenuation check at the series' highest b-value, judged inside the fitted (body) voxels."""
     from ..qc import flags as Q
 
@@ -1092,23 +1096,22 @@ def _no_attenuation(series: Any, b0: np.ndarray, status: Any) -> list[Any]:
     for i in high:
         mean_high += series.data[..., int(i)]
     mean_high /= high.size
-    mask = None if status is None else np.asarray(status) != 1
-    return Q.no_attenuation_flags(b0, mean_high, float(bvals.max()), mask)
+    return Q.no_attenuation_flags(b0, mean_high, float(bvals.max()), body)
 
 
 def _qc_flags(series: Any, fit: Any, roi_masks: Sequence[tuple[str, np.ndarray]], stats: Any,
               snr: Mapping[str, Any] | None, *, snr_warn: float, params: Mapping[str, Any],
-              scanner_adc: Sequence[Any] | None = None) -> list[Any]:
-    """Every QC flag the inputs allow (:mod:`dwi_toolkit.qc.flags`), most serious first."""
+              b0_mean: np.ndarray | None = None, scanner_adc: Sequence[Any] | None = None) -> list[Any]:
+    """Every QC flag the inputs allow (:mod:`dwi_toolkit.qc.flags`), most serious first;
+    `b0_mean` is the series' mean b=0 image (the signal checks need one)."""
     from ..qc import flags as Q
 
     out: list[Any] = list(scanner_adc or [])
-    if series is not None:
-        b0 = series.mean_b0()
-        out += Q.no_signal_flags(b0)
-        out += _no_attenuation(series, b0, None if fit is None else getattr(fit, "status", None))
     status = getattr(fit, "status", None) if fit is not None else None
     body = None if status is None else np.asarray(status) != 1
+    if series is not None and b0_mean is not None:
+        out += Q.no_signal_flags(b0_mean)
+        out += _no_attenuation(series, b0_mean, body)
     if status is not None:
         out += Q.fit_failure_flags(np.asarray(status), roi_masks)
     if snr:

@@ -127,3 +127,19 @@ def test_no_attenuation_check_reads_one_volume_at_a_time():
     assert flags == []  # ln(500/200)/800 = 1.1e-3 mm²/s: attenuates
     one_volume = 64 * 64 * 16 * 8
     assert peak < 8 * one_volume, peak  # a few volume-sized temporaries, not one per b-volume (40)
+
+
+def test_report_of_a_series_without_b0_builds_without_signal_checks(rng):
+    """A series whose lowest b-value is above the b=0 threshold (b = 100, 500, 800) still gets a
+    report: no SNR from b=0 and no signal checks that need a b=0 image (they raised before)."""
+    from dwi_toolkit.core.image import DWISeries
+    from dwi_toolkit.models.adc import fit_adc
+    from dwi_toolkit.reporting.report import build_report
+
+    b = np.array([100.0, 500.0, 800.0])
+    data = 100 * np.exp(-b * 1e-3) * np.ones((6, 6, 3, 1)) + rng.normal(0, 1, (6, 6, 3, 3))
+    series = DWISeries(data.astype(np.float32), np.eye(4), b, np.eye(3))
+    rep = build_report(series=series, fit=fit_adc(series), roi_masks=[("L5 left", np.ones((6, 6, 3), bool))],
+                       figures=False)
+    assert rep.qc["snr"]["method"] == "none (no b=0 volume)"
+    assert not {"no_signal", "no_attenuation"} & {f["code"] for f in rep.qc["flags"]}
