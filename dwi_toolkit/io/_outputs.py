@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import InputDataError
+from ._sniff import looks_like_dicom
 
 __all__ = ["check_output_target", "protect_inputs", "check_not_input"]
 
@@ -43,11 +44,7 @@ def _is_dicom_file(p: Path) -> bool:
         return True
     if p.suffix.lower() in _NOT_DICOM:
         return False
-    try:
-        with open(p, "rb") as fh:
-            return fh.read(132)[128:132] == b"DICM"
-    except OSError:
-        return False
+    return looks_like_dicom(p)
 
 
 def _bids_subject(p: Path) -> Path | None:

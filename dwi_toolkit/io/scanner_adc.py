@@ -21,6 +21,7 @@ import numpy as np
 
 from ..core.image import ParameterMap
 from ..errors import DicomError, InputDataError
+from ._sniff import is_nifti
 
 __all__ = ["scanner_adc_on_grid", "SCANNER_ADC_SOURCES"]
 
@@ -28,10 +29,6 @@ logger = logging.getLogger(__name__)
 
 #: Values of the ``scanner_adc`` option besides a path: look beside a DICOM DWI, or do not compare.
 SCANNER_ADC_SOURCES = ("auto", "none")
-
-
-def _is_nifti(path: Path) -> bool:
-    return path.name.lower().endswith((".nii", ".nii.gz"))
 
 
 def scanner_adc_on_grid(
@@ -90,7 +87,7 @@ def scanner_adc_on_grid(
         found = _find_beside(Path(dwi_path))
         if found is None:
             note = ("not looked up for a NIfTI DWI (give the scanner's map with the scanner ADC option, "
-                    "--scanner-adc PATH)" if _is_nifti(Path(dwi_path)) else
+                    "--scanner-adc PATH)" if is_nifti(Path(dwi_path)) else
                     "no scanner ADC series (DICOM ImageType ADC) beside the DWI series")
             return None, {"source": "auto", "found": False, "note": note}
         path, uid, desc = found
@@ -116,7 +113,7 @@ def _find_beside(dwi_path: Path, max_siblings: int = 20) -> tuple[Path, str, str
     is a small scan folder (at most `max_siblings` entries: one folder per series, as scanners
     export them), never further up. Only headers are read.
     """
-    if _is_nifti(dwi_path) or not dwi_path.exists():
+    if is_nifti(dwi_path) or not dwi_path.exists():
         return None
     folder = dwi_path if dwi_path.is_dir() else dwi_path.parent
     places = [folder]
@@ -151,17 +148,13 @@ def _load(path: Path, uid: str | None) -> ParameterMap:
     """The ADC map at `path` (DICOM series or NIfTI) in mm²/s."""
     from .dicom import load_scanner_adc, scanner_adc_factor
 
-    if not _is_nifti(path):
+    if not is_nifti(path):
         return load_scanner_adc(path, series_uid=uid)
-    import nibabel as nib
+    from .nifti import load_map
 
-    img = nib.load(str(path))
-    data = np.asarray(img.dataobj, dtype=np.float64)
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise InputDataError(f"scanner ADC map {path} has shape {data.shape}; expected one 3-D map.")
-    return ParameterMap(data * scanner_adc_factor(data), img.affine, "scanner_adc", "mm^2/s")
+    m = load_map(path)  # one 3-D map (a singleton 4th axis dropped), with the reader's guards
+    data = np.asarray(m.data, dtype=np.float64)
+    return ParameterMap(data * scanner_adc_factor(data), m.affine, "scanner_adc", "mm^2/s")
 
 
 def _resample(adc: ParameterMap, shape: tuple[int, int, int], affine: np.ndarray) -> np.ndarray:
