@@ -45,7 +45,8 @@ import numpy as np
 
 from ..errors import InputDataError
 from .._options import with_settings
-from .power import DEFAULT_ALPHA, DEFAULT_POWER, MeanEstimate, contrast, pooled_mean
+from .options import INTERVALS
+from .power import DEFAULT_ALPHA, DEFAULT_POWER, MeanEstimate, _t_ppf, contrast, pooled_mean
 from .spatial_noise import NoiseCorrelation, estimate_from_rois, roi_variance
 
 __all__ = [
@@ -500,8 +501,6 @@ def _coords(row: Any, n_values: int) -> np.ndarray | None:
 
 
 # --------------------------------------------------------------------------- options and steps
-#: Interval methods of :func:`compare_sides`.
-INTERVALS = ("effective-n", "iid-bootstrap")
 #: Reference choices of :func:`compare_sides` (dwi_toolkit References §2.4, §2.6).
 REFERENCES = ("contralateral", "adjacent")
 
@@ -660,8 +659,6 @@ def _prepare(sd: _Side, noise: NoiseCorrelation, interval: str, opts: CompareOpt
 
 
 def _side_interval(sd: _Side, interval: str, ci: float) -> tuple[float, float]:
-    from .power import _t_ppf
-
     if interval == "iid-bootstrap":
         return _quantiles(sd.boot, ci) if sd.boot is not None else (math.nan, math.nan)
     if sd.est is None or not (sd.est.df > 0 and math.isfinite(sd.est.se)):

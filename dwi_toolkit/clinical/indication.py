@@ -105,6 +105,9 @@ StenosisPolicy = Literal["kovacs2013", "acr2021"]
 STENOSIS_POLICIES: tuple[str, ...] = ("kovacs2013", "acr2021")
 #: Default of the rule set: Kovacs 2013, 12 weeks for stenosis (§3.10).
 DEFAULT_STENOSIS_POLICY: StenosisPolicy = "kovacs2013"
+#: Rules whose decision uses the stenosis policy's threshold (the statement names the policy and
+#: cites its sources).
+_STENOSIS_POLICY_RULES = ("R-STEN-12W", "R-RAD-UNK")
 
 RESEARCH_USE_NOTICE = (
     "Research use only: a deterministic encoding of guideline criteria (dwi_toolkit rule set v2, "
@@ -662,7 +665,7 @@ def _explain(a_class: str, rules: Sequence[str], clinical: ClinicalInput, t: _Ru
             "uncertain": "Whether the lumbar MRI was indicated is uncertain",
             "inappropriate": "The lumbar MRI was not indicated (inappropriate)"}[a_class]
     # the stenosis policy is named only when a rule that uses its threshold decided (issue #13)
-    if any(r in ("R-STEN-12W", "R-RAD-UNK") for r in rules):
+    if any(r in _STENOSIS_POLICY_RULES for r in rules):
         parts = [f"{head} by rule set {t.version} (stenosis policy {policy}, {sten:g} weeks)."]
     else:
         parts = [f"{head} by rule set {t.version}."]
@@ -770,7 +773,7 @@ def _citations(rules: Sequence[str], clinical: ClinicalInput, t: _RuleTable,
             for f in clinical.red_flags or ():
                 if f in t.red_flags:
                     cites.extend(t.red_flags[f]["citations"])
-        if r in ("R-STEN-12W", "R-RAD-UNK"):
+        if r in _STENOSIS_POLICY_RULES:
             cites.extend(t.policies[policy]["citations"])
     citations = _dedupe(cites)
     refs = {k: v for k, v in t.references.items() if any(c.split(" ")[0] == k for c in citations)}

@@ -25,8 +25,10 @@ header's own PatientID/AccessionNumber, dates written in words without a day num
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 __all__ = ["MASK", "FREE_TEXT_KEYS", "PLACEHOLDER_NAMES", "ACQUISITION_WORDS", "scrub_text", "scrub_meta",
@@ -167,16 +169,8 @@ def safe_filename(text: str, *, names: Iterable[str] = (), identifiers: Iterable
     return s[:max_len] or "series"
 
 
-_POLICY: Any = None  # set lazily to a ContextVar by scrub_policy()
-
-
-def _policy_var():
-    global _POLICY
-    if _POLICY is None:
-        import contextvars
-
-        _POLICY = contextvars.ContextVar("dwi_scrub_text", default=None)
-    return _POLICY
+#: The scrub policy in force for loaders called without ``scrub_text`` (:func:`scrub_policy`).
+_POLICY: contextvars.ContextVar[bool | None] = contextvars.ContextVar("dwi_scrub_text", default=None)
 
 
 def resolve_scrub(scrub_text: bool | None, keep_phi: bool) -> bool:
@@ -193,11 +187,12 @@ def resolve_scrub(scrub_text: bool | None, keep_phi: bool) -> bool:
     """
     if scrub_text is not None:
         return bool(scrub_text)
-    policy = _policy_var().get()
+    policy = _POLICY.get()
     return (not keep_phi) if policy is None else bool(policy)
 
 
-def scrub_policy(enabled: bool | None):
+@contextlib.contextmanager
+def scrub_policy(enabled: bool | None) -> Iterator[bool | None]:
     """Context manager: loaders called without ``scrub_text`` use `enabled` (None: the default policy).
 
     Examples
@@ -206,14 +201,8 @@ def scrub_policy(enabled: bool | None):
     ...     resolve_scrub(None, keep_phi=False)
     True
     """
-    import contextlib
-
-    @contextlib.contextmanager
-    def _scope():
-        token = _policy_var().set(enabled)
-        try:
-            yield enabled
-        finally:
-            _policy_var().reset(token)
-
-    return _scope()
+    token = _POLICY.set(enabled)
+    try:
+        yield enabled
+    finally:
+        _POLICY.reset(token)

@@ -793,7 +793,7 @@ def _fit_arrays(y, b_mm, sig, w, lo_mm, hi_mm, b_threshold, *, full: bool, max_i
         # segmented: LM on S0, f, D* with D fixed; full: LM on all four from the same start (the
         # intermediate segmented refinement changes neither accuracy nor the optimum reached but
         # costs up to 3x the time)
-        free = np.ones(4, bool) if full else np.array([True, True, False, True])
+        free = np.ones(4, bool) if full else _FREE_NO_D
         if prior:
             s_hat = sv if sv is not None else np.sqrt(rss_grid / np.maximum((wv > 0).sum(1) - 4, 1))
             p, conv, it = _map_choose_d(p0, yv, wv, b, lo_v, hi_v, sv, s_hat, max_iter, (high, d, s_int))
