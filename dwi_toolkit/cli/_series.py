@@ -8,6 +8,7 @@ marked ``*`` and how to choose another.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,9 @@ def series_table(infos: Sequence[Any], chosen: Sequence[Any] = (), *, what: str 
     """The series under a path, one per line, the `chosen` ones marked ``*`` (text)."""
     if not infos:
         return "no DICOM series found"
+    records = series_rows(infos, chosen)
     rows = [["", "#", "description", "vendor", "role", "b-values (s/mm^2)", "volumes", "rule", "series UID"]]
-    for r in series_rows(infos, chosen):
+    for r in records:
         rows.append(["*" if r["chosen"] else "", "?" if r["series_number"] is None else str(r["series_number"]),
                      r["description"] or "-", r["vendor"], r["role"],
                      ", ".join(f"{b:g}" for b in r["bvals"]) or "-", str(r["n_volumes"]), r["rule"] or "-",
@@ -37,9 +39,9 @@ def series_table(infos: Sequence[Any], chosen: Sequence[Any] = (), *, what: str 
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     n_dwi = sum(s.role == "dwi" for s in infos)
     head = f"{len(infos)} DICOM series found ({n_dwi} raw DWI)"
-    uids = [s.series_uid for s in infos]
-    if len(set(uids)) < len(uids):  # one series exported twice (e.g. classic and enhanced DICOM)
-        twice = sorted({r["folder"] for r in series_rows(infos) if uids.count(r["series_uid"]) > 1 and r["folder"]})
+    uids = Counter(s.series_uid for s in infos)
+    if len(uids) < len(infos):  # one series exported twice (e.g. classic and enhanced DICOM)
+        twice = sorted({r["folder"] for r in records if uids[r["series_uid"]] > 1 and r["folder"]})
         how = ("its folder as the input path (series that share a UID are one series stored more than "
                "once):\n" + "\n".join(f"  {f}" for f in twice))
     else:

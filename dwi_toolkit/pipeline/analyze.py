@@ -223,11 +223,7 @@ def run_analysis(
                           stats=stats, comparison=comparison, indication=indication, entrapment=entrapment,
                           parameters=params, inputs=inputs, subject=subject, command=command,
                           figures=opts.figures, scanner_adc=scanner_adc, scanner_adc_info=scanner_info)
-    if adjacent is not None:
-        from ..reporting.report import adjacent_comparison_section
-
-        report.sections.append(adjacent_comparison_section(adjacent))
-    _track_and_sections(report, series, rois, dti_fit, gcheck, opts, out_dir)
+    _track_and_sections(report, series, rois, dti_fit, gcheck, adjacent, opts, out_dir)
     if out_dir is not None:
         report.save(Path(out_dir))
     return report
@@ -265,7 +261,7 @@ def _gradient_check(series: Any, opts: AnalysisOptions) -> tuple[Any, dict[str, 
 
 
 def _track_and_sections(report: Any, series: Any, rois: Any, dti_fit: Any, gcheck: dict[str, Any] | None,
-                        opts: AnalysisOptions, out_dir: str | os.PathLike | None) -> None:
+                        adjacent: Any, opts: AnalysisOptions, out_dir: str | os.PathLike | None) -> None:
     """Root tractography (option ``track``, files under ``out_dir/tracts``) and the optional report sections."""
     tracking = None
     if opts.track:
@@ -281,8 +277,8 @@ def _track_and_sections(report: Any, series: Any, rois: Any, dti_fit: Any, gchec
                                     dti_fit=dti_fit, mask=load_analysis_mask(opts.mask, series), origins=origins)
     from .subject_sections import add_report_sections
 
-    add_report_sections(report, gradient_check=gcheck, tractography=tracking, figures=opts.figures,
-                        out_dir=out_dir)
+    add_report_sections(report, adjacent_comparison=adjacent, gradient_check=gcheck, tractography=tracking,
+                        figures=opts.figures, out_dir=out_dir)
 
 
 def _fit_b_range(series: Any, opts: AnalysisOptions) -> tuple[float, float] | None:

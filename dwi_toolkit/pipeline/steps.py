@@ -261,12 +261,21 @@ _SIDES = ("clinical", "left", "right", "unknown")
 
 
 # ------------------------------------------------------------------------------ built-ins
+def _option_param(name: str) -> Param:
+    """The step parameter of analysis option `name`, declared once in AnalysisOptions."""
+    from ..analysis.options import AnalysisOptions
+
+    rec = {r["name"]: r for r in AnalysisOptions.describe()}[name]
+    doc = rec["help"] + (f" ({rec['unit']})" if rec.get("unit") else "")
+    return Param(AnalysisOptions.value_type(name), rec["default"], choices=rec.get("choices"), min=rec.get("min"),
+                 doc=doc)
+
+
 @register_step(
     "load",
     params={
         "b0_threshold": Param(float, 50.0, min=0.0, doc="s/mm^2; volumes at or below count as b=0"),
-        "backend": Param(str, "native", choices=("native", "dcm2niix"),
-                         doc="DICOM reader: built in, or the dcm2niix program for a series the built-in one refuses"),
+        "backend": _option_param("backend"),
         "require_rois": Param(bool, False, doc="fail the subject when it has no ROI file"),
         "require_clinical": Param(bool, False, doc="fail the subject when it has no clinical.json"),
         "scrub_text": Param(bool, True, doc="mask identifiers typed into free-text header fields "
@@ -354,16 +363,6 @@ def roi_stats_step(ctx: SubjectContext, *, exclude_status: bool, csf_threshold: 
     ctx.data["rois"], ctx.data["stats"] = rois, stats
     p = _write_table(ctx, f"{ctx.prefix}_desc-roistats", stats.to_records(), table_format)
     ctx.add_product(f"roi_stats_{table_format}", p)
-
-
-def _option_param(name: str) -> Param:
-    """The step parameter of analysis option `name`, declared once in AnalysisOptions."""
-    from ..analysis.options import AnalysisOptions
-
-    rec = {r["name"]: r for r in AnalysisOptions.describe()}[name]
-    doc = rec["help"] + (f" ({rec['unit']})" if rec.get("unit") else "")
-    return Param(AnalysisOptions.value_type(name), rec["default"], choices=rec.get("choices"), min=rec.get("min"),
-                 doc=doc)
 
 
 @register_step(
@@ -470,13 +469,10 @@ def report_step(ctx: SubjectContext, *, figures: bool) -> None:
                           comparison=d.get("comparison"), indication=d.get("indication"),
                           entrapment=d.get("entrapment"), parameters=params, inputs=inputs,
                           subject=ctx.prefix, command="dwi-toolkit run", figures=figures)
-    if d.get("adjacent_comparison") is not None:
-        from ..reporting.report import adjacent_comparison_section
-
-        report.sections.append(adjacent_comparison_section(d["adjacent_comparison"]))
     from .subject_sections import add_report_sections
 
-    add_report_sections(report, gradient_check=d.get("gradient_check"), tractography=d.get("tractography"),
+    add_report_sections(report, adjacent_comparison=d.get("adjacent_comparison"),
+                        gradient_check=d.get("gradient_check"), tractography=d.get("tractography"),
                         figures=figures, out_dir=ctx.out_dir)
     out = ctx.out_dir / "report"
     report.save(out)

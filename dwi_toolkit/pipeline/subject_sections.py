@@ -72,13 +72,17 @@ def _gradient_line(rec: dict[str, Any]) -> str:
     return text + ("; the best table was applied before fitting" if rec.get("applied") else "")
 
 
-def add_report_sections(report: Any, *, gradient_check: dict[str, Any] | None = None, tractography: Any = None,
+def add_report_sections(report: Any, *, adjacent_comparison: Any = None,
+                        gradient_check: dict[str, Any] | None = None, tractography: Any = None,
                         figures: bool = True, out_dir: Any = None) -> Any:
-    """Add the gradient-check QC line and the tractography section to `report` (in place).
+    """Add the optional sections to `report` (in place): the comparison with adjacent levels, the
+    gradient-check QC line and the tractography section.
 
     Parameters
     ----------
     report : Report
+    adjacent_comparison : SideComparison, optional
+        The side comparison against adjacent levels (its report section).
     gradient_check : dict, optional
         The record of :func:`gradient_qc` (QC line, a flag when wrong, provenance entry).
     tractography : TractographyResult, optional
@@ -105,6 +109,10 @@ def add_report_sections(report: Any, *, gradient_check: dict[str, Any] | None = 
     >>> len(rep.qc["flags"]), rep.provenance["gradient_check"]["applied"]
     (1, False)
     """
+    if adjacent_comparison is not None:
+        from ..reporting.report import adjacent_comparison_section
+
+        report.sections.append(adjacent_comparison_section(adjacent_comparison))
     if gradient_check is not None:
         report.qc["gradient_check"] = _gradient_line(gradient_check)
         report.provenance["gradient_check"] = dict(gradient_check)
