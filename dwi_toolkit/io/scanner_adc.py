@@ -90,14 +90,16 @@ def scanner_adc_on_grid(
                     "--scanner-adc PATH)" if is_nifti(Path(dwi_path)) else
                     "no scanner ADC series (DICOM ImageType ADC) beside the DWI series")
             return None, {"source": "auto", "found": False, "note": note}
-        path, uid, desc = found
-        label = "auto"
+        from .dicom import load_scanner_adc_series
+
+        series, desc = found
+        adc, label = load_scanner_adc_series(series), "auto"
     else:
-        path, uid, label, desc = Path(src), None, "path", None
+        path, label, desc = Path(src), "path", None
         if not path.exists():
             raise InputDataError(f"scanner ADC map {path} does not exist; give a DICOM folder of the ADC "
                                  "series or a NIfTI map, or 'auto'/'none'.")
-    adc = _load(path, uid)
+        adc = _load(path)
     same = adc.shape[:3] == tuple(shape[:3]) and np.allclose(adc.affine, affine, atol=1e-3)
     data = np.asarray(adc.data, float) if same else _resample(adc, tuple(shape[:3]), np.asarray(affine, float))
     info = {"source": label, "found": True, "description": desc, "resampled": not same,
@@ -106,8 +108,8 @@ def scanner_adc_on_grid(
     return ParameterMap(data.astype(np.float32), np.asarray(affine, float), "scanner_adc", "mm^2/s"), info
 
 
-def _find_beside(dwi_path: Path, max_siblings: int = 20) -> tuple[Path, str, str] | None:
-    """(folder, SeriesInstanceUID, "#number description") of an ADC series beside the DICOM DWI, or None.
+def _find_beside(dwi_path: Path, max_siblings: int = 20) -> tuple[Any, str] | None:
+    """(DicomSeriesInfo, "#number description") of an ADC series beside the DICOM DWI, or None.
 
     Looks in the DWI's folder, then, when that holds none, in each sibling folder when the parent
     is a small scan folder (at most `max_siblings` entries: one folder per series, as scanners
@@ -129,7 +131,7 @@ def _find_beside(dwi_path: Path, max_siblings: int = 20) -> tuple[Path, str, str
     return None
 
 
-def _adc_series_in(place: Path) -> tuple[Path, str, str] | None:
+def _adc_series_in(place: Path) -> tuple[Any, str] | None:
     """The first ADC series under `place` (warning when there are several), or None."""
     from .dicom import find_dwi_series
 
@@ -141,15 +143,15 @@ def _adc_series_in(place: Path) -> tuple[Path, str, str] | None:
     if len(adcs) > 1:
         logger.warning("%d scanner ADC series beside the DWI; comparing with #%s '%s' (give another "
                        "with the scanner ADC option)", len(adcs), adcs[0].series_number, adcs[0].description)
-    return (place, adcs[0].series_uid, f"#{adcs[0].series_number} {adcs[0].description}".strip()) if adcs else None
+    return (adcs[0], f"#{adcs[0].series_number} {adcs[0].description}".strip()) if adcs else None
 
 
-def _load(path: Path, uid: str | None) -> ParameterMap:
-    """The ADC map at `path` (DICOM series or NIfTI) in mm²/s."""
+def _load(path: Path) -> ParameterMap:
+    """The ADC map at a given `path` (DICOM series or NIfTI) in mm²/s."""
     from .dicom import load_scanner_adc, scanner_adc_factor
 
     if not is_nifti(path):
-        return load_scanner_adc(path, series_uid=uid)
+        return load_scanner_adc(path)
     from .nifti import load_map
 
     m = load_map(path)  # one 3-D map (a singleton 4th axis dropped), with the reader's guards

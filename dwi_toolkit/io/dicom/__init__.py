@@ -26,8 +26,8 @@ from ...errors import DicomError
 from .discovery import DicomSeriesInfo, find_dwi_series, scan_files
 from .selection import _listing, _series_infos, select_series
 
-__all__ = ["load_dicom_dwi", "load_dicom_series", "load_scanner_adc", "find_dwi_series", "DicomSeriesInfo",
-           "select_series", "scanner_adc_factor"]
+__all__ = ["load_dicom_dwi", "load_dicom_series", "load_scanner_adc", "load_scanner_adc_series", "find_dwi_series",
+           "DicomSeriesInfo", "select_series", "scanner_adc_factor"]
 
 logger = logging.getLogger(__name__)
 _HINT = "a file of the series is damaged or non-conformant; re-export it from the scanner/PACS"
@@ -217,14 +217,35 @@ def load_scanner_adc(path: str | os.PathLike, *, series_uid: str | None = None) 
     >>> adc.name, adc.unit, adc.shape
     ('scanner_adc', 'mm^2/s', (10, 8, 5))
     """
-    from .series import assemble
-
     from .._guard import reading
 
     p = Path(path)
     with reading(p, "a DICOM ADC series", error=DicomError, hint=_HINT):
         infos, _uid = _series_infos(p, b0_threshold=DEFAULT_B0_THRESHOLD)
         info = select_series(infos, series_uid=series_uid, role="adc", path=p)
+    return load_scanner_adc_series(info)
+
+
+def load_scanner_adc_series(info: DicomSeriesInfo) -> ParameterMap:
+    """:func:`load_scanner_adc` for a series described by :func:`find_dwi_series` (no second
+    folder scan).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dwi_toolkit.io.dicom._synthetic import write_series
+    >>> tmp = tempfile.mkdtemp()
+    >>> _ = write_series(tmp, description="ADC", bvals=(0,), bvecs_lps=((0, 0, 0),),
+    ...                  image_type=("DERIVED", "PRIMARY", "DIFFUSION", "ADC"))
+    >>> [load_scanner_adc_series(i).unit for i in find_dwi_series(tmp) if i.role == "adc"]
+    ['mm^2/s']
+    """
+    from .._guard import reading
+    from .series import assemble
+
+    if info.role != "adc":
+        raise DicomError(f"series {info.series_uid} ('{info.description}') is '{info.role}', not a scanner ADC map.")
+    with reading(info.files[0].parent if info.files else "?", "a DICOM ADC series", error=DicomError, hint=_HINT):
         res = assemble(_frames_of(info), diffusion=False)
     data = np.asarray(res.data, dtype=np.float64)
     if data.shape[3] != 1:
