@@ -188,6 +188,22 @@ class DWISeries:
         """
         return self.select(self.b_indices(b_min, b_max))
 
+    def b_mask(self, b_min: float | None = None, b_max: float | None = None) -> NDArray[np.bool_]:
+        """Which volumes have a b-value in ``[b_min, b_max]`` (s/mm²; open ends when None) — the one
+        b-range rule of the fits (may select none).
+
+        Examples
+        --------
+        >>> DWISeries(np.ones((1, 1, 1, 3)), np.eye(4), [0, 500, 1000], np.eye(3)).b_mask(None, 500).tolist()
+        [True, True, False]
+        """
+        keep = np.ones(self.n_volumes, dtype=bool)
+        if b_min is not None:
+            keep &= self.bvals >= b_min - 1e-9
+        if b_max is not None:
+            keep &= self.bvals <= b_max + 1e-9
+        return keep
+
     def b_indices(self, b_min: float | None = None, b_max: float | None = None) -> np.ndarray:
         """Indices of the volumes whose b-value lies in ``[b_min, b_max]`` (s/mm²), without copying data.
 
@@ -202,11 +218,7 @@ class DWISeries:
         >>> s.b_indices(400).tolist()
         [1, 2]
         """
-        keep = np.ones(self.n_volumes, dtype=bool)
-        if b_min is not None:
-            keep &= self.bvals >= b_min - 1e-9
-        if b_max is not None:
-            keep &= self.bvals <= b_max + 1e-9
+        keep = self.b_mask(b_min, b_max)
         if not keep.any():
             raise InputDataError(
                 f"no volume has a b-value in [{b_min}, {b_max}] s/mm^2; b-values present: "

@@ -948,12 +948,8 @@ def fit_adc(
     >>> round(float(fit.adc[0, 0, 0]) * 1e3, 6)
     1.1
     """
-    keep = np.ones(series.n_volumes, dtype=bool)
     lo, hi = (None, None) if b_range is None else tuple(b_range)
-    if lo is not None:
-        keep &= series.bvals >= lo - 1e-9
-    if hi is not None:
-        keep &= series.bvals <= hi + 1e-9
+    keep = series.b_mask(lo, hi)
     _check_b_range(series.bvals, keep, b_range)
     work = series if keep.all() else series.select(keep)
     model = AdcModel(
