@@ -61,6 +61,7 @@ __all__ = [
     "adjacent_levels",
     "compare_sides",
     "noise_from_option",
+    "estimate_noise_models",
     "side_indices",
 ]
 
@@ -643,6 +644,25 @@ def _noise_models(stats: Any, table: dict, noise: Any) -> dict[str, NoiseCorrela
             given = estimate_from_rois(pairs, _voxel_size(stats, param))
         out[param] = given
     return out
+
+
+def estimate_noise_models(stats: Any) -> dict[str, NoiseCorrelation]:
+    """Parameter → the noise-correlation model :func:`compare_sides` estimates from the ROI voxels
+    when given ``noise=None``; pass it as ``noise`` to compare one table several times (e.g.
+    with the contralateral and the adjacent reference) without estimating it again.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dwi_toolkit.core.image import ParameterMap
+    >>> from dwi_toolkit.analysis.roi_stats import roi_stats
+    >>> from dwi_toolkit.roi.model import RootROI, RoiSet, Sphere
+    >>> rois = RoiSet([RootROI("L5", s, shape=Sphere([x, 10, 5], 3)) for s, x in (("left", 13), ("right", 6))])
+    >>> st = roi_stats(ParameterMap(np.full((20, 20, 10), 1.2e-3), np.eye(4), "adc", "mm^2/s"), rois)
+    >>> sorted(estimate_noise_models(st))
+    ['adc']
+    """
+    return _noise_models(stats, _collect(stats, None), None)
 
 
 def _prepare(sd: _Side, noise: NoiseCorrelation, interval: str, opts: CompareOptions,

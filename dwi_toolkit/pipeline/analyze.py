@@ -427,9 +427,12 @@ def side_comparisons(stats: Any, side: str | None, opts: AnalysisOptions, meta: 
     >>> c.settings["reference"], adj.settings["reference"], adj.get("L5", side="left").reference_levels
     ('contralateral', 'adjacent', 'L4')
     """
-    from ..analysis.compare import compare_sides, noise_from_option
+    from ..analysis.compare import compare_sides, estimate_noise_models, noise_from_option
 
-    common = {"interval": opts.interval, "noise": noise_from_option(opts.noise, stats, meta),
+    noise = noise_from_option(opts.noise, stats, meta)
+    if noise is None:  # estimated from the ROIs once, for both references
+        noise = estimate_noise_models(stats)
+    common = {"interval": opts.interval, "noise": noise,
               "n_boot": opts.n_boot, "ci": opts.ci, "min_voxels": opts.min_voxels, "rng": opts.seed}
     comparison = compare_sides(stats, symptomatic_side=side, **common)
     unknown_side = comparison.symptomatic_side is None
